@@ -1,0 +1,149 @@
+"""The event store port: what every adapter promises.
+
+Streams are identified by the aggregate id; versions start at 1 and have no gaps. Every
+event also gets a global position: contiguous from 1, assigned in commit order, so a reader
+that tails by position never skips an event, and an auditor can prove that nothing between
+1 and N is missing. Every event is hash-chained to the one before it (see ``hashing``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final, Protocol
+from uuid import UUID, uuid4
+
+import orjson
+
+from clr_events.store.hashing import content_digest
+
+ExpectedVersion = int | None
+"""The stream version an append expects: 0 for a new stream, N for "at N", ANY for no check."""
+
+ANY: Final[ExpectedVersion] = None
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """An event to append: a type, its data and metadata (actor, correlation, ...)."""
+
+    type: str
+    data: Mapping[str, Any]
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    schema_version: int = 1
+    event_id: UUID = field(default_factory=uuid4)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """An event as stored, with its stream version, global position and chain hash."""
+
+    position: int
+    stream_id: str
+    version: int
+    event_id: UUID
+    type: str
+    schema_version: int
+    data: dict[str, Any]
+    metadata: dict[str, Any]
+    recorded_at: datetime
+    hash: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    """Where an append landed: the stream's new version and the positions it took."""
+
+    stream_id: str
+    version: int
+    first_position: int
+    last_position: int
+
+
+@dataclass(frozen=True, slots=True)
+class VerificationReport:
+    """The outcome of re-hashing a range of positions; ``problems`` names each position."""
+
+    first_position: int
+    last_position: int
+    checked: int
+    problems: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        """True when every position in the range is present, in order, and unaltered."""
+        return not self.problems
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedEvent:
+    """A new event serialised exactly as it will be stored, with its content digest."""
+
+    event_id: UUID
+    type: str
+    schema_version: int
+    data_json: str
+    metadata_json: str
+    recorded_at: datetime
+    digest: bytes
+
+
+def encode(stream_id: str, event: NewEvent, recorded_at: datetime | None = None) -> EncodedEvent:
+    """Serialise one new event (data and metadata as compact JSON) and digest it."""
+    moment = recorded_at or datetime.now(UTC)
+    data_json = orjson.dumps(event.data).decode()
+    metadata_json = orjson.dumps(event.metadata).decode()
+    return EncodedEvent(
+        event.event_id,
+        event.type,
+        event.schema_version,
+        data_json,
+        metadata_json,
+        moment,
+        content_digest(
+            stream_id,
+            event.event_id,
+            event.type,
+            event.schema_version,
+            data_json,
+            metadata_json,
+            moment,
+        ),
+    )
+
+
+class EventStore(Protocol):
+    """An append-only, hash-chained event store with optimistic concurrency."""
+
+    async def append(
+        self, stream_id: str, expected_version: ExpectedVersion, events: Sequence[NewEvent]
+    ) -> AppendResult:
+        """Append events to a stream if it is at ``expected_version``.
+
+        Raises:
+            ConcurrencyError: the stream is at another version; nothing was written.
+        """
+        ...
+
+    async def read_stream(self, stream_id: str, from_version: int = 1) -> list[StoredEvent]:
+        """The events of one stream from ``from_version`` on, in version order."""
+        ...
+
+    async def read_all(self, after_position: int = 0, limit: int = 1000) -> list[StoredEvent]:
+        """Up to ``limit`` events with a position above ``after_position``, in position order."""
+        ...
+
+    async def head_position(self) -> int:
+        """The highest committed position (0 for an empty store)."""
+        ...
+
+    async def wait_beyond(self, position: int, timeout: float) -> bool:
+        """Wait until an event above ``position`` is committed; False on timeout."""
+        ...
+
+    async def verify(
+        self, first_position: int = 1, last_position: int | None = None
+    ) -> VerificationReport:
+        """Recompute the hash chain over a range of positions (to the head by default)."""
+        ...

@@ -1,0 +1,319 @@
+"""The PostgreSQL event store (asyncpg).
+
+Writes go through one server-side function, ``event_store_append``, which takes the head
+row lock, checks expected versions, assigns contiguous positions, extends the hash chain
+and notifies tailing readers, all inside the server: the lock is never held across a
+client round trip.
+
+Group commit: within one process, appends that arrive while a write is in flight queue up
+and the next write takes all of them in one round trip and one durable commit. A lone
+writer skips the queue and writes inline. Only the appends whose version conflicts fail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+import orjson
+
+from clr_events.errors import ConcurrencyError
+from clr_events.store.base import (
+    AppendResult,
+    EncodedEvent,
+    ExpectedVersion,
+    NewEvent,
+    StoredEvent,
+    VerificationReport,
+    encode,
+)
+from clr_events.store.hashing import GENESIS_HASH
+from clr_events.store.verify import ChainVerifier, RawRow
+
+if TYPE_CHECKING:
+    Pool = asyncpg.Pool[asyncpg.Record]
+    Connection = asyncpg.Connection[asyncpg.Record] | asyncpg.pool.PoolConnectionProxy[Any]
+else:
+    Pool = asyncpg.Pool
+    Connection = asyncpg.Connection
+
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_MAX_BATCH = 1000  # appends per round trip
+_COLUMNS = (
+    "position, stream_id, version, event_id, type, schema_version,"
+    " data::text, metadata::text, recorded_at, hash"
+)
+
+
+class _Append:
+    __slots__ = ("events", "expected", "stream_id")
+
+    def __init__(
+        self, stream_id: str, expected: ExpectedVersion, events: list[EncodedEvent]
+    ) -> None:
+        self.stream_id = stream_id
+        self.expected = expected
+        self.events = events
+
+
+def _to_stored(row: asyncpg.Record) -> StoredEvent:
+    return StoredEvent(
+        row[0],
+        row[1],
+        row[2],
+        row[3],
+        row[4],
+        row[5],
+        orjson.loads(row[6]),
+        orjson.loads(row[7]),
+        row[8],
+        row[9],
+    )
+
+
+class PostgresEventStore:
+    """An event store in one PostgreSQL schema, shared by every process of a service."""
+
+    def __init__(self, pool: Pool, *, schema: str = "public") -> None:
+        if not _IDENTIFIER.match(schema):
+            raise ValueError(f"not a plain schema name: {schema!r}")
+        self._pool = pool
+        self._schema = schema
+        self._channel = f"event_store_{schema}"
+        self._append_sql = f"SELECT positions, versions FROM {schema}.event_store_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"  # noqa: E501
+        self._queue: list[tuple[_Append, asyncio.Future[AppendResult]]] = []
+        self._writing = False
+        self._drain_task: asyncio.Task[None] | None = None
+        self._listener: Connection | None = None
+        self._notified_position = 0
+        self._notified = asyncio.Event()
+
+    @property
+    def schema(self) -> str:
+        """The schema that holds this store's tables."""
+        return self._schema
+
+    async def migrate(self) -> None:
+        """Create the schema, tables, trigger and append function (idempotent)."""
+        sql = (resources.files("clr_events.store") / "sql" / "event_store.sql").read_text()
+        async with self._pool.acquire() as conn, conn.transaction():
+            # one migrator at a time when several instances start together
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", self._channel)
+            await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {self._schema}")
+            await conn.execute(sql.format(schema=self._schema, channel=self._channel))
+
+    # ------------------------------------------------------------------ writing
+    async def append(
+        self, stream_id: str, expected_version: ExpectedVersion, events: Sequence[NewEvent]
+    ) -> AppendResult:
+        """Append events to a stream if it is at ``expected_version`` (group-committed).
+
+        Raises:
+            ConcurrencyError: the stream is at another version; nothing was written.
+        """
+        request = _prepare(stream_id, expected_version, events)
+        if not self._writing:
+            # Lone-writer fast path: write inline, no hop through a queue.
+            self._writing = True
+            try:
+                async with self._pool.acquire() as conn:
+                    (outcome,) = await self._write(conn, [request])
+            finally:
+                self._writing = False
+                self._start_drain()
+            return _unwrap(request, outcome)
+        future: asyncio.Future[AppendResult] = asyncio.get_running_loop().create_future()
+        self._queue.append((request, future))
+        return await future
+
+    async def append_in(
+        self,
+        conn: Connection,
+        stream_id: str,
+        expected_version: ExpectedVersion,
+        events: Sequence[NewEvent],
+    ) -> AppendResult:
+        """Append inside the caller's transaction (READ COMMITTED).
+
+        The head lock is then held until the caller commits: keep such transactions short.
+        """
+        request = _prepare(stream_id, expected_version, events)
+        (outcome,) = await self._write(conn, [request])
+        return _unwrap(request, outcome)
+
+    def _start_drain(self) -> None:
+        if self._queue and not self._writing:
+            self._writing = True
+            self._drain_task = asyncio.get_running_loop().create_task(self._drain())
+
+    async def _drain(self) -> None:
+        try:
+            async with self._pool.acquire() as conn:
+                while self._queue:
+                    batch = self._queue[:_MAX_BATCH]
+                    del self._queue[:_MAX_BATCH]
+                    try:
+                        outcomes = await self._write(conn, [request for request, _ in batch])
+                    except Exception as error:  # the whole round trip failed: tell each caller
+                        for _, future in batch:
+                            if not future.done():
+                                future.set_exception(error)
+                        raise
+                    for (request, future), outcome in zip(batch, outcomes, strict=True):
+                        if future.done():
+                            continue
+                        try:
+                            future.set_result(_unwrap(request, outcome))
+                        except ConcurrencyError as conflict:
+                            future.set_exception(conflict)
+        except Exception:
+            for _, future in self._queue:  # callers queued behind a failure are not stranded
+                if not future.done():
+                    future.set_exception(ConnectionError("the event store writer failed"))
+            self._queue.clear()
+        finally:
+            self._writing = False
+            # appends may have queued while the connection was being released
+            self._start_drain()
+
+    async def _write(self, conn: Connection, batch: list[_Append]) -> list[tuple[int | None, int]]:
+        events = [event for request in batch for event in request.events]
+        row = await conn.fetchrow(
+            self._append_sql,
+            [request.stream_id for request in batch],
+            [request.expected for request in batch],
+            [len(request.events) for request in batch],
+            [event.event_id for event in events],
+            [event.type for event in events],
+            [event.schema_version for event in events],
+            [event.data_json for event in events],
+            [event.metadata_json for event in events],
+            [event.recorded_at for event in events],
+            [event.digest for event in events],
+        )
+        assert row is not None
+        return list(zip(row[0], row[1], strict=True))
+
+    # ------------------------------------------------------------------ reading
+    async def read_stream(self, stream_id: str, from_version: int = 1) -> list[StoredEvent]:
+        """The events of one stream from ``from_version`` on, in version order."""
+        rows = await self._pool.fetch(
+            f"SELECT {_COLUMNS} FROM {self._schema}.event_store"
+            " WHERE stream_id = $1 AND version >= $2 ORDER BY version",
+            stream_id,
+            from_version,
+        )
+        return [_to_stored(row) for row in rows]
+
+    async def read_all(self, after_position: int = 0, limit: int = 1000) -> list[StoredEvent]:
+        """Up to ``limit`` events above ``after_position``, in position order."""
+        rows = await self._pool.fetch(
+            f"SELECT {_COLUMNS} FROM {self._schema}.event_store"
+            " WHERE position > $1 ORDER BY position LIMIT $2",
+            after_position,
+            limit,
+        )
+        return [_to_stored(row) for row in rows]
+
+    async def head_position(self) -> int:
+        """The highest committed position (0 for an empty store)."""
+        position = await self._pool.fetchval(
+            f"SELECT position FROM {self._schema}.event_store_head"
+        )
+        return int(position)
+
+    async def wait_beyond(self, position: int, timeout: float) -> bool:
+        """Wait for a commit above ``position``: LISTEN wakes us, the head row decides."""
+        await self._listen()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            self._notified.clear()
+            if self._notified_position > position or await self.head_position() > position:
+                return True
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            try:
+                await asyncio.wait_for(self._notified.wait(), remaining)
+            except TimeoutError:
+                return await self.head_position() > position
+
+    async def _listen(self) -> None:
+        if self._listener is not None and not self._listener.is_closed():
+            return
+        self._listener = await self._pool.acquire()
+        await self._listener.add_listener(self._channel, self._on_notify)
+
+    def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
+        self._notified_position = max(self._notified_position, int(str(payload)))
+        self._notified.set()
+
+    async def close(self) -> None:
+        """Release the LISTEN connection and wait for queued appends."""
+        if self._drain_task is not None:
+            await asyncio.gather(self._drain_task, return_exceptions=True)
+        if self._listener is not None:
+            listener, self._listener = self._listener, None
+            await listener.remove_listener(self._channel, self._on_notify)
+            await self._pool.release(listener)
+
+    # ----------------------------------------------------------------- auditing
+    async def verify(
+        self, first_position: int = 1, last_position: int | None = None, page: int = 5000
+    ) -> VerificationReport:
+        """Recompute the hash chain over ``first_position..last_position`` from stored bytes."""
+        async with self._pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
+            head = await conn.fetchrow(
+                f"SELECT position, hash FROM {self._schema}.event_store_head"
+            )
+            assert head is not None
+            last = head["position"] if last_position is None else last_position
+            previous = GENESIS_HASH
+            if first_position > 1:
+                previous = await conn.fetchval(
+                    f"SELECT hash FROM {self._schema}.event_store WHERE position = $1",
+                    first_position - 1,
+                )
+                if previous is None:
+                    return VerificationReport(
+                        first_position, last, 0, (f"position {first_position - 1} is missing",)
+                    )
+            checker = ChainVerifier(first_position, previous)
+            cursor = first_position - 1
+            while cursor < last:
+                rows = await conn.fetch(
+                    f"SELECT {_COLUMNS} FROM {self._schema}.event_store"
+                    " WHERE position > $1 AND position <= $2 ORDER BY position LIMIT $3",
+                    cursor,
+                    last,
+                    page,
+                )
+                if not rows:
+                    break
+                for row in rows:
+                    checker.feed(RawRow(*row))
+                cursor = rows[-1][0]
+            return checker.finish(last, (head["position"], head["hash"]))
+
+
+def _prepare(stream_id: str, expected: ExpectedVersion, events: Sequence[NewEvent]) -> _Append:
+    if not events:
+        raise ValueError("an append needs at least one event")
+    if expected is not None and expected < 0:
+        raise ValueError("an expected version is 0 (new stream), a positive version, or ANY")
+    now = datetime.now(UTC)
+    return _Append(stream_id, expected, [encode(stream_id, event, now) for event in events])
+
+
+def _unwrap(request: _Append, outcome: tuple[int | None, int]) -> AppendResult:
+    last_position, version = outcome
+    if last_position is None:
+        raise ConcurrencyError(request.stream_id, request.expected, version)
+    count = len(request.events)
+    return AppendResult(request.stream_id, version, last_position - count + 1, last_position)

@@ -1,0 +1,103 @@
+-- The event store of one service, in schema {schema}. Safe to run again.
+--
+-- Positions are contiguous and commit-ordered: they are assigned under the row lock of
+-- event_store_head, which is held until the appending transaction commits, so position
+-- N+1 cannot be handed out before the transaction holding N has committed (or rolled
+-- back, handing N out again). A sequence or identity column would burn numbers on
+-- conflicts and rollbacks and let a later position commit first.
+
+CREATE TABLE IF NOT EXISTS {schema}.event_store (
+    position       bigint      PRIMARY KEY,
+    stream_id      text        NOT NULL,
+    version        integer     NOT NULL CHECK (version > 0),
+    event_id       uuid        NOT NULL,
+    type           text        NOT NULL,
+    schema_version integer     NOT NULL,
+    data           json        NOT NULL,  -- json, not jsonb: the exact bytes that were hashed
+    metadata       json        NOT NULL,
+    recorded_at    timestamptz NOT NULL,
+    hash           bytea       NOT NULL,
+    UNIQUE (stream_id, version)
+);
+
+CREATE TABLE IF NOT EXISTS {schema}.event_store_head (
+    singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    position  bigint  NOT NULL,
+    hash      bytea   NOT NULL
+);
+INSERT INTO {schema}.event_store_head (singleton, position, hash)
+VALUES (true, 0, '\x0000000000000000000000000000000000000000000000000000000000000000')
+ON CONFLICT DO NOTHING;
+
+-- Append-only (R15): stored events are never updated or deleted.
+CREATE OR REPLACE FUNCTION {schema}.event_store_refuse_change() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'the event store is append-only: % refused', TG_OP
+        USING ERRCODE = 'insufficient_privilege';
+END $$;
+DROP TRIGGER IF EXISTS event_store_append_only ON {schema}.event_store;
+CREATE TRIGGER event_store_append_only BEFORE UPDATE OR DELETE OR TRUNCATE
+    ON {schema}.event_store FOR EACH STATEMENT EXECUTE FUNCTION {schema}.event_store_refuse_change();
+
+-- Appends a batch of appends in one round trip (group commit). Per append: a stream, the
+-- version it expects (NULL: any) and how many of the flattened events are its own. An
+-- append whose expected version is not current is refused alone; the others are written.
+-- Out: per append the last position written (NULL when refused) and the stream version
+-- (the new one, or the current one when refused).
+CREATE OR REPLACE FUNCTION {schema}.event_store_append(
+    a_stream_ids      text[],
+    a_expected        integer[],
+    a_counts          integer[],
+    e_event_ids       uuid[],
+    e_types           text[],
+    e_schema_versions integer[],
+    e_data            text[],
+    e_metadata        text[],
+    e_recorded_at     timestamptz[],
+    e_digests         bytea[],
+    OUT positions     bigint[],
+    OUT versions      integer[]
+) LANGUAGE plpgsql AS $$
+DECLARE
+    head_position bigint;
+    head_hash     bytea;
+    first_written bigint;
+    current       integer;
+    offs          integer := 0;
+    i             integer;
+    j             integer;
+BEGIN
+    SELECT h.position, h.hash INTO head_position, head_hash
+      FROM {schema}.event_store_head h WHERE h.singleton FOR UPDATE;
+    first_written := head_position;
+    positions := '{{}}';
+    versions := '{{}}';
+    FOR i IN 1 .. cardinality(a_stream_ids) LOOP
+        SELECT coalesce(max(s.version), 0) INTO current
+          FROM {schema}.event_store s WHERE s.stream_id = a_stream_ids[i];
+        IF a_expected[i] IS NOT NULL AND a_expected[i] <> current THEN
+            positions := positions || NULL::bigint;
+            versions := versions || current;
+        ELSE
+            FOR j IN 1 .. a_counts[i] LOOP
+                head_position := head_position + 1;
+                head_hash := sha256(head_hash || int8send(head_position)
+                                    || int8send((current + j)::bigint) || e_digests[offs + j]);
+                INSERT INTO {schema}.event_store
+                VALUES (head_position, a_stream_ids[i], current + j, e_event_ids[offs + j],
+                        e_types[offs + j], e_schema_versions[offs + j], e_data[offs + j]::json,
+                        e_metadata[offs + j]::json, e_recorded_at[offs + j], head_hash);
+            END LOOP;
+            positions := positions || head_position;
+            versions := versions || (current + a_counts[i]);
+        END IF;
+        offs := offs + a_counts[i];
+    END LOOP;
+    IF head_position > first_written THEN
+        UPDATE {schema}.event_store_head SET position = head_position, hash = head_hash
+         WHERE singleton;
+        -- a wake-up for tailing readers, delivered on commit; never the source of truth
+        PERFORM pg_notify('{channel}', head_position::text);
+    END IF;
+END $$;
