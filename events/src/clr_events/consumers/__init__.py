@@ -1,0 +1,1 @@
+"""The idempotent consumer runner and its checkpoints."""

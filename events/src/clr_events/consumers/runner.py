@@ -1,0 +1,262 @@
+"""The consumer runner: effectively-once processing of Kafka messages into PostgreSQL.
+
+Per message, in one PostgreSQL transaction: the handler's effects, the event id in the
+group's inbox (so a republished duplicate is recognised by ``(source, id)``), and the
+group's checkpoint for that partition. Only after that commit is the Kafka offset
+committed, and only as a hint: on assignment the runner seeks to its own checkpoint, so a
+crash between the two commits repeats nothing.
+
+Errors are classified once:
+
+- transient (connection lost, deadlock, serialization failure, timeouts, or a
+  ``TransientError`` raised by the handler): retried with bounded exponential backoff; when
+  the retries are spent the runner stops (and a restart resumes from the checkpoint), so
+  no good message is dead-lettered because a database was away;
+- anything else (not a CloudEvent, unknown type, invalid data, a domain refusal): the
+  message goes to ``<group>.dlq`` with the error in ``dlq_*`` headers, its offset is
+  checkpointed, and the runner carries on with the next message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+
+from clr_events.codec import from_kafka
+from clr_events.envelope import Envelope
+from clr_events.errors import EventsError
+
+if TYPE_CHECKING:
+    Pool = asyncpg.Pool[asyncpg.Record]
+    Connection = asyncpg.pool.PoolConnectionProxy[asyncpg.Record]
+else:
+    Pool = asyncpg.Pool
+    Connection = asyncpg.pool.PoolConnectionProxy
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Connection, Envelope], Awaitable[None]]
+
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.DeadlockDetectedError,
+    asyncpg.SerializationError,
+    asyncpg.CannotConnectNowError,
+)
+
+
+class TransientError(EventsError):
+    """Raised by a handler for a failure that may pass: the message is retried."""
+
+
+class CheckpointStore:
+    """Per consumer group: the last processed offset per partition, and the inbox."""
+
+    def __init__(self, schema: str = "public") -> None:
+        self._schema = schema
+
+    async def migrate(self, conn: Connection | asyncpg.Connection[Any]) -> None:
+        """Create the tables (idempotent)."""
+        await conn.execute(
+            f"""
+            CREATE SCHEMA IF NOT EXISTS {self._schema};
+            CREATE TABLE IF NOT EXISTS {self._schema}.consumer_checkpoints (
+                consumer_group text    NOT NULL,
+                topic          text    NOT NULL,
+                partition      integer NOT NULL,
+                "offset"       bigint  NOT NULL,
+                PRIMARY KEY (consumer_group, topic, partition)
+            );
+            CREATE TABLE IF NOT EXISTS {self._schema}.consumer_inbox (
+                consumer_group text        NOT NULL,
+                source         text        NOT NULL,
+                event_id       text        NOT NULL,
+                processed_at   timestamptz NOT NULL DEFAULT now(),
+                PRIMARY KEY (consumer_group, source, event_id)
+            );
+            """
+        )
+
+    async def load(self, conn: Connection, group: str, topic: str, partition: int) -> int | None:
+        """The last processed offset of a partition, or None."""
+        offset = await conn.fetchval(
+            f'SELECT "offset" FROM {self._schema}.consumer_checkpoints'
+            " WHERE consumer_group = $1 AND topic = $2 AND partition = $3",
+            group,
+            topic,
+            partition,
+        )
+        return None if offset is None else int(offset)
+
+    async def save(self, conn: Connection, group: str, topic: str, partition: int, offset: int) -> None:
+        """Record a processed offset (inside the caller's transaction)."""
+        await conn.execute(
+            f"INSERT INTO {self._schema}.consumer_checkpoints VALUES ($1, $2, $3, $4)"
+            ' ON CONFLICT (consumer_group, topic, partition) DO UPDATE SET "offset" = excluded."offset"',
+            group,
+            topic,
+            partition,
+            offset,
+        )
+
+    async def first_delivery(self, conn: Connection, group: str, envelope: Envelope) -> bool:
+        """Enter the event in the inbox; False when it was processed before."""
+        inserted = await conn.fetchval(
+            f"INSERT INTO {self._schema}.consumer_inbox (consumer_group, source, event_id)"
+            " VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING true",
+            group,
+            envelope.source,
+            envelope.id,
+        )
+        return bool(inserted)
+
+
+class _SeekToCheckpoint(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, runner: ConsumerRunner) -> None:
+        self._runner = runner
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        return None
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        await self._runner.seek_to_checkpoints(assigned)
+
+
+class ConsumerRunner:
+    """Runs one consumer group member: handler, checkpoint, dead letters."""
+
+    def __init__(
+        self,
+        pool: Pool,
+        *,
+        group: str,
+        topics: list[str],
+        handler: Handler,
+        bootstrap_servers: str,
+        schema: str = "public",
+        max_retries: int = 5,
+        backoff_initial: float = 0.1,
+        backoff_max: float = 5.0,
+    ) -> None:
+        self.group = group
+        self.dlq_topic = f"{group}.dlq"
+        self._pool = pool
+        self._topics = topics
+        self._handler = handler
+        self._bootstrap = bootstrap_servers
+        self._checkpoints = CheckpointStore(schema)
+        self._max_retries = max_retries
+        self._backoff_initial = backoff_initial
+        self._backoff_max = backoff_max
+        self._consumer: AIOKafkaConsumer | None = None
+        self._producer: AIOKafkaProducer | None = None
+        self.processed = 0
+        self.dead_lettered = 0
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Consume until ``stop`` is set; leaves the group cleanly on the way out."""
+        stop = stop or asyncio.Event()
+        async with self._pool.acquire() as conn:
+            await self._checkpoints.migrate(conn)
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap,
+            group_id=self.group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+        )
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=self._bootstrap, enable_idempotence=True, acks="all"
+        )
+        await self._producer.start()
+        await self._consumer.start()
+        self._consumer.subscribe(self._topics, listener=_SeekToCheckpoint(self))
+        try:
+            while not stop.is_set():
+                batches = await self._consumer.getmany(timeout_ms=200, max_records=500)
+                for tp, messages in batches.items():
+                    for message in messages:
+                        await self.process(message)
+                    await self._commit_offsets({tp: messages[-1].offset + 1})
+        finally:
+            await self._consumer.stop()
+            await self._producer.stop()
+
+    async def seek_to_checkpoints(self, assigned: list[TopicPartition]) -> None:
+        """On assignment: continue after our own checkpoint, not Kafka's committed offset."""
+        assert self._consumer is not None
+        async with self._pool.acquire() as conn:
+            for tp in assigned:
+                offset = await self._checkpoints.load(conn, self.group, tp.topic, tp.partition)
+                if offset is not None:
+                    self._consumer.seek(tp, offset + 1)
+
+    async def process(self, message: ConsumerRecord[bytes, bytes]) -> None:
+        """Apply one message effectively once, or dead-letter it."""
+        try:
+            envelope = from_kafka(message.key, message.value, message.headers)
+        except EventsError as error:
+            await self._dead_letter(message, error)
+            return
+        delay = self._backoff_initial
+        for attempt in range(self._max_retries + 1):
+            try:
+                await self._apply(message, envelope)
+                self.processed += 1
+                return
+            except (TransientError, *TRANSIENT_ERRORS) as error:
+                if attempt == self._max_retries:
+                    log.error("%s: giving up on %s after %d retries", self.group, envelope.id, attempt)
+                    raise
+                log.warning("%s: transient error on %s, retrying: %r", self.group, envelope.id, error)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._backoff_max)
+            except Exception as error:
+                await self._dead_letter(message, error)
+                return
+
+    async def _apply(self, message: ConsumerRecord[bytes, bytes], envelope: Envelope) -> None:
+        async with self._pool.acquire() as conn, conn.transaction():
+            if await self._checkpoints.first_delivery(conn, self.group, envelope):
+                await self._handler(conn, envelope)
+            await self._checkpoints.save(
+                conn, self.group, message.topic, message.partition, message.offset
+            )
+
+    async def _dead_letter(self, message: ConsumerRecord[bytes, bytes], error: BaseException) -> None:
+        assert self._producer is not None
+        log.warning(
+            "%s: %s[%d]@%d to %s: %r",
+            self.group, message.topic, message.partition, message.offset, self.dlq_topic, error,
+        )
+        headers = [
+            *(message.headers or ()),
+            ("dlq_group", self.group.encode()),
+            ("dlq_topic", message.topic.encode()),
+            ("dlq_partition", str(message.partition).encode()),
+            ("dlq_offset", str(message.offset).encode()),
+            ("dlq_error_type", type(error).__name__.encode()),
+            ("dlq_error", str(error)[:4000].encode()),
+        ]
+        await self._producer.send_and_wait(
+            self.dlq_topic, message.value, key=message.key, headers=headers
+        )
+        async with self._pool.acquire() as conn, conn.transaction():
+            await self._checkpoints.save(
+                conn, self.group, message.topic, message.partition, message.offset
+            )
+        self.dead_lettered += 1
+
+    async def _commit_offsets(self, offsets: dict[TopicPartition, int]) -> None:
+        """Commit Kafka offsets: a hint for tools and lag metrics, not the source of truth."""
+        assert self._consumer is not None
+        await self._consumer.commit(offsets)

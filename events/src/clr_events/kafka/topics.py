@@ -1,0 +1,109 @@
+"""Create the topics declared in a TOML file; safe to run again.
+
+    python -m clr_events.kafka.topics deploy/kafka/topics.toml
+
+Missing topics are created with their partitions and configs; existing ones keep their
+data, get more partitions if the declaration asks for more, and have their declared
+configs set. Fewer partitions than exist cannot be declared (Kafka cannot shrink a topic).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+from clr_events.settings import ConnectionSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """One declared topic."""
+
+    name: str
+    partitions: int = 1
+    replication_factor: int = 1
+    config: dict[str, str] = field(default_factory=dict)
+
+
+def load_specs(path: Path) -> list[TopicSpec]:
+    """Read ``[[topic]]`` tables from a TOML file."""
+    document = tomllib.loads(path.read_text())
+    return [
+        TopicSpec(
+            name=entry["name"],
+            partitions=int(entry.get("partitions", 1)),
+            replication_factor=int(entry.get("replication_factor", 1)),
+            config={key: str(value) for key, value in entry.get("config", {}).items()},
+        )
+        for entry in document["topic"]
+    ]
+
+
+async def ensure_topics(bootstrap_servers: str, specs: list[TopicSpec]) -> dict[str, str]:
+    """Bring the broker in line with ``specs``; returns what was done per topic."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        existing = await admin.describe_topics([spec.name for spec in specs])
+        partitions = {
+            topic["topic"]: len(topic["partitions"])
+            for topic in existing
+            if topic["error_code"] == 0
+        }
+        actions: dict[str, str] = {}
+        new = [spec for spec in specs if spec.name not in partitions]
+        if new:
+            await admin.create_topics(
+                [
+                    NewTopic(spec.name, spec.partitions, spec.replication_factor, topic_configs=spec.config)
+                    for spec in new
+                ]
+            )
+            actions.update({spec.name: f"created ({spec.partitions} partitions)" for spec in new})
+        for spec in specs:
+            if spec.name not in partitions:
+                continue
+            have = partitions[spec.name]
+            if spec.partitions < have:
+                raise ValueError(f"{spec.name} has {have} partitions; a topic cannot shrink")
+            if spec.partitions > have:
+                await admin.create_partitions({spec.name: NewPartitions(spec.partitions)})
+                actions[spec.name] = f"partitions {have} -> {spec.partitions}"
+            else:
+                actions[spec.name] = "exists"
+            if spec.config:
+                responses = await admin.alter_configs(
+                    [ConfigResource(ConfigResourceType.TOPIC, spec.name, configs=spec.config)]
+                )
+                for response in responses:
+                    for error_code, error_message, *_ in response.resources:
+                        if error_code:
+                            raise RuntimeError(f"{spec.name}: configs refused: {error_message}")
+        return actions
+    finally:
+        await admin.close()
+
+
+def main() -> None:
+    """Command line: create or update the declared topics."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("file", type=Path, help="TOML file of [[topic]] tables")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    settings = ConnectionSettings()
+    actions = asyncio.run(ensure_topics(settings.kafka_bootstrap_servers, load_specs(args.file)))
+    for name, action in sorted(actions.items()):
+        log.info("%-45s %s", name, action)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,229 @@
+"""The outbox relay: tails a service's event store by position and publishes to Kafka.
+
+The event store is the outbox. The relay reads committed events in position order (which
+never skips one, see ``store.postgres``), translates each to its public contract (or to
+nothing, for private events), publishes with an idempotent producer keyed by aggregate id,
+and then records the last position published. After a crash it resumes from the recorded
+position: events published but not yet recorded go out again, and their event id makes
+the repeat harmless. It wakes on new commits (LISTEN/NOTIFY); the store decides.
+
+    python -m clr_events.outbox.relay --schema assessments --topic assessments.events \\
+        --translator assessments.adapters.translation:to_public
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib
+import logging
+import signal
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+
+from clr_events.codec import to_kafka
+from clr_events.envelope import Envelope, schema_uri
+from clr_events.settings import ConnectionSettings
+from clr_events.store.base import EventStore, StoredEvent
+from clr_events.store.postgres import PostgresEventStore
+
+if TYPE_CHECKING:
+    Pool = asyncpg.Pool[asyncpg.Record]
+else:
+    Pool = asyncpg.Pool
+
+log = logging.getLogger(__name__)
+
+Translator = Callable[[StoredEvent], Envelope | None]
+
+
+def envelope_for(
+    stored: StoredEvent, *, source: str, type_: str, data: dict[str, Any]
+) -> Envelope:
+    """The public envelope of a stored event: ids, order and causality carried over."""
+    return Envelope(
+        id=str(stored.event_id),
+        source=source,
+        type=type_,
+        subject=stored.stream_id,
+        time=stored.recorded_at,
+        dataschema=schema_uri(type_),
+        data=data,
+        streamversion=stored.version,
+        globalposition=stored.position,
+        correlationid=stored.metadata.get("correlation_id"),
+        causationid=stored.metadata.get("causation_id"),
+    )
+
+
+def publish_as_stored(source: str) -> Translator:
+    """A translator for stores whose stored type strings are already public contracts."""
+
+    def translate(stored: StoredEvent) -> Envelope:
+        return envelope_for(stored, source=source, type_=stored.type, data=stored.data)
+
+    return translate
+
+
+class PostgresRelayCheckpoint:
+    """The last published position per relay, in the store's schema."""
+
+    def __init__(self, pool: Pool, schema: str, name: str) -> None:
+        self._pool = pool
+        self._table = f"{schema}.relay_checkpoint"
+        self._name = name
+
+    async def migrate(self) -> None:
+        """Create the table (idempotent)."""
+        await self._pool.execute(
+            f"CREATE TABLE IF NOT EXISTS {self._table}"
+            " (relay text PRIMARY KEY, position bigint NOT NULL, updated_at timestamptz NOT NULL)"
+        )
+
+    async def load(self) -> int:
+        """The last position this relay published (0 if none)."""
+        position = await self._pool.fetchval(
+            f"SELECT position FROM {self._table} WHERE relay = $1", self._name
+        )
+        return int(position or 0)
+
+    async def save(self, position: int) -> None:
+        """Record the last published position."""
+        await self._pool.execute(
+            f"INSERT INTO {self._table} VALUES ($1, $2, now())"
+            " ON CONFLICT (relay) DO UPDATE SET position = excluded.position,"
+            " updated_at = excluded.updated_at",
+            self._name,
+            position,
+        )
+
+
+class Relay:
+    """Publishes a store's events to one topic, in position order, at least once."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        checkpoint: PostgresRelayCheckpoint,
+        producer: AIOKafkaProducer,
+        topic: str,
+        translate: Translator,
+        *,
+        batch_size: int = 1000,
+        idle_wait: float = 5.0,
+    ) -> None:
+        self._store = store
+        self._checkpoint = checkpoint
+        self._producer = producer
+        self._topic = topic
+        self._translate = translate
+        self._batch_size = batch_size
+        self._idle_wait = idle_wait
+        self.position = 0
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Publish until ``stop`` is set (or forever)."""
+        stop = stop or asyncio.Event()
+        self.position = await self._checkpoint.load()
+        log.info("relay to %s resumes after position %d", self._topic, self.position)
+        while not stop.is_set():
+            if await self.publish_batch():
+                continue
+            waiters = [
+                asyncio.ensure_future(stop.wait()),
+                asyncio.ensure_future(self._store.wait_beyond(self.position, self._idle_wait)),
+            ]
+            try:
+                await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiter in waiters:
+                    waiter.cancel()
+
+    async def publish_batch(self) -> int:
+        """Publish the next batch of committed events; returns how many were read."""
+        events = await self._store.read_all(self.position, self._batch_size)
+        if not events:
+            return 0
+        pending = []
+        for stored in events:
+            envelope = self._translate(stored)
+            if envelope is None:
+                continue
+            record = to_kafka(envelope)
+            pending.append(
+                await self._producer.send(
+                    self._topic, record.value, key=record.key, headers=record.headers
+                )
+            )
+        # every send acknowledged (acks=all) before the position moves on
+        await asyncio.gather(*pending)
+        self.position = events[-1].position
+        await self._checkpoint.save(self.position)
+        return len(events)
+
+
+def new_producer(bootstrap_servers: str) -> AIOKafkaProducer:
+    """An idempotent producer: acks from all replicas, no duplicates from its own retries."""
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap_servers,
+        enable_idempotence=True,
+        acks="all",
+        linger_ms=0,
+    )
+
+
+def _load_translator(spec: str, source: str) -> Translator:
+    if spec == "as-stored":
+        return publish_as_stored(source)
+    module, _, attribute = spec.partition(":")
+    translator: Translator = getattr(importlib.import_module(module), attribute)
+    return translator
+
+
+async def serve(schema: str, topic: str, translator: str, name: str, source: str) -> None:
+    """Run one relay process until SIGTERM or SIGINT."""
+    settings = ConnectionSettings()
+    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=4)
+    store = PostgresEventStore(pool, schema=schema)
+    checkpoint = PostgresRelayCheckpoint(pool, schema, name)
+    await checkpoint.migrate()
+    producer = new_producer(settings.kafka_bootstrap_servers)
+    await producer.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await Relay(store, checkpoint, producer, topic, _load_translator(translator, source)).run(stop)
+    finally:
+        with contextlib.suppress(Exception):
+            await producer.stop()
+        await store.close()
+        await pool.close()
+
+
+def main() -> None:
+    """Command line of the relay."""
+    parser = argparse.ArgumentParser(description="Publish a service's events to Kafka.")
+    parser.add_argument("--schema", required=True, help="schema of the service's event store")
+    parser.add_argument("--topic", required=True, help="topic, e.g. assessments.events")
+    parser.add_argument(
+        "--translator",
+        default="as-stored",
+        help="module:function mapping a stored event to an Envelope or None (default: as-stored)",
+    )
+    parser.add_argument("--name", help="relay name for its checkpoint (default: the topic)")
+    parser.add_argument("--source", help="CloudEvents source (default: /<schema>)")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    asyncio.run(
+        serve(args.schema, args.topic, args.translator, args.name or args.topic, args.source or f"/{args.schema}")
+    )
+
+
+if __name__ == "__main__":
+    main()

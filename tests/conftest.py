@@ -1,0 +1,114 @@
+"""Shared fixtures: a real PostgreSQL and a real Kafka for integration tests.
+
+Where they come from, in order: the environment (``CLR_DATABASE_URL`` and
+``CLR_KAFKA_BOOTSTRAP_SERVERS``, exported by ``deploy/local/stack.sh start``, which
+``make test`` runs first); else testcontainers, when a Docker daemon answers; else the
+test fails with a message saying what to run.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+import pytest
+
+from clr_events.kafka.topics import TopicSpec, ensure_topics
+
+if TYPE_CHECKING:
+    Pool = asyncpg.Pool[asyncpg.Record]
+else:
+    Pool = asyncpg.Pool
+
+HOW_TO = (
+    "no {what}: run `deploy/local/stack.sh start` and `source .local/env` (or use `make test`, "
+    "which does both), or start a Docker daemon for testcontainers"
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark tests by their folder: unit, integration, contracts."""
+    root = Path(__file__).parent
+    for item in items:
+        tier = Path(str(item.fspath)).relative_to(root).parts[0]
+        if tier in ("unit", "integration", "contracts"):
+            item.add_marker(getattr(pytest.mark, tier))
+
+
+def _docker_answers() -> bool:
+    try:
+        import docker  # type: ignore[import-untyped]
+
+        docker.from_env().ping()
+        return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    """A PostgreSQL server's URL."""
+    url = os.environ.get("CLR_DATABASE_URL")
+    if url:
+        yield url
+        return
+    if not _docker_answers():
+        pytest.fail(HOW_TO.format(what="PostgreSQL"), pytrace=False)
+    from testcontainers.postgres import PostgresContainer
+
+    with PostgresContainer("postgres:16", driver=None) as container:
+        yield container.get_connection_url()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    """A Kafka broker's bootstrap servers."""
+    servers = os.environ.get("CLR_KAFKA_BOOTSTRAP_SERVERS")
+    if servers:
+        yield servers
+        return
+    if not _docker_answers():
+        pytest.fail(HOW_TO.format(what="Kafka broker"), pytrace=False)
+    from testcontainers.kafka import KafkaContainer
+
+    with KafkaContainer("apache/kafka:4.1.1").with_kraft() as container:
+        yield container.get_bootstrap_server()
+
+
+@pytest.fixture(scope="session")
+async def pool(database_url: str) -> AsyncIterator[Pool]:
+    """A connection pool shared by the session."""
+    created = await asyncpg.create_pool(database_url, min_size=2, max_size=60)
+    assert created is not None
+    yield created
+    await created.close()
+
+
+@pytest.fixture
+async def schema(pool: Pool) -> AsyncIterator[str]:
+    """A fresh schema per test, dropped afterwards."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    yield name
+    await pool.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
+
+
+TopicFactory = Callable[..., Awaitable[str]]
+
+
+@pytest.fixture
+def new_topic(kafka_bootstrap: str) -> TopicFactory:
+    """Create a uniquely named topic: ``await new_topic("orders", partitions=3)``."""
+
+    async def create(prefix: str = "test", partitions: int = 1, **config: Any) -> str:
+        name = f"{prefix}.{uuid.uuid4().hex[:10]}"
+        await ensure_topics(
+            kafka_bootstrap,
+            [TopicSpec(name, partitions, config={k.replace("_", "."): str(v) for k, v in config.items()})],
+        )
+        return name
+
+    return create
