@@ -1,0 +1,129 @@
+"""What only the PostgreSQL store must prove: many processes, out-of-order commits."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import pytest
+
+from clr_events.errors import ConcurrencyError
+from clr_events.store.base import ANY, NewEvent, StoredEvent
+from clr_events.store.postgres import PostgresEventStore
+from tests.conftest import Pool
+
+
+def event(**data: object) -> NewEvent:
+    return NewEvent("test.Happened.v1", dict(data))
+
+
+async def test_fifty_writers_in_five_processes_at_one_version_exactly_one_wins(
+    database_url: str, pool: Pool, schema: str
+) -> None:
+    # five stores with their own pools stand for five service instances
+    pools = [await asyncpg.create_pool(database_url, min_size=1, max_size=10) for _ in range(5)]
+    stores = [PostgresEventStore(p, schema=schema) for p in pools]
+    await stores[0].migrate()
+    await stores[0].append("org-1", 0, [event(n=0)])
+    try:
+        outcomes = await asyncio.gather(
+            *(stores[w % 5].append("org-1", 1, [event(writer=w), event(writer=w)]) for w in range(50)),
+            return_exceptions=True,
+        )
+    finally:
+        for p in pools:
+            await p.close()
+    assert sum(not isinstance(o, BaseException) for o in outcomes) == 1
+    assert sum(isinstance(o, ConcurrencyError) for o in outcomes) == 49
+    store = PostgresEventStore(pool, schema=schema)
+    stream = await store.read_stream("org-1")
+    assert [e.version for e in stream] == [1, 2, 3]
+    assert stream[1].data["writer"] == stream[2].data["writer"]
+    assert await store.head_position() == 3
+    assert (await store.verify()).ok
+
+
+async def test_a_tailing_reader_never_skips_an_event_that_commits_late(
+    pool: Pool, schema: str
+) -> None:
+    store = PostgresEventStore(pool, schema=schema)
+    await store.migrate()
+    seen: list[StoredEvent] = []
+    total = 1 + 20 * 3
+
+    async def tail() -> None:
+        position = 0
+        while len(seen) < total:
+            batch = await store.read_all(position, 100)
+            seen.extend(batch)
+            if batch:
+                position = batch[-1].position
+            else:
+                await store.wait_beyond(position, 1.0)
+
+    reader = asyncio.create_task(tail())
+    try:
+        await _hold_first_commit_while_twenty_writers_wait(store, pool, seen)
+        await asyncio.wait_for(reader, 10)
+    finally:
+        reader.cancel()
+        await store.close()
+
+    assert [e.position for e in seen] == list(range(1, total + 1))
+    assert seen[0].stream_id == "slow"
+    assert len({e.event_id for e in seen}) == total
+    assert (await store.verify()).ok
+
+
+async def _hold_first_commit_while_twenty_writers_wait(
+    store: PostgresEventStore, pool: Pool, seen: list[StoredEvent]
+) -> None:
+    async with pool.acquire() as slow, slow.transaction():
+        # the first writer takes its position and holds its transaction open ...
+        await store.append_in(slow, "slow", 0, [event(writer="slow")])
+        writers = [
+            asyncio.create_task(store.append(f"fast-{w}", ANY, [event(writer=w) for _ in range(3)]))
+            for w in range(20)
+        ]
+        await asyncio.sleep(0.5)
+        # ... while twenty others try to commit: none may become visible before it
+        assert seen == []
+        assert not any(w.done() for w in writers)
+    await asyncio.gather(*writers)
+
+
+async def test_a_rolled_back_append_leaves_no_gap(pool: Pool, schema: str) -> None:
+    store = PostgresEventStore(pool, schema=schema)
+    await store.migrate()
+    await store.append("a", 0, [event()])
+    with pytest.raises(RuntimeError):
+        async with pool.acquire() as conn, conn.transaction():
+            await store.append_in(conn, "b", 0, [event()])
+            raise RuntimeError("the caller's transaction fails")
+    result = await store.append("c", 0, [event()])
+    assert result.first_position == 2
+    assert (await store.verify()).ok
+
+
+async def test_stored_events_cannot_be_updated_or_deleted(pool: Pool, schema: str) -> None:
+    store = PostgresEventStore(pool, schema=schema)
+    await store.migrate()
+    await store.append("a", 0, [event()])
+    for statement in ("UPDATE {s}.event_store SET type = 'x'", "DELETE FROM {s}.event_store",
+                      "TRUNCATE {s}.event_store"):
+        with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only"):
+            await pool.execute(statement.format(s=schema))
+    assert len(await store.read_all()) == 1
+
+
+async def test_a_removed_event_is_reported_as_missing(pool: Pool, schema: str) -> None:
+    store = PostgresEventStore(pool, schema=schema)
+    await store.migrate()
+    for i in range(5):
+        await store.append(f"s{i}", 0, [event()])
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SET LOCAL session_replication_role = replica")
+        await conn.execute(f"DELETE FROM {schema}.event_store WHERE position IN (3, 5)")
+    problems = (await store.verify()).problems
+    assert "positions 3..3 are missing" in problems
+    assert "positions 5..5 are missing" in problems
