@@ -1,0 +1,60 @@
+"""Small helpers to put envelopes on a topic and read a topic back whole."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+
+from clr_events.codec import to_kafka
+from clr_events.envelope import Envelope
+
+
+def make_envelope(subject: str = "org-1", version: int = 1, **data: Any) -> Envelope:
+    return Envelope(
+        id=str(uuid.uuid4()),
+        source="/tests",
+        type="tests.Happened.v1",
+        subject=subject,
+        time=datetime.now(UTC),
+        data=dict(data),
+        streamversion=version,
+        globalposition=version,
+    )
+
+
+async def produce(bootstrap: str, topic: str, items: list[Envelope | bytes]) -> None:
+    """Send envelopes (binary mode) or raw bytes (poison), in order, and wait for acks."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True)
+    await producer.start()
+    try:
+        for item in items:
+            if isinstance(item, Envelope):
+                record = to_kafka(item)
+                await producer.send_and_wait(topic, record.value, key=record.key, headers=record.headers)
+            else:
+                await producer.send_and_wait(topic, item, key=b"poison")
+    finally:
+        await producer.stop()
+
+
+async def read_topic(
+    bootstrap: str, topic: str, expected: int, timeout: float = 30.0
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every record of a topic from the start, once at least ``expected`` have arrived."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+    )
+    await consumer.start()
+    records: list[ConsumerRecord[bytes, bytes]] = []
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while len(records) < expected and asyncio.get_running_loop().time() < deadline:
+            for batch in (await consumer.getmany(timeout_ms=500)).values():
+                records.extend(batch)
+    finally:
+        await consumer.stop()
+    return records

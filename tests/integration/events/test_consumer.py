@@ -1,0 +1,150 @@
+"""The consumer runner on a real broker and database: effectively once, dead letters."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+from aiokafka import TopicPartition
+
+from clr_events.consumers.runner import Connection, ConsumerRunner, Handler, TransientError
+from clr_events.envelope import Envelope
+from clr_events.kafka.topics import TopicSpec, ensure_topics
+from tests.conftest import Pool, TopicFactory
+from tests.integration.events.kafka_helpers import make_envelope, produce, read_topic
+
+
+class Crash(Exception):
+    """The process dies here."""
+
+
+class CrashBeforeOffsetCommit(ConsumerRunner):
+    """Dies after its database commits and before its first Kafka offset commit."""
+
+    async def _commit_offsets(self, offsets: dict[TopicPartition, int]) -> None:
+        raise Crash
+
+
+@pytest.fixture
+async def effects(pool: Pool, schema: str) -> AsyncIterator[str]:
+    table = f"{schema}.effects"
+    await pool.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+    await pool.execute(f"CREATE TABLE {table} (event_id text NOT NULL, n integer)")
+    yield table
+
+
+def recording_handler(table: str) -> Handler:
+    async def handle(conn: Connection, envelope: Envelope) -> None:
+        if envelope.data.get("refuse"):
+            raise ValueError("a domain rule refuses this event")
+        await conn.execute(f"INSERT INTO {table} VALUES ($1, $2)", envelope.id, envelope.data.get("n"))
+
+    return handle
+
+
+async def run_until(runner: ConsumerRunner, done: Callable[[], Awaitable[bool]], timeout: float = 30) -> None:
+    stop = asyncio.Event()
+    task = asyncio.create_task(runner.run(stop))
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not await done():
+            if task.done():
+                task.result()  # surface the runner's error
+            assert asyncio.get_running_loop().time() < deadline, "timed out"
+            await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+
+
+def counter(pool: Pool, table: str, at_least: int) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return int(await pool.fetchval(f"SELECT count(*) FROM {table}")) >= at_least
+
+    return check
+
+
+async def test_a_crash_between_database_commit_and_offset_commit_repeats_no_effect(
+    pool: Pool, schema: str, effects: str, kafka_bootstrap: str, new_topic: TopicFactory
+) -> None:
+    topic = await new_topic("consumer")
+    group = f"g{uuid.uuid4().hex[:8]}"
+    await produce(kafka_bootstrap, topic, [make_envelope(n=n) for n in range(10)])
+    options = dict(group=group, topics=[topic], handler=recording_handler(effects),
+                   bootstrap_servers=kafka_bootstrap, schema=schema)
+
+    crashing = CrashBeforeOffsetCommit(pool, **options)  # type: ignore[arg-type]
+    with pytest.raises(Crash):
+        await crashing.run()
+    assert crashing.processed >= 1  # its effects are committed, Kafka's offset is not
+
+    await produce(kafka_bootstrap, topic, [make_envelope(n=10)])
+    await run_until(ConsumerRunner(pool, **options), counter(pool, effects, 11))  # type: ignore[arg-type]
+    await asyncio.sleep(0.5)  # room for a wrong second delivery to show up
+    rows = await pool.fetch(f"SELECT n, count(*) AS c FROM {effects} GROUP BY n ORDER BY n")
+    assert [(r["n"], r["c"]) for r in rows] == [(n, 1) for n in range(11)]
+
+
+async def test_a_republished_event_takes_effect_once(
+    pool: Pool, schema: str, effects: str, kafka_bootstrap: str, new_topic: TopicFactory
+) -> None:
+    topic = await new_topic("consumer")
+    repeated = make_envelope(n=1)
+    await produce(kafka_bootstrap, topic, [repeated, make_envelope(n=2), repeated, make_envelope(n=3)])
+    runner = ConsumerRunner(pool, group=f"g{uuid.uuid4().hex[:8]}", topics=[topic],
+                            handler=recording_handler(effects), bootstrap_servers=kafka_bootstrap,
+                            schema=schema)
+    await run_until(runner, counter(pool, effects, 3))
+    await asyncio.sleep(0.5)
+    assert sorted(r["n"] for r in await pool.fetch(f"SELECT n FROM {effects}")) == [1, 2, 3]
+    assert runner.processed == 4
+
+
+async def test_poison_messages_go_to_the_dead_letter_topic_and_the_next_one_is_processed(
+    pool: Pool, schema: str, effects: str, kafka_bootstrap: str, new_topic: TopicFactory
+) -> None:
+    topic = await new_topic("consumer")
+    group = f"g{uuid.uuid4().hex[:8]}"
+    await ensure_topics(kafka_bootstrap, [TopicSpec(f"{group}.dlq")])
+    refused = make_envelope(refuse=True)
+    await produce(
+        kafka_bootstrap,
+        topic,
+        [make_envelope(n=1), b"this is not a CloudEvent", make_envelope(n=2), refused, make_envelope(n=3)],
+    )
+    runner = ConsumerRunner(pool, group=group, topics=[topic], handler=recording_handler(effects),
+                            bootstrap_servers=kafka_bootstrap, schema=schema)
+    await run_until(runner, counter(pool, effects, 3))
+    assert sorted(r["n"] for r in await pool.fetch(f"SELECT n FROM {effects}")) == [1, 2, 3]
+    assert runner.dead_lettered == 2
+
+    letters = await read_topic(kafka_bootstrap, f"{group}.dlq", expected=2)
+    headers = [dict(letter.headers) for letter in letters]
+    assert [h["dlq_error_type"] for h in headers] == [b"EnvelopeError", b"ValueError"]
+    assert letters[0].value == b"this is not a CloudEvent"
+    assert headers[1]["ce_id"] == refused.id.encode()
+    assert headers[1]["dlq_offset"] == b"3"
+    assert b"domain rule" in headers[1]["dlq_error"]
+
+
+async def test_a_transient_failure_is_retried_and_takes_effect_once(
+    pool: Pool, schema: str, effects: str, kafka_bootstrap: str, new_topic: TopicFactory
+) -> None:
+    topic = await new_topic("consumer")
+    failures = {"left": 2}
+    record = recording_handler(effects)
+
+    async def flaky(conn: Connection, envelope: Envelope) -> None:
+        await record(conn, envelope)  # written, then rolled back by the failure
+        if failures["left"]:
+            failures["left"] -= 1
+            raise TransientError("the database is briefly away")
+
+    await produce(kafka_bootstrap, topic, [make_envelope(n=1)])
+    runner = ConsumerRunner(pool, group=f"g{uuid.uuid4().hex[:8]}", topics=[topic], handler=flaky,
+                            bootstrap_servers=kafka_bootstrap, schema=schema, backoff_initial=0.01)
+    await run_until(runner, counter(pool, effects, 1))
+    assert failures["left"] == 0 and runner.dead_lettered == 0
+    assert [r["n"] for r in await pool.fetch(f"SELECT n FROM {effects}")] == [1]
