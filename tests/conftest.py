@@ -13,17 +13,13 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import asyncpg
 import pytest
 
 from clr_events.kafka.topics import TopicSpec, ensure_topics
-
-if TYPE_CHECKING:
-    Pool = asyncpg.Pool[asyncpg.Record]
-else:
-    Pool = asyncpg.Pool
+from clr_events.pg import Pool
 
 HOW_TO = (
     "no {what}: run `deploy/local/stack.sh start` and `source .local/env` (or use `make test`, "
@@ -111,7 +107,13 @@ def new_topic(kafka_bootstrap: str) -> TopicFactory:
         name = f"{prefix}.{uuid.uuid4().hex[:10]}"
         await ensure_topics(
             kafka_bootstrap,
-            [TopicSpec(name, partitions, config={k.replace("_", "."): str(v) for k, v in config.items()})],
+            [
+                TopicSpec(
+                    name,
+                    partitions,
+                    config={k.replace("_", "."): str(v) for k, v in config.items()},
+                )
+            ],
         )
         return name
 

@@ -61,9 +61,7 @@ def to_kafka(envelope: Envelope) -> KafkaRecord:
     return KafkaRecord(envelope.subject.encode(), orjson.dumps(envelope.data), headers)
 
 
-def from_kafka(
-    key: bytes | None, value: bytes | None, headers: Any
-) -> Envelope:
+def from_kafka(key: bytes | None, value: bytes | None, headers: Any) -> Envelope:
     """Decode a binary-mode Kafka record.
 
     Raises:

@@ -16,7 +16,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-TYPE_PATTERN = re.compile(r"^(?P<context>[a-z][a-z_]*)\.(?P<name>[A-Z][A-Za-z0-9]*)\.v(?P<major>[1-9][0-9]*)$")
+TYPE_PATTERN = re.compile(
+    r"^(?P<context>[a-z][a-z_]*)\.(?P<name>[A-Z][A-Za-z0-9]*)\.v(?P<major>[1-9][0-9]*)$"
+)
 SCHEMA_URI_PREFIX = "urn:cluster-label-registry:schema:"
 
 EXTENSIONS = ("streamversion", "globalposition", "correlationid", "causationid")

@@ -34,7 +34,9 @@ async def produce(bootstrap: str, topic: str, items: list[Envelope | bytes]) -> 
         for item in items:
             if isinstance(item, Envelope):
                 record = to_kafka(item)
-                await producer.send_and_wait(topic, record.value, key=record.key, headers=record.headers)
+                await producer.send_and_wait(
+                    topic, record.value, key=record.key, headers=record.headers
+                )
             else:
                 await producer.send_and_wait(topic, item, key=b"poison")
     finally:

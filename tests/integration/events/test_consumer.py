@@ -9,14 +9,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 from aiokafka import TopicPartition
 
-from clr_events.consumers.runner import Connection, ConsumerRunner, Handler, TransientError
+from clr_events.consumers.runner import ConsumerRunner, Handler, TransientError
 from clr_events.envelope import Envelope
 from clr_events.kafka.topics import TopicSpec, ensure_topics
-from tests.conftest import Pool, TopicFactory
+from clr_events.pg import Connection, Pool
+from tests.conftest import TopicFactory
 from tests.integration.events.kafka_helpers import make_envelope, produce, read_topic
 
 
-class Crash(Exception):
+class CrashError(Exception):
     """The process dies here."""
 
 
@@ -24,7 +25,7 @@ class CrashBeforeOffsetCommit(ConsumerRunner):
     """Dies after its database commits and before its first Kafka offset commit."""
 
     async def _commit_offsets(self, offsets: dict[TopicPartition, int]) -> None:
-        raise Crash
+        raise CrashError
 
 
 @pytest.fixture
@@ -39,12 +40,16 @@ def recording_handler(table: str) -> Handler:
     async def handle(conn: Connection, envelope: Envelope) -> None:
         if envelope.data.get("refuse"):
             raise ValueError("a domain rule refuses this event")
-        await conn.execute(f"INSERT INTO {table} VALUES ($1, $2)", envelope.id, envelope.data.get("n"))
+        await conn.execute(
+            f"INSERT INTO {table} VALUES ($1, $2)", envelope.id, envelope.data.get("n")
+        )
 
     return handle
 
 
-async def run_until(runner: ConsumerRunner, done: Callable[[], Awaitable[bool]], timeout: float = 30) -> None:
+async def run_until(
+    runner: ConsumerRunner, done: Callable[[], Awaitable[bool]], timeout: float = 30
+) -> None:
     stop = asyncio.Event()
     task = asyncio.create_task(runner.run(stop))
     try:
@@ -72,11 +77,16 @@ async def test_a_crash_between_database_commit_and_offset_commit_repeats_no_effe
     topic = await new_topic("consumer")
     group = f"g{uuid.uuid4().hex[:8]}"
     await produce(kafka_bootstrap, topic, [make_envelope(n=n) for n in range(10)])
-    options = dict(group=group, topics=[topic], handler=recording_handler(effects),
-                   bootstrap_servers=kafka_bootstrap, schema=schema)
+    options = dict(
+        group=group,
+        topics=[topic],
+        handler=recording_handler(effects),
+        bootstrap_servers=kafka_bootstrap,
+        schema=schema,
+    )
 
     crashing = CrashBeforeOffsetCommit(pool, **options)  # type: ignore[arg-type]
-    with pytest.raises(Crash):
+    with pytest.raises(CrashError):
         await crashing.run()
     assert crashing.processed >= 1  # its effects are committed, Kafka's offset is not
 
@@ -92,10 +102,17 @@ async def test_a_republished_event_takes_effect_once(
 ) -> None:
     topic = await new_topic("consumer")
     repeated = make_envelope(n=1)
-    await produce(kafka_bootstrap, topic, [repeated, make_envelope(n=2), repeated, make_envelope(n=3)])
-    runner = ConsumerRunner(pool, group=f"g{uuid.uuid4().hex[:8]}", topics=[topic],
-                            handler=recording_handler(effects), bootstrap_servers=kafka_bootstrap,
-                            schema=schema)
+    await produce(
+        kafka_bootstrap, topic, [repeated, make_envelope(n=2), repeated, make_envelope(n=3)]
+    )
+    runner = ConsumerRunner(
+        pool,
+        group=f"g{uuid.uuid4().hex[:8]}",
+        topics=[topic],
+        handler=recording_handler(effects),
+        bootstrap_servers=kafka_bootstrap,
+        schema=schema,
+    )
     await run_until(runner, counter(pool, effects, 3))
     await asyncio.sleep(0.5)
     assert sorted(r["n"] for r in await pool.fetch(f"SELECT n FROM {effects}")) == [1, 2, 3]
@@ -112,10 +129,22 @@ async def test_poison_messages_go_to_the_dead_letter_topic_and_the_next_one_is_p
     await produce(
         kafka_bootstrap,
         topic,
-        [make_envelope(n=1), b"this is not a CloudEvent", make_envelope(n=2), refused, make_envelope(n=3)],
+        [
+            make_envelope(n=1),
+            b"this is not a CloudEvent",
+            make_envelope(n=2),
+            refused,
+            make_envelope(n=3),
+        ],
     )
-    runner = ConsumerRunner(pool, group=group, topics=[topic], handler=recording_handler(effects),
-                            bootstrap_servers=kafka_bootstrap, schema=schema)
+    runner = ConsumerRunner(
+        pool,
+        group=group,
+        topics=[topic],
+        handler=recording_handler(effects),
+        bootstrap_servers=kafka_bootstrap,
+        schema=schema,
+    )
     await run_until(runner, counter(pool, effects, 3))
     assert sorted(r["n"] for r in await pool.fetch(f"SELECT n FROM {effects}")) == [1, 2, 3]
     assert runner.dead_lettered == 2
@@ -143,8 +172,15 @@ async def test_a_transient_failure_is_retried_and_takes_effect_once(
             raise TransientError("the database is briefly away")
 
     await produce(kafka_bootstrap, topic, [make_envelope(n=1)])
-    runner = ConsumerRunner(pool, group=f"g{uuid.uuid4().hex[:8]}", topics=[topic], handler=flaky,
-                            bootstrap_servers=kafka_bootstrap, schema=schema, backoff_initial=0.01)
+    runner = ConsumerRunner(
+        pool,
+        group=f"g{uuid.uuid4().hex[:8]}",
+        topics=[topic],
+        handler=flaky,
+        bootstrap_servers=kafka_bootstrap,
+        schema=schema,
+        backoff_initial=0.01,
+    )
     await run_until(runner, counter(pool, effects, 1))
     assert failures["left"] == 0 and runner.dead_lettered == 0
     assert [r["n"] for r in await pool.fetch(f"SELECT n FROM {effects}")] == [1]

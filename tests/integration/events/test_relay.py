@@ -8,20 +8,32 @@ import signal
 import sys
 
 from clr_events.codec import from_kafka
+from clr_events.pg import Pool
 from clr_events.store.base import ANY, NewEvent
 from clr_events.store.postgres import PostgresEventStore
-from tests.conftest import Pool, TopicFactory
+from tests.conftest import TopicFactory
 from tests.integration.events.kafka_helpers import read_topic
 
 STREAMS = 25
 
 
-async def start_relay(database_url: str, kafka: str, schema: str, topic: str) -> asyncio.subprocess.Process:
+async def start_relay(
+    database_url: str, kafka: str, schema: str, topic: str
+) -> asyncio.subprocess.Process:
     env = {**os.environ, "CLR_DATABASE_URL": database_url, "CLR_KAFKA_BOOTSTRAP_SERVERS": kafka}
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "clr_events.outbox.relay", "--schema", schema, "--topic", topic,
-        "--name", "test-relay", env=env,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        sys.executable,
+        "-m",
+        "clr_events.outbox.relay",
+        "--schema",
+        schema,
+        "--topic",
+        topic,
+        "--name",
+        "test-relay",
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
     )
 
 
@@ -29,7 +41,10 @@ async def relayed_position(pool: Pool, schema: str) -> int:
     exists = await pool.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{schema}.relay_checkpoint")
     if not exists:
         return 0
-    return int(await pool.fetchval(f"SELECT coalesce(max(position), 0) FROM {schema}.relay_checkpoint") or 0)
+    return int(
+        await pool.fetchval(f"SELECT coalesce(max(position), 0) FROM {schema}.relay_checkpoint")
+        or 0
+    )
 
 
 async def wait_until(condition: object, timeout: float = 60.0) -> None:
@@ -49,7 +64,10 @@ async def test_a_relay_killed_mid_stream_loses_nothing_and_keeps_aggregate_order
     async def write(batches: int) -> None:
         for b in range(batches):
             await asyncio.gather(
-                *(store.append(f"org-{s}", ANY, [NewEvent("tests.Happened.v1", {"b": b})]) for s in range(STREAMS))
+                *(
+                    store.append(f"org-{s}", ANY, [NewEvent("tests.Happened.v1", {"b": b})])
+                    for s in range(STREAMS)
+                )
             )
             await asyncio.sleep(0.01)  # a steady stream, still flowing when the relay dies
 

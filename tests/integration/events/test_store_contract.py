@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 
 from clr_events.errors import ConcurrencyError
+from clr_events.pg import Pool
 from clr_events.store.base import ANY, EventStore, NewEvent
 from clr_events.store.memory import InMemoryEventStore
 from clr_events.store.postgres import PostgresEventStore
-from tests.conftest import Pool
 
 Tamper = Callable[[int, str], Awaitable[None]]
 """Alter one stored column of the event at a position, behind the store's back."""
@@ -38,7 +38,7 @@ def _altered(column: str, value: Any) -> Any:
         case "version" | "schema_version":
             return value + 1000  # clear of the stream's other versions (unique)
         case "data_json" | "metadata_json":
-            return value.replace("}", ' }')  # one added byte of whitespace
+            return value.replace("}", " }")  # one added byte of whitespace
         case "event_id":
             return uuid.UUID(int=value.int ^ 1)
         case "recorded_at":
@@ -49,13 +49,17 @@ def _altered(column: str, value: Any) -> Any:
 
 
 @pytest.fixture(params=["memory", "postgres"])
-async def subject(request: pytest.FixtureRequest, pool: Pool, schema: str) -> AsyncIterator[Subject]:
+async def subject(
+    request: pytest.FixtureRequest, pool: Pool, schema: str
+) -> AsyncIterator[Subject]:
     if request.param == "memory":
         memory = InMemoryEventStore()
 
         async def tamper_memory(position: int, column: str) -> None:
             row = memory.rows[position - 1]
-            memory.rows[position - 1] = row._replace(**{column: _altered(column, getattr(row, column))})
+            memory.rows[position - 1] = row._replace(
+                **{column: _altered(column, getattr(row, column))}
+            )
 
         yield Subject(memory, tamper_memory)
         return
@@ -88,7 +92,9 @@ def events(n: int, **data: Any) -> list[NewEvent]:
     return [NewEvent("test.Happened.v1", {"n": i, **data}, {"actor": "tester"}) for i in range(n)]
 
 
-async def test_a_new_stream_starts_at_version_one_and_takes_contiguous_positions(subject: Subject) -> None:
+async def test_a_new_stream_starts_at_version_one_and_takes_contiguous_positions(
+    subject: Subject,
+) -> None:
     store = subject.store
     first = await store.append("org-1", 0, events(2))
     second = await store.append("org-2", 0, events(3))
@@ -138,7 +144,9 @@ async def test_read_all_pages_in_position_order(subject: Subject) -> None:
     assert await store.read_all(after_position=10) == []
 
 
-async def test_fifty_concurrent_appends_at_one_version_exactly_one_wins_whole(subject: Subject) -> None:
+async def test_fifty_concurrent_appends_at_one_version_exactly_one_wins_whole(
+    subject: Subject,
+) -> None:
     store = subject.store
     await store.append("org-1", 0, events(1))
     outcomes = await asyncio.gather(
@@ -176,10 +184,21 @@ async def test_an_unaltered_store_verifies_whole_and_in_ranges(subject: Subject)
 
 @pytest.mark.parametrize(
     "column",
-    ["stream_id", "version", "event_id", "type", "schema_version", "data_json",
-     "metadata_json", "recorded_at", "hash"],
+    [
+        "stream_id",
+        "version",
+        "event_id",
+        "type",
+        "schema_version",
+        "data_json",
+        "metadata_json",
+        "recorded_at",
+        "hash",
+    ],
 )
-async def test_altering_any_stored_column_is_detected_at_its_position(subject: Subject, column: str) -> None:
+async def test_altering_any_stored_column_is_detected_at_its_position(
+    subject: Subject, column: str
+) -> None:
     store = subject.store
     for i in range(4):
         await store.append(f"org-{i}", 0, events(2))

@@ -8,9 +8,9 @@ import asyncpg
 import pytest
 
 from clr_events.errors import ConcurrencyError
+from clr_events.pg import Pool
 from clr_events.store.base import ANY, NewEvent, StoredEvent
 from clr_events.store.postgres import PostgresEventStore
-from tests.conftest import Pool
 
 
 def event(**data: object) -> NewEvent:
@@ -27,7 +27,10 @@ async def test_fifty_writers_in_five_processes_at_one_version_exactly_one_wins(
     await stores[0].append("org-1", 0, [event(n=0)])
     try:
         outcomes = await asyncio.gather(
-            *(stores[w % 5].append("org-1", 1, [event(writer=w), event(writer=w)]) for w in range(50)),
+            *(
+                stores[w % 5].append("org-1", 1, [event(writer=w), event(writer=w)])
+                for w in range(50)
+            ),
             return_exceptions=True,
         )
     finally:
@@ -109,8 +112,11 @@ async def test_stored_events_cannot_be_updated_or_deleted(pool: Pool, schema: st
     store = PostgresEventStore(pool, schema=schema)
     await store.migrate()
     await store.append("a", 0, [event()])
-    for statement in ("UPDATE {s}.event_store SET type = 'x'", "DELETE FROM {s}.event_store",
-                      "TRUNCATE {s}.event_store"):
+    for statement in (
+        "UPDATE {s}.event_store SET type = 'x'",
+        "DELETE FROM {s}.event_store",
+        "TRUNCATE {s}.event_store",
+    ):
         with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only"):
             await pool.execute(statement.format(s=schema))
     assert len(await store.read_all()) == 1

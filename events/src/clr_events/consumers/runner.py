@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
@@ -31,19 +31,19 @@ from aiokafka.abc import ConsumerRebalanceListener
 from clr_events.codec import from_kafka
 from clr_events.envelope import Envelope
 from clr_events.errors import EventsError
-
-if TYPE_CHECKING:
-    Pool = asyncpg.Pool[asyncpg.Record]
-    Connection = asyncpg.pool.PoolConnectionProxy[asyncpg.Record]
-else:
-    Pool = asyncpg.Pool
-    Connection = asyncpg.pool.PoolConnectionProxy
+from clr_events.pg import Connection, Pool
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Connection, Envelope], Awaitable[None]]
 
+
+class TransientError(EventsError):
+    """Raised by a handler for a failure that may pass: the message is retried."""
+
+
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    TransientError,
     OSError,
     TimeoutError,
     asyncpg.PostgresConnectionError,
@@ -52,10 +52,6 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.SerializationError,
     asyncpg.CannotConnectNowError,
 )
-
-
-class TransientError(EventsError):
-    """Raised by a handler for a failure that may pass: the message is retried."""
 
 
 class CheckpointStore:
@@ -97,11 +93,14 @@ class CheckpointStore:
         )
         return None if offset is None else int(offset)
 
-    async def save(self, conn: Connection, group: str, topic: str, partition: int, offset: int) -> None:
+    async def save(
+        self, conn: Connection, group: str, topic: str, partition: int, offset: int
+    ) -> None:
         """Record a processed offset (inside the caller's transaction)."""
         await conn.execute(
             f"INSERT INTO {self._schema}.consumer_checkpoints VALUES ($1, $2, $3, $4)"
-            ' ON CONFLICT (consumer_group, topic, partition) DO UPDATE SET "offset" = excluded."offset"',
+            " ON CONFLICT (consumer_group, topic, partition)"
+            ' DO UPDATE SET "offset" = excluded."offset"',
             group,
             topic,
             partition,
@@ -125,7 +124,8 @@ class _SeekToCheckpoint(ConsumerRebalanceListener):  # type: ignore[misc]
         self._runner = runner
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        return None
+        """Nothing to do: every processed offset is already checkpointed."""
+        del revoked
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         await self._runner.seek_to_checkpoints(assigned)
@@ -213,11 +213,15 @@ class ConsumerRunner:
                 await self._apply(message, envelope)
                 self.processed += 1
                 return
-            except (TransientError, *TRANSIENT_ERRORS) as error:
+            except TRANSIENT_ERRORS as error:
                 if attempt == self._max_retries:
-                    log.error("%s: giving up on %s after %d retries", self.group, envelope.id, attempt)
+                    log.error(
+                        "%s: giving up on %s after %d retries", self.group, envelope.id, attempt
+                    )
                     raise
-                log.warning("%s: transient error on %s, retrying: %r", self.group, envelope.id, error)
+                log.warning(
+                    "%s: transient error on %s, retrying: %r", self.group, envelope.id, error
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._backoff_max)
             except Exception as error:
@@ -232,11 +236,18 @@ class ConsumerRunner:
                 conn, self.group, message.topic, message.partition, message.offset
             )
 
-    async def _dead_letter(self, message: ConsumerRecord[bytes, bytes], error: BaseException) -> None:
+    async def _dead_letter(
+        self, message: ConsumerRecord[bytes, bytes], error: BaseException
+    ) -> None:
         assert self._producer is not None
         log.warning(
             "%s: %s[%d]@%d to %s: %r",
-            self.group, message.topic, message.partition, message.offset, self.dlq_topic, error,
+            self.group,
+            message.topic,
+            message.partition,
+            message.offset,
+            self.dlq_topic,
+            error,
         )
         headers = [
             *(message.headers or ()),

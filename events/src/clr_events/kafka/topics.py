@@ -64,7 +64,12 @@ async def ensure_topics(bootstrap_servers: str, specs: list[TopicSpec]) -> dict[
         if new:
             await admin.create_topics(
                 [
-                    NewTopic(spec.name, spec.partitions, spec.replication_factor, topic_configs=spec.config)
+                    NewTopic(
+                        spec.name,
+                        spec.partitions,
+                        spec.replication_factor,
+                        topic_configs=spec.config,
+                    )
                     for spec in new
                 ]
             )

@@ -20,30 +20,24 @@ import importlib
 import logging
 import signal
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
 from clr_events.codec import to_kafka
 from clr_events.envelope import Envelope, schema_uri
+from clr_events.pg import Pool
 from clr_events.settings import ConnectionSettings
 from clr_events.store.base import EventStore, StoredEvent
 from clr_events.store.postgres import PostgresEventStore
-
-if TYPE_CHECKING:
-    Pool = asyncpg.Pool[asyncpg.Record]
-else:
-    Pool = asyncpg.Pool
 
 log = logging.getLogger(__name__)
 
 Translator = Callable[[StoredEvent], Envelope | None]
 
 
-def envelope_for(
-    stored: StoredEvent, *, source: str, type_: str, data: dict[str, Any]
-) -> Envelope:
+def envelope_for(stored: StoredEvent, *, source: str, type_: str, data: dict[str, Any]) -> Envelope:
     """The public envelope of a stored event: ids, order and causality carried over."""
     return Envelope(
         id=str(stored.event_id),
@@ -198,7 +192,9 @@ async def serve(schema: str, topic: str, translator: str, name: str, source: str
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
-        await Relay(store, checkpoint, producer, topic, _load_translator(translator, source)).run(stop)
+        await Relay(store, checkpoint, producer, topic, _load_translator(translator, source)).run(
+            stop
+        )
     finally:
         with contextlib.suppress(Exception):
             await producer.stop()
@@ -221,7 +217,13 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     asyncio.run(
-        serve(args.schema, args.topic, args.translator, args.name or args.topic, args.source or f"/{args.schema}")
+        serve(
+            args.schema,
+            args.topic,
+            args.translator,
+            args.name or args.topic,
+            args.source or f"/{args.schema}",
+        )
     )
 
 

@@ -4,9 +4,9 @@ Every stored event carries
 ``hash = SHA-256(previous hash || position || stream version || content digest)``, where the
 content digest covers every other stored column, each length-prefixed, in the exact bytes
 that are stored. The writer computes the digest; the store adds position and version under
-its lock (the version of an append that expects any version is only known there). The first event chains to 32 zero bytes. Changing any stored
-byte of any event, removing one, inserting one or reordering them changes a hash that the
-verifier recomputes.
+its lock (the version of an append that expects any version is only known there). The
+first event chains to 32 zero bytes. Changing any stored byte of any event, removing one,
+inserting one or reordering them changes a hash that the verifier recomputes.
 """
 
 from __future__ import annotations

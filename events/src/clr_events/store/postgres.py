@@ -17,12 +17,13 @@ import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from importlib import resources
-from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import orjson
+from asyncpg.pool import PoolConnectionProxy
 
 from clr_events.errors import ConcurrencyError
+from clr_events.pg import Connection, Pool
 from clr_events.store.base import (
     AppendResult,
     EncodedEvent,
@@ -34,13 +35,6 @@ from clr_events.store.base import (
 )
 from clr_events.store.hashing import GENESIS_HASH
 from clr_events.store.verify import ChainVerifier, RawRow
-
-if TYPE_CHECKING:
-    Pool = asyncpg.Pool[asyncpg.Record]
-    Connection = asyncpg.Connection[asyncpg.Record] | asyncpg.pool.PoolConnectionProxy[Any]
-else:
-    Pool = asyncpg.Pool
-    Connection = asyncpg.Connection
 
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _MAX_BATCH = 1000  # appends per round trip
@@ -89,7 +83,7 @@ class PostgresEventStore:
         self._queue: list[tuple[_Append, asyncio.Future[AppendResult]]] = []
         self._writing = False
         self._drain_task: asyncio.Task[None] | None = None
-        self._listener: Connection | None = None
+        self._listener: PoolConnectionProxy[asyncpg.Record] | None = None
         self._notified_position = 0
         self._notified = asyncio.Event()
 
