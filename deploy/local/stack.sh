@@ -70,6 +70,16 @@ pg_start() {
     id postgres >/dev/null 2>&1 || useradd --system --home-dir "$PG_DIR" postgres
     chown -R postgres: "$PG_DIR"
     run=(runuser -u postgres --)
+    if ! runuser -u postgres -- test -w "$PG_DIR"; then
+      # the checkout sits below a directory the postgres user may not enter: keep the data
+      # in a folder of its own outside, linked from .local/postgres
+      local outside="${TMPDIR:-/tmp}/clr-postgres-$(printf '%s' "$ROOT" | sha256sum | cut -c1-12)"
+      log "postgres cannot reach $PG_DIR; using $outside"
+      mkdir -p "$outside" && chown postgres: "$outside" && chmod 700 "$outside"
+      rm -rf "$PG_DIR" && ln -s "$outside" "$PG_DIR"
+      PG_DIR="$outside"
+    fi
+    cd "$PG_DIR"  # the server process starts in a directory it may enter
   fi
   if [ ! -f "$PG_DIR/data/PG_VERSION" ]; then
     log "initialising a PostgreSQL cluster in $PG_DIR/data"
