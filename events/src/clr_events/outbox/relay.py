@@ -54,7 +54,7 @@ def envelope_for(stored: StoredEvent, *, source: str, type_: str, data: dict[str
     )
 
 
-def publish_as_stored(source: str) -> Translator:
+def publish_as_stored(source: str) -> Callable[[StoredEvent], Envelope]:
     """A translator for stores whose stored type strings are already public contracts."""
 
     def translate(stored: StoredEvent) -> Envelope:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Final, Protocol
+from typing import Any, Final, NamedTuple, Protocol
 from uuid import UUID, uuid4
 
 import orjson
@@ -35,9 +35,12 @@ class NewEvent:
     event_id: UUID = field(default_factory=uuid4)
 
 
-@dataclass(frozen=True, slots=True)
-class StoredEvent:
-    """An event as stored, with its stream version, global position and chain hash."""
+class StoredEvent(NamedTuple):
+    """An event as stored, with its stream version, global position and chain hash.
+
+    A NamedTuple rather than a frozen dataclass: reading builds one per row, and a tuple
+    is built several times faster (the read-all benchmark is decode-bound).
+    """
 
     position: int
     stream_id: str

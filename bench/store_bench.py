@@ -1,0 +1,405 @@
+"""Event store and relay benchmark (``make bench``): measured here, never asserted.
+
+Every figure is measured in the same run against the same PostgreSQL server (durable:
+fsync and synchronous_commit on, which this script checks) and the same Kafka broker:
+
+- appends per second and p50/p99 latency, one event per append, with 1 and 16 concurrent
+  writers, for this store, for the ``eventsourcing`` library's PostgreSQL recorder, and for
+  raw asyncpg INSERTs of the same rows (the ceiling: no ordering or chain guarantee);
+- reading all events in position order, decoded;
+- relay publish rate against a raw aiokafka producer sending the same records;
+- commit-to-Kafka latency of the relay at a steady rate.
+
+Runs are time-boxed and interleaved (ours, library, raw, ours, ...) ``--repeats`` times;
+the table shows medians and the spread. Results go to bench/results/store_bench.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import asyncpg
+import orjson
+from aiokafka import AIOKafkaConsumer
+
+from clr_events.codec import to_kafka
+from clr_events.kafka.topics import TopicSpec, ensure_topics
+from clr_events.outbox.relay import PostgresRelayCheckpoint, Relay, new_producer, publish_as_stored
+from clr_events.pg import Pool
+from clr_events.settings import ConnectionSettings
+from clr_events.store.base import NewEvent
+from clr_events.store.postgres import PostgresEventStore
+
+DATA = {"org_id": "org-000042", "level": "bronze", "valid_until": "2028-03-31", "note": "x" * 120}
+TYPE = "bench.LabelAwarded.v1"
+RESULTS = Path(__file__).parent / "results" / "store_bench.json"
+
+AppendOnce = Callable[[int, int], Awaitable[None]]  # (writer, version) -> one append
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def drive(append: AppendOnce, writers: int, seconds: float) -> dict[str, float]:
+    """Each writer appends to its own stream, one event at a time, until time is up."""
+    latencies: list[float] = []
+    deadline = time.perf_counter() + seconds
+
+    async def writer(w: int) -> None:
+        version = 0
+        while time.perf_counter() < deadline:
+            version += 1
+            start = time.perf_counter()
+            await append(w, version)
+            latencies.append(time.perf_counter() - start)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(writer(w) for w in range(writers)))
+    elapsed = time.perf_counter() - start
+    return {
+        "appends_per_s": len(latencies) / elapsed,
+        "p50_ms": percentile(latencies, 0.50) * 1000,
+        "p99_ms": percentile(latencies, 0.99) * 1000,
+    }
+
+
+# ------------------------------------------------------------------- systems
+async def ours(pool: Pool, schema: str) -> tuple[AppendOnce, Callable[[], Awaitable[None]]]:
+    store = PostgresEventStore(pool, schema=schema)
+    await store.migrate()
+    run = uuid.uuid4().hex[:8]
+
+    async def append(w: int, version: int) -> None:
+        await store.append(f"{run}-{w}", version - 1, [NewEvent(TYPE, DATA, {"actor": "bench"})])
+
+    return append, store.close
+
+
+async def raw(pool: Pool, schema: str) -> tuple[AppendOnce, Callable[[], Awaitable[None]]]:
+    """The ceiling: one autocommitted INSERT of the same row, no lock, no chain."""
+    await pool.execute(f"""
+        CREATE SCHEMA IF NOT EXISTS {schema};
+        CREATE TABLE IF NOT EXISTS {schema}.raw_events (
+            position bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            stream_id text NOT NULL, version integer NOT NULL, event_id uuid NOT NULL,
+            type text NOT NULL, schema_version integer NOT NULL, data json NOT NULL,
+            metadata json NOT NULL, recorded_at timestamptz NOT NULL,
+            UNIQUE (stream_id, version))""")
+    sql = f"INSERT INTO {schema}.raw_events (stream_id, version, event_id, type, schema_version, data, metadata, recorded_at) VALUES ($1, $2, $3, $4, 1, $5, $6, now())"  # noqa: E501
+    run = uuid.uuid4().hex[:8]
+    metadata = orjson.dumps({"actor": "bench"}).decode()
+
+    async def append(w: int, version: int) -> None:
+        await pool.execute(
+            sql, f"{run}-{w}", version, uuid.uuid4(), TYPE, orjson.dumps(DATA).decode(), metadata
+        )
+
+    async def close() -> None:
+        return None
+
+    return append, close
+
+
+class EventsourcingLibrary:
+    """The eventsourcing library's PostgreSQL application recorder, driven from threads."""
+
+    def __init__(self, database_url: str, schema: str, threads: int) -> None:
+        from eventsourcing.persistence import StoredEvent as LibraryEvent
+        from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+
+        url = urlparse(database_url)
+        self._datastore = PostgresDatastore(
+            dbname=url.path.lstrip("/") or "postgres",
+            host=url.hostname or "127.0.0.1",
+            port=url.port or 5432,
+            user=url.username or "postgres",
+            password=url.password or "",
+            pool_size=threads,
+            schema=schema,
+            originator_id_type="text",
+        )
+        self._recorder = PostgresApplicationRecorder(self._datastore)
+        self._recorder.create_table()
+        self._event = LibraryEvent
+        self._executor = ThreadPoolExecutor(threads)
+        self._run = uuid.uuid4().hex[:8]
+        self._state = orjson.dumps(DATA)
+
+    async def append(self, w: int, version: int) -> None:
+        event = self._event(f"{self._run}-{w}", version, TYPE, self._state)
+        await asyncio.get_running_loop().run_in_executor(
+            self._executor, self._recorder.insert_events, [event]
+        )
+
+    async def close(self) -> None:
+        self._executor.shutdown()
+        self._datastore.close()
+
+
+# ------------------------------------------------------------------- phases
+async def bench_appends(
+    pool: Pool, database_url: str, repeats: int, seconds: float
+) -> dict[str, Any]:
+    results: dict[str, dict[str, list[dict[str, float]]]] = {}
+    await pool.execute(
+        "DROP SCHEMA IF EXISTS bench_ours CASCADE; DROP SCHEMA IF EXISTS bench_raw CASCADE;"
+        " DROP SCHEMA IF EXISTS bench_es CASCADE; CREATE SCHEMA bench_es"
+    )
+    for writers in (1, 16):
+        for repeat in range(repeats):
+            library = EventsourcingLibrary(database_url, "bench_es", writers)
+            systems: dict[str, tuple[AppendOnce, Callable[[], Awaitable[None]]]] = {
+                "ours": await ours(pool, "bench_ours"),
+                "eventsourcing": (library.append, library.close),
+                "raw_asyncpg": await raw(pool, "bench_raw"),
+            }
+            order = list(systems)
+            order = order[repeat % 3 :] + order[: repeat % 3]  # interleave, rotate the start
+            for name in order:
+                append, close = systems[name]
+                figures = await drive(append, writers, seconds)
+                results.setdefault(f"{writers}w", {}).setdefault(name, []).append(figures)
+                print(
+                    f"  {writers:>2} writer(s) {name:<14} rep {repeat + 1}:"
+                    f" {figures['appends_per_s']:>8.0f}/s  p50 {figures['p50_ms']:.2f} ms"
+                    f"  p99 {figures['p99_ms']:.2f} ms"
+                )
+            for _, close in systems.values():
+                await close()
+    return results
+
+
+async def bench_read_all(pool: Pool, repeats: int) -> list[float]:
+    store = PostgresEventStore(pool, schema="bench_ours")
+    head = await store.head_position()
+    rates = []
+    for _ in range(repeats):
+        start, position, count = time.perf_counter(), 0, 0
+        while True:
+            page = await store.read_all(position, 10000)
+            if not page:
+                break
+            count += len(page)
+            position = page[-1].position
+        rates.append(count / (time.perf_counter() - start))
+    print(f"  read all: {head} events, {statistics.median(rates):,.0f} decoded events/s")
+    return rates
+
+
+async def bench_relay(pool: Pool, kafka: str, repeats: int, events: int) -> dict[str, list[float]]:
+    """Publish the same ``events`` through the relay and through a bare producer."""
+    store = PostgresEventStore(pool, schema="bench_relay")
+    await pool.execute("DROP SCHEMA IF EXISTS bench_relay CASCADE")
+    await store.migrate()
+    await asyncio.gather(
+        *(store.append(f"org-{i % 500}", None, [NewEvent(TYPE, DATA)]) for i in range(events))
+    )
+    translate = publish_as_stored("/bench")
+    records = [to_kafka(translate(e)) for e in await store.read_all(0, events)]
+    rates: dict[str, list[float]] = {"relay": [], "raw_producer": []}
+    for repeat in range(repeats):
+        topic = f"bench.relay.{uuid.uuid4().hex[:8]}"
+        raw_topic = f"bench.raw.{uuid.uuid4().hex[:8]}"
+        await ensure_topics(kafka, [TopicSpec(topic, 6), TopicSpec(raw_topic, 6)])
+        producer = new_producer(kafka)
+        await producer.start()
+        try:
+            checkpoint = PostgresRelayCheckpoint(pool, "bench_relay", f"bench-{repeat}")
+            await checkpoint.migrate()
+            relay = Relay(store, checkpoint, producer, topic, translate)
+            start = time.perf_counter()
+            while await relay.publish_batch():
+                pass
+            rates["relay"].append(events / (time.perf_counter() - start))
+            start = time.perf_counter()
+            futures = [
+                await producer.send(raw_topic, r.value, key=r.key, headers=r.headers)
+                for r in records
+            ]
+            await asyncio.gather(*futures)
+            rates["raw_producer"].append(events / (time.perf_counter() - start))
+        finally:
+            await producer.stop()
+        print(
+            f"  relay rep {repeat + 1}: {rates['relay'][-1]:>8.0f}/s   raw producer:"
+            f" {rates['raw_producer'][-1]:>8.0f}/s"
+        )
+    await store.close()
+    return rates
+
+
+async def bench_relay_latency(
+    pool: Pool, kafka: str, rate: float, seconds: float
+) -> dict[str, float]:
+    """Commit-to-consumable latency through the relay at a steady append rate."""
+    await pool.execute("DROP SCHEMA IF EXISTS bench_latency CASCADE")
+    store = PostgresEventStore(pool, schema="bench_latency")
+    await store.migrate()
+    topic = f"bench.latency.{uuid.uuid4().hex[:8]}"
+    await ensure_topics(kafka, [TopicSpec(topic, 6)])
+    producer = new_producer(kafka)
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=kafka, auto_offset_reset="earliest", fetch_max_wait_ms=5
+    )
+    await producer.start()
+    await consumer.start()
+    checkpoint = PostgresRelayCheckpoint(pool, "bench_latency", "bench")
+    await checkpoint.migrate()
+    stop = asyncio.Event()
+    relay_task = asyncio.create_task(
+        Relay(store, checkpoint, producer, topic, publish_as_stored("/bench")).run(stop)
+    )
+    committed: dict[str, float] = {}
+    received: dict[str, float] = {}
+    total = int(rate * seconds)
+
+    async def consume() -> None:
+        while len(received) < total:
+            for batch in (await consumer.getmany(timeout_ms=100)).values():
+                now = time.perf_counter()
+                for record in batch:
+                    received[dict(record.headers)["ce_id"].decode()] = now
+
+    consuming = asyncio.create_task(consume())
+    await asyncio.sleep(1.0)  # consumer joined, relay listening
+    start = time.perf_counter()
+    for i in range(total):
+        await asyncio.sleep(max(0.0, start + i / rate - time.perf_counter()))
+        event = NewEvent(TYPE, DATA)
+        await store.append(f"org-{i % 50}", None, [event])
+        committed[str(event.event_id)] = time.perf_counter()
+    await asyncio.wait_for(consuming, 30)
+    stop.set()
+    await relay_task
+    await consumer.stop()
+    await producer.stop()
+    await store.close()
+    latencies = [received[k] - committed[k] for k in committed]
+    figures = {
+        "rate_per_s": rate,
+        "events": total,
+        "p50_ms": percentile(latencies, 0.5) * 1000,
+        "p99_ms": percentile(latencies, 0.99) * 1000,
+    }
+    print(
+        f"  relay latency at {rate:.0f}/s: p50 {figures['p50_ms']:.1f} ms,"
+        f" p99 {figures['p99_ms']:.1f} ms"
+    )
+    return figures
+
+
+# ------------------------------------------------------------------- report
+def median_of(runs: list[dict[str, float]], key: str) -> float:
+    return statistics.median(run[key] for run in runs)
+
+
+def spread(runs: list[dict[str, float]], key: str) -> str:
+    values = [run[key] for run in runs]
+    return f"{min(values):.0f}..{max(values):.0f}"
+
+
+def report(
+    appends: dict[str, Any],
+    reads: list[float],
+    relay: dict[str, list[float]],
+    latency: dict[str, float],
+) -> dict[str, Any]:
+    summary: dict[str, Any] = {"appends": {}, "ratios": {}}
+    print("\nAppends, one event each (durable commits), medians over interleaved repeats")
+    print(f"{'writers':<8}{'system':<15}{'appends/s':>11}{'range':>14}{'p50 ms':>9}{'p99 ms':>9}")
+    for key, systems in appends.items():
+        for name, runs in systems.items():
+            rate = median_of(runs, "appends_per_s")
+            summary["appends"].setdefault(key, {})[name] = {
+                "appends_per_s": rate,
+                "p50_ms": median_of(runs, "p50_ms"),
+                "p99_ms": median_of(runs, "p99_ms"),
+                "runs": runs,
+            }
+            print(
+                f"{key:<8}{name:<15}{rate:>11.0f}{spread(runs, 'appends_per_s'):>14}"
+                f"{median_of(runs, 'p50_ms'):>9.2f}{median_of(runs, 'p99_ms'):>9.2f}"
+            )
+        figures = summary["appends"][key]
+        summary["ratios"][key] = {
+            "ours_over_eventsourcing": figures["ours"]["appends_per_s"]
+            / figures["eventsourcing"]["appends_per_s"],
+            "ours_over_raw_asyncpg": figures["ours"]["appends_per_s"]
+            / figures["raw_asyncpg"]["appends_per_s"],
+        }
+    print("\nRatios (throughput)")
+    for key, ratios in summary["ratios"].items():
+        print(
+            f"  {key}: ours/eventsourcing {ratios['ours_over_eventsourcing']:.1f}x,"
+            f" ours/raw asyncpg {ratios['ours_over_raw_asyncpg']:.2f}x"
+        )
+    summary["read_all_events_per_s"] = statistics.median(reads)
+    summary["relay"] = {
+        "relay_per_s": statistics.median(relay["relay"]),
+        "raw_producer_per_s": statistics.median(relay["raw_producer"]),
+        "runs": relay,
+    }
+    summary["relay"]["ours_over_raw_producer"] = (
+        summary["relay"]["relay_per_s"] / summary["relay"]["raw_producer_per_s"]
+    )
+    summary["relay_latency"] = latency
+    print(f"\nRead all in position order: {summary['read_all_events_per_s']:,.0f} decoded events/s")
+    print(
+        f"Relay: {summary['relay']['relay_per_s']:,.0f}/s vs raw producer"
+        f" {summary['relay']['raw_producer_per_s']:,.0f}/s"
+        f" ({summary['relay']['ours_over_raw_producer']:.2f}x)"
+    )
+    print(
+        f"Relay commit-to-Kafka latency at {latency['rate_per_s']:.0f}/s:"
+        f" p50 {latency['p50_ms']:.1f} ms, p99 {latency['p99_ms']:.1f} ms"
+    )
+    return summary
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description="Event store and relay benchmark")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=3.0, help="per append run")
+    parser.add_argument("--relay-events", type=int, default=20000)
+    parser.add_argument("--latency-rate", type=float, default=200.0)
+    args = parser.parse_args()
+    settings = ConnectionSettings()
+    pool = await asyncpg.create_pool(settings.database_url, min_size=4, max_size=40)
+    durable = {
+        name: await pool.fetchval(f"SHOW {name}") for name in ("fsync", "synchronous_commit")
+    }
+    print(f"PostgreSQL {await pool.fetchval('SHOW server_version')}, {durable}")
+    if set(durable.values()) != {"on"}:
+        raise SystemExit("the benchmark measures durable commits: fsync and synchronous_commit on")
+    appends = await bench_appends(pool, settings.database_url, args.repeats, args.seconds)
+    reads = await bench_read_all(pool, args.repeats)
+    relay = await bench_relay(
+        pool, settings.kafka_bootstrap_servers, args.repeats, args.relay_events
+    )
+    latency = await bench_relay_latency(
+        pool, settings.kafka_bootstrap_servers, args.latency_rate, 5.0
+    )
+    summary = report(appends, reads, relay, latency)
+    summary["settings"] = {**vars(args), **durable}
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(summary, indent=2))
+    print("\nwritten: bench/results/store_bench.json")
+    for schema in ("bench_ours", "bench_raw", "bench_es", "bench_relay", "bench_latency"):
+        await pool.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    await pool.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
