@@ -93,9 +93,29 @@ async def ensure_topics(bootstrap_servers: str, specs: list[TopicSpec]) -> dict[
                     for error_code, error_message, *_ in response.resources:
                         if error_code:
                             raise RuntimeError(f"{spec.name}: configs refused: {error_message}")
+        await _wait_for_leaders(admin, [spec.name for spec in specs])
         return actions
     finally:
         await admin.close()
+
+
+async def _wait_for_leaders(
+    admin: AIOKafkaAdminClient, names: list[str], timeout: float = 30
+) -> None:
+    """Return once every partition has a leader, so producers do not start against none."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        topics = await admin.describe_topics(names)
+        if all(
+            topic["error_code"] == 0
+            and topic["partitions"]
+            and all(partition["leader"] >= 0 for partition in topic["partitions"])
+            for topic in topics
+        ):
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"topics without partition leaders after {timeout} s: {names}")
+        await asyncio.sleep(0.1)
 
 
 def main() -> None:
