@@ -79,6 +79,7 @@ async def test_a_relay_killed_mid_stream_loses_nothing_and_keeps_aggregate_order
     assert not writer.done(), "the relay must die while events are still being written"
     killed_at = await relayed_position(pool, schema)
     await writer
+    await store.close()  # release its writer connection; reads below go through the pool
     head = await store.head_position()
     assert killed_at < head, "the relay must die with events still to publish"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
@@ -11,6 +12,14 @@ from clr_events.errors import ConcurrencyError
 from clr_events.pg import Pool
 from clr_events.store.base import ANY, NewEvent, StoredEvent
 from clr_events.store.postgres import PostgresEventStore
+
+
+@pytest.fixture
+async def store(pool: Pool, schema: str) -> AsyncIterator[PostgresEventStore]:
+    created = PostgresEventStore(pool, schema=schema)
+    await created.migrate()
+    yield created
+    await created.close()
 
 
 def event(**data: object) -> NewEvent:
@@ -34,8 +43,9 @@ async def test_fifty_writers_in_five_processes_at_one_version_exactly_one_wins(
             return_exceptions=True,
         )
     finally:
-        for p in pools:
-            await p.close()
+        for opened, closing in zip(stores, pools, strict=True):
+            await opened.close()
+            await closing.close()
     assert sum(not isinstance(o, BaseException) for o in outcomes) == 1
     assert sum(isinstance(o, ConcurrencyError) for o in outcomes) == 49
     store = PostgresEventStore(pool, schema=schema)
@@ -95,9 +105,9 @@ async def _hold_first_commit_while_twenty_writers_wait(
     await asyncio.gather(*writers)
 
 
-async def test_a_rolled_back_append_leaves_no_gap(pool: Pool, schema: str) -> None:
-    store = PostgresEventStore(pool, schema=schema)
-    await store.migrate()
+async def test_a_rolled_back_append_leaves_no_gap(
+    store: PostgresEventStore, pool: Pool, schema: str
+) -> None:
     await store.append("a", 0, [event()])
     with pytest.raises(RuntimeError):
         async with pool.acquire() as conn, conn.transaction():
@@ -108,9 +118,9 @@ async def test_a_rolled_back_append_leaves_no_gap(pool: Pool, schema: str) -> No
     assert (await store.verify()).ok
 
 
-async def test_stored_events_cannot_be_updated_or_deleted(pool: Pool, schema: str) -> None:
-    store = PostgresEventStore(pool, schema=schema)
-    await store.migrate()
+async def test_stored_events_cannot_be_updated_or_deleted(
+    store: PostgresEventStore, pool: Pool, schema: str
+) -> None:
     await store.append("a", 0, [event()])
     for statement in (
         "UPDATE {s}.event_store SET type = 'x'",
@@ -122,9 +132,9 @@ async def test_stored_events_cannot_be_updated_or_deleted(pool: Pool, schema: st
     assert len(await store.read_all()) == 1
 
 
-async def test_a_removed_event_is_reported_as_missing(pool: Pool, schema: str) -> None:
-    store = PostgresEventStore(pool, schema=schema)
-    await store.migrate()
+async def test_a_removed_event_is_reported_as_missing(
+    store: PostgresEventStore, pool: Pool, schema: str
+) -> None:
     for i in range(5):
         await store.append(f"s{i}", 0, [event()])
     async with pool.acquire() as conn, conn.transaction():

@@ -84,6 +84,7 @@ class PostgresEventStore:
         self._writing = False
         self._drain_task: asyncio.Task[None] | None = None
         self._listener: PoolConnectionProxy[asyncpg.Record] | None = None
+        self._writer: PoolConnectionProxy[asyncpg.Record] | None = None
         self._notified_position = 0
         self._notified = asyncio.Event()
 
@@ -115,8 +116,7 @@ class PostgresEventStore:
             # Lone-writer fast path: write inline, no hop through a queue.
             self._writing = True
             try:
-                async with self._pool.acquire() as conn:
-                    (outcome,) = await self._write(conn, [request])
+                (outcome,) = await self._write_as_writer([request])
             finally:
                 self._writing = False
                 self._start_drain()
@@ -147,24 +147,23 @@ class PostgresEventStore:
 
     async def _drain(self) -> None:
         try:
-            async with self._pool.acquire() as conn:
-                while self._queue:
-                    batch = self._queue[:_MAX_BATCH]
-                    del self._queue[:_MAX_BATCH]
+            while self._queue:
+                batch = self._queue[:_MAX_BATCH]
+                del self._queue[:_MAX_BATCH]
+                try:
+                    outcomes = await self._write_as_writer([request for request, _ in batch])
+                except Exception as error:  # the whole round trip failed: tell each caller
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(error)
+                    raise
+                for (request, future), outcome in zip(batch, outcomes, strict=True):
+                    if future.done():
+                        continue
                     try:
-                        outcomes = await self._write(conn, [request for request, _ in batch])
-                    except Exception as error:  # the whole round trip failed: tell each caller
-                        for _, future in batch:
-                            if not future.done():
-                                future.set_exception(error)
-                        raise
-                    for (request, future), outcome in zip(batch, outcomes, strict=True):
-                        if future.done():
-                            continue
-                        try:
-                            future.set_result(_unwrap(request, outcome))
-                        except ConcurrencyError as conflict:
-                            future.set_exception(conflict)
+                        future.set_result(_unwrap(request, outcome))
+                    except ConcurrencyError as conflict:
+                        future.set_exception(conflict)
         except Exception:
             for _, future in self._queue:  # callers queued behind a failure are not stranded
                 if not future.done():
@@ -172,8 +171,20 @@ class PostgresEventStore:
             self._queue.clear()
         finally:
             self._writing = False
-            # appends may have queued while the connection was being released
+            # never leave a queued append without a writer
             self._start_drain()
+
+    async def _write_as_writer(self, batch: list[_Append]) -> list[tuple[int | None, int]]:
+        # The process's one writer keeps its connection: returning it to the pool after
+        # every append would cost a reset round trip each time.
+        if self._writer is None or self._writer.is_closed():
+            self._writer = await self._pool.acquire()
+        try:
+            return await self._write(self._writer, batch)
+        except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError):
+            writer, self._writer = self._writer, None
+            await self._pool.release(writer, timeout=1)
+            raise
 
     async def _write(self, conn: Connection, batch: list[_Append]) -> list[tuple[int | None, int]]:
         events = [event for request in batch for event in request.events]
@@ -249,9 +260,12 @@ class PostgresEventStore:
         self._notified.set()
 
     async def close(self) -> None:
-        """Release the LISTEN connection and wait for queued appends."""
+        """Wait for queued appends, then release the writer and LISTEN connections."""
         if self._drain_task is not None:
             await asyncio.gather(self._drain_task, return_exceptions=True)
+        if self._writer is not None and not self._writing:
+            writer, self._writer = self._writer, None
+            await self._pool.release(writer)
         if self._listener is not None:
             listener, self._listener = self._listener, None
             await listener.remove_listener(self._channel, self._on_notify)
