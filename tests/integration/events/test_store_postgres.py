@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import asyncpg
 import pytest
@@ -143,3 +145,36 @@ async def test_a_removed_event_is_reported_as_missing(
     problems = (await store.verify()).problems
     assert "positions 3..3 are missing" in problems
     assert "positions 5..5 are missing" in problems
+
+
+async def test_concurrent_appends_to_one_stream_keep_their_call_order(
+    store: PostgresEventStore,
+) -> None:
+    # a group-commit batch holds each stream once; later appends of it wait their turn
+    results = await asyncio.gather(
+        *(store.append("org-1", ANY, [event(n=n)]) for n in range(30)),
+        *(store.append(f"org-{k}", 0, [event(n=k)]) for k in range(2, 12)),
+    )
+    assert [r.version for r in results[:30]] == list(range(1, 31))
+    assert [e.data["n"] for e in await store.read_stream("org-1")] == list(range(30))
+    assert (await store.verify()).ok
+
+
+async def test_the_append_function_refuses_a_stream_twice_in_one_batch(
+    store: PostgresEventStore, pool: Pool, schema: str
+) -> None:
+    with pytest.raises(asyncpg.InvalidParameterValueError, match="twice in one batch"):
+        await pool.fetchrow(
+            f"SELECT * FROM {schema}.event_store_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            ["a", "a"],
+            [None, None],
+            [1, 1],
+            [uuid.uuid4(), uuid.uuid4()],
+            ["t", "t"],
+            [1, 1],
+            ["{}", "{}"],
+            ["{}", "{}"],
+            [datetime.now(UTC)] * 2,
+            [bytes(32)] * 2,
+        )
+    assert await store.head_position() == 0

@@ -148,8 +148,7 @@ class PostgresEventStore:
     async def _drain(self) -> None:
         try:
             while self._queue:
-                batch = self._queue[:_MAX_BATCH]
-                del self._queue[:_MAX_BATCH]
+                batch = self._next_batch()
                 try:
                     outcomes = await self._write_as_writer([request for request, _ in batch])
                 except Exception as error:  # the whole round trip failed: tell each caller
@@ -173,6 +172,19 @@ class PostgresEventStore:
             self._writing = False
             # never leave a queued append without a writer
             self._start_drain()
+
+    def _next_batch(self) -> list[tuple[_Append, asyncio.Future[AppendResult]]]:
+        """Take queued appends in order, each stream once; later ones wait for the next."""
+        batch: list[tuple[_Append, asyncio.Future[AppendResult]]] = []
+        rest: list[tuple[_Append, asyncio.Future[AppendResult]]] = []
+        streams: set[str] = set()
+        for item in self._queue:
+            stream_id = item[0].stream_id
+            # once a stream waits, its later appends wait too: nothing of it jumps ahead
+            (rest if stream_id in streams or len(batch) == _MAX_BATCH else batch).append(item)
+            streams.add(stream_id)
+        self._queue = rest
+        return batch
 
     async def _write_as_writer(self, batch: list[_Append]) -> list[tuple[int | None, int]]:
         # The process's one writer keeps its connection: returning it to the pool after
