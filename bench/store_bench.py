@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import statistics
 import time
@@ -190,6 +191,7 @@ async def bench_read_all(pool: Pool, repeats: int) -> list[float]:
     head = await store.head_position()
     rates = []
     for _ in range(repeats):
+        gc.collect()  # start from a clean heap, not the garbage of the write phases
         start, position, count = time.perf_counter(), 0, 0
         while True:
             page = await store.read_all(position, 5000)
