@@ -376,7 +376,7 @@ def report(
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description="Event store and relay benchmark")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=3.0, help="per append run")
     parser.add_argument("--relay-events", type=int, default=20000)
     parser.add_argument("--latency-rate", type=float, default=200.0)

@@ -1,0 +1,1 @@
+"""The label decisions service: label records per organisation and level."""

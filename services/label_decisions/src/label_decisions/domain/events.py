@@ -1,0 +1,71 @@
+"""Private stored events of a label record (translated to public contracts at the edge)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from pydantic import BaseModel, ConfigDict
+
+
+class LabelEvent(BaseModel):
+    """Base: every event names its organisation and level."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    org_id: str
+    level: str
+
+
+class LabelAwarded(LabelEvent):
+    """A first label of a level was awarded on an approved assessment."""
+
+    assessment_id: str
+    assessed_on: date
+    awarded_on: date
+    valid_until: date
+    expert_ids: tuple[str, ...]
+    policy_version: str
+    decided_by: str
+
+
+class LabelRenewed(LabelEvent):
+    """A label was renewed within its window and extended without a gap."""
+
+    assessment_id: str
+    assessed_on: date
+    renewed_on: date
+    previous_valid_until: date
+    valid_until: date
+    expert_ids: tuple[str, ...]
+    policy_version: str
+    decided_by: str
+
+
+class LabelExpired(LabelEvent):
+    """A label's validity passed without renewal (recorded by the clock)."""
+
+    valid_until: date
+    expired_on: date
+
+
+class LabelWithdrawn(LabelEvent):
+    """The labelling board withdrew a label, with a reason."""
+
+    reason: str
+    withdrawn_on: date
+    withdrawn_by: str
+
+
+class LabelRecordCorrected(LabelEvent):
+    """A compensating correction of the validity (R15: nothing is rewritten)."""
+
+    previous_valid_until: date
+    valid_until: date
+    reason: str
+    corrected_by: str
+
+
+EVENT_TYPES: dict[str, type[LabelEvent]] = {
+    cls.__name__: cls
+    for cls in (LabelAwarded, LabelRenewed, LabelExpired, LabelWithdrawn, LabelRecordCorrected)
+}

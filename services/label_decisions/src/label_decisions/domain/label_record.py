@@ -1,0 +1,262 @@
+"""The label record of one organisation at one level (R10: at most one per pair).
+
+Command methods check the rules and return new events without changing state; ``apply``
+is the one place state evolves, for new events and for replay alike. Status is never
+stored: it is derived from the dates (R10).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from enum import StrEnum
+
+from label_decisions.domain.errors import LabelRefusedError, RuleViolation
+from label_decisions.domain.events import (
+    LabelAwarded,
+    LabelEvent,
+    LabelExpired,
+    LabelRecordCorrected,
+    LabelRenewed,
+    LabelWithdrawn,
+)
+from label_decisions.domain.policy import (
+    DecisionPolicy,
+    Level,
+    first_valid_until,
+    renewal_deadline,
+    renewed_valid_until,
+)
+
+
+class Status(StrEnum):
+    """A label's state on a day, derived from its dates (R10)."""
+
+    NONE = "none"
+    VALID = "valid"
+    IN_RENEWAL_WINDOW = "in_renewal_window"
+    EXPIRED = "expired"
+    WITHDRAWN = "withdrawn"
+
+
+@dataclass(frozen=True)
+class ApprovedAssessment:
+    """What the decision needs of an approved assessment (no indicator scores: R11)."""
+
+    assessment_id: str
+    org_id: str
+    level: Level
+    assessed_on: date
+    approved_on: date
+    expert_ids: tuple[str, ...]
+
+
+def stream_id(org_id: str, level: Level) -> str:
+    """The record's stream: one per organisation and level."""
+    return f"{org_id}:{level.value}"
+
+
+@dataclass
+class LabelRecord:
+    """State rebuilt from a record's events."""
+
+    org_id: str
+    level: Level
+    version: int = 0
+    valid_until: date | None = None
+    current_since: date | None = None
+    withdrawn_on: date | None = None
+    expired_until: date | None = None
+    decided_assessments: set[str] = field(default_factory=set)
+
+    # ----------------------------------------------------------------- queries
+    def status(self, on: date, policy: DecisionPolicy) -> Status:
+        """R10: valid, in renewal window, expired, withdrawn, or none, on a day."""
+        if self.valid_until is None:
+            return Status.NONE
+        if self.withdrawn_on is not None and self.withdrawn_on <= on:
+            return Status.WITHDRAWN
+        if on <= self.valid_until:
+            return Status.VALID
+        deadline = renewal_deadline(policy, self.level, self.valid_until)
+        return Status.IN_RENEWAL_WINDOW if deadline and on <= deadline else Status.EXPIRED
+
+    # ---------------------------------------------------------------- commands
+    def decide(
+        self,
+        assessment: ApprovedAssessment,
+        *,
+        eligible: bool,
+        policy: DecisionPolicy,
+        decided_by: str,
+    ) -> list[LabelEvent]:
+        """Award or renew on an approved assessment; [] if it was decided before.
+
+        Raises:
+            LabelRefusedError: the rules refuse a label; every violated rule is named.
+        """
+        if assessment.assessment_id in self.decided_assessments:
+            return []
+        violations: list[RuleViolation] = []
+        if assessment.org_id != self.org_id or assessment.level is not self.level:
+            violations.append(
+                RuleViolation("R10", "the assessment is for another organisation or level")
+            )
+        if assessment.assessed_on >= policy.eligibility_required_from and not eligible:
+            violations.append(
+                RuleViolation(
+                    "R1",
+                    "the organisation does not meet the eligibility criteria"
+                    " (validated ECCP profile) required since"
+                    f" {policy.eligibility_required_from.isoformat()}",
+                )
+            )
+        if assessment.approved_on < assessment.assessed_on:
+            violations.append(RuleViolation("R7", "approval cannot precede the assessment"))
+        renewing = self._renews(assessment, policy)
+        if (
+            renewing
+            and self.current_since is not None
+            and assessment.assessed_on < self.current_since
+        ):
+            violations.append(
+                RuleViolation(
+                    "R4",
+                    f"the assessment of {assessment.assessed_on.isoformat()} precedes the"
+                    f" current validity, which began {self.current_since.isoformat()}",
+                )
+            )
+        if violations:
+            raise LabelRefusedError(violations)
+        common = {
+            "org_id": self.org_id,
+            "level": self.level.value,
+            "assessment_id": assessment.assessment_id,
+            "assessed_on": assessment.assessed_on,
+            "expert_ids": assessment.expert_ids,
+            "policy_version": policy.version,
+            "decided_by": decided_by,
+        }
+        if renewing:
+            assert self.valid_until is not None
+            return [
+                LabelRenewed(
+                    **common,
+                    renewed_on=assessment.approved_on,
+                    previous_valid_until=self.valid_until,
+                    valid_until=renewed_valid_until(
+                        policy, self.level, self.valid_until, assessment.assessed_on
+                    ),
+                )
+            ]
+        return [
+            LabelAwarded(
+                **common,
+                awarded_on=assessment.approved_on,
+                valid_until=first_valid_until(policy, self.level, assessment.assessed_on),
+            )
+        ]
+
+    def expire(self, today: date) -> list[LabelEvent]:
+        """Record the expiry once ``valid_until`` has passed; [] otherwise (idempotent)."""
+        if (
+            self.valid_until is None
+            or self.withdrawn_on is not None
+            or today <= self.valid_until
+            or self.expired_until == self.valid_until
+        ):
+            return []
+        return [
+            LabelExpired(
+                org_id=self.org_id,
+                level=self.level.value,
+                valid_until=self.valid_until,
+                expired_on=self.valid_until + timedelta(days=1),
+            )
+        ]
+
+    def withdraw(self, *, reason: str, by: str, on: date) -> list[LabelEvent]:
+        """The board withdraws a current label, with a reason.
+
+        Raises:
+            LabelRefusedError: there is no label to withdraw, or no reason was given.
+        """
+        violations = []
+        if self.valid_until is None or self.withdrawn_on is not None:
+            violations.append(RuleViolation("R10", "there is no current label to withdraw"))
+        if not reason.strip():
+            violations.append(RuleViolation("R15", "a withdrawal needs a reason"))
+        if violations:
+            raise LabelRefusedError(violations)
+        return [
+            LabelWithdrawn(
+                org_id=self.org_id,
+                level=self.level.value,
+                reason=reason.strip(),
+                withdrawn_on=on,
+                withdrawn_by=by,
+            )
+        ]
+
+    def correct(self, *, valid_until: date, reason: str, by: str) -> list[LabelEvent]:
+        """R15: correct the validity with a compensating event, never by rewriting.
+
+        Raises:
+            LabelRefusedError: nothing to correct, no change, or no reason.
+        """
+        violations = []
+        if self.valid_until is None:
+            violations.append(RuleViolation("R15", "there is no label record to correct"))
+        elif valid_until == self.valid_until:
+            violations.append(RuleViolation("R15", "the correction changes nothing"))
+        if not reason.strip():
+            violations.append(RuleViolation("R15", "a correction needs a reason"))
+        if violations:
+            raise LabelRefusedError(violations)
+        assert self.valid_until is not None
+        return [
+            LabelRecordCorrected(
+                org_id=self.org_id,
+                level=self.level.value,
+                previous_valid_until=self.valid_until,
+                valid_until=valid_until,
+                reason=reason.strip(),
+                corrected_by=by,
+            )
+        ]
+
+    def _renews(self, assessment: ApprovedAssessment, policy: DecisionPolicy) -> bool:
+        if self.valid_until is None or self.withdrawn_on is not None:
+            return False
+        deadline = renewal_deadline(policy, self.level, self.valid_until)
+        # R4: after the window, a benchmarking is a new first award (design assumption)
+        return deadline is not None and assessment.assessed_on <= deadline
+
+    # ------------------------------------------------------------------ evolve
+    def apply(self, event: LabelEvent) -> None:
+        """Evolve the state by one event (new or replayed)."""
+        match event:
+            case LabelAwarded():
+                self.valid_until = event.valid_until
+                self.current_since = event.assessed_on.replace(day=1)
+                self.withdrawn_on = None
+                self.expired_until = None
+                self.decided_assessments.add(event.assessment_id)
+            case LabelRenewed():
+                self.valid_until = event.valid_until
+                self.decided_assessments.add(event.assessment_id)
+            case LabelExpired():
+                self.expired_until = event.valid_until
+            case LabelWithdrawn():
+                self.withdrawn_on = event.withdrawn_on
+            case LabelRecordCorrected():
+                self.valid_until = event.valid_until
+        self.version += 1
+
+    @classmethod
+    def replay(cls, org_id: str, level: Level, events: list[LabelEvent]) -> LabelRecord:
+        """Rebuild a record from its stored events."""
+        record = cls(org_id, level)
+        for event in events:
+            record.apply(event)
+        return record

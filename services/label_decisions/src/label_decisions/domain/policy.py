@@ -1,0 +1,139 @@
+"""The label decision policy: versioned rules that turn an approved assessment into a label.
+
+Sourced rules (shared/domain.md, section 7.4):
+
+- R3: a first Bronze or Silver label is valid for two years from the *month* of the
+  interview or assessment.
+- R4: a Bronze label can be renewed by a benchmarking held no later than one year after
+  it expired; the validity then extends seamlessly by three years from the previous
+  ``valid_until``. After that window a benchmarking counts as a new first award.
+- R5: Silver has the same one-year renewal window; the extension length is unconfirmed.
+- R8: Gold is valid two years; its renewal rule is unconfirmed.
+- R1: since 2019-11-15 no label is awarded without the eligibility criteria.
+
+What the sources leave open is a setting of the policy, never a constant: the day a
+validity ends within its month (design assumption), and the Silver and Gold renewal
+extensions. Every decision records the policy version that made it, so the history can be
+re-decided under another policy and compared.
+"""
+
+from __future__ import annotations
+
+import calendar
+from dataclasses import dataclass, field
+from datetime import date
+from enum import StrEnum
+
+
+class Level(StrEnum):
+    """The three label levels."""
+
+    BRONZE = "bronze"
+    SILVER = "silver"
+    GOLD = "gold"
+
+
+class MonthEnd(StrEnum):
+    """Which day a validity counted in months ends on (R3's day convention: an assumption).
+
+    ``SAME_MONTH``: the last day of the month N months after the assessment month
+    (interview in March 2024, 24 months: valid until 2026-03-31).
+    ``PREVIOUS_MONTH``: the last day of the month before it (2026-02-29 would not exist:
+    2026-02-28), for readings of "two years from the month" that count the assessment
+    month itself as the first.
+    """
+
+    SAME_MONTH = "same_month"
+    PREVIOUS_MONTH = "previous_month"
+
+
+@dataclass(frozen=True)
+class LevelRules:
+    """The validity rules of one level.
+
+    Attributes:
+        first_validity_months: validity of a first award, from the assessment month (R3, R8).
+        renewal_window_months: how long after ``valid_until`` a renewal is still accepted
+            (R4, R5); None: no renewal, every assessment is a first award.
+        renewal_extension_months: how far a renewal extends the previous ``valid_until``
+            (R4: 36 for Bronze); None: unconfirmed, so a renewal is valid like a first
+            award from its assessment month, but never ends before the previous validity.
+    """
+
+    first_validity_months: int
+    renewal_window_months: int | None
+    renewal_extension_months: int | None
+
+
+@dataclass(frozen=True)
+class DecisionPolicy:
+    """A versioned set of rules; decisions record ``version``."""
+
+    version: str
+    month_end: MonthEnd
+    eligibility_required_from: date
+    levels: dict[Level, LevelRules] = field(default_factory=dict)
+
+    def rules(self, level: Level) -> LevelRules:
+        """The rules of one level."""
+        return self.levels[level]
+
+
+POLICY_2026_1 = DecisionPolicy(
+    version="2026.1",
+    month_end=MonthEnd.SAME_MONTH,
+    eligibility_required_from=date(2019, 11, 15),
+    levels={
+        # R3 + R4: sourced (cluster-analysis.org, benchmarked-clusters)
+        Level.BRONZE: LevelRules(24, 12, 36),
+        # R3 + R5: window sourced, extension unconfirmed
+        Level.SILVER: LevelRules(24, 12, None),
+        # R8: two years sourced (GCE Ocean 2021); renewal within a year of expiry is priced
+        # by ESCA; the extension is unconfirmed
+        Level.GOLD: LevelRules(24, 12, None),
+    },
+)
+"""The current policy. A new reading of the sources is a new version, not an edit."""
+
+
+def add_months(day: date, months: int) -> date:
+    """``day`` moved by whole months, clamped to the end of a shorter month."""
+    index = day.year * 12 + day.month - 1 + months
+    year, month = divmod(index, 12)
+    last = calendar.monthrange(year, month + 1)[1]
+    return date(year, month + 1, min(day.day, last))
+
+
+def end_of_month(day: date) -> date:
+    """The last day of ``day``'s month."""
+    return date(day.year, day.month, calendar.monthrange(day.year, day.month)[1])
+
+
+def first_valid_until(policy: DecisionPolicy, level: Level, assessed_on: date) -> date:
+    """R3 / R8: the end of a first award's validity, counted from the assessment month."""
+    months = policy.rules(level).first_validity_months
+    if policy.month_end is MonthEnd.PREVIOUS_MONTH:
+        months -= 1
+    return end_of_month(add_months(assessed_on.replace(day=1), months))
+
+
+def renewal_deadline(policy: DecisionPolicy, level: Level, valid_until: date) -> date | None:
+    """R4 / R5: the last day on which an assessment still renews a label (None: never)."""
+    window = policy.rules(level).renewal_window_months
+    return None if window is None else add_months(valid_until, window)
+
+
+def renewed_valid_until(
+    policy: DecisionPolicy, level: Level, previous_valid_until: date, assessed_on: date
+) -> date:
+    """R4 / R5 / R8: the validity after a renewal (seamless: no gap, no reset)."""
+    extension = policy.rules(level).renewal_extension_months
+    if extension is None:
+        return max(previous_valid_until, first_valid_until(policy, level, assessed_on))
+    extended = add_months(previous_valid_until, extension)
+    # a validity that ended on a month's last day keeps ending on one
+    return (
+        end_of_month(extended)
+        if previous_valid_until == end_of_month(previous_valid_until)
+        else extended
+    )
