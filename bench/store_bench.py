@@ -34,8 +34,9 @@ import orjson
 from aiokafka import AIOKafkaConsumer
 
 from clr_events.codec import to_kafka
+from clr_events.kafka.producer import new_producer
 from clr_events.kafka.topics import TopicSpec, ensure_topics
-from clr_events.outbox.relay import PostgresRelayCheckpoint, Relay, new_producer, publish_as_stored
+from clr_events.outbox.relay import PostgresRelayCheckpoint, Relay, publish_as_stored
 from clr_events.pg import Pool
 from clr_events.settings import ConnectionSettings
 from clr_events.store.base import NewEvent

@@ -46,15 +46,21 @@ def _docker_answers() -> bool:
         return False
 
 
+def _from_env(variable: str, what: str) -> str | None:
+    """The variable's value; None when testcontainers should start one; else fail."""
+    value = os.environ.get(variable)
+    if not value and not _docker_answers():
+        pytest.fail(HOW_TO.format(what=what), pytrace=False)
+    return value or None
+
+
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
     """A PostgreSQL server's URL."""
-    url = os.environ.get("CLR_DATABASE_URL")
+    url = _from_env("CLR_DATABASE_URL", "PostgreSQL")
     if url:
         yield url
         return
-    if not _docker_answers():
-        pytest.fail(HOW_TO.format(what="PostgreSQL"), pytrace=False)
     from testcontainers.postgres import PostgresContainer
 
     with PostgresContainer("postgres:16", driver=None) as container:
@@ -64,12 +70,10 @@ def database_url() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def kafka_bootstrap() -> Iterator[str]:
     """A Kafka broker's bootstrap servers."""
-    servers = os.environ.get("CLR_KAFKA_BOOTSTRAP_SERVERS")
+    servers = _from_env("CLR_KAFKA_BOOTSTRAP_SERVERS", "Kafka broker")
     if servers:
         yield servers
         return
-    if not _docker_answers():
-        pytest.fail(HOW_TO.format(what="Kafka broker"), pytrace=False)
     from testcontainers.kafka import KafkaContainer
 
     with KafkaContainer("apache/kafka:4.1.1").with_kraft() as container:

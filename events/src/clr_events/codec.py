@@ -16,10 +16,19 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from clr_events.envelope import EXTENSIONS, Envelope
+from clr_events.envelope import Envelope
 from clr_events.errors import EnvelopeError
 
-_ATTRIBUTES = ("specversion", "id", "source", "type", "subject", "time", "dataschema")
+_REQUIRED = (
+    "specversion",
+    "id",
+    "source",
+    "type",
+    "subject",
+    "time",
+    "streamversion",
+    "globalposition",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,8 +117,7 @@ def from_structured(document: bytes | str) -> Envelope:
 
 
 def _validate(fields: dict[str, Any]) -> Envelope:
-    missing = [name for name in _ATTRIBUTES[:6] if name not in fields]
-    missing += [name for name in EXTENSIONS[:2] if name not in fields]
+    missing = [name for name in _REQUIRED if name not in fields]
     if missing:
         raise EnvelopeError(f"missing CloudEvents attributes: {', '.join(missing)}")
     try:

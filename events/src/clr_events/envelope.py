@@ -21,8 +21,6 @@ TYPE_PATTERN = re.compile(
 )
 SCHEMA_URI_PREFIX = "urn:cluster-label-registry:schema:"
 
-EXTENSIONS = ("streamversion", "globalposition", "correlationid", "causationid")
-
 
 def schema_uri(type_: str) -> str:
     """The ``dataschema`` of a contract type (schemas/jsonschema/<context>/<Name>.v<N>.json)."""

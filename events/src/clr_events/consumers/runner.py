@@ -31,6 +31,7 @@ from aiokafka.abc import ConsumerRebalanceListener
 from clr_events.codec import from_kafka
 from clr_events.envelope import Envelope
 from clr_events.errors import EventsError
+from clr_events.kafka.producer import new_producer
 from clr_events.pg import Connection, Pool
 
 log = logging.getLogger(__name__)
@@ -174,9 +175,7 @@ class ConsumerRunner:
             auto_offset_reset="earliest",
             isolation_level="read_committed",
         )
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=self._bootstrap, enable_idempotence=True, acks="all"
-        )
+        self._producer = new_producer(self._bootstrap)
         await self._producer.start()
         await self._consumer.start()
         self._consumer.subscribe(self._topics, listener=_SeekToCheckpoint(self))

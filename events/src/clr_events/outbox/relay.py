@@ -27,6 +27,7 @@ from aiokafka import AIOKafkaProducer
 
 from clr_events.codec import to_kafka
 from clr_events.envelope import Envelope, schema_uri
+from clr_events.kafka.producer import new_producer
 from clr_events.pg import Pool
 from clr_events.settings import ConnectionSettings
 from clr_events.store.base import EventStore, StoredEvent
@@ -158,16 +159,6 @@ class Relay:
         self.position = events[-1].position
         await self._checkpoint.save(self.position)
         return len(events)
-
-
-def new_producer(bootstrap_servers: str) -> AIOKafkaProducer:
-    """An idempotent producer: acks from all replicas, no duplicates from its own retries."""
-    return AIOKafkaProducer(
-        bootstrap_servers=bootstrap_servers,
-        enable_idempotence=True,
-        acks="all",
-        linger_ms=0,
-    )
 
 
 def _load_translator(spec: str, source: str) -> Translator:

@@ -92,6 +92,14 @@ class EncodedEvent:
     digest: bytes
 
 
+def check_append(expected_version: ExpectedVersion, events: Sequence[NewEvent]) -> None:
+    """Refuse programming errors before any adapter touches its storage."""
+    if not events:
+        raise ValueError("an append needs at least one event")
+    if expected_version is not None and expected_version < 0:
+        raise ValueError("an expected version is 0 (new stream), a positive version, or ANY")
+
+
 def encode(stream_id: str, event: NewEvent, recorded_at: datetime | None = None) -> EncodedEvent:
     """Serialise one new event (data and metadata as compact JSON) and digest it."""
     moment = recorded_at or datetime.now(UTC)

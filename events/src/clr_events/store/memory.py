@@ -20,6 +20,7 @@ from clr_events.store.base import (
     NewEvent,
     StoredEvent,
     VerificationReport,
+    check_append,
     encode,
 )
 from clr_events.store.hashing import GENESIS_HASH, chain
@@ -43,10 +44,7 @@ class InMemoryEventStore:
         Raises:
             ConcurrencyError: the stream is at another version; nothing was written.
         """
-        if not events:
-            raise ValueError("an append needs at least one event")
-        if expected_version is not None and expected_version < 0:
-            raise ValueError("an expected version is 0 (new stream), a positive version, or ANY")
+        check_append(expected_version, events)
         current = self._versions.get(stream_id, 0)
         if expected_version is not None and expected_version != current:
             raise ConcurrencyError(stream_id, expected_version, current)

@@ -6,8 +6,11 @@ and notifies tailing readers, all inside the server: the lock is never held acro
 client round trip.
 
 Group commit: within one process, appends that arrive while a write is in flight queue up
-and the next write takes all of them in one round trip and one durable commit. A lone
-writer skips the queue and writes inline. Only the appends whose version conflicts fail.
+and the next write takes them in one round trip and one durable commit (one version
+lookup and one INSERT in the server). A batch holds each stream at most once, so one
+stream's appends keep their order. A lone writer skips the queue and writes inline. The
+process's one writer keeps its own connection. Only the appends whose version conflicts
+fail.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from clr_events.store.base import (
     NewEvent,
     StoredEvent,
     VerificationReport,
+    check_append,
     encode,
 )
 from clr_events.store.hashing import GENESIS_HASH
@@ -79,7 +83,10 @@ class PostgresEventStore:
         self._pool = pool
         self._schema = schema
         self._channel = f"event_store_{schema}"
-        self._append_sql = f"SELECT positions, versions FROM {schema}.event_store_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"  # noqa: E501
+        self._append_sql = (
+            f"SELECT positions, versions FROM {schema}.event_store_append"
+            "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+        )
         self._queue: list[tuple[_Append, asyncio.Future[AppendResult]]] = []
         self._writing = False
         self._drain_task: asyncio.Task[None] | None = None
@@ -87,11 +94,6 @@ class PostgresEventStore:
         self._writer: PoolConnectionProxy[asyncpg.Record] | None = None
         self._notified_position = 0
         self._notified = asyncio.Event()
-
-    @property
-    def schema(self) -> str:
-        """The schema that holds this store's tables."""
-        return self._schema
 
     async def migrate(self) -> None:
         """Create the schema, tables, trigger and append function (idempotent)."""
@@ -323,10 +325,7 @@ class PostgresEventStore:
 
 
 def _prepare(stream_id: str, expected: ExpectedVersion, events: Sequence[NewEvent]) -> _Append:
-    if not events:
-        raise ValueError("an append needs at least one event")
-    if expected is not None and expected < 0:
-        raise ValueError("an expected version is 0 (new stream), a positive version, or ANY")
+    check_append(expected, events)
     now = datetime.now(UTC)
     return _Append(stream_id, expected, [encode(stream_id, event, now) for event in events])
 
