@@ -8,7 +8,7 @@ from datetime import date
 
 import pytest
 
-from label_decisions.domain.errors import LabelRefusedError
+from clr_events.rules import RuleViolationError
 from label_decisions.domain.events import (
     LabelAwarded,
     LabelEvent,
@@ -110,7 +110,7 @@ def test_r4_after_the_window_a_benchmarking_is_a_new_first_award() -> None:
 
 def test_r4_an_assessment_older_than_the_current_validity_is_refused() -> None:
     record = given(awarded(date(2022, 5, 10), date(2024, 5, 31)))
-    with pytest.raises(LabelRefusedError, match="R4: the assessment of 2022-04-20 precedes"):
+    with pytest.raises(RuleViolationError, match="R4: the assessment of 2022-04-20 precedes"):
         record.decide(
             assessment(date(2022, 4, 20), aid="old"),
             eligible=True,
@@ -163,7 +163,7 @@ def test_r8_a_gold_label_is_valid_two_years() -> None:
 
 # ------------------------------------------------------------------------- R1
 def test_r1_no_label_without_eligibility_since_15_november_2019() -> None:
-    with pytest.raises(LabelRefusedError) as refused:
+    with pytest.raises(RuleViolationError) as refused:
         given().decide(
             assessment(date(2019, 11, 15)), eligible=False, policy=POLICY_2026_1, decided_by="board"
         )
@@ -180,7 +180,7 @@ def test_every_violated_rule_is_named_at_once() -> None:
     wrong = ApprovedAssessment(
         "a-9", "org-2", Level.BRONZE, date(2024, 1, 10), date(2024, 1, 9), ()
     )
-    with pytest.raises(LabelRefusedError) as refused:
+    with pytest.raises(RuleViolationError) as refused:
         given().decide(wrong, eligible=False, policy=POLICY_2026_1, decided_by="board")
     assert [v.rule for v in refused.value.violations] == ["R10", "R1", "R7"]
 
@@ -227,10 +227,10 @@ def test_a_renewal_after_expiry_can_expire_again_later() -> None:
 
 # ---------------------------------------------------------- withdrawal, R15
 def test_a_withdrawal_needs_a_current_label_and_a_reason() -> None:
-    with pytest.raises(LabelRefusedError, match="R10: there is no current label"):
+    with pytest.raises(RuleViolationError, match="R10: there is no current label"):
         given().withdraw(reason="misconduct", by="board", on=date(2024, 1, 1))
     record = given(awarded(date(2022, 5, 10), date(2024, 5, 31)))
-    with pytest.raises(LabelRefusedError, match="R15: a withdrawal needs a reason"):
+    with pytest.raises(RuleViolationError, match="R15: a withdrawal needs a reason"):
         record.withdraw(reason="  ", by="board", on=date(2023, 1, 1))
     (event,) = record.withdraw(reason="ceased operations", by="board", on=date(2023, 1, 1))
     assert isinstance(event, LabelWithdrawn)
@@ -249,7 +249,7 @@ def test_after_a_withdrawal_a_new_assessment_is_a_first_award() -> None:
 
 def test_r15_a_correction_is_a_compensating_event_with_a_reason() -> None:
     record = given(awarded(date(2022, 5, 10), date(2024, 5, 31)))
-    with pytest.raises(LabelRefusedError, match="R15: the correction changes nothing"):
+    with pytest.raises(RuleViolationError, match="R15: the correction changes nothing"):
         record.correct(valid_until=date(2024, 5, 31), reason="typo", by="registry-admin")
     (event,) = record.correct(valid_until=date(2024, 5, 10), reason="day-exact date", by="admin")
     assert isinstance(event, LabelRecordCorrected)

@@ -219,9 +219,14 @@ class PostgresEventStore:
         return list(zip(row[0], row[1], strict=True))
 
     # ------------------------------------------------------------------ reading
-    async def read_stream(self, stream_id: str, from_version: int = 1) -> list[StoredEvent]:
-        """The events of one stream from ``from_version`` on, in version order."""
-        rows = await self._pool.fetch(
+    async def read_stream(
+        self, stream_id: str, from_version: int = 1, *, conn: Connection | None = None
+    ) -> list[StoredEvent]:
+        """The events of one stream from ``from_version`` on, in version order.
+
+        ``conn``: read inside the caller's transaction (to decide and ``append_in`` there).
+        """
+        rows = await (conn or self._pool).fetch(
             f"SELECT {_COLUMNS} FROM {self._schema}.event_store"
             " WHERE stream_id = $1 AND version >= $2 ORDER BY version",
             stream_id,

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from enum import StrEnum
 
-from label_decisions.domain.errors import LabelRefusedError, RuleViolation
+from clr_events.rules import RuleViolation, RuleViolationError
 from label_decisions.domain.events import (
     LabelAwarded,
     LabelEvent,
@@ -93,7 +93,7 @@ class LabelRecord:
         """Award or renew on an approved assessment; [] if it was decided before.
 
         Raises:
-            LabelRefusedError: the rules refuse a label; every violated rule is named.
+            RuleViolationError: the rules refuse a label; every violated rule is named.
         """
         if assessment.assessment_id in self.decided_assessments:
             return []
@@ -127,7 +127,7 @@ class LabelRecord:
                 )
             )
         if violations:
-            raise LabelRefusedError(violations)
+            raise RuleViolationError(violations)
         common = {
             "org_id": self.org_id,
             "level": self.level.value,
@@ -179,7 +179,7 @@ class LabelRecord:
         """The board withdraws a current label, with a reason.
 
         Raises:
-            LabelRefusedError: there is no label to withdraw, or no reason was given.
+            RuleViolationError: there is no label to withdraw, or no reason was given.
         """
         violations = []
         if self.valid_until is None or self.withdrawn_on is not None:
@@ -187,7 +187,7 @@ class LabelRecord:
         if not reason.strip():
             violations.append(RuleViolation("R15", "a withdrawal needs a reason"))
         if violations:
-            raise LabelRefusedError(violations)
+            raise RuleViolationError(violations)
         return [
             LabelWithdrawn(
                 org_id=self.org_id,
@@ -202,7 +202,7 @@ class LabelRecord:
         """R15: correct the validity with a compensating event, never by rewriting.
 
         Raises:
-            LabelRefusedError: nothing to correct, no change, or no reason.
+            RuleViolationError: nothing to correct, no change, or no reason.
         """
         violations = []
         if self.valid_until is None:
@@ -212,7 +212,7 @@ class LabelRecord:
         if not reason.strip():
             violations.append(RuleViolation("R15", "a correction needs a reason"))
         if violations:
-            raise LabelRefusedError(violations)
+            raise RuleViolationError(violations)
         assert self.valid_until is not None
         return [
             LabelRecordCorrected(

@@ -1,0 +1,1 @@
+"""Local tooling: run every service together, generate demo data through the real APIs."""

@@ -1,0 +1,75 @@
+"""Public contracts of the label decisions service (topic ``label_decisions.events``).
+
+Subject and key: the label record, ``<org_id>:<level>``. Every decision carries the
+policy version that took it, the assessment it rests on, the experts, and who decided.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from clr_events.registry import Contract, registry
+
+
+@registry.event("label_decisions.LabelAwarded.v1")
+class LabelAwarded(Contract):
+    """A first label of a level was awarded."""
+
+    org_id: str
+    level: str
+    assessment_id: str
+    assessed_on: date
+    awarded_on: date
+    valid_until: date
+    expert_ids: list[str]
+    policy_version: str
+    decided_by: str
+
+
+@registry.event("label_decisions.LabelRenewed.v1")
+class LabelRenewed(Contract):
+    """A label was renewed within its window and extended without a gap."""
+
+    org_id: str
+    level: str
+    assessment_id: str
+    assessed_on: date
+    renewed_on: date
+    previous_valid_until: date
+    valid_until: date
+    expert_ids: list[str]
+    policy_version: str
+    decided_by: str
+
+
+@registry.event("label_decisions.LabelExpired.v1")
+class LabelExpired(Contract):
+    """A label's validity passed without renewal."""
+
+    org_id: str
+    level: str
+    valid_until: date
+    expired_on: date
+
+
+@registry.event("label_decisions.LabelWithdrawn.v1")
+class LabelWithdrawn(Contract):
+    """The labelling board withdrew a label."""
+
+    org_id: str
+    level: str
+    reason: str
+    withdrawn_on: date
+    withdrawn_by: str
+
+
+@registry.event("label_decisions.LabelRecordCorrected.v1")
+class LabelRecordCorrected(Contract):
+    """A compensating correction of a label's validity (R15)."""
+
+    org_id: str
+    level: str
+    previous_valid_until: date
+    valid_until: date
+    reason: str
+    corrected_by: str

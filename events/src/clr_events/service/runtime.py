@@ -1,0 +1,263 @@
+"""A service process: its API, plus the relays, consumers and clock jobs that run beside it.
+
+Every instance runs the API. Background work (``CLR_BACKGROUND``, on by default) is safe
+to run in several instances: consumers share partitions through their Kafka group, each
+relay runs in one instance at a time (a PostgreSQL advisory lock elects it; another takes
+over when it dies), and clock jobs are idempotent. A failing background task is logged
+and restarted with backoff; ``/readyz`` reports it meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
+
+from clr_events.consumers.runner import ConsumerRunner, Handler
+from clr_events.kafka.producer import new_producer
+from clr_events.outbox.relay import PostgresRelayCheckpoint, Relay, Translator
+from clr_events.pg import Pool
+from clr_events.service import problems
+from clr_events.service.auth import AuthSettings, TokenVerifier
+from clr_events.service.commands import IdempotencyStore
+from clr_events.settings import ConnectionSettings
+from clr_events.store.postgres import PostgresEventStore
+
+log = logging.getLogger(__name__)
+
+
+class ServiceSettings(ConnectionSettings):
+    """Connection settings plus ``CLR_BACKGROUND`` (run relays, consumers and jobs here)."""
+
+    background: bool = True
+    pool_max_size: int = 20
+
+
+@dataclass(frozen=True)
+class RelaySpec:
+    """Publish the store to ``topic`` through ``translate``."""
+
+    topic: str
+    translate: Translator
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class ConsumerSpec:
+    """Consume ``topics`` as ``group`` into ``handler`` (effectively once)."""
+
+    group: str
+    topics: list[str]
+    handler: Handler
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """Run ``run`` every ``interval`` seconds (and once at start)."""
+
+    name: str
+    interval: float
+    run: Callable[[Runtime], Awaitable[Any]]
+
+
+@dataclass
+class Runtime:
+    """Pool, store and background work of one service (its schema is its name)."""
+
+    name: str
+    migrations: list[str] = field(default_factory=list)
+    relays: list[RelaySpec] = field(default_factory=list)
+    consumers: list[ConsumerSpec] = field(default_factory=list)
+    jobs: list[JobSpec] = field(default_factory=list)
+    settings: ServiceSettings = field(default_factory=ServiceSettings)
+
+    def __post_init__(self) -> None:
+        self.idempotency = IdempotencyStore(self.name)
+        self._pool: Pool | None = None
+        self._store: PostgresEventStore | None = None
+        self._producer: AIOKafkaProducer | None = None
+        self._stop = asyncio.Event()
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self.failing: dict[str, str] = {}
+        self.live_relays: dict[str, Relay] = {}
+        self.live_consumers: dict[str, ConsumerRunner] = {}
+
+    @property
+    def pool(self) -> Pool:
+        """The service's connection pool (after ``start``)."""
+        assert self._pool is not None, "runtime not started"
+        return self._pool
+
+    @property
+    def store(self) -> PostgresEventStore:
+        """The service's event store (after ``start``)."""
+        assert self._store is not None, "runtime not started"
+        return self._store
+
+    async def start(self) -> None:
+        """Connect, migrate, and start the background work if enabled."""
+        self._pool = await asyncpg.create_pool(
+            self.settings.database_url, min_size=2, max_size=self.settings.pool_max_size
+        )
+        self._store = PostgresEventStore(self._pool, schema=self.name)
+        await self._store.migrate()
+        await self.idempotency.migrate(self._pool)
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"migrate:{self.name}")
+            for sql in self.migrations:
+                await conn.execute(sql.format(schema=self.name))
+        if self.settings.background:
+            self._stop.clear()
+            for relay in self.relays:
+                self._spawn(f"relay:{relay.name or relay.topic}", self._relay, relay)
+            for consumer in self.consumers:
+                self._spawn(f"consumer:{consumer.group}", self._consume, consumer)
+            for job in self.jobs:
+                self._spawn(f"job:{job.name}", self._job, job)
+
+    async def stop(self) -> None:
+        """Stop background work, then close the store and the pool."""
+        self._stop.set()
+        if self._tasks:
+            await asyncio.wait(self._tasks.values(), timeout=10)
+            for task in self._tasks.values():
+                task.cancel()
+            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+            self._tasks.clear()
+        if self._producer is not None:
+            with contextlib.suppress(Exception):
+                await self._producer.stop()
+            self._producer = None
+        if self._store is not None:
+            await self._store.close()
+        if self._pool is not None:
+            await self._pool.close()
+
+    # ---------------------------------------------------------------- background
+    def _spawn(self, name: str, body: Callable[[Any], Awaitable[None]], spec: Any) -> None:
+        async def supervised() -> None:
+            delay = 0.5
+            while not self._stop.is_set():
+                try:
+                    await body(spec)
+                    self.failing.pop(name, None)
+                    return
+                except Exception as error:
+                    self.failing[name] = repr(error)
+                    log.exception("%s failed; restarting in %.1f s", name, delay)
+                    await self._sleep(delay)
+                    delay = min(delay * 2, 30.0)
+
+        self._tasks[name] = asyncio.get_running_loop().create_task(supervised(), name=name)
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), seconds)
+
+    async def _relay(self, spec: RelaySpec) -> None:
+        name = spec.name or spec.topic
+        async with self.pool.acquire() as lock:
+            while not await lock.fetchval(
+                "SELECT pg_try_advisory_lock(hashtext($1))", f"relay:{self.name}:{name}"
+            ):
+                await self._sleep(5.0)
+                if self._stop.is_set():
+                    return
+            try:
+                if self._producer is None:
+                    self._producer = new_producer(self.settings.kafka_bootstrap_servers)
+                    await self._producer.start()
+                checkpoint = PostgresRelayCheckpoint(self.pool, self.name, name)
+                await checkpoint.migrate()
+                relay = Relay(self.store, checkpoint, self._producer, spec.topic, spec.translate)
+                self.live_relays[name] = relay
+                self.failing.pop(f"relay:{name}", None)
+                await relay.run(self._stop)
+            finally:
+                self.live_relays.pop(name, None)
+                await lock.execute(
+                    "SELECT pg_advisory_unlock(hashtext($1))", f"relay:{self.name}:{name}"
+                )
+
+    async def _consume(self, spec: ConsumerSpec) -> None:
+        runner = ConsumerRunner(
+            self.pool,
+            group=spec.group,
+            topics=spec.topics,
+            handler=spec.handler,
+            bootstrap_servers=self.settings.kafka_bootstrap_servers,
+            schema=self.name,
+        )
+        self.live_consumers[spec.group] = runner
+        await runner.run(self._stop)
+
+    async def _job(self, spec: JobSpec) -> None:
+        while not self._stop.is_set():
+            await spec.run(self)
+            self.failing.pop(f"job:{spec.name}", None)
+            await self._sleep(spec.interval)
+
+    # ------------------------------------------------------------------ health
+    async def metrics(self) -> dict[str, float]:
+        """Gauges and counters for ``/metrics``."""
+        head = await self.store.head_position()
+        values: dict[str, float] = {"clr_store_head_position": head}
+        for name, relay in self.live_relays.items():
+            values[f'clr_relay_lag_events{{relay="{name}"}}'] = head - relay.position
+        for group, runner in self.live_consumers.items():
+            values[f'clr_consumer_processed_total{{group="{group}"}}'] = runner.processed
+            values[f'clr_consumer_dead_letters_total{{group="{group}"}}'] = runner.dead_lettered
+        values["clr_background_tasks_failing"] = len(self.failing)
+        return values
+
+
+def create_app(
+    runtime: Runtime, *, title: str, description: str, routers: list[APIRouter]
+) -> FastAPI:
+    """The service's FastAPI app: routes, problem details, health, metrics, lifespan."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = FastAPI(title=title, description=description, version="1", lifespan=lifespan)
+    app.state.runtime = runtime
+    app.state.token_verifier = TokenVerifier(AuthSettings())
+    problems.install(app)
+    for router in routers:
+        app.include_router(router)
+
+    @app.get("/healthz", tags=["operations"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["operations"])
+    async def readyz(request: Request) -> JSONResponse:
+        try:
+            await runtime.pool.fetchval("SELECT 1")
+        except Exception as error:  # the database is away
+            return problems.problem_response(request, 503, "Not ready", repr(error))
+        if runtime.failing:
+            return problems.problem_response(
+                request, 503, "Not ready", "background work is failing", failing=runtime.failing
+            )
+        return JSONResponse({"status": "ready"})
+
+    @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse)
+    async def metrics() -> str:
+        values = await runtime.metrics()
+        return "".join(f"{name} {value}\n" for name, value in values.items())
+
+    return app

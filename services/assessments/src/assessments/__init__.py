@@ -1,0 +1,1 @@
+"""Assessments: Bronze benchmarking, Silver audit, Gold assessment, approval."""

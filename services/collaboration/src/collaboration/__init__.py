@@ -1,0 +1,1 @@
+"""Collaboration: organisation profiles, partnerships, agreements, matchmaking."""

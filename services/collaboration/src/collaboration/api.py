@@ -1,0 +1,390 @@
+"""HTTP API of the collaboration service: commands need a bearer token, reads are public."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from clr_events.pg import Connection
+from clr_events.rules import NotFoundError
+from clr_events.service.auth import Role
+from clr_events.service.commands import CommandContext, DomainEvents, Streams, command
+from clr_events.store.base import AppendResult
+from collaboration.domain import model
+from collaboration.domain.events import EVENTS, CollaborationEvent, ProfileFigures
+from collaboration.domain.policy import ECCP_2019, PARTNERSHIPS_2020
+
+Id = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+Admin = Annotated[CommandContext, Depends(command(Role.COLLABORATION_ADMIN))]
+EVENT_TYPES: DomainEvents[CollaborationEvent] = DomainEvents(*EVENTS)
+
+router = APIRouter()
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def streams(request: Request) -> Streams[CollaborationEvent]:
+    return Streams(request.app.state.runtime.store, EVENT_TYPES)
+
+
+# ------------------------------------------------------------------ request bodies
+class RegisterOrganisation(BaseModel):
+    org_id: Id | None = None
+    name: str = Field(min_length=1, max_length=300)
+    country: str = Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2")
+    region: str | None = None
+    website: str | None = None
+    sector: str = Field(min_length=1, description="comparative portfolio")
+    eccp_profile_id: str | None = None
+    figures: ProfileFigures
+
+
+class Validate(BaseModel):
+    validated_on: date
+    waive: bool = Field(False, description="apply the cluster programme waiver (R13)")
+
+
+class FormPartnership(BaseModel):
+    partnership_id: Id | None = None
+    name: str = Field(min_length=1)
+    strand: str
+    call_id: str
+    member_org_ids: list[Id]
+    start_on: date
+    duration_months: int
+
+
+class AddPartner(BaseModel):
+    org_id: Id
+    joined_on: date
+
+
+class SignAgreement(BaseModel):
+    agreement_id: Id | None = None
+    parties: list[str]
+    third_country: str = Field(pattern=r"^[A-Z]{2}$")
+    signed_on: date
+    place: str | None = None
+    extends: Id | None = None
+
+
+class RecordMatchmaking(BaseModel):
+    event_id: Id | None = None
+    theme: str
+    held_on: date
+    countries: list[str]
+    participant_org_ids: list[Id]
+    meetings_c2c: int = 0
+    meetings_b2b: int = 0
+    cooperation_cases: int = 0
+    agreements: int = 0
+
+
+# -------------------------------------------------------------------- helpers
+async def _organisation(
+    conn: Connection, s: Streams[CollaborationEvent], org_id: str
+) -> tuple[int, model.Organisation]:
+    events = await s.load_existing(conn, f"organisation:{org_id}", "organisation")
+    return len(events), model.Organisation.replay(events)
+
+
+async def _members(conn: Connection, org_ids: list[str]) -> tuple[list[model.Member], list[str]]:
+    rows = await conn.fetch(
+        "SELECT org_id, country FROM collaboration.organisations WHERE org_id = ANY($1)", org_ids
+    )
+    known = {row["org_id"]: row["country"] for row in rows}
+    members = [model.Member(o, known[o]) for o in org_ids if o in known]
+    return members, [o for o in org_ids if o not in known]
+
+
+def _position(result: AppendResult | None) -> dict[str, Any]:
+    return {} if result is None else {"stream_version": result.version}
+
+
+# ------------------------------------------------------------------ organisations
+@router.post("/organisations", status_code=201, tags=["organisations"])
+async def register_organisation(
+    body: RegisterOrganisation, ctx: Admin, request: Request
+) -> JSONResponse:
+    """Register a cluster organisation's profile (not yet validated)."""
+    s = streams(request)
+    org_id = body.org_id or new_id()
+
+    async def work(conn: Connection) -> tuple[int, dict[str, Any]]:
+        events = model.register_organisation(
+            org_id=org_id,
+            name=body.name,
+            country=body.country,
+            region=body.region,
+            website=body.website,
+            sector=body.sector,
+            eccp_profile_id=body.eccp_profile_id,
+            figures=body.figures,
+        )
+        result = await s.append(conn, f"organisation:{org_id}", 0, events, ctx.cause)
+        await conn.execute(
+            "INSERT INTO collaboration.organisations (org_id, name, country, sector)"
+            " VALUES ($1, $2, $3, $4)",
+            org_id,
+            body.name.strip(),
+            body.country,
+            body.sector.strip(),
+        )
+        return 201, {"org_id": org_id, **_position(result)}
+
+    return await ctx.run(work)
+
+
+@router.put("/organisations/{org_id}/figures", tags=["organisations"])
+async def update_figures(
+    org_id: Id, body: ProfileFigures, ctx: Admin, request: Request
+) -> JSONResponse:
+    """Replace the profile figures R13 looks at."""
+    s = streams(request)
+
+    async def work(conn: Connection) -> tuple[int, dict[str, Any]]:
+        version, org = await _organisation(conn, s, org_id)
+        result = await s.append(
+            conn, f"organisation:{org_id}", version, model.update_figures(org, body), ctx.cause
+        )
+        return 200, {"org_id": org_id, **_position(result)}
+
+    return await ctx.run(work)
+
+
+@router.post("/organisations/{org_id}/validation", status_code=201, tags=["organisations"])
+async def validate_profile(
+    org_id: Id, body: Validate, ctx: Admin, request: Request
+) -> JSONResponse:
+    """R13: validate the profile; a refusal names every criterion it fails."""
+    s = streams(request)
+
+    async def work(conn: Connection) -> tuple[int, dict[str, Any]]:
+        version, org = await _organisation(conn, s, org_id)
+        events = model.validate_profile(
+            org, on=body.validated_on, criteria=ECCP_2019, waive=body.waive
+        )
+        result = await s.append(conn, f"organisation:{org_id}", version, events, ctx.cause)
+        if not events:
+            assert org.validated is not None
+            return 200, {"org_id": org_id, "validated_on": org.validated.validated_on.isoformat()}
+        await conn.execute(
+            "UPDATE collaboration.organisations SET validated_on = $2 WHERE org_id = $1",
+            org_id,
+            body.validated_on,
+        )
+        return 201, {
+            "org_id": org_id,
+            "validated_on": body.validated_on.isoformat(),
+            **_position(result),
+        }
+
+    return await ctx.run(work)
+
+
+@router.get("/organisations/{org_id}", tags=["organisations"])
+async def get_organisation(org_id: Id, request: Request) -> dict[str, Any]:
+    """A profile with its validation and the labels it holds (public)."""
+    s = streams(request)
+    runtime = request.app.state.runtime
+    async with runtime.pool.acquire() as conn:
+        _, org = await _organisation(conn, s, org_id)
+        labels = await conn.fetch(
+            "SELECT level, valid_until, withdrawn_on, expired"
+            " FROM collaboration.organisation_labels WHERE org_id = $1 ORDER BY level",
+            org_id,
+        )
+    today = date.today()
+    registered = org.registered
+    return {
+        "org_id": org_id,
+        "name": registered.name,
+        "country": registered.country,
+        "region": registered.region,
+        "website": registered.website,
+        "sector": registered.sector,
+        "eccp_profile_id": registered.eccp_profile_id,
+        "figures": org.figures.model_dump(),
+        "validated_on": org.validated.validated_on if org.validated else None,
+        "labels": [
+            {
+                "level": row["level"],
+                "valid_until": row["valid_until"],
+                "status": label_status(row["valid_until"], row["withdrawn_on"], today),
+            }
+            for row in labels
+        ],
+    }
+
+
+def label_status(valid_until: date, withdrawn_on: date | None, today: date) -> str:
+    """What a profile shows of a label on a day."""
+    if withdrawn_on is not None and withdrawn_on <= today:
+        return "withdrawn"
+    return "valid" if today <= valid_until else "expired"
+
+
+@router.get("/organisations", tags=["organisations"])
+async def list_organisations(
+    request: Request,
+    country: Annotated[str | None, Query(pattern=r"^[A-Z]{2}$")] = None,
+    validated: bool | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
+    """Registered organisations, filtered by country and validation (public)."""
+    rows = await request.app.state.runtime.pool.fetch(
+        "SELECT org_id, name, country, sector, validated_on FROM collaboration.organisations"
+        " WHERE ($1::text IS NULL OR country = $1)"
+        " AND ($2::bool IS NULL OR (validated_on IS NOT NULL) = $2)"
+        " ORDER BY org_id LIMIT $3 OFFSET $4",
+        country,
+        validated,
+        limit,
+        offset,
+    )
+    return {"items": [dict(row) for row in rows], "limit": limit, "offset": offset}
+
+
+# ------------------------------------------------------------------- partnerships
+@router.post("/partnerships", status_code=201, tags=["partnerships"])
+async def form_partnership(body: FormPartnership, ctx: Admin, request: Request) -> JSONResponse:
+    """R14: label a strategic cluster partnership with its first partners."""
+    s = streams(request)
+    partnership_id = body.partnership_id or new_id()
+
+    async def work(conn: Connection) -> tuple[int, dict[str, Any]]:
+        members, unknown = await _members(conn, body.member_org_ids)
+        events = model.form_partnership(
+            partnership_id=partnership_id,
+            name=body.name,
+            strand=body.strand,
+            call_id=body.call_id,
+            members=members,
+            unknown_org_ids=unknown,
+            start_on=body.start_on,
+            duration_months=body.duration_months,
+            rules=PARTNERSHIPS_2020,
+        )
+        result = await s.append(conn, f"partnership:{partnership_id}", 0, events, ctx.cause)
+        return 201, {"partnership_id": partnership_id, **_position(result)}
+
+    return await ctx.run(work)
+
+
+@router.post("/partnerships/{partnership_id}/partners", status_code=201, tags=["partnerships"])
+async def add_partner(
+    partnership_id: Id, body: AddPartner, ctx: Admin, request: Request
+) -> JSONResponse:
+    """R14: a new partner joins."""
+    s = streams(request)
+
+    async def work(conn: Connection) -> tuple[int, dict[str, Any]]:
+        stream = f"partnership:{partnership_id}"
+        events = await s.load_existing(conn, stream, "partnership")
+        members, unknown = await _members(conn, [body.org_id])
+        if unknown:
+            raise NotFoundError(f"no organisation {body.org_id!r}")
+        new = model.add_partner(
+            model.Partnership.replay(events),
+            members[0],
+            joined_on=body.joined_on,
+            rules=PARTNERSHIPS_2020,
+        )
+        result = await s.append(conn, stream, len(events), new, ctx.cause)
+        return 201, {"partnership_id": partnership_id, **_position(result)}
+
+    return await ctx.run(work)
+
+
+@router.get("/partnerships/{partnership_id}", tags=["partnerships"])
+async def get_partnership(partnership_id: Id, request: Request) -> dict[str, Any]:
+    """A partnership and its partners (public)."""
+    async with request.app.state.runtime.pool.acquire() as conn:
+        events = await streams(request).load_existing(
+            conn, f"partnership:{partnership_id}", "partnership"
+        )
+    partnership = model.Partnership.replay(events)
+    return {**partnership.formed.model_dump(mode="json"), "member_org_ids": partnership.members}
+
+
+# -------------------------------------------------------------------- agreements
+@router.post("/agreements", status_code=201, tags=["agreements"])
+async def sign_agreement(body: SignAgreement, ctx: Admin, request: Request) -> JSONResponse:
+    """A cooperation agreement with a third country (or an extension of one)."""
+    s = streams(request)
+    agreement_id = body.agreement_id or new_id()
+
+    async def work(conn: Connection) -> tuple[int, dict[str, Any]]:
+        extends = None
+        if body.extends is not None:
+            _, earlier = await s.load(conn, f"agreement:{body.extends}")
+            extends = earlier[0] if earlier else None
+        events = model.sign_agreement(
+            agreement_id=agreement_id,
+            parties=body.parties,
+            third_country=body.third_country,
+            signed_on=body.signed_on,
+            place=body.place,
+            extends=extends,  # type: ignore[arg-type]
+            extends_id=body.extends,
+            rules=PARTNERSHIPS_2020,
+        )
+        result = await s.append(conn, f"agreement:{agreement_id}", 0, events, ctx.cause)
+        return 201, {"agreement_id": agreement_id, **_position(result)}
+
+    return await ctx.run(work)
+
+
+@router.get("/agreements/{agreement_id}", tags=["agreements"])
+async def get_agreement(agreement_id: Id, request: Request) -> dict[str, Any]:
+    """One agreement (public)."""
+    async with request.app.state.runtime.pool.acquire() as conn:
+        events = await streams(request).load_existing(
+            conn, f"agreement:{agreement_id}", "agreement"
+        )
+    return events[0].model_dump(mode="json")
+
+
+# ------------------------------------------------------------------- matchmaking
+@router.post("/matchmaking-events", status_code=201, tags=["matchmaking"])
+async def record_matchmaking(body: RecordMatchmaking, ctx: Admin, request: Request) -> JSONResponse:
+    """A matchmaking mission with its participants and outcomes."""
+    s = streams(request)
+    event_id = body.event_id or new_id()
+
+    async def work(conn: Connection) -> tuple[int, dict[str, Any]]:
+        _, unknown = await _members(conn, body.participant_org_ids)
+        events = model.record_matchmaking(
+            event_id=event_id,
+            theme=body.theme,
+            held_on=body.held_on,
+            countries=body.countries,
+            participant_org_ids=body.participant_org_ids,
+            unknown_org_ids=unknown,
+            meetings_c2c=body.meetings_c2c,
+            meetings_b2b=body.meetings_b2b,
+            cooperation_cases=body.cooperation_cases,
+            agreements=body.agreements,
+        )
+        result = await s.append(conn, f"matchmaking:{event_id}", 0, events, ctx.cause)
+        return 201, {"event_id": event_id, **_position(result)}
+
+    return await ctx.run(work)
+
+
+@router.get("/matchmaking-events/{event_id}", tags=["matchmaking"])
+async def get_matchmaking(event_id: Id, request: Request) -> dict[str, Any]:
+    """One matchmaking event (public)."""
+    async with request.app.state.runtime.pool.acquire() as conn:
+        events = await streams(request).load_existing(
+            conn, f"matchmaking:{event_id}", "matchmaking event"
+        )
+    return events[0].model_dump(mode="json")

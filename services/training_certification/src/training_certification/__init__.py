@@ -1,0 +1,1 @@
+"""Training and certification: people, courses, certificates, expert certifications per role."""
