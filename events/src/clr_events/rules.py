@@ -36,6 +36,10 @@ class NotFoundError(DomainError):
     """The command or query names something that does not exist (HTTP 404)."""
 
 
+class ConflictError(DomainError):
+    """The command conflicts with what already happened, e.g. a second approval (HTTP 409)."""
+
+
 class Violations:
     """Collects violations while a command checks its rules, then refuses once."""
 

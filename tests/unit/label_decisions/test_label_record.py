@@ -8,6 +8,7 @@ from datetime import date
 
 import pytest
 
+from clr_events.months import add_months
 from clr_events.rules import RuleViolationError
 from label_decisions.domain.events import (
     LabelAwarded,
@@ -17,18 +18,24 @@ from label_decisions.domain.events import (
     LabelRenewed,
     LabelWithdrawn,
 )
-from label_decisions.domain.label_record import ApprovedAssessment, LabelRecord, Status
+from label_decisions.domain.label_record import ApprovedAssessment, LabelRecord, Outcome, Status
 from label_decisions.domain.policy import (
     POLICY_2026_1,
     DecisionPolicy,
     Level,
     LevelRules,
     MonthEnd,
-    add_months,
     first_valid_until,
 )
 
 ORG = "org-1"
+PASSING = {
+    Level.BRONZE: Outcome(indicator_count=36),
+    Level.SILVER: Outcome(improvement_areas_validated=(True, True, True), baseline_met=True),
+    Level.GOLD: Outcome(
+        indicator_count=31, indicators_passed=31, score_pct=84.5, evidence_documents=12
+    ),
+}
 
 
 def assessment(
@@ -38,7 +45,7 @@ def assessment(
     aid: str = "a-1",
 ) -> ApprovedAssessment:
     return ApprovedAssessment(
-        aid, ORG, level, assessed_on, approved_on or assessed_on, ("expert-1",)
+        aid, ORG, level, assessed_on, approved_on or assessed_on, ("expert-1",), PASSING[level]
     )
 
 
@@ -182,7 +189,7 @@ def test_every_violated_rule_is_named_at_once() -> None:
     )
     with pytest.raises(RuleViolationError) as refused:
         given().decide(wrong, eligible=False, policy=POLICY_2026_1, decided_by="board")
-    assert [v.rule for v in refused.value.violations] == ["R10", "R1", "R7"]
+    assert [v.rule for v in refused.value.violations] == ["R10", "R1", "R2", "R7"]
 
 
 # ------------------------------------------------------------------------ R10
@@ -263,3 +270,60 @@ def test_month_arithmetic_clamps_to_shorter_months() -> None:
     assert add_months(date(2024, 2, 29), 12) == date(2025, 2, 28)
     assert add_months(date(2024, 11, 30), 3) == date(2025, 2, 28)
     assert add_months(date(2024, 5, 15), -5) == date(2023, 12, 15)
+
+
+# ---------------------------------------------------------------- R2, R6, R7 outcomes
+@pytest.mark.parametrize(
+    ("level", "outcome", "messages"),
+    [
+        (
+            Level.BRONZE,
+            Outcome(indicator_count=35),
+            ["R2: a Bronze benchmarking rates 36 indicators, this one 35"],
+        ),
+        (
+            Level.SILVER,
+            Outcome(improvement_areas_validated=(True, False, True), baseline_met=False),
+            [
+                "R6: Silver needs all 3 improvement areas validated; 2 of 3 were",
+                "R6: Silver needs every baseline minimum requirement met",
+            ],
+        ),
+        (
+            Level.GOLD,
+            Outcome(indicator_count=31, indicators_passed=30, score_pct=79.9, evidence_documents=0),
+            [
+                "R7: Gold needs all 31 indicators at or above their threshold; 30 of 31 passed",
+                "R7: Gold needs a total score of at least 80 %, this one is 79.9",
+                "R7: Gold needs documentary evidence",
+            ],
+        ),
+    ],
+)
+def test_an_approved_assessment_whose_results_fall_short_earns_no_label(
+    level: Level, outcome: Outcome, messages: list[str]
+) -> None:
+    # given no label, when a short assessment is decided, then every shortfall is named
+    failing = ApprovedAssessment(
+        "a-5", ORG, level, date(2024, 3, 5), date(2024, 4, 2), ("e-1", "e-2"), outcome
+    )
+    with pytest.raises(RuleViolationError) as refused:
+        given(level=level).decide(failing, eligible=True, policy=POLICY_2026_1, decided_by="b")
+    assert [f"{v.rule}: {v.message}" for v in refused.value.violations] == messages
+
+
+def test_a_refusal_is_recorded_once_and_the_assessment_is_never_decided_again() -> None:
+    failing = ApprovedAssessment(
+        "a-6", ORG, Level.BRONZE, date(2024, 3, 5), date(2024, 4, 2), ("e-1",), Outcome()
+    )
+    record = given()
+    with pytest.raises(RuleViolationError) as refused:
+        record.decide(failing, eligible=True, policy=POLICY_2026_1, decided_by="b")
+    events = record.refuse(failing, refused.value.violations, policy=POLICY_2026_1, decided_by="b")
+    assert [type(e).__name__ for e in events] == ["LabelRefused"]
+    again = given(*events)
+    assert (
+        again.refuse(failing, refused.value.violations, policy=POLICY_2026_1, decided_by="b") == []
+    )
+    assert again.decide(failing, eligible=True, policy=POLICY_2026_1, decided_by="b") == []
+    assert again.valid_until is None

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from clr_events.errors import ConcurrencyError
-from clr_events.rules import NotFoundError, RuleViolationError
+from clr_events.rules import ConflictError, NotFoundError, RuleViolationError
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +91,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(NotFoundError)
     async def _not_found(request: Request, error: NotFoundError) -> JSONResponse:
         return problem_response(request, 404, "Not found", str(error))
+
+    @app.exception_handler(ConflictError)
+    async def _domain_conflict(request: Request, error: ConflictError) -> JSONResponse:
+        return problem_response(request, 409, "Conflict", str(error))
 
     @app.exception_handler(ConcurrencyError)
     async def _conflict(request: Request, error: ConcurrencyError) -> JSONResponse:

@@ -65,7 +65,32 @@ class LabelRecordCorrected(LabelEvent):
     corrected_by: str
 
 
-EVENT_TYPES: dict[str, type[LabelEvent]] = {
-    cls.__name__: cls
-    for cls in (LabelAwarded, LabelRenewed, LabelExpired, LabelWithdrawn, LabelRecordCorrected)
-}
+class Refusal(BaseModel):
+    """One rule an approved assessment failed."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    rule: str
+    message: str
+
+
+class LabelRefused(LabelEvent):
+    """An approved assessment earned no label: private, for the board and the auditor."""
+
+    assessment_id: str
+    assessed_on: date
+    refused_on: date
+    violations: tuple[Refusal, ...]
+    expert_ids: tuple[str, ...]
+    policy_version: str
+    decided_by: str
+
+
+EVENTS: tuple[type[LabelEvent], ...] = (
+    LabelAwarded,
+    LabelRenewed,
+    LabelRefused,
+    LabelExpired,
+    LabelWithdrawn,
+    LabelRecordCorrected,
+)

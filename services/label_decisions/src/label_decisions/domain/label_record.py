@@ -17,8 +17,10 @@ from label_decisions.domain.events import (
     LabelEvent,
     LabelExpired,
     LabelRecordCorrected,
+    LabelRefused,
     LabelRenewed,
     LabelWithdrawn,
+    Refusal,
 )
 from label_decisions.domain.policy import (
     DecisionPolicy,
@@ -40,8 +42,20 @@ class Status(StrEnum):
 
 
 @dataclass(frozen=True)
+class Outcome:
+    """The results a decision rests on (restricted: they never reach a public contract)."""
+
+    indicator_count: int | None = None
+    indicators_passed: int | None = None
+    score_pct: float | None = None
+    evidence_documents: int | None = None
+    improvement_areas_validated: tuple[bool, ...] | None = None
+    baseline_met: bool | None = None
+
+
+@dataclass(frozen=True)
 class ApprovedAssessment:
-    """What the decision needs of an approved assessment (no indicator scores: R11)."""
+    """What the decision needs of an approved assessment."""
 
     assessment_id: str
     org_id: str
@@ -49,6 +63,60 @@ class ApprovedAssessment:
     assessed_on: date
     approved_on: date
     expert_ids: tuple[str, ...]
+    outcome: Outcome = field(default_factory=Outcome)
+
+
+def outcome_violations(
+    assessment: ApprovedAssessment, policy: DecisionPolicy
+) -> list[RuleViolation]:
+    """R2, R6, R7: whether the approved results earn the level."""
+    o = assessment.outcome
+    found: list[RuleViolation] = []
+    match assessment.level:
+        case Level.BRONZE:
+            if o.indicator_count != policy.bronze_indicator_count:
+                found.append(
+                    RuleViolation(
+                        "R2",
+                        f"a Bronze benchmarking rates {policy.bronze_indicator_count} indicators,"
+                        f" this one {o.indicator_count or 0}",
+                    )
+                )
+        case Level.SILVER:
+            areas = o.improvement_areas_validated or ()
+            if len(areas) != policy.silver_improvement_areas or not all(areas):
+                found.append(
+                    RuleViolation(
+                        "R6",
+                        f"Silver needs all {policy.silver_improvement_areas} improvement areas"
+                        f" validated; {sum(areas)} of {len(areas)} were",
+                    )
+                )
+            if not o.baseline_met:
+                found.append(
+                    RuleViolation("R6", "Silver needs every baseline minimum requirement met")
+                )
+        case Level.GOLD:
+            needed = policy.gold_indicator_count
+            if o.indicator_count != needed or o.indicators_passed != needed:
+                found.append(
+                    RuleViolation(
+                        "R7",
+                        f"Gold needs all {needed} indicators at or above their threshold;"
+                        f" {o.indicators_passed or 0} of {o.indicator_count or 0} passed",
+                    )
+                )
+            if o.score_pct is None or o.score_pct < policy.gold_min_score_pct:
+                found.append(
+                    RuleViolation(
+                        "R7",
+                        f"Gold needs a total score of at least {policy.gold_min_score_pct:g} %,"
+                        f" this one is {o.score_pct if o.score_pct is not None else 'missing'}",
+                    )
+                )
+            if not o.evidence_documents:
+                found.append(RuleViolation("R7", "Gold needs documentary evidence"))
+    return found
 
 
 def stream_id(org_id: str, level: Level) -> str:
@@ -111,6 +179,7 @@ class LabelRecord:
                     f" {policy.eligibility_required_from.isoformat()}",
                 )
             )
+        violations.extend(outcome_violations(assessment, policy))
         if assessment.approved_on < assessment.assessed_on:
             violations.append(RuleViolation("R7", "approval cannot precede the assessment"))
         renewing = self._renews(assessment, policy)
@@ -154,6 +223,31 @@ class LabelRecord:
                 **common,
                 awarded_on=assessment.approved_on,
                 valid_until=first_valid_until(policy, self.level, assessment.assessed_on),
+            )
+        ]
+
+    def refuse(
+        self,
+        assessment: ApprovedAssessment,
+        violations: list[RuleViolation],
+        *,
+        policy: DecisionPolicy,
+        decided_by: str,
+    ) -> list[LabelEvent]:
+        """Record that an approved assessment earned no label ([] if decided before)."""
+        if assessment.assessment_id in self.decided_assessments:
+            return []
+        return [
+            LabelRefused(
+                org_id=self.org_id,
+                level=self.level.value,
+                assessment_id=assessment.assessment_id,
+                assessed_on=assessment.assessed_on,
+                refused_on=assessment.approved_on,
+                violations=tuple(Refusal(rule=v.rule, message=v.message) for v in violations),
+                expert_ids=assessment.expert_ids,
+                policy_version=policy.version,
+                decided_by=decided_by,
             )
         ]
 
@@ -244,6 +338,8 @@ class LabelRecord:
                 self.decided_assessments.add(event.assessment_id)
             case LabelRenewed():
                 self.valid_until = event.valid_until
+                self.decided_assessments.add(event.assessment_id)
+            case LabelRefused():
                 self.decided_assessments.add(event.assessment_id)
             case LabelExpired():
                 self.expired_until = event.valid_until

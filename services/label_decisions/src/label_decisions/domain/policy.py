@@ -19,10 +19,11 @@ re-decided under another policy and compared.
 
 from __future__ import annotations
 
-import calendar
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
+
+from clr_events.months import add_months, end_of_month
 
 
 class Level(StrEnum):
@@ -73,6 +74,14 @@ class DecisionPolicy:
     month_end: MonthEnd
     eligibility_required_from: date
     levels: dict[Level, LevelRules] = field(default_factory=dict)
+    bronze_indicator_count: int = 36
+    """R2: indicators a Bronze benchmarking rates."""
+    silver_improvement_areas: int = 3
+    """R6: improvement areas a Silver audit validates."""
+    gold_indicator_count: int = 31
+    """R7: indicators a Gold assessment passes, each against its threshold."""
+    gold_min_score_pct: float = 80.0
+    """R7: the total score Gold needs."""
 
     def rules(self, level: Level) -> LevelRules:
         """The rules of one level."""
@@ -94,19 +103,6 @@ POLICY_2026_1 = DecisionPolicy(
     },
 )
 """The current policy. A new reading of the sources is a new version, not an edit."""
-
-
-def add_months(day: date, months: int) -> date:
-    """``day`` moved by whole months, clamped to the end of a shorter month."""
-    index = day.year * 12 + day.month - 1 + months
-    year, month = divmod(index, 12)
-    last = calendar.monthrange(year, month + 1)[1]
-    return date(year, month + 1, min(day.day, last))
-
-
-def end_of_month(day: date) -> date:
-    """The last day of ``day``'s month."""
-    return date(day.year, day.month, calendar.monthrange(day.year, day.month)[1])
 
 
 def first_valid_until(policy: DecisionPolicy, level: Level, assessed_on: date) -> date:

@@ -1,0 +1,76 @@
+"""Composition root of the assessments service: tables, two relays, reference consumer."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from assessments import api, reference
+from clr_events.contracts import assessments as public
+from clr_events.outbox.translation import contract_translator
+from clr_events.registry import Contract
+from clr_events.service.runtime import ConsumerSpec, RelaySpec, Runtime, create_app
+from clr_events.store.base import StoredEvent
+
+NAME = "assessments"
+
+MIGRATIONS = [
+    *reference.MIGRATIONS,
+    """
+    CREATE TABLE IF NOT EXISTS {schema}.assessments (
+        assessment_id text PRIMARY KEY, org_id text NOT NULL, kind text NOT NULL,
+        conducted_on date NOT NULL, expert_ids text[] NOT NULL,
+        criteria_version text NOT NULL, approved_on date);
+    CREATE INDEX IF NOT EXISTS assessments_org ON {schema}.assessments (org_id, kind);
+    """,
+]
+
+PUBLIC = contract_translator(
+    f"/{NAME}",
+    {
+        "BenchmarkingInterviewConducted": public.AssessmentRecorded,
+        "SilverAuditConducted": public.AssessmentRecorded,
+        "GoldAssessmentConducted": public.AssessmentRecorded,
+        "AssessmentApproved": public.AssessmentApproved,
+    },
+)
+"""The public topic: what was assessed and approved; the contracts drop every score."""
+
+
+def _by_organisation(_stored: StoredEvent, contract: Contract) -> str:
+    assert isinstance(contract, public.ApprovedForDecision)
+    return contract.org_id
+
+
+DECISIONS = contract_translator(
+    f"/{NAME}",
+    {"AssessmentApproved": public.ApprovedForDecision},
+    subject=_by_organisation,
+)
+"""The restricted topic read by label_decisions only: approvals with their results,
+keyed by organisation so one organisation's decisions are taken in order."""
+
+
+def build() -> FastAPI:
+    """The assessments service."""
+    runtime = Runtime(
+        NAME,
+        migrations=MIGRATIONS,
+        relays=[
+            RelaySpec(f"{NAME}.events", PUBLIC),
+            RelaySpec(f"{NAME}.decisions", DECISIONS, name="decisions"),
+        ],
+        consumers=[
+            ConsumerSpec(
+                f"{NAME}.reference",
+                ["collaboration.events", "training_certification.events"],
+                reference.subscriptions,
+            )
+        ],
+    )
+    return create_app(
+        runtime,
+        title="Assessments",
+        description="Bronze benchmarkings, Silver audits and Gold assessments, and their"
+        " approval; eligibility (R1) and expert (R9) checks against the other services' events.",
+        routers=[api.router],
+    )

@@ -1,0 +1,46 @@
+"""Composition root of training and certification: tables, relay, app."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from clr_events.contracts import training_certification as public
+from clr_events.outbox.translation import contract_translator
+from clr_events.service.runtime import RelaySpec, Runtime, create_app
+from training_certification import api
+
+NAME = "training_certification"
+
+MIGRATIONS = [
+    """
+    CREATE TABLE IF NOT EXISTS {schema}.people (
+        person_id text PRIMARY KEY, name text NOT NULL, country text NOT NULL,
+        affiliations text[] NOT NULL);
+    CREATE TABLE IF NOT EXISTS {schema}.certifications (
+        person_id text NOT NULL, role text NOT NULL, valid_from date NOT NULL,
+        valid_until date NOT NULL, revoked_on date, PRIMARY KEY (person_id, role));
+    """
+]
+
+TRANSLATE = contract_translator(
+    f"/{NAME}",
+    {
+        "PersonRegistered": public.PersonRegistered,
+        "AffiliationsChanged": public.AffiliationsChanged,
+        "CertificateIssued": public.CertificateIssued,
+        "ExpertCertified": public.ExpertCertified,
+        "CertificationRenewed": public.CertificationRenewed,
+        "CertificationRevoked": public.CertificationRevoked,
+    },
+)
+
+
+def build() -> FastAPI:
+    """The training and certification service."""
+    runtime = Runtime(NAME, migrations=MIGRATIONS, relays=[RelaySpec(f"{NAME}.events", TRANSLATE)])
+    return create_app(
+        runtime,
+        title="Training and certification",
+        description="People, courses, certificates, and expert certifications per role.",
+        routers=[api.router],
+    )
