@@ -104,6 +104,9 @@ POLICY_2026_1 = DecisionPolicy(
 )
 """The current policy. A new reading of the sources is a new version, not an edit."""
 
+POLICIES: dict[str, DecisionPolicy] = {policy.version: policy for policy in (POLICY_2026_1,)}
+"""Every policy version a deployment can choose (``CLR_DECISION_POLICY_VERSION``)."""
+
 
 def first_valid_until(policy: DecisionPolicy, level: Level, assessed_on: date) -> date:
     """R3 / R8: the end of a first award's validity, counted from the assessment month."""

@@ -1,0 +1,48 @@
+"""Composition root of label decisions: tables, decision consumer, expiry clock, relay."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from clr_events.contracts import label_decisions as public
+from clr_events.outbox.translation import contract_translator
+from clr_events.service.runtime import ConsumerSpec, JobSpec, RelaySpec, Runtime, create_app
+from label_decisions import api, decisions
+
+NAME = decisions.NAME
+
+TRANSLATE = contract_translator(
+    f"/{NAME}",
+    {
+        "LabelAwarded": public.LabelAwarded,
+        "LabelRenewed": public.LabelRenewed,
+        "LabelExpired": public.LabelExpired,
+        "LabelWithdrawn": public.LabelWithdrawn,
+        "LabelRecordCorrected": public.LabelRecordCorrected,
+    },
+)
+"""``LabelRefused`` stays private: it names the results an assessment fell short on (R11)."""
+
+
+def build() -> FastAPI:
+    """The label decisions service."""
+    settings = decisions.DecisionSettings()
+    runtime = Runtime(NAME, migrations=decisions.MIGRATIONS)
+    runtime.relays.append(RelaySpec(f"{NAME}.events", TRANSLATE))
+    runtime.consumers.append(
+        ConsumerSpec(
+            f"{NAME}.decisions",
+            ["assessments.decisions"],
+            decisions.subscriptions(runtime, settings),
+        )
+    )
+    runtime.jobs.append(JobSpec("expiry", settings.expiry_interval_seconds, decisions.expire_due))
+    app = create_app(
+        runtime,
+        title="Label decisions",
+        description="Awards, renewals, refusals, expiries, withdrawals and corrections of"
+        " labels by a versioned decision policy (R2 to R8, R10, R15).",
+        routers=[api.router],
+    )
+    app.state.policy = settings.policy()
+    return app
