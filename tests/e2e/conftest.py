@@ -1,0 +1,152 @@
+"""The whole system, started as separate processes against the real PostgreSQL and Kafka.
+
+Each session gets its own database, so the services' stores start empty; the topics are
+the declared ones (``deploy/kafka/topics.toml``) and may hold earlier runs' events, so
+every test uses fresh identifiers and filters what it reads by them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer
+
+from clr_dev import supervisor
+from clr_events.codec import from_kafka
+from clr_events.envelope import Envelope
+from clr_events.kafka.topics import ensure_topics, load_specs
+from clr_events.service.auth import AuthSettings, mint
+
+ROOT = Path(__file__).resolve().parents[2]
+PORTS = {"collaboration": 18101, "training_certification": 18102, "assessments": 18103}
+PORTS["label_decisions"] = 18104
+
+
+@dataclass
+class System:
+    """The running services and what a test needs to talk to them."""
+
+    urls: dict[str, str]
+    client: httpx.AsyncClient
+    kafka: str
+    secret: str
+
+    def auth(self, *roles: str, sub: str = "e2e") -> dict[str, str]:
+        """Headers with a bearer token holding ``roles``."""
+        settings = AuthSettings(secret=self.secret)
+        return {"Authorization": f"Bearer {mint(sub, list(roles), settings)}"}
+
+    async def post(self, service: str, path: str, body: Any, *roles: str) -> httpx.Response:
+        """A command; headers carry a token with ``roles``."""
+        return await self.client.post(
+            self.urls[service] + path, json=body, headers=self.auth(*roles)
+        )
+
+    async def get(self, service: str, path: str, *roles: str) -> httpx.Response:
+        """A read, with a token only when ``roles`` are given."""
+        headers = self.auth(*roles) if roles else {}
+        return await self.client.get(self.urls[service] + path, headers=headers)
+
+    async def until(
+        self, check: Callable[[], Awaitable[Any]], what: str, timeout: float = 60.0
+    ) -> Any:
+        """Poll ``check`` until it returns something truthy."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            found = await check()
+            if found:
+                return found
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"timed out waiting for {what}")
+            await asyncio.sleep(0.3)
+
+    async def events(
+        self, topic: str, subject_prefix: str, *, at_least: int, timeout: float = 60.0
+    ) -> list[Envelope]:
+        """The envelopes on ``topic`` whose subject starts with the prefix, from offset zero."""
+        consumer = AIOKafkaConsumer(
+            topic,
+            bootstrap_servers=self.kafka,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            group_id=None,
+        )
+        await consumer.start()
+        found: list[Envelope] = []
+        try:
+            deadline = asyncio.get_running_loop().time() + timeout
+            while len(found) < at_least and asyncio.get_running_loop().time() < deadline:
+                for batch in (await consumer.getmany(timeout_ms=500)).values():
+                    for record in batch:
+                        envelope = from_kafka(record.key, record.value, record.headers)
+                        if envelope.subject.startswith(subject_prefix):
+                            found.append(envelope)
+        finally:
+            await consumer.stop()
+        return found
+
+
+def _with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+@pytest.fixture(scope="session")
+def running_system(
+    database_url: str, kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[dict[str, str], str]]:
+    """Four service processes on a fresh database; their URLs and the token secret."""
+    name = f"clr_e2e_{uuid.uuid4().hex[:8]}"
+
+    async def prepare() -> None:
+        conn = await asyncpg.connect(database_url)
+        try:
+            await conn.execute(f"CREATE DATABASE {name}")
+        finally:
+            await conn.close()
+        await ensure_topics(kafka_bootstrap, load_specs(ROOT / "deploy/kafka/topics.toml"))
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(database_url)
+        try:
+            await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        finally:
+            await conn.close()
+
+    asyncio.run(prepare())
+    secret = secrets.token_hex(32)
+    running = supervisor.start(
+        tmp_path_factory.mktemp("service-logs"),
+        ports=PORTS,
+        env={
+            "CLR_DATABASE_URL": _with_database(database_url, name),
+            "CLR_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+            "CLR_JWT_SECRET": secret,
+            "CLR_LOG_LEVEL": "WARNING",
+        },
+    )
+    try:
+        yield running.urls, secret
+    finally:
+        running.stop()
+        asyncio.run(drop())
+
+
+@pytest.fixture
+async def system(
+    running_system: tuple[dict[str, str], str], kafka_bootstrap: str
+) -> AsyncIterator[System]:
+    """The running system with a client."""
+    urls, secret = running_system
+    async with httpx.AsyncClient(timeout=30.0) as client:
+        yield System(urls, client, kafka_bootstrap, secret)

@@ -1,0 +1,137 @@
+"""End to end across the four running services on real Kafka and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+
+from tests.e2e import scenario
+from tests.e2e.conftest import System
+
+LABELS = "label_decisions.events"
+
+
+async def test_validate_certify_benchmark_approve_renew_refuse_gold_and_expire(
+    system: System,
+) -> None:
+    # given a validated organisation and certified experts, national and foreign
+    org = await scenario.organisation(system, "DE", validated_on="2024-01-10")
+    foreign = await scenario.expert(
+        system, "AT", ["benchmarking_expert", "gold_assessor"], "2023-04-01"
+    )
+    national = await scenario.expert(system, "DE", ["benchmarking_expert"], "2023-04-01")
+    await scenario.known_to_assessments(system, [org], [foreign, national])
+
+    # when a Bronze benchmarking of March 2024 is approved
+    first = await scenario.bronze(system, org, foreign, "2024-03-05", "2024-04-02")
+
+    # then LabelAwarded reaches Kafka, valid two years from the interview month (R3)
+    (awarded,) = await system.events(LABELS, f"{org}:bronze", at_least=1)
+    assert awarded.type == "label_decisions.LabelAwarded.v1"
+    assert awarded.data["valid_until"] == "2026-03-31"
+    assert awarded.data["assessment_id"] == first
+    assert awarded.data["expert_ids"] == [foreign]
+    assert awarded.data["policy_version"] == "2026.1"
+    assert "ESCA" in awarded.data["decided_by"]
+
+    # when a renewal benchmarking inside the window is approved
+    await scenario.bronze(system, org, national, "2026-02-10", "2026-02-20")
+
+    # then the validity extends seamlessly by three years (R4)
+    events = await system.events(LABELS, f"{org}:bronze", at_least=2)
+    renewed = events[1]
+    assert renewed.type == "label_decisions.LabelRenewed.v1"
+    assert renewed.data["previous_valid_until"] == "2026-03-31"
+    assert renewed.data["valid_until"] == "2029-03-31"
+
+    # when a Gold assessment names an expert not certified as Gold assessor
+    gold = {
+        "org_id": org,
+        "expert_ids": [foreign, national],
+        "conducted_on": "2026-03-12",
+        "indicators": [{"code": f"G{i:02}", "score": 4.0, "threshold": 3.0} for i in range(1, 32)],
+        "score_pct": 86.0,
+        "on_site_days": 2,
+        "evidence_documents": 14,
+    }
+    refused = await system.post("assessments", "/assessments/gold", gold, "assessor")
+
+    # then it is refused with R9 named, and nothing is recorded
+    assert refused.status_code == 422
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.json()["violations"] == [
+        {
+            "rule": "R9",
+            "message": f"expert {national!r} holds no valid gold_assessor certification"
+            " on 2026-03-12",
+        }
+    ]
+    listed = await system.get("assessments", f"/assessments?org_id={org}")
+    assert [a["kind"] for a in listed.json()["items"]] == ["bronze_benchmarking"] * 2
+
+    # given an organisation whose label lapsed long ago
+    lapsed = await scenario.organisation(system, "FR", validated_on="2019-01-10")
+    early = await scenario.expert(system, "BE", ["benchmarking_expert"], "2019-06-01")
+    await scenario.known_to_assessments(system, [lapsed], [early])
+    await scenario.bronze(system, lapsed, early, "2020-01-15", "2020-02-03")
+    await system.events(LABELS, f"{lapsed}:bronze", at_least=1)
+
+    # when the expiry clock runs, twice
+    for _ in range(2):
+        run = await system.post("label_decisions", "/expiry-runs", {}, "labelling_board")
+        assert run.status_code == 200, run.text
+
+    # then exactly one LabelExpired, the day after valid_until
+    events = await system.events(LABELS, f"{lapsed}:bronze", at_least=2)
+    await asyncio.sleep(1.0)
+    events = await system.events(LABELS, f"{lapsed}:bronze", at_least=3, timeout=3.0)
+    assert [e.type.split(".")[1] for e in events] == ["LabelAwarded", "LabelExpired"]
+    assert events[1].data == {
+        "org_id": lapsed,
+        "level": "bronze",
+        "valid_until": "2022-01-31",
+        "expired_on": "2022-02-01",
+    }
+    labels = await system.get("label_decisions", f"/labels/{lapsed}")
+    assert labels.json()["labels"][0]["status"] == "expired"
+
+
+async def test_two_concurrent_approvals_of_one_assessment_make_one_decision(
+    system: System,
+) -> None:
+    org = await scenario.organisation(system, "IT", validated_on="2023-06-01")
+    person = await scenario.expert(system, "ES", ["benchmarking_expert"], "2023-01-15")
+    await scenario.known_to_assessments(system, [org], [person])
+    body = {
+        "org_id": org,
+        "expert_id": person,
+        "conducted_on": "2025-09-09",
+        "mode": "video",
+        "ratings": ["green"] * 36,
+    }
+    recorded = await system.post("assessments", "/assessments/bronze", body, "assessor")
+    assessment_id = recorded.json()["assessment_id"]
+
+    approvals = await asyncio.gather(
+        *(
+            system.post(
+                "assessments",
+                f"/assessments/{assessment_id}/approval",
+                {"approved_on": day, "approver": "EUCLES board"},
+                "labelling_board",
+            )
+            for day in ("2025-10-01", "2025-10-02")
+        )
+    )
+
+    assert sorted(a.status_code for a in approvals) == [201, 409]
+    assert all(
+        a.headers["content-type"] == "application/problem+json"
+        for a in approvals
+        if a.status_code == 409
+    )
+    await system.events(LABELS, f"{org}:bronze", at_least=1)
+    await asyncio.sleep(2.0)
+    decisions = await system.events(LABELS, f"{org}:bronze", at_least=2, timeout=3.0)
+    assert [e.type for e in decisions] == ["label_decisions.LabelAwarded.v1"]
+    history = await system.get("label_decisions", f"/labels/{org}/bronze/history", "auditor")
+    assert [e["type"] for e in history.json()["events"]] == ["LabelAwarded"]
