@@ -14,7 +14,7 @@ from clr_events.registry import Contract, registry
 
 @registry.event("assessments.AssessmentRecorded.v1")
 class AssessmentRecorded(Contract):
-    """An assessment was conducted and recorded. Subject: the assessment id."""
+    """An assessment was conducted and recorded. Subject: ``assessment:<assessment_id>``."""
 
     assessment_id: str
     org_id: str

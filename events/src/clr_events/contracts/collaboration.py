@@ -9,7 +9,7 @@ from clr_events.registry import Contract, registry
 
 @registry.event("collaboration.OrganisationRegistered.v1")
 class OrganisationRegistered(Contract):
-    """A cluster organisation's profile was registered. Subject: the organisation id."""
+    """A cluster organisation's profile was registered. Subject: ``organisation:<org_id>``."""
 
     org_id: str
     name: str

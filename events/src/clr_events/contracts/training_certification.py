@@ -9,7 +9,7 @@ from clr_events.registry import Contract, registry
 
 @registry.event("training_certification.PersonRegistered.v1")
 class PersonRegistered(Contract):
-    """A person (expert, trainer) was registered. Subject: the person id."""
+    """A person (expert, trainer) was registered. Subject: ``person:<person_id>``."""
 
     person_id: str
     name: str
