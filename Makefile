@@ -6,10 +6,12 @@ UV := uv
 RUN := $(UV) run --frozen
 WITH_ENV := set -a && source .local/env && set +a &&
 
-.PHONY: help setup stack stop status topics run test test-unit test-integration lint fmt bench
+.PHONY: help setup stack stop status topics run token test test-unit test-integration lint fmt bench
 
 help:
-	@echo "make run     start PostgreSQL, Kafka and the topics (installs what is missing)"
+	@echo "make run     PostgreSQL, Kafka, topics and every service (installs what is missing)"
+	@echo "make run DEMO=1   the same, with the demo history generated through the APIs"
+	@echo "make token ROLE=assessor   a development bearer token"
 	@echo "make test    lint (ruff, mypy) and every test against the real PostgreSQL and Kafka"
 	@echo "make bench   the event store and relay benchmark (durable settings), prints and writes JSON"
 	@echo "make stop    stop PostgreSQL and Kafka"
@@ -30,9 +32,13 @@ status:
 topics: setup stack
 	@$(WITH_ENV) $(RUN) python -m clr_events.kafka.topics deploy/kafka/topics.toml
 
-run: topics
-	@echo "The stack is up: PostgreSQL and Kafka with the declared topics (see .local/env)."
-	@echo "The domain services and the public page are not built yet (see README.md)."
+run: topics  ## the whole system; DEMO=1 adds the demo history
+	@$(WITH_ENV) $(RUN) python -m clr_dev run $(if $(DEMO),--demo)
+
+token: setup  ## a development bearer token: make token ROLE=assessor [SUB=alice]
+	@test -f .local/jwt-secret || { echo "no .local/jwt-secret yet: run make run first"; exit 1; }
+	@CLR_JWT_SECRET=$$(cat .local/jwt-secret) $(RUN) python -m clr_events.service.auth \
+		--sub $(or $(SUB),developer) --role $(or $(ROLE),registry_admin)
 
 lint: setup
 	$(RUN) ruff check .

@@ -119,3 +119,10 @@ def test_r14_partners_outside_the_eu_and_programme_countries_are_refused() -> No
         "R14: partner ghost is not a registered cluster organisation",
         "R14: partner c is established in US, not an EU member state or programme country",
     ]
+
+
+def test_r14_all_27_member_states_are_eligible() -> None:
+    from collaboration.domain.policy import EU_MEMBER_STATES
+
+    assert len(EU_MEMBER_STATES) == 27
+    assert {"HU", "DE", "HR", "CY"} <= EU_MEMBER_STATES
