@@ -135,3 +135,54 @@ async def test_two_concurrent_approvals_of_one_assessment_make_one_decision(
     assert [e.type for e in decisions] == ["label_decisions.LabelAwarded.v1"]
     history = await system.get("label_decisions", f"/labels/{org}/bronze/history", "auditor")
     assert [e["type"] for e in history.json()["events"]] == ["LabelAwarded"]
+
+
+async def test_the_board_withdraws_and_corrects_by_compensating_events(system: System) -> None:
+    org = await scenario.organisation(system, "PT", validated_on="2024-01-10")
+    person = await scenario.expert(system, "ES", ["benchmarking_expert"], "2024-01-02")
+    await scenario.known_to_assessments(system, [org], [person])
+    await scenario.bronze(system, org, person, "2025-06-03", "2025-06-20")
+    await system.events(LABELS, f"{org}:bronze", at_least=1)
+    path = f"/labels/{org}/bronze"
+
+    corrected = await system.post(
+        "label_decisions",
+        f"{path}/corrections",
+        {"valid_until": "2027-05-31", "reason": "the interview was in May, not June"},
+        "labelling_board",
+    )
+    unchanged = await system.post(
+        "label_decisions",
+        f"{path}/corrections",
+        {"valid_until": "2027-05-31", "reason": "again"},
+        "labelling_board",
+    )
+    withdrawn = await system.post(
+        "label_decisions",
+        f"{path}/withdrawal",
+        {"reason": "ceased cluster management", "withdrawn_on": "2026-01-15"},
+        "labelling_board",
+    )
+    forbidden = await system.post(
+        "label_decisions",
+        f"{path}/withdrawal",
+        {"reason": "x", "withdrawn_on": "2026-01-15"},
+        "assessor",
+    )
+
+    assert corrected.status_code == 201 and corrected.json()["valid_until"] == "2027-05-31"
+    assert unchanged.status_code == 422
+    assert unchanged.json()["violations"][0]["rule"] == "R15"
+    assert withdrawn.status_code == 201 and withdrawn.json()["status"] == "withdrawn"
+    assert forbidden.status_code == 403
+    events = await system.events(LABELS, f"{org}:bronze", at_least=3)
+    assert [e.type.split(".")[1] for e in events] == [
+        "LabelAwarded",
+        "LabelRecordCorrected",
+        "LabelWithdrawn",
+    ]
+    assert events[1].data["previous_valid_until"] == "2027-06-30"
+    history = await system.get("label_decisions", f"{path}/history", "auditor")
+    assert [e["actor"] for e in history.json()["events"]] == ["label_decisions", "e2e", "e2e"]
+    verified = await system.get("label_decisions", "/verification", "auditor")
+    assert verified.json()["ok"] is True

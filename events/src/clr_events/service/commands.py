@@ -18,6 +18,7 @@ from typing import Any, Generic, TypeVar
 
 import orjson
 from fastapi import Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
@@ -187,7 +188,8 @@ class CommandContext:
                 if earlier is not None:
                     status, body = earlier
                     return JSONResponse(body, status, headers={"Idempotent-Replayed": "true"})
-            status, body = await work(conn)
+            status, result = await work(conn)
+            body = jsonable_encoder(result)
             if key is not None:
                 await self.idempotency.record(conn, self.actor.subject, key, status, body)
         return JSONResponse(body, status)
