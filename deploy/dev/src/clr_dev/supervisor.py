@@ -31,8 +31,8 @@ class Running:
     """The processes of a running system."""
 
     urls: dict[str, str]
+    logs: Path
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
-    logs: Path = Path(".")
 
     def stop(self, timeout: float = 20.0) -> None:
         """SIGTERM every service (they stop relays and consumers cleanly), then wait."""
@@ -67,8 +67,7 @@ def start(
     """
     logs.mkdir(parents=True, exist_ok=True)
     chosen = ports or SERVICES
-    running = Running({name: f"http://127.0.0.1:{port}" for name, port in chosen.items()})
-    running.logs = logs
+    running = Running({name: f"http://127.0.0.1:{port}" for name, port in chosen.items()}, logs)
     base = {**os.environ, **(env or {})}
     for name, port in chosen.items():
         with (logs / f"{name}.log").open("ab") as log:

@@ -14,13 +14,13 @@ import hashlib
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 import orjson
 from fastapi import Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from clr_events.pg import Connection, Pool
 from clr_events.rules import NotFoundError
@@ -30,7 +30,14 @@ from clr_events.store.base import AppendResult, ExpectedVersion, NewEvent, Store
 from clr_events.store.postgres import PostgresEventStore
 
 E = TypeVar("E", bound=BaseModel)
+Id = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+"""An identifier in a path or body: what stream ids are made of."""
 Work = Callable[[Connection], Awaitable[tuple[int, dict[str, Any]]]]
+
+
+def new_id() -> str:
+    """A fresh identifier for a client that sent none."""
+    return uuid.uuid4().hex
 
 
 @dataclass(frozen=True)

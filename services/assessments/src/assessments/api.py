@@ -7,7 +7,6 @@ and the auditor.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Awaitable, Callable
 from datetime import date
 from typing import Annotated, Any, Literal
@@ -29,9 +28,8 @@ from assessments.domain.policy import RULES_2026_1, Kind
 from clr_events.pg import Connection
 from clr_events.rules import NotFoundError
 from clr_events.service.auth import Actor, Role, require
-from clr_events.service.commands import CommandContext, DomainEvents, Streams, command
+from clr_events.service.commands import CommandContext, DomainEvents, Id, Streams, command, new_id
 
-Id = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 Assessor = Annotated[CommandContext, Depends(command(Role.ASSESSOR))]
 Board = Annotated[CommandContext, Depends(command(Role.LABELLING_BOARD))]
 Reader = Annotated[Actor, Depends(require(Role.LABELLING_BOARD, Role.AUDITOR))]
@@ -86,23 +84,24 @@ class Approval(BaseModel):
     approver: str = Field("EUCLES board", description="the approving body (ESCA, EUCLES board)")
 
 
-async def _earlier(conn: Connection, assessment_id: str) -> model.EarlierAssessment | None:
-    row = await conn.fetchrow(
+async def _earlier(conn: Connection, where: str, *args: Any) -> list[model.EarlierAssessment]:
+    """Assessments already recorded here, selected by ``where``."""
+    rows = await conn.fetch(
         "SELECT assessment_id, org_id, kind, conducted_on, approved_on"
-        " FROM assessments.assessments WHERE assessment_id = $1",
-        assessment_id,
+        f" FROM assessments.assessments WHERE {where}",
+        *args,
     )
-    return None if row is None else _as_earlier(row)
+    return [
+        model.EarlierAssessment(
+            r["assessment_id"], r["org_id"], Kind(r["kind"]), r["conducted_on"], r["approved_on"]
+        )
+        for r in rows
+    ]
 
 
-def _as_earlier(row: Any) -> model.EarlierAssessment:
-    return model.EarlierAssessment(
-        row["assessment_id"],
-        row["org_id"],
-        Kind(row["kind"]),
-        row["conducted_on"],
-        row["approved_on"],
-    )
+async def _one_earlier(conn: Connection, assessment_id: str) -> model.EarlierAssessment | None:
+    found = await _earlier(conn, "assessment_id = $1", assessment_id)
+    return found[0] if found else None
 
 
 async def _record(
@@ -115,7 +114,7 @@ async def _record(
 ) -> JSONResponse:
     """Gather the facts, let the domain decide, append and index the new assessment."""
     s = streams(request)
-    new_id = assessment_id or uuid.uuid4().hex
+    chosen = assessment_id or new_id()
 
     async def work(conn: Connection) -> tuple[int, dict[str, Any]]:
         subject = model.Subject(
@@ -124,22 +123,22 @@ async def _record(
             tuple(expert_ids),
             await reference.experts(conn, expert_ids),
         )
-        events = await decide(conn, subject, new_id)
-        await s.append(conn, f"assessment:{new_id}", 0, events, ctx.cause)
+        events = await decide(conn, subject, chosen)
+        await s.append(conn, f"assessment:{chosen}", 0, events, ctx.cause)
         recorded = events[0]
         assert isinstance(recorded, Conducted)
         await conn.execute(
             "INSERT INTO assessments.assessments"
             " (assessment_id, org_id, kind, conducted_on, expert_ids, criteria_version)"
             " VALUES ($1, $2, $3, $4, $5, $6)",
-            new_id,
+            chosen,
             org_id,
             recorded.kind,
             recorded.conducted_on,
             list(recorded.expert_ids),
             recorded.criteria_version,
         )
-        return 201, {"assessment_id": new_id, "criteria_version": recorded.criteria_version}
+        return 201, {"assessment_id": chosen, "criteria_version": recorded.criteria_version}
 
     return await ctx.run(work)
 
@@ -149,10 +148,10 @@ async def record_bronze(body: Bronze, ctx: Assessor, request: Request) -> JSONRe
     """Record a Bronze benchmarking interview (R1, R2, R9, R12)."""
 
     async def decide(
-        _conn: Connection, subject: model.Subject, new_id: str
+        _conn: Connection, subject: model.Subject, chosen_id: str
     ) -> list[AssessmentEvent]:
         return model.record_bronze(
-            assessment_id=new_id,
+            assessment_id=chosen_id,
             subject=subject,
             conducted_on=body.conducted_on,
             mode=body.mode,
@@ -169,15 +168,15 @@ async def record_silver(body: Silver, ctx: Assessor, request: Request) -> JSONRe
     """Record a Silver audit (R1, R6, R9, R12)."""
 
     async def decide(
-        conn: Connection, subject: model.Subject, new_id: str
+        conn: Connection, subject: model.Subject, chosen_id: str
     ) -> list[AssessmentEvent]:
         return model.record_silver(
-            assessment_id=new_id,
+            assessment_id=chosen_id,
             subject=subject,
             conducted_on=body.conducted_on,
             mode=body.mode,
-            first=await _earlier(conn, body.first_benchmarking_id),
-            second=await _earlier(conn, body.second_benchmarking_id),
+            first=await _one_earlier(conn, body.first_benchmarking_id),
+            second=await _one_earlier(conn, body.second_benchmarking_id),
             improvement_areas=body.improvement_areas,
             areas_validated=body.areas_validated,
             baseline_met=body.baseline_met,
@@ -193,23 +192,19 @@ async def record_gold(body: Gold, ctx: Assessor, request: Request) -> JSONRespon
     """Record a Gold assessment (R1, R7, R9, R12)."""
 
     async def decide(
-        conn: Connection, subject: model.Subject, new_id: str
+        conn: Connection, subject: model.Subject, chosen_id: str
     ) -> list[AssessmentEvent]:
-        rows = await conn.fetch(
-            "SELECT assessment_id, org_id, kind, conducted_on, approved_on"
-            " FROM assessments.assessments WHERE org_id = $1 AND kind = $2",
-            body.org_id,
-            Kind.GOLD.value,
-        )
         return model.record_gold(
-            assessment_id=new_id,
+            assessment_id=chosen_id,
             subject=subject,
             conducted_on=body.conducted_on,
             indicators=body.indicators,
             score_pct=body.score_pct,
             on_site_days=body.on_site_days,
             evidence_documents=body.evidence_documents,
-            earlier_golds=[_as_earlier(row) for row in rows],
+            earlier_golds=await _earlier(
+                conn, "org_id = $1 AND kind = $2", body.org_id, Kind.GOLD.value
+            ),
             criteria_version=body.criteria_version,
             rules=RULES,
         )

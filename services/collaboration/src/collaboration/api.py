@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import date
 from typing import Annotated, Any
 
@@ -13,21 +12,21 @@ from pydantic import BaseModel, Field
 from clr_events.pg import Connection
 from clr_events.rules import NotFoundError
 from clr_events.service.auth import Role
-from clr_events.service.commands import CommandContext, DomainEvents, Streams, command
+from clr_events.service.commands import CommandContext, DomainEvents, Id, Streams, command, new_id
 from clr_events.store.base import AppendResult
 from collaboration.domain import model
-from collaboration.domain.events import EVENTS, CollaborationEvent, ProfileFigures
+from collaboration.domain.events import (
+    EVENTS,
+    CollaborationEvent,
+    CooperationAgreementSigned,
+    ProfileFigures,
+)
 from collaboration.domain.policy import ECCP_2019, PARTNERSHIPS_2020
 
-Id = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 Admin = Annotated[CommandContext, Depends(command(Role.COLLABORATION_ADMIN))]
 EVENT_TYPES: DomainEvents[CollaborationEvent] = DomainEvents(*EVENTS)
 
 router = APIRouter()
-
-
-def new_id() -> str:
-    return uuid.uuid4().hex
 
 
 def streams(request: Request) -> Streams[CollaborationEvent]:
@@ -326,14 +325,15 @@ async def sign_agreement(body: SignAgreement, ctx: Admin, request: Request) -> J
         extends = None
         if body.extends is not None:
             _, earlier = await s.load(conn, f"agreement:{body.extends}")
-            extends = earlier[0] if earlier else None
+            first = earlier[0] if earlier else None
+            extends = first if isinstance(first, CooperationAgreementSigned) else None
         events = model.sign_agreement(
             agreement_id=agreement_id,
             parties=body.parties,
             third_country=body.third_country,
             signed_on=body.signed_on,
             place=body.place,
-            extends=extends,  # type: ignore[arg-type]
+            extends=extends,
             extends_id=body.extends,
             rules=PARTNERSHIPS_2020,
         )

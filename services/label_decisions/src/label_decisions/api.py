@@ -8,6 +8,7 @@ refusals included, and verifies the hash chain of the store.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from typing import Annotated, Any
 
@@ -18,13 +19,13 @@ from pydantic import BaseModel, Field
 from clr_events.pg import Connection
 from clr_events.rules import NotFoundError
 from clr_events.service.auth import Actor, Role, require
-from clr_events.service.commands import CommandContext, command
+from clr_events.service.commands import CommandContext, Id, command
 from clr_events.service.runtime import Runtime
 from label_decisions import decisions
+from label_decisions.domain.events import LabelEvent
 from label_decisions.domain.label_record import LabelRecord
 from label_decisions.domain.policy import DecisionPolicy, Level, renewal_deadline
 
-Id = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 Board = Annotated[CommandContext, Depends(command(Role.LABELLING_BOARD))]
 Auditor = Annotated[Actor, Depends(require(Role.AUDITOR, Role.LABELLING_BOARD))]
 
@@ -112,7 +113,11 @@ async def get_history(
 
 
 async def _change(
-    ctx: CommandContext, request: Request, org_id: str, level: Level, change: Any
+    ctx: CommandContext,
+    request: Request,
+    org_id: str,
+    level: Level,
+    change: Callable[[LabelRecord], list[LabelEvent]],
 ) -> JSONResponse:
     runtime = runtime_of(request)
 

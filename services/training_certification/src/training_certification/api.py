@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from datetime import date
 from typing import Annotated, Any
@@ -13,12 +12,11 @@ from pydantic import BaseModel, Field
 
 from clr_events.pg import Connection
 from clr_events.service.auth import Role
-from clr_events.service.commands import CommandContext, DomainEvents, Streams, command
+from clr_events.service.commands import CommandContext, DomainEvents, Id, Streams, command, new_id
 from training_certification.domain import model
 from training_certification.domain.events import EVENTS, CourseRegistered, TrainingEvent
 from training_certification.domain.policy import CERTIFICATION_2026_1, ExpertRole
 
-Id = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 Admin = Annotated[CommandContext, Depends(command(Role.TRAINING_ADMIN))]
 EVENT_TYPES: DomainEvents[TrainingEvent] = DomainEvents(*EVENTS)
 POLICY = CERTIFICATION_2026_1
@@ -125,7 +123,7 @@ async def _index(conn: Connection, person: model.Person) -> None:
 async def register_course(body: RegisterCourse, ctx: Admin, request: Request) -> JSONResponse:
     """Offer a course (its kind decides the certificate it leads to)."""
     s = streams(request)
-    course_id = body.course_id or uuid.uuid4().hex
+    course_id = body.course_id or new_id()
 
     async def work(conn: Connection) -> tuple[int, dict[str, Any]]:
         events = model.register_course(
@@ -142,7 +140,7 @@ async def register_course(body: RegisterCourse, ctx: Admin, request: Request) ->
 async def register_person(body: RegisterPerson, ctx: Admin, request: Request) -> JSONResponse:
     """Register an expert or trainer with the organisations they work for."""
     s = streams(request)
-    person_id = body.person_id or uuid.uuid4().hex
+    person_id = body.person_id or new_id()
 
     async def work(conn: Connection) -> tuple[int, dict[str, Any]]:
         events = model.register_person(
