@@ -60,6 +60,8 @@ def _attributes(envelope: Envelope) -> dict[str, str]:
         value = getattr(envelope, name)
         if value is not None:
             out[name] = value
+    if envelope.prevposition is not None:
+        out["prevposition"] = str(envelope.prevposition)
     return out
 
 
@@ -96,6 +98,8 @@ def to_structured(envelope: Envelope) -> bytes:
     document: dict[str, Any] = dict(_attributes(envelope))
     document["streamversion"] = envelope.streamversion
     document["globalposition"] = envelope.globalposition
+    if envelope.prevposition is not None:
+        document["prevposition"] = envelope.prevposition
     document["datacontenttype"] = envelope.datacontenttype
     document["data"] = envelope.data
     return orjson.dumps(document)

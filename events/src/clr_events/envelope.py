@@ -3,7 +3,10 @@
 Attributes: ``id`` (event id), ``source`` (``/<service>``), ``type``
 (``<service>.<EventName>.v<major>``), ``subject`` (aggregate id, also the Kafka key),
 ``time``, ``datacontenttype`` and ``dataschema``; extensions ``streamversion`` and
-``globalposition`` (the producing store's stream version and global position) and
+``globalposition`` (the producing store's stream version and global position),
+``prevposition`` (the global position of the event published before this one on the same
+topic, 0 for the first: private events leave holes in the positions a topic carries, and
+this chain lets a subscriber prove it has every public event, across partitions), and
 ``correlationid`` / ``causationid``. Extension names are lowercase alphanumerics, as the
 spec requires.
 """
@@ -43,5 +46,6 @@ class Envelope(BaseModel):
     data: dict[str, Any]
     streamversion: int = Field(ge=1)
     globalposition: int = Field(ge=1)
+    prevposition: int | None = Field(default=None, ge=0)
     correlationid: str | None = None
     causationid: str | None = None

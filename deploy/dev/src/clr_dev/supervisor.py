@@ -22,6 +22,7 @@ SERVICES: dict[str, int] = {
     "training_certification": 8102,
     "assessments": 8103,
     "label_decisions": 8104,
+    "projections": 8100,
 }
 """Every service and its default port."""
 

@@ -55,6 +55,26 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+def dead_letter_headers(
+    group: str,
+    topic: str,
+    partition: int,
+    offset: int,
+    headers: Any,
+    error: BaseException,
+) -> list[tuple[str, bytes]]:
+    """The original headers plus where the message came from and why it was dead-lettered."""
+    return [
+        *(headers or ()),
+        ("dlq_group", group.encode()),
+        ("dlq_topic", topic.encode()),
+        ("dlq_partition", str(partition).encode()),
+        ("dlq_offset", str(offset).encode()),
+        ("dlq_error_type", type(error).__name__.encode()),
+        ("dlq_error", str(error)[:4000].encode()),
+    ]
+
+
 class CheckpointStore:
     """Per consumer group: the last processed offset per partition, and the inbox."""
 
@@ -248,15 +268,9 @@ class ConsumerRunner:
             self.dlq_topic,
             error,
         )
-        headers = [
-            *(message.headers or ()),
-            ("dlq_group", self.group.encode()),
-            ("dlq_topic", message.topic.encode()),
-            ("dlq_partition", str(message.partition).encode()),
-            ("dlq_offset", str(message.offset).encode()),
-            ("dlq_error_type", type(error).__name__.encode()),
-            ("dlq_error", str(error)[:4000].encode()),
-        ]
+        headers = dead_letter_headers(
+            self.group, message.topic, message.partition, message.offset, message.headers, error
+        )
         await self._producer.send_and_wait(
             self.dlq_topic, message.value, key=message.key, headers=headers
         )

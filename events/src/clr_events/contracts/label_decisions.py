@@ -73,3 +73,36 @@ class LabelRecordCorrected(Contract):
     valid_until: date
     reason: str
     corrected_by: str
+
+
+class CurrentLabel(Contract):
+    """One label record of an organisation, as it stands."""
+
+    level: str
+    status: str
+    """valid, in_renewal_window, expired or withdrawn on ``as_of``; later days: from the dates."""
+    awarded_on: date | None = None
+    renewed_on: date | None = None
+    valid_until: date | None = None
+    expired_on: date | None = None
+    withdrawn_on: date | None = None
+
+
+@registry.event("label_decisions.CurrentLabels.v1")
+class CurrentLabels(Contract):
+    """An organisation's current labels: the value on the compacted ``label_decisions.current``.
+
+    Key: the organisation id. Not an event but a snapshot: ``position`` is the
+    label_decisions global position of the last decision it reflects, so a subscriber can
+    load the snapshot and then follow ``label_decisions.events`` (or the HTTP feed),
+    ignoring this organisation's events at or below ``position``.
+    """
+
+    org_id: str
+    name: str | None = None
+    country: str | None = None
+    sector: str | None = None
+    website: str | None = None
+    labels: list[CurrentLabel]
+    position: int
+    as_of: date

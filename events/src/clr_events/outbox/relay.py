@@ -3,7 +3,9 @@
 The event store is the outbox. The relay reads committed events in position order (which
 never skips one, see ``store.postgres``), translates each to its public contract (or to
 nothing, for private events), publishes with an idempotent producer keyed by aggregate id,
-and then records the last position published. After a crash it resumes from the recorded
+and then records the last position read and the last position published. Each envelope
+carries the position of the event published before it on the topic (``prevposition``), so
+subscribers can check the chain is whole. After a crash it resumes from the recorded
 position: events published but not yet recorded go out again, and their event id makes
 the repeat harmless. It wakes on new commits (LISTEN/NOTIFY); the store decides.
 
@@ -65,7 +67,7 @@ def publish_as_stored(source: str) -> Callable[[StoredEvent], Envelope]:
 
 
 class PostgresRelayCheckpoint:
-    """The last published position per relay, in the store's schema."""
+    """Per relay, in the store's schema: the last position read and the last published."""
 
     def __init__(self, pool: Pool, schema: str, name: str) -> None:
         self._pool = pool
@@ -78,22 +80,28 @@ class PostgresRelayCheckpoint:
             f"CREATE TABLE IF NOT EXISTS {self._table}"
             " (relay text PRIMARY KEY, position bigint NOT NULL, updated_at timestamptz NOT NULL)"
         )
-
-    async def load(self) -> int:
-        """The last position this relay published (0 if none)."""
-        position = await self._pool.fetchval(
-            f"SELECT position FROM {self._table} WHERE relay = $1", self._name
-        )
-        return int(position or 0)
-
-    async def save(self, position: int) -> None:
-        """Record the last published position."""
         await self._pool.execute(
-            f"INSERT INTO {self._table} VALUES ($1, $2, now())"
+            f"ALTER TABLE {self._table} ADD COLUMN IF NOT EXISTS published bigint"
+        )
+
+    async def load(self) -> tuple[int, int | None]:
+        """The last position read and the last published (0, 0 if none; None if unknown)."""
+        row = await self._pool.fetchrow(
+            f"SELECT position, published FROM {self._table} WHERE relay = $1", self._name
+        )
+        if row is None:
+            return 0, 0
+        return int(row["position"]), row["published"]
+
+    async def save(self, position: int, published: int) -> None:
+        """Record the last position read and the last published."""
+        await self._pool.execute(
+            f"INSERT INTO {self._table} VALUES ($1, $2, now(), $3)"
             " ON CONFLICT (relay) DO UPDATE SET position = excluded.position,"
-            " updated_at = excluded.updated_at",
+            " updated_at = excluded.updated_at, published = excluded.published",
             self._name,
             position,
+            published,
         )
 
 
@@ -119,11 +127,15 @@ class Relay:
         self._batch_size = batch_size
         self._idle_wait = idle_wait
         self.position = 0
+        self.published = 0
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Publish until ``stop`` is set (or forever)."""
         stop = stop or asyncio.Event()
-        self.position = await self._checkpoint.load()
+        self.position, published = await self._checkpoint.load()
+        self.published = (
+            published if published is not None else await self._last_published(self.position)
+        )
         log.info("relay to %s resumes after position %d", self._topic, self.position)
         while not stop.is_set():
             if await self.publish_batch():
@@ -138,6 +150,19 @@ class Relay:
                 for waiter in waiters:
                     waiter.cancel()
 
+    async def _last_published(self, upto: int) -> int:
+        """A checkpoint from before ``published`` was recorded: find it in the store once."""
+        last, after = 0, 0
+        while after < upto:
+            events = await self._store.read_all(after, min(self._batch_size, upto - after))
+            if not events:
+                break
+            for stored in events:
+                if self._translate(stored) is not None:
+                    last = stored.position
+            after = events[-1].position
+        return last
+
     async def publish_batch(self) -> int:
         """Publish the next batch of committed events; returns how many were read."""
         events = await self._store.read_all(self.position, self._batch_size)
@@ -148,6 +173,8 @@ class Relay:
             envelope = self._translate(stored)
             if envelope is None:
                 continue
+            envelope = envelope.model_copy(update={"prevposition": self.published})
+            self.published = envelope.globalposition
             record = to_kafka(envelope)
             pending.append(
                 await self._producer.send(
@@ -157,7 +184,7 @@ class Relay:
         # every send acknowledged (acks=all) before the position moves on
         await asyncio.gather(*pending)
         self.position = events[-1].position
-        await self._checkpoint.save(self.position)
+        await self._checkpoint.save(self.position, self.published)
         return len(events)
 
 

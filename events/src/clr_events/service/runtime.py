@@ -14,7 +14,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
@@ -219,8 +219,31 @@ class Runtime:
         return values
 
 
+class Background(Protocol):
+    """What ``create_app`` runs beside the API: ``Runtime``, or a service's own."""
+
+    failing: dict[str, str]
+
+    @property
+    def pool(self) -> Pool:
+        """The service's connection pool."""
+        ...
+
+    async def start(self) -> None:
+        """Connect, migrate, start background work."""
+        ...
+
+    async def stop(self) -> None:
+        """Stop background work and disconnect."""
+        ...
+
+    async def metrics(self) -> dict[str, float]:
+        """Gauges and counters for ``/metrics``."""
+        ...
+
+
 def create_app(
-    runtime: Runtime, *, title: str, description: str, routers: list[APIRouter]
+    runtime: Background, *, title: str, description: str, routers: list[APIRouter]
 ) -> FastAPI:
     """The service's FastAPI app: routes, problem details, health, metrics, lifespan."""
 

@@ -1,0 +1,1 @@
+"""Projections: read models, the public registry page, the public feed and exports."""

@@ -1,0 +1,72 @@
+"""``python -m projections`` serves; ``rebuild NAME`` and ``status`` are operator commands."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+
+import asyncpg
+
+from clr_events.kafka.producer import new_producer
+from clr_events.service.serve import serve
+from projections.core import CONTROL, ensure_generation
+from projections.offsets import Offsets, lag
+from projections.read_models.all import READ_MODELS
+from projections.rebuild import rebuild
+from projections.service import build
+from projections.settings import ProjectionSettings
+
+
+async def _rebuild(name: str) -> None:
+    settings = ProjectionSettings()
+    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=4)
+    producer = new_producer(settings.kafka_bootstrap_servers)
+    await producer.start()
+    try:
+        await rebuild(pool, producer, settings.kafka_bootstrap_servers, READ_MODELS[name])
+    finally:
+        await producer.stop()
+        await pool.close()
+
+
+async def _status() -> None:
+    settings = ProjectionSettings()
+    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=2)
+    offsets = Offsets(settings.kafka_bootstrap_servers)
+    await offsets.start()
+    try:
+        for name, model in READ_MODELS.items():
+            generation = await ensure_generation(pool, model)
+            behind = await lag(pool, offsets, model)
+            print(f"{name:<14} generation {generation:<3} lag {behind} messages")  # noqa: T201
+        for row in await pool.fetch(f"SELECT * FROM {CONTROL}.rebuilds ORDER BY started_at"):
+            print(  # noqa: T201
+                f"rebuild {row['name']} g{row['generation']}: {row['state']},"
+                f" {row['applied']} read, {row['remaining']} to go"
+            )
+    finally:
+        await offsets.stop()
+        await pool.close()
+
+
+def main() -> None:
+    """Command line."""
+    parser = argparse.ArgumentParser(prog="python -m projections")
+    commands = parser.add_subparsers(dest="command")
+    commands.add_parser("serve", help="serve the read side (the default)")
+    again = commands.add_parser("rebuild", help="rebuild a read model beside the live one")
+    again.add_argument("name", choices=sorted(READ_MODELS))
+    commands.add_parser("status", help="generation and lag of every read model")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    if args.command == "rebuild":
+        asyncio.run(_rebuild(args.name))
+    elif args.command == "status":
+        asyncio.run(_status())
+    else:
+        serve(build, default_port=8100)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,243 @@
+"""The public JSON API, the exports and the feed (no token: everything here is public)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import AsyncIterator
+from datetime import date
+from typing import Annotated, Any, Literal
+
+import orjson
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import Response, StreamingResponse
+
+from clr_events.months import add_months
+from clr_events.service.problems import ProblemError
+from projections import queries
+from projections.core import CONTROL
+from projections.queries import PUBLIC_COLUMNS, ListFilter
+
+router = APIRouter(tags=["public"])
+
+Status = Literal["valid", "in_renewal_window", "expired", "withdrawn", "all"]
+Level = Literal["bronze", "silver", "gold"]
+
+
+def runtime_of(request: Request) -> Any:
+    """The projections runtime of the app."""
+    return request.app.state.runtime
+
+
+def json_response(
+    body: Any, status_code: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    """JSON with dates as ISO strings."""
+    return Response(
+        orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS),
+        status_code=status_code,
+        media_type="application/json",
+        headers=headers,
+    )
+
+
+def list_filter(
+    on: date | None = None,
+    country: Annotated[str | None, Query(pattern=r"^[A-Z]{2}$")] = None,
+    level: Level | None = None,
+    sector: Annotated[str | None, Query(max_length=100)] = None,
+    q: Annotated[str | None, Query(max_length=100)] = None,
+    status: Status = "valid",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> ListFilter:
+    """The list's query parameters (shared by the API, the exports and the page)."""
+    return ListFilter(
+        on or date.today(), country, level, sector or None, q or None, status, limit, offset
+    )
+
+
+Filter = Annotated[ListFilter, Depends(list_filter)]
+
+
+@router.get("/api/labels", summary="The public label list (currently valid labels by default)")
+async def labels(request: Request, f: Filter) -> Response:
+    runtime = runtime_of(request)
+    async with runtime.pool.acquire() as conn:
+        total, items = await queries.label_list(conn, f, runtime.settings)
+    return json_response({"total": total, "on": f.on, "items": items})
+
+
+async def _all_rows(request: Request, f: ListFilter) -> list[dict[str, Any]]:
+    runtime = runtime_of(request)
+    unpaged = ListFilter(f.on, f.country, f.level, f.sector, f.q, f.status, 1_000_000, 0)
+    async with runtime.pool.acquire() as conn:
+        _, items = await queries.label_list(conn, unpaged, runtime.settings)
+    return items
+
+
+@router.get("/exports/labels.csv", summary="The public label list as CSV (same filters)")
+async def labels_csv(request: Request, f: Filter) -> Response:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(PUBLIC_COLUMNS)
+    for row in await _all_rows(request, f):
+        writer.writerow(["" if row[c] is None else row[c] for c in PUBLIC_COLUMNS])
+    return Response(
+        out.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="labels-{f.on}.csv"'},
+    )
+
+
+@router.get("/exports/labels.json", summary="The public label list as JSON (same filters)")
+async def labels_json(request: Request, f: Filter) -> Response:
+    rows = [{c: row[c] for c in PUBLIC_COLUMNS} for row in await _all_rows(request, f)]
+    return json_response(
+        {"on": f.on, "columns": PUBLIC_COLUMNS, "items": rows},
+        headers={"Content-Disposition": f'attachment; filename="labels-{f.on}.json"'},
+    )
+
+
+@router.get("/api/counts", summary="Valid labels per level and country on a day; ever awarded")
+async def counts(request: Request, on: date | None = None) -> Response:
+    async with runtime_of(request).pool.acquire() as conn:
+        return json_response(await queries.counts(conn, on or date.today()))
+
+
+@router.get("/api/counts/series", summary="Valid labels per level on the first of each month")
+async def series(
+    request: Request,
+    start: Annotated[date | None, Query(alias="from")] = None,
+    end: Annotated[date | None, Query(alias="to")] = None,
+) -> Response:
+    async with runtime_of(request).pool.acquire() as conn:
+        first = start or await queries.first_award(conn) or date.today()
+        last = end or date.today()
+        if first > last:
+            raise ProblemError(422, "Invalid range", "'from' is after 'to'")
+        return json_response(
+            {"from": first, "to": last, "points": await queries.series(conn, first, last)}
+        )
+
+
+@router.get("/api/expiring", summary="Valid labels that expire within some months")
+async def expiring(
+    request: Request, months: Annotated[int | None, Query(ge=1, le=36)] = None
+) -> Response:
+    runtime = runtime_of(request)
+    today = date.today()
+    horizon = months or runtime.settings.expiring_soon_months
+    async with runtime.pool.acquire() as conn:
+        _, rows = await queries.label_list(
+            conn, ListFilter(today, status="valid", limit=1_000_000), runtime.settings
+        )
+    until = add_months(today, horizon)
+    soon = sorted((r for r in rows if r["valid_until"] <= until), key=lambda r: r["valid_until"])
+    return json_response({"on": today, "months": horizon, "items": soon})
+
+
+@router.get("/api/renewal-window", summary="Labels past valid_until whose renewal is still open")
+async def renewal_window(request: Request) -> Response:
+    runtime = runtime_of(request)
+    f = ListFilter(date.today(), status="in_renewal_window", limit=1_000_000)
+    async with runtime.pool.acquire() as conn:
+        total, rows = await queries.label_list(conn, f, runtime.settings)
+    return json_response({"on": f.on, "total": total, "items": rows})
+
+
+@router.get("/api/experts", summary="Experts certified on a day, by role and country")
+async def experts(
+    request: Request,
+    on: date | None = None,
+    role: Annotated[str | None, Query(max_length=40)] = None,
+    country: Annotated[str | None, Query(pattern=r"^[A-Z]{2}$")] = None,
+) -> Response:
+    day = on or date.today()
+    async with runtime_of(request).pool.acquire() as conn:
+        return json_response({"on": day, "items": await queries.experts(conn, day, role, country)})
+
+
+@router.get("/api/organisations/{org_id}", summary="An organisation's labels and history")
+async def organisation(request: Request, org_id: str, on: date | None = None) -> Response:
+    runtime = runtime_of(request)
+    async with runtime.pool.acquire() as conn:
+        page = await queries.organisation(conn, org_id, on or date.today(), runtime.settings)
+    if page is None:
+        raise ProblemError(404, "Not found", f"no organisation {org_id}")
+    return json_response(page)
+
+
+@router.get(
+    "/api/feed",
+    summary="Public label events after a label_decisions global position",
+    description="Structured CloudEvents in position order, up to the feed's head (every public"
+    " label event up to the head is in the feed). Resume with `after` = the last"
+    " `globalposition` you processed, the same number Kafka carries.",
+)
+async def feed(
+    request: Request,
+    after: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> Response:
+    async with runtime_of(request).pool.acquire() as conn:
+        head, documents = await queries.feed_page(conn, after, limit)
+    last = orjson.loads(documents[-1])["globalposition"] if documents else after
+    body = b'{"head":%d,"after":%d,"next":%d,"events":[%s]}' % (
+        head,
+        after,
+        last,
+        b",".join(d.encode() for d in documents),
+    )
+    link = f'</api/feed?after={last}&limit={limit}>; rel="next"'
+    return Response(body, media_type="application/json", headers={"Link": link})
+
+
+@router.get(
+    "/api/feed/stream",
+    summary="The feed as Server-Sent Events from a position (or Last-Event-ID)",
+    response_class=StreamingResponse,
+)
+async def feed_stream(
+    request: Request,
+    after: Annotated[int, Query(ge=0)] = 0,
+    last_event_id: Annotated[str | None, Header()] = None,
+) -> StreamingResponse:
+    runtime = runtime_of(request)
+    cursor = int(last_event_id) if last_event_id and last_event_id.isdigit() else after
+
+    async def events() -> AsyncIterator[bytes]:
+        position = cursor
+        yield b"retry: 2000\n\n"
+        while not await request.is_disconnected():
+            async with runtime.pool.acquire() as conn:
+                _, documents = await queries.feed_page(conn, position, 500)
+            for document in documents:
+                event = orjson.loads(document)
+                position = event["globalposition"]
+                yield f"id: {position}\nevent: {event['type']}\ndata: {document}\n\n".encode()
+            if not documents:
+                yield b": waiting\n\n"
+                await runtime.feed_signal.wait(15.0)
+
+    return StreamingResponse(
+        events(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.get("/read-models", tags=["operations"], summary="Generation, lag and rebuilds")
+async def read_models(request: Request) -> Response:
+    runtime = runtime_of(request)
+    lags = await runtime.lags()
+    active = await runtime.pool.fetch(f"SELECT * FROM {CONTROL}.read_models ORDER BY name")
+    rebuilds = await runtime.pool.fetch(
+        f"SELECT * FROM {CONTROL}.rebuilds ORDER BY started_at DESC LIMIT 20"
+    )
+    return json_response(
+        {
+            "read_models": [{**dict(r), "lag_messages": lags.get(r["name"])} for r in active],
+            "rebuilds": [dict(r) for r in rebuilds],
+        }
+    )

@@ -1,0 +1,265 @@
+"""Read models, their generations, and applying a batch of messages effectively once.
+
+Each read model owns its tables. They live in one PostgreSQL schema per *generation*
+(``rm_<name>_g<N>``), beside that generation's checkpoint (the last offset applied per topic
+partition). ``projections.<name>_<table>`` views point at the active generation; every
+query reads the views, so swapping in a rebuilt generation is one short transaction that
+readers never notice.
+
+A batch is applied in one transaction with its checkpoint: messages at or below the
+checkpoint are skipped (Kafka's committed offsets are only a hint), undecodable or invalid
+ones go to the dead-letter topic and are checkpointed too, the rest reach the read model.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import asyncpg
+from pydantic import ValidationError
+
+from clr_events.codec import from_kafka
+from clr_events.envelope import Envelope
+from clr_events.errors import EventsError, UnknownEventTypeError
+from clr_events.pg import Connection, Pool
+from clr_events.registry import Contract, registry
+
+log = logging.getLogger(__name__)
+
+CONTROL = "projections"
+"""The schema of the views and of the table that names each read model's active generation."""
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A Kafka record as the projections need it, whichever client fetched it."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Sequence[tuple[str, bytes]]
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A decoded public event: its envelope and its contract."""
+
+    envelope: Envelope
+    contract: Contract
+
+
+class ReadModel(Protocol):
+    """A read model: its topics, its tables, and how a batch of events changes them.
+
+    ``apply`` runs inside the batch's transaction with ``search_path`` set to the
+    generation's schema. It must be deterministic and must tolerate an event it has seen
+    before (a relay may republish after a crash; the read model dedupes by position).
+    """
+
+    name: str
+    topics: tuple[str, ...]
+    tables: dict[str, str]
+    """Table name -> the body of its CREATE TABLE."""
+    indexes: tuple[str, ...]
+
+    async def apply(self, conn: Connection, events: list[Event]) -> None:
+        """Apply a batch of events, in the order they came (per partition order)."""
+        ...
+
+
+DeadLetter = Callable[[Message, BaseException], Awaitable[None]]
+
+
+def generation_schema(model: ReadModel, generation: int) -> str:
+    """The schema of one generation of a read model."""
+    return f"rm_{model.name}_g{generation}"
+
+
+async def migrate_control(conn: Connection) -> None:
+    """The control schema (idempotent)."""
+    await conn.execute(
+        f"""
+        CREATE SCHEMA IF NOT EXISTS {CONTROL};
+        CREATE TABLE IF NOT EXISTS {CONTROL}.read_models (
+            name        text PRIMARY KEY,
+            generation  integer NOT NULL,
+            swapped_at  timestamptz NOT NULL DEFAULT now()
+        );
+        CREATE TABLE IF NOT EXISTS {CONTROL}.rebuilds (
+            name        text NOT NULL,
+            generation  integer NOT NULL,
+            started_at  timestamptz NOT NULL DEFAULT now(),
+            updated_at  timestamptz NOT NULL DEFAULT now(),
+            applied     bigint NOT NULL DEFAULT 0,
+            remaining   bigint,
+            state       text NOT NULL DEFAULT 'running',
+            PRIMARY KEY (name, generation)
+        );
+        """
+    )
+
+
+async def create_generation(conn: Connection, model: ReadModel, generation: int) -> str:
+    """Create an empty generation of a read model (dropping a leftover of the same number)."""
+    schema = generation_schema(model, generation)
+    await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}")
+    for table, body in model.tables.items():
+        await conn.execute(f"CREATE TABLE {schema}.{table} ({body})")
+    await conn.execute(
+        f"CREATE TABLE {schema}.checkpoint (topic text NOT NULL, partition integer NOT NULL,"
+        ' "offset" bigint NOT NULL, PRIMARY KEY (topic, partition))'
+    )
+    for index in model.indexes:
+        await conn.execute(index.format(schema=schema))
+    return schema
+
+
+async def point_views(conn: Connection, model: ReadModel, schema: str) -> None:
+    """Point the read model's views at a generation (inside the caller's transaction)."""
+    for table in (*model.tables, "checkpoint"):
+        view = f"{CONTROL}.{model.name}_{table}"
+        await conn.execute(
+            f"DROP VIEW IF EXISTS {view}; CREATE VIEW {view} AS SELECT * FROM {schema}.{table}"
+        )
+
+
+async def ensure_generation(pool: Pool, model: ReadModel) -> int:
+    """The active generation of a read model, creating the first one if there is none."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext('projections:migrate'))")
+        await migrate_control(conn)
+        generation = await conn.fetchval(
+            f"SELECT generation FROM {CONTROL}.read_models WHERE name = $1", model.name
+        )
+        if generation is None:
+            generation = 1
+            schema = await create_generation(conn, model, generation)
+            await point_views(conn, model, schema)
+            await conn.execute(
+                f"INSERT INTO {CONTROL}.read_models (name, generation) VALUES ($1, $2)",
+                model.name,
+                generation,
+            )
+        return int(generation)
+
+
+async def active_schema(conn: Connection, model: ReadModel, *, lock: bool) -> str:
+    """The active generation's schema; ``lock`` holds off a swap until the transaction ends."""
+    generation = await conn.fetchval(
+        f"SELECT generation FROM {CONTROL}.read_models WHERE name = $1"
+        + (" FOR SHARE" if lock else ""),
+        model.name,
+    )
+    if generation is None:
+        raise LookupError(f"read model {model.name} has no generation yet")
+    return generation_schema(model, int(generation))
+
+
+async def checkpoints(conn: Connection, schema: str) -> dict[tuple[str, int], int]:
+    """The last offset applied per topic partition in a generation."""
+    rows = await conn.fetch(f'SELECT topic, partition, "offset" FROM {schema}.checkpoint')
+    return {(row["topic"], row["partition"]): row["offset"] for row in rows}
+
+
+def decode(message: Message) -> Event | None:
+    """The event in a message; None for a type this reader does not know (a newer one).
+
+    Raises:
+        EventsError: not a CloudEvent.
+        ValidationError: the data does not fit its contract.
+    """
+    envelope = from_kafka(message.key, message.value, message.headers)
+    try:
+        contract = registry.decode(envelope.type, envelope.data)
+    except UnknownEventTypeError:
+        return None
+    return Event(envelope, contract)
+
+
+POISON: tuple[type[BaseException], ...] = (EventsError, ValidationError, ValueError)
+"""Errors no retry can mend: the message goes to the dead-letter topic."""
+
+UNAPPLICABLE: tuple[type[BaseException], ...] = (
+    *POISON,
+    asyncpg.DataError,
+    asyncpg.IntegrityConstraintViolationError,
+)
+"""Errors of one message in a batch: the batch is split to find it."""
+
+
+async def apply_batch(
+    pool: Pool,
+    model: ReadModel,
+    messages: Sequence[Message],
+    dead_letter: DeadLetter,
+    *,
+    schema: str | None = None,
+) -> int:
+    """Apply messages to the active generation (or to ``schema``), effectively once.
+
+    Returns how many events reached the read model. A message the read model cannot apply
+    is found by applying the batch one message at a time, and dead-lettered alone.
+    """
+    try:
+        return await _apply(pool, model, messages, dead_letter, schema)
+    except UNAPPLICABLE:
+        if len(messages) == 1:
+            raise
+    applied = 0
+    for message in messages:
+        try:
+            applied += await _apply(pool, model, [message], dead_letter, schema)
+        except UNAPPLICABLE as error:
+            await dead_letter(message, error)
+            await _apply(pool, model, [], dead_letter, schema, skipped=[message])
+    return applied
+
+
+async def _apply(
+    pool: Pool,
+    model: ReadModel,
+    messages: Sequence[Message],
+    dead_letter: DeadLetter,
+    schema: str | None,
+    *,
+    skipped: Sequence[Message] = (),
+) -> int:
+    async with pool.acquire() as conn, conn.transaction():
+        target = schema or await active_schema(conn, model, lock=True)
+        done = await checkpoints(conn, target)
+        fresh = [m for m in messages if m.offset > done.get((m.topic, m.partition), -1)]
+        events: list[Event] = []
+        for message in fresh:
+            try:
+                event = decode(message)
+            except POISON as error:
+                await dead_letter(message, error)
+                continue
+            if event is not None:
+                events.append(event)
+        if events:
+            await conn.execute(f"SET LOCAL search_path TO {target}, public")
+            await model.apply(conn, events)
+        last: dict[tuple[str, int], int] = {}
+        for message in (*fresh, *skipped):
+            last[(message.topic, message.partition)] = message.offset
+        if last:
+            await conn.execute(
+                f'INSERT INTO {target}.checkpoint (topic, partition, "offset")'
+                " SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[])"
+                ' ON CONFLICT (topic, partition) DO UPDATE SET "offset" = excluded."offset"',
+                [tp[0] for tp in last],
+                [tp[1] for tp in last],
+                list(last.values()),
+            )
+        return len(events)
+
+
+def rows(records: Sequence[asyncpg.Record]) -> list[dict[str, Any]]:
+    """asyncpg records as plain dicts."""
+    return [dict(record) for record in records]

@@ -1,0 +1,137 @@
+"""The live projections: a faust-streaming app with one agent per read model.
+
+Each agent takes batches (``take_events``), applies them with their checkpoint in one
+PostgreSQL transaction, and only then lets faust acknowledge them: faust's offset commit
+trails the database and is only a hint (``offsets.align_group``). Concurrency is 1 per
+agent (faust issue 606: with more, offsets are acknowledged out of order). Transient
+failures are retried without end while ``/readyz`` reports them; a poison message goes to
+``projections.<read model>.dlq``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
+
+import faust
+from aiokafka import AIOKafkaProducer
+
+from clr_events.consumers.runner import TRANSIENT_ERRORS, dead_letter_headers
+from clr_events.pg import Pool
+from projections.core import DeadLetter, Message, ReadModel, apply_batch
+from projections.settings import ProjectionSettings
+
+log = logging.getLogger(__name__)
+
+
+def dead_letterer(producer: AIOKafkaProducer, model: ReadModel, counts: Counter[str]) -> DeadLetter:
+    """Send a message the read model can never apply to ``projections.<name>.dlq``."""
+
+    async def dead_letter(message: Message, error: BaseException) -> None:
+        log.warning(
+            "%s: %s[%d]@%d dead-lettered: %r",
+            model.name,
+            message.topic,
+            message.partition,
+            message.offset,
+            error,
+        )
+        headers = dead_letter_headers(
+            f"projections.{model.name}",
+            message.topic,
+            message.partition,
+            message.offset,
+            message.headers,
+            error,
+        )
+        await producer.send_and_wait(
+            f"projections.{model.name}.dlq", message.value, key=message.key, headers=headers
+        )
+        counts[model.name] += 1
+
+    return dead_letter
+
+
+class LiveProjections:
+    """The faust app and its agents."""
+
+    def __init__(
+        self,
+        pool: Pool,
+        producer: AIOKafkaProducer,
+        settings: ProjectionSettings,
+        models: Iterable[ReadModel],
+    ) -> None:
+        self._pool = pool
+        self._producer = producer
+        self._settings = settings
+        self.applied: Counter[str] = Counter()
+        self.dead_lettered: Counter[str] = Counter()
+        self.failing: dict[str, str] = {}
+        self.app = faust.App(
+            settings.consumer_group,
+            broker=f"kafka://{settings.kafka_bootstrap_servers}",
+            web_enabled=False,
+            autodiscover=False,
+            store="memory://",
+            topic_disable_leader=True,
+            topic_allow_declare=False,
+            consumer_auto_offset_reset="earliest",
+            producer_acks=-1,
+            broker_commit_every=100,
+            broker_commit_interval=1.0,
+        )
+        for model in models:
+            self._add_agent(model)
+
+    def _add_agent(self, model: ReadModel) -> None:
+        topic = self.app.topic(
+            *model.topics,
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+            allow_empty=True,
+        )
+        dead_letter = dead_letterer(self._producer, model, self.dead_lettered)
+
+        async def project(stream: Any) -> None:
+            async for events in stream.take_events(
+                self._settings.batch_max, within=self._settings.batch_within_seconds
+            ):
+                messages = [
+                    Message(
+                        e.message.topic,
+                        e.message.partition,
+                        e.message.offset,
+                        e.message.key,
+                        e.message.value,
+                        list(e.message.headers or ()),
+                    )
+                    for e in events
+                ]
+                await self._apply(model, messages, dead_letter)
+
+        self.app.agent(topic, name=f"projections.{model.name}", concurrency=1)(project)
+
+    async def _apply(
+        self, model: ReadModel, messages: list[Message], dead_letter: DeadLetter
+    ) -> None:
+        delay = 0.1
+        while True:
+            try:
+                self.applied[model.name] += await apply_batch(
+                    self._pool, model, messages, dead_letter
+                )
+                self.failing.pop(model.name, None)
+                return
+            except Exception as error:
+                # transient, or a fault of ours: the batch waits (and /readyz says why)
+                self.failing[model.name] = repr(error)
+                level = logging.WARNING if isinstance(error, TRANSIENT_ERRORS) else logging.ERROR
+                log.log(level, "%s: batch failed, retrying in %.1f s: %r", model.name, delay, error)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)

@@ -1,0 +1,99 @@
+"""Where Kafka is and where the read models are: end offsets, lag, and the group's hint.
+
+Kafka's committed offsets of the ``projections`` group are only a hint. Before the live
+agents start, the hint is set from the read models' own checkpoints (the smallest next
+offset per partition over the read models that read it), so a read model that is new or
+was rebuilt elsewhere is fed from where it really is; a message below another read
+model's checkpoint is skipped by that read model.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from clr_events.pg import Pool
+from projections.core import ReadModel, active_schema, checkpoints
+
+log = logging.getLogger(__name__)
+
+
+class Offsets:
+    """A group-less consumer used only to ask the broker for partitions and end offsets."""
+
+    def __init__(self, bootstrap_servers: str) -> None:
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap_servers, enable_auto_commit=False
+        )
+
+    async def start(self) -> None:
+        """Connect."""
+        await self._consumer.start()
+
+    async def stop(self) -> None:
+        """Disconnect."""
+        await self._consumer.stop()
+
+    async def partitions(self, topics: Iterable[str]) -> list[TopicPartition]:
+        """Every partition of the topics."""
+        await self._consumer.topics()  # refresh metadata
+        out: list[TopicPartition] = []
+        for topic in topics:
+            for partition in sorted(self._consumer.partitions_for_topic(topic) or ()):
+                out.append(TopicPartition(topic, partition))
+        return out
+
+    async def end_offsets(self, topics: Iterable[str]) -> dict[tuple[str, int], int]:
+        """The next offset to be written, per partition."""
+        tps = await self.partitions(topics)
+        ends = await self._consumer.end_offsets(tps) if tps else {}
+        return {(tp.topic, tp.partition): int(offset) for tp, offset in ends.items()}
+
+
+def remaining(ends: dict[tuple[str, int], int], done: dict[tuple[str, int], int]) -> int:
+    """Messages not yet applied: end offsets minus the checkpoint's next offsets."""
+    return sum(max(0, end - (done.get(tp, -1) + 1)) for tp, end in ends.items())
+
+
+async def lag(pool: Pool, offsets: Offsets, model: ReadModel) -> int:
+    """How many messages the active generation of a read model has still to apply."""
+    async with pool.acquire() as conn:
+        done = await checkpoints(conn, await active_schema(conn, model, lock=False))
+    return remaining(await offsets.end_offsets(model.topics), done)
+
+
+async def align_group(
+    pool: Pool, offsets: Offsets, bootstrap_servers: str, group: str, models: Iterable[ReadModel]
+) -> None:
+    """Commit the read models' own progress as the group's offsets (see the module doc)."""
+    wanted: dict[tuple[str, int], int] = {}
+    async with pool.acquire() as conn:
+        for model in models:
+            done = await checkpoints(conn, await active_schema(conn, model, lock=False))
+            for tp in await offsets.partitions(model.topics):
+                key = (tp.topic, tp.partition)
+                wanted[key] = min(wanted.get(key, 1 << 62), done.get(key, -1) + 1)
+    if not wanted:
+        return
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers, group_id=group, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        tps = [TopicPartition(*key) for key in wanted]
+        consumer.assign(tps)
+        committed = {tp: await consumer.committed(tp) for tp in tps}
+        changes = {
+            tp: wanted[(tp.topic, tp.partition)]
+            for tp in tps
+            if committed[tp] != wanted[(tp.topic, tp.partition)]
+        }
+        if changes:
+            await consumer.commit(changes)
+            log.info("group %s now starts from the read models' checkpoints", group)
+    except Exception as error:  # another member is live: its offsets stand
+        log.warning("could not align group %s (another member is running?): %r", group, error)
+    finally:
+        await consumer.stop()

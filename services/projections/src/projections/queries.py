@@ -1,0 +1,287 @@
+"""Every read of the read models, through the ``projections.*`` views (never a generation).
+
+Status is derived from dates on the day asked (R10): withdrawn from ``withdrawn_on`` on;
+valid up to ``valid_until``; then in the renewal window (the policy's months per level, a
+setting here); then expired.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from clr_events.pg import Connection
+from projections.settings import ProjectionSettings
+
+LEVELS = ("bronze", "silver", "gold")
+V = "projections"
+
+
+def _status_sql(on: str, settings: ProjectionSettings) -> str:
+    windows = " ".join(
+        f"WHEN '{level}' THEN {int(settings.renewal_window_months(level))}" for level in LEVELS
+    )
+    return (
+        "CASE WHEN l.valid_until IS NULL THEN 'none'"
+        f" WHEN l.withdrawn_on IS NOT NULL AND l.withdrawn_on <= {on} THEN 'withdrawn'"
+        f" WHEN {on} <= l.valid_until THEN 'valid'"
+        f" WHEN {on} <= (l.valid_until + make_interval(months => CASE l.level {windows}"
+        " ELSE 12 END))::date THEN 'in_renewal_window'"
+        " ELSE 'expired' END"
+    )
+
+
+def _valid_segment(on: str) -> str:
+    return (
+        f"s.valid_from <= {on} AND {on} <= s.valid_until"
+        f" AND (s.withdrawn_on IS NULL OR {on} < s.withdrawn_on)"
+    )
+
+
+@dataclass(frozen=True)
+class ListFilter:
+    """Filters of the public label list."""
+
+    on: date
+    country: str | None = None
+    level: str | None = None
+    sector: str | None = None
+    q: str | None = None
+    status: str = "valid"
+    """valid (the default), in_renewal_window, expired, withdrawn, or all."""
+    limit: int = 100
+    offset: int = 0
+
+
+PUBLIC_COLUMNS = (
+    "name",
+    "country",
+    "sector",
+    "website",
+    "level",
+    "valid_until",
+    "awarded_on",
+    "renewed_on",
+    "status",
+    "org_id",
+    "eccp_profile_id",
+)
+"""The columns of the public label list (ESCA's, plus award date and ids), in order."""
+
+
+async def label_list(
+    conn: Connection, f: ListFilter, settings: ProjectionSettings
+) -> tuple[int, list[dict[str, Any]]]:
+    """The public label list: (total matching, one page of rows)."""
+    where: list[str] = ["true"]
+    args: list[Any] = [f.on]
+    for column, value in (("country", f.country), ("level", f.level)):
+        if value:
+            args.append(value)
+            where.append(f"{column} = ${len(args)}")
+    for column, value in (("sector", f.sector), ("name", f.q)):
+        if value:
+            args.append(f"%{value}%")
+            where.append(f"{column} ILIKE ${len(args)}")
+    if f.status != "all":
+        args.append(f.status)
+        where.append(f"status = ${len(args)}")
+    sql = (
+        "SELECT * FROM (SELECT coalesce(o.name, l.org_id) AS name, o.country, o.sector,"
+        " o.website, l.level, l.valid_until, l.awarded_on, l.renewed_on,"
+        f" {_status_sql('$1', settings)} AS status, l.org_id, o.eccp_profile_id"
+        f" FROM {V}.labels_labels l LEFT JOIN {V}.labels_orgs o USING (org_id)) AS t"
+        f" WHERE {' AND '.join(where)}"
+    )
+    total = await conn.fetchval(f"SELECT count(*) FROM ({sql}) AS t", *args)
+    page = await conn.fetch(
+        f"{sql} ORDER BY country, name, level LIMIT {int(f.limit)} OFFSET {int(f.offset)}", *args
+    )
+    return int(total), [dict(r) for r in page]
+
+
+async def counts(conn: Connection, on: date) -> dict[str, Any]:
+    """Valid labels on a day per level and per country, and ever-awarded totals by then."""
+    rows = await conn.fetch(
+        f"SELECT coalesce(o.country, '??') AS country, s.level,"
+        " count(DISTINCT s.org_id) AS n"
+        f" FROM {V}.labels_segments s LEFT JOIN {V}.labels_orgs o USING (org_id)"
+        f" WHERE {_valid_segment('$1')} GROUP BY 1, 2",
+        on,
+    )
+    by_level = dict.fromkeys(LEVELS, 0)
+    by_country: dict[str, dict[str, int]] = {}
+    for row in rows:
+        by_level[row["level"]] = by_level.get(row["level"], 0) + row["n"]
+        by_country.setdefault(row["country"], dict.fromkeys(LEVELS, 0))[row["level"]] = row["n"]
+    ever = await conn.fetch(
+        f"SELECT level, count(DISTINCT org_id) AS organisations, count(*) AS awards"
+        f" FROM {V}.labels_history WHERE kind = 'awarded' AND on_date <= $1 GROUP BY level",
+        on,
+    )
+    return {
+        "as_of": on,
+        "valid": {"total": sum(by_level.values()), "by_level": by_level},
+        "by_country": dict(sorted(by_country.items())),
+        "ever_awarded": {
+            r["level"]: {"organisations": r["organisations"], "awards": r["awards"]} for r in ever
+        },
+    }
+
+
+async def series(conn: Connection, start: date, end: date) -> list[dict[str, Any]]:
+    """Valid labels per level on the first day of every month from ``start`` to ``end``."""
+    rows = await conn.fetch(
+        "SELECT d::date AS day, s.level, count(DISTINCT s.org_id) AS n"
+        " FROM generate_series(date_trunc('month', $1::date), $2::date, interval '1 month') d"
+        f" JOIN {V}.labels_segments s ON {_valid_segment('d::date')} GROUP BY 1, 2 ORDER BY 1",
+        start,
+        end,
+    )
+    out: dict[date, dict[str, Any]] = {}
+    for row in rows:
+        point = out.setdefault(row["day"], {"day": row["day"], **dict.fromkeys(LEVELS, 0)})
+        point[row["level"]] = row["n"]
+    return list(out.values())
+
+
+async def first_award(conn: Connection) -> date | None:
+    """The day of the first award in the register."""
+    day: date | None = await conn.fetchval(f"SELECT min(valid_from) FROM {V}.labels_segments")
+    return day
+
+
+async def experts(
+    conn: Connection, on: date, role: str | None, country: str | None
+) -> list[dict[str, Any]]:
+    """Experts certified on a day, by role and country."""
+    args: list[Any] = [on]
+    where = [
+        "c.valid_from <= $1 AND $1 <= c.valid_until AND (c.revoked_on IS NULL OR $1 < c.revoked_on)"
+    ]
+    for column, value in (("c.role", role), ("p.country", country)):
+        if value:
+            args.append(value)
+            where.append(f"{column} = ${len(args)}")
+    rows = await conn.fetch(
+        "SELECT p.person_id, p.name, p.country, c.role, c.valid_from, c.valid_until"
+        f" FROM {V}.experts_certifications c JOIN {V}.experts_people p USING (person_id)"
+        f" WHERE {' AND '.join(where)} ORDER BY c.role, p.country, p.name",
+        *args,
+    )
+    return [dict(r) for r in rows]
+
+
+async def organisation(
+    conn: Connection, org_id: str, on: date, settings: ProjectionSettings
+) -> dict[str, Any] | None:
+    """An organisation's page: profile, labels, history, partnerships, agreements, missions."""
+    org = await conn.fetchrow(f"SELECT * FROM {V}.organisations_orgs WHERE org_id = $1", org_id)
+    if org is None:
+        org = await conn.fetchrow(f"SELECT * FROM {V}.labels_orgs WHERE org_id = $1", org_id)
+    labels = await conn.fetch(
+        f"SELECT l.level, l.awarded_on, l.renewed_on, l.valid_until, l.expired_on,"
+        f" l.withdrawn_on, {_status_sql('$2', settings)} AS status"
+        f" FROM {V}.labels_labels l WHERE l.org_id = $1 ORDER BY l.level",
+        org_id,
+        on,
+    )
+    if org is None and not labels:
+        return None
+    history = await conn.fetch(
+        "SELECT position, level, kind, on_date, valid_until, previous_valid_until, detail"
+        f" FROM {V}.labels_history WHERE org_id = $1 ORDER BY position",
+        org_id,
+    )
+    partnerships = await conn.fetch(
+        "SELECT p.partnership_id, p.name, p.strand, p.call_id, p.start_on, p.duration_months,"
+        f" m.joined_on FROM {V}.organisations_members m"
+        f" JOIN {V}.organisations_partnerships p USING (partnership_id)"
+        " WHERE m.org_id = $1 ORDER BY p.start_on",
+        org_id,
+    )
+    agreements = await conn.fetch(
+        "SELECT a.agreement_id, a.third_country, a.signed_on, a.place, a.extends"
+        f" FROM {V}.organisations_parties x JOIN {V}.organisations_agreements a"
+        " USING (agreement_id) WHERE x.org_id = $1 ORDER BY a.signed_on",
+        org_id,
+    )
+    missions = await conn.fetch(
+        f"SELECT event_id, theme, held_on FROM {V}.organisations_missions WHERE org_id = $1"
+        " ORDER BY held_on",
+        org_id,
+    )
+    profile = dict(org) if org is not None else {"org_id": org_id}
+    return {
+        "organisation": profile,
+        "labels": [dict(r) for r in labels],
+        "history": [dict(r) for r in history],
+        "partnerships": [dict(r) for r in partnerships],
+        "agreements": [dict(r) for r in agreements],
+        "missions": [dict(r) for r in missions],
+    }
+
+
+async def feed_head(conn: Connection) -> int:
+    """The feed's watermark: every public label event up to it is in the feed."""
+    head = await conn.fetchval(f"SELECT head FROM {V}.labels_feed_head")
+    return int(head or 0)
+
+
+async def feed_page(conn: Connection, after: int, limit: int) -> tuple[int, list[str]]:
+    """(head, structured CloudEvents after ``after`` up to the head, in position order)."""
+    head = await feed_head(conn)
+    rows = await conn.fetch(
+        f"SELECT document::text AS d FROM {V}.labels_feed WHERE position > $1"
+        " AND position <= $2 ORDER BY position LIMIT $3",
+        after,
+        head,
+        limit,
+    )
+    return head, [r["d"] for r in rows]
+
+
+async def current_labels(
+    conn: Connection, org_ids: list[str], on: date, settings: ProjectionSettings
+) -> list[dict[str, Any]]:
+    """The ``label_decisions.current`` snapshot of each organisation."""
+    rows = await conn.fetch(
+        "SELECT l.org_id, o.name, o.country, o.sector, o.website, max(l.position) OVER w AS pos,"
+        f" l.level, {_status_sql('$2', settings)} AS status, l.awarded_on, l.renewed_on,"
+        " l.valid_until, l.expired_on, l.withdrawn_on"
+        f" FROM {V}.labels_labels l LEFT JOIN {V}.labels_orgs o USING (org_id)"
+        " WHERE l.org_id = ANY($1) WINDOW w AS (PARTITION BY l.org_id) ORDER BY l.org_id, l.level",
+        org_ids,
+        on,
+    )
+    out: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        snapshot = out.setdefault(
+            r["org_id"],
+            {
+                "org_id": r["org_id"],
+                "name": r["name"],
+                "country": r["country"],
+                "sector": r["sector"],
+                "website": r["website"],
+                "labels": [],
+                "position": r["pos"],
+                "as_of": on,
+            },
+        )
+        snapshot["labels"].append(
+            {
+                k: r[k]
+                for k in (
+                    "level",
+                    "status",
+                    "awarded_on",
+                    "renewed_on",
+                    "valid_until",
+                    "expired_on",
+                    "withdrawn_on",
+                )
+            }
+        )
+    return list(out.values())

@@ -1,0 +1,1 @@
+"""The read models, each owning its tables and its progress."""

@@ -1,0 +1,297 @@
+"""The label register: public label list, counts as of any date, history, the public feed.
+
+Fed by ``label_decisions.events`` (decisions) and ``collaboration.events`` (the public
+columns of each organisation: name, country, sector, website). Tables:
+
+- ``orgs``: the public columns of every registered organisation;
+- ``labels``: one row per label record (organisation and level): the latest award, its
+  validity, renewal, expiry and withdrawal, and the last position applied (a republished
+  event at or below it is a repeat and changes nothing);
+- ``segments``: the periods in which a label was valid. An award opens one; a renewal
+  before ``valid_until`` extends it (no gap), a renewal inside the renewal window opens a
+  new one from the renewal day (the label was not valid in between); a withdrawal ends
+  it; a correction (R15) moves its end. Counts "as of" a day count the segments holding
+  that day, so any past day can be replayed;
+- ``history``: every public decision, by position (the organisation page);
+- ``feed``: every public event as the CloudEvent it was, by label_decisions position, and
+  ``feed_head``: the end of the unbroken ``prevposition`` chain, the feed's watermark;
+- ``current_outbox``: organisations whose ``label_decisions.current`` snapshot is due.
+
+Never an indicator score or result (R11): the contracts carry none.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from clr_events.codec import to_structured
+from clr_events.contracts import collaboration, label_decisions
+from clr_events.pg import Connection
+from projections.core import Event
+
+LABEL_TOPIC = "label_decisions.events"
+
+
+@dataclass
+class _Label:
+    org_id: str
+    level: str
+    awarded_on: date | None = None
+    renewed_on: date | None = None
+    valid_until: date | None = None
+    expired_on: date | None = None
+    withdrawn_on: date | None = None
+    position: int = 0
+    changed: bool = False
+
+
+@dataclass
+class _Segment:
+    seq: int
+    valid_from: date
+    valid_until: date
+    withdrawn_on: date | None = None
+    changed: bool = False
+
+
+class LabelRegister:
+    """The read model behind the public list, the counts, the history and the feed."""
+
+    name: str = "labels"
+    topics: tuple[str, ...] = (LABEL_TOPIC, "collaboration.events")
+    tables: dict[str, str] = {
+        "orgs": "org_id text PRIMARY KEY, name text NOT NULL, country text NOT NULL,"
+        " sector text NOT NULL, region text, website text, eccp_profile_id text",
+        "labels": "org_id text NOT NULL, level text NOT NULL, awarded_on date,"
+        " renewed_on date, valid_until date, expired_on date, withdrawn_on date,"
+        " position bigint NOT NULL, PRIMARY KEY (org_id, level)",
+        "segments": "org_id text NOT NULL, level text NOT NULL, seq integer NOT NULL,"
+        " valid_from date NOT NULL, valid_until date NOT NULL, withdrawn_on date,"
+        " PRIMARY KEY (org_id, level, seq)",
+        "history": "position bigint PRIMARY KEY, org_id text NOT NULL, level text NOT NULL,"
+        " kind text NOT NULL, on_date date NOT NULL, valid_until date,"
+        " previous_valid_until date, detail text",
+        "feed": "position bigint PRIMARY KEY, prevposition bigint, type text NOT NULL,"
+        " org_id text NOT NULL, document jsonb NOT NULL",
+        "feed_head": "one boolean PRIMARY KEY DEFAULT true CHECK (one), head bigint NOT NULL",
+        "current_outbox": "org_id text PRIMARY KEY, position bigint NOT NULL",
+    }
+    indexes: tuple[str, ...] = (
+        "CREATE INDEX ON {schema}.feed (prevposition)",
+        "CREATE INDEX ON {schema}.history (org_id)",
+        "CREATE INDEX ON {schema}.segments (valid_from, valid_until)",
+        "CREATE INDEX ON {schema}.labels (valid_until)",
+    )
+
+    async def apply(self, conn: Connection, events: list[Event]) -> None:
+        """Fold the batch in memory, then write each table in one statement."""
+        await self._orgs(conn, [e for e in events if e.envelope.type.startswith("collab")])
+        decisions = [e for e in events if e.envelope.type.startswith("label_decisions.")]
+        if decisions:
+            await self._decisions(conn, decisions)
+
+    async def _orgs(self, conn: Connection, events: list[Event]) -> None:
+        registered = [
+            e.contract
+            for e in events
+            if isinstance(e.contract, collaboration.OrganisationRegistered)
+        ]
+        if not registered:
+            return
+        await conn.execute(
+            "INSERT INTO orgs SELECT * FROM unnest($1::text[], $2::text[], $3::text[],"
+            " $4::text[], $5::text[], $6::text[], $7::text[])"
+            " ON CONFLICT (org_id) DO UPDATE SET name = excluded.name,"
+            " country = excluded.country, sector = excluded.sector, region = excluded.region,"
+            " website = excluded.website, eccp_profile_id = excluded.eccp_profile_id",
+            *zip(
+                *[
+                    (o.org_id, o.name, o.country, o.sector, o.region, o.website, o.eccp_profile_id)
+                    for o in registered
+                ],
+                strict=True,
+            ),
+        )
+
+    async def _decisions(self, conn: Connection, events: list[Event]) -> None:
+        keys = {_key(e.contract) for e in events}
+        labels = {
+            (r["org_id"], r["level"]): _Label(**dict(r))
+            for r in await conn.fetch(
+                "SELECT * FROM labels WHERE (org_id, level) IN"
+                " (SELECT * FROM unnest($1::text[], $2::text[]))",
+                [k[0] for k in keys],
+                [k[1] for k in keys],
+            )
+        }
+        segments = {
+            (r["org_id"], r["level"]): _Segment(
+                r["seq"], r["valid_from"], r["valid_until"], r["withdrawn_on"]
+            )
+            for r in await conn.fetch(
+                "SELECT DISTINCT ON (org_id, level) * FROM segments WHERE (org_id, level) IN"
+                " (SELECT * FROM unnest($1::text[], $2::text[]))"
+                " ORDER BY org_id, level, seq DESC",
+                [k[0] for k in keys],
+                [k[1] for k in keys],
+            )
+        }
+        touched: dict[tuple[str, str, int], _Segment] = {}
+        history: list[tuple[Any, ...]] = []
+        feed: list[tuple[Any, ...]] = []
+        for event in events:
+            key = _key(event.contract)
+            label = labels.setdefault(key, _Label(*key))
+            position = event.envelope.globalposition
+            if position <= label.position:
+                continue  # a republished event this label has already seen
+            label.position, label.changed = position, True
+            segment = _fold(label, segments.get(key), event.contract)
+            if segment is not None:
+                segments[key] = segment
+                if segment.changed:
+                    touched[(*key, segment.seq)] = segment
+            history.append((position, *key, *_history_row(event)))
+            feed.append(
+                (
+                    position,
+                    event.envelope.prevposition,
+                    event.envelope.type,
+                    key[0],
+                    to_structured(event.envelope).decode(),
+                )
+            )
+        changed = [label for label in labels.values() if label.changed]
+        if not changed:
+            return
+        await conn.execute(
+            "INSERT INTO labels SELECT * FROM unnest($1::text[], $2::text[], $3::date[],"
+            " $4::date[], $5::date[], $6::date[], $7::date[], $8::bigint[])"
+            " ON CONFLICT (org_id, level) DO UPDATE SET awarded_on = excluded.awarded_on,"
+            " renewed_on = excluded.renewed_on, valid_until = excluded.valid_until,"
+            " expired_on = excluded.expired_on, withdrawn_on = excluded.withdrawn_on,"
+            " position = excluded.position",
+            *zip(
+                *[
+                    (
+                        lb.org_id,
+                        lb.level,
+                        lb.awarded_on,
+                        lb.renewed_on,
+                        lb.valid_until,
+                        lb.expired_on,
+                        lb.withdrawn_on,
+                        lb.position,
+                    )
+                    for lb in changed
+                ],
+                strict=True,
+            ),
+        )
+        if touched:
+            await conn.execute(
+                "INSERT INTO segments SELECT * FROM unnest($1::text[], $2::text[], $3::int[],"
+                " $4::date[], $5::date[], $6::date[]) ON CONFLICT (org_id, level, seq)"
+                " DO UPDATE SET valid_from = excluded.valid_from,"
+                " valid_until = excluded.valid_until, withdrawn_on = excluded.withdrawn_on",
+                *zip(
+                    *[
+                        (org, level, seq, s.valid_from, s.valid_until, s.withdrawn_on)
+                        for (org, level, seq), s in touched.items()
+                    ],
+                    strict=True,
+                ),
+            )
+        await conn.execute(
+            "INSERT INTO history SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[],"
+            " $4::text[], $5::date[], $6::date[], $7::date[], $8::text[])"
+            " ON CONFLICT (position) DO NOTHING",
+            *zip(*history, strict=True),
+        )
+        await conn.execute(
+            "INSERT INTO feed SELECT p, pp, t, o, d::jsonb FROM unnest($1::bigint[],"
+            " $2::bigint[], $3::text[], $4::text[], $5::text[]) AS u(p, pp, t, o, d)"
+            " ON CONFLICT (position) DO NOTHING",
+            [f[0] for f in feed],
+            [f[1] for f in feed],
+            [f[2] for f in feed],
+            [f[3] for f in feed],
+            [f[4] for f in feed],
+        )
+        await conn.execute(
+            "INSERT INTO current_outbox SELECT org, max(pos) FROM unnest($1::text[],"
+            " $2::bigint[]) AS u(org, pos) GROUP BY org ON CONFLICT (org_id)"
+            " DO UPDATE SET position = greatest(current_outbox.position, excluded.position)",
+            [label.org_id for label in changed],
+            [label.position for label in changed],
+        )
+        await _advance_feed_head(conn)
+
+
+async def _advance_feed_head(conn: Connection) -> None:
+    """Move the watermark along the ``prevposition`` chain as far as it is unbroken."""
+    head = await conn.fetchval(
+        "WITH RECURSIVE chain(position) AS ("
+        " SELECT coalesce((SELECT head FROM feed_head), 0)"
+        " UNION ALL SELECT f.position FROM feed f JOIN chain c ON f.prevposition = c.position)"
+        " SELECT max(position) FROM chain"
+    )
+    await conn.execute(
+        "INSERT INTO feed_head (head) VALUES ($1) ON CONFLICT (one) DO UPDATE SET head = $1",
+        head,
+    )
+    await conn.execute("SELECT pg_notify('projections_feed', $1::text)", str(head))
+
+
+def _key(contract: Any) -> tuple[str, str]:
+    return str(contract.org_id), str(contract.level)
+
+
+def _fold(label: _Label, segment: _Segment | None, contract: Any) -> _Segment | None:
+    """Change a label (and its latest validity segment) by one decision."""
+    if isinstance(contract, label_decisions.LabelAwarded):
+        label.awarded_on, label.valid_until = contract.awarded_on, contract.valid_until
+        label.renewed_on = label.expired_on = label.withdrawn_on = None
+        seq = segment.seq + 1 if segment else 1
+        return _Segment(seq, contract.awarded_on, contract.valid_until, changed=True)
+    if isinstance(contract, label_decisions.LabelRenewed):
+        label.renewed_on, label.valid_until = contract.renewed_on, contract.valid_until
+        label.expired_on = None
+        if segment and segment.withdrawn_on is None and contract.renewed_on <= segment.valid_until:
+            segment.valid_until, segment.changed = contract.valid_until, True
+            return segment
+        seq = segment.seq + 1 if segment else 1
+        return _Segment(seq, contract.renewed_on, contract.valid_until, changed=True)
+    if isinstance(contract, label_decisions.LabelExpired):
+        label.expired_on = contract.expired_on
+        return segment
+    if isinstance(contract, label_decisions.LabelWithdrawn):
+        label.withdrawn_on = contract.withdrawn_on
+        if segment:
+            segment.withdrawn_on, segment.changed = contract.withdrawn_on, True
+        return segment
+    if isinstance(contract, label_decisions.LabelRecordCorrected):
+        label.valid_until = contract.valid_until
+        if segment:
+            segment.valid_until, segment.changed = contract.valid_until, True
+        return segment
+    raise ValueError(f"not a label decision: {type(contract).__name__}")
+
+
+def _history_row(event: Event) -> tuple[str, date, date | None, date | None, str | None]:
+    """(kind, day, valid_until, previous_valid_until, detail) of a public decision."""
+    c = event.contract
+    if isinstance(c, label_decisions.LabelAwarded):
+        return "awarded", c.awarded_on, c.valid_until, None, None
+    if isinstance(c, label_decisions.LabelRenewed):
+        return "renewed", c.renewed_on, c.valid_until, c.previous_valid_until, None
+    if isinstance(c, label_decisions.LabelExpired):
+        return "expired", c.expired_on, c.valid_until, None, None
+    if isinstance(c, label_decisions.LabelWithdrawn):
+        return "withdrawn", c.withdrawn_on, None, None, c.reason
+    if isinstance(c, label_decisions.LabelRecordCorrected):
+        day = event.envelope.time.date()
+        return "corrected", day, c.valid_until, c.previous_valid_until, c.reason
+    raise ValueError(f"not a label decision: {type(c).__name__}")

@@ -1,0 +1,107 @@
+"""Organisations with their partnerships and cooperation agreements (the organisation page).
+
+Fed by ``collaboration.events``. The label history of the page comes from the label
+register; indicator scores are never here (R11).
+"""
+
+from __future__ import annotations
+
+from clr_events.contracts import collaboration as co
+from clr_events.pg import Connection
+from projections.core import Event
+
+
+class OrganisationDirectory:
+    """Profiles, validation, partnership memberships, agreements and missions."""
+
+    name: str = "organisations"
+    topics: tuple[str, ...] = ("collaboration.events",)
+    tables: dict[str, str] = {
+        "orgs": "org_id text PRIMARY KEY, name text NOT NULL, country text NOT NULL,"
+        " sector text NOT NULL, region text, website text, eccp_profile_id text,"
+        " validated_on date, waived_by_programme text",
+        "partnerships": "partnership_id text PRIMARY KEY, name text NOT NULL,"
+        " strand text NOT NULL, call_id text NOT NULL, start_on date NOT NULL,"
+        " duration_months integer NOT NULL",
+        "members": "partnership_id text NOT NULL, org_id text NOT NULL, joined_on date NOT NULL,"
+        " PRIMARY KEY (partnership_id, org_id)",
+        "agreements": "agreement_id text PRIMARY KEY, third_country text NOT NULL,"
+        " signed_on date NOT NULL, place text, extends text",
+        "parties": "agreement_id text NOT NULL, org_id text NOT NULL,"
+        " PRIMARY KEY (agreement_id, org_id)",
+        "missions": "event_id text NOT NULL, org_id text NOT NULL, theme text NOT NULL,"
+        " held_on date NOT NULL, PRIMARY KEY (event_id, org_id)",
+    }
+    indexes: tuple[str, ...] = (
+        "CREATE INDEX ON {schema}.members (org_id)",
+        "CREATE INDEX ON {schema}.parties (org_id)",
+        "CREATE INDEX ON {schema}.missions (org_id)",
+    )
+
+    async def apply(self, conn: Connection, events: list[Event]) -> None:
+        """One statement or two per event, all idempotent upserts."""
+        for event in events:
+            await self._apply(conn, event.contract)
+
+    async def _apply(self, conn: Connection, c: object) -> None:
+        if isinstance(c, co.OrganisationRegistered):
+            await conn.execute(
+                "INSERT INTO orgs VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, NULL)"
+                " ON CONFLICT (org_id) DO UPDATE SET name = excluded.name,"
+                " country = excluded.country, sector = excluded.sector,"
+                " region = excluded.region, website = excluded.website,"
+                " eccp_profile_id = excluded.eccp_profile_id",
+                c.org_id,
+                c.name,
+                c.country,
+                c.sector,
+                c.region,
+                c.website,
+                c.eccp_profile_id,
+            )
+        elif isinstance(c, co.ProfileValidated):
+            await conn.execute(
+                "UPDATE orgs SET validated_on = $2, waived_by_programme = $3 WHERE org_id = $1",
+                c.org_id,
+                c.validated_on,
+                c.waived_by_programme,
+            )
+        elif isinstance(c, co.PartnershipFormed):
+            await conn.execute(
+                "INSERT INTO partnerships VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+                c.partnership_id,
+                c.name,
+                c.strand,
+                c.call_id,
+                c.start_on,
+                c.duration_months,
+            )
+            await conn.executemany(
+                "INSERT INTO members VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                [(c.partnership_id, org, c.start_on) for org in c.member_org_ids],
+            )
+        elif isinstance(c, co.PartnerJoined):
+            await conn.execute(
+                "INSERT INTO members VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                c.partnership_id,
+                c.org_id,
+                c.joined_on,
+            )
+        elif isinstance(c, co.CooperationAgreementSigned):
+            await conn.execute(
+                "INSERT INTO agreements VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                c.agreement_id,
+                c.third_country,
+                c.signed_on,
+                c.place,
+                c.extends,
+            )
+            await conn.executemany(
+                "INSERT INTO parties VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                [(c.agreement_id, org) for org in c.parties],
+            )
+        elif isinstance(c, co.MatchmakingEventHeld):
+            await conn.executemany(
+                "INSERT INTO missions VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                [(c.event_id, org, c.theme, c.held_on) for org in c.participant_org_ids],
+            )

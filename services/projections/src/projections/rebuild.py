@@ -1,0 +1,177 @@
+"""Rebuild a read model from offset zero beside the live one, then swap it in.
+
+1. Create the next generation (empty tables, empty checkpoint) next to the active one.
+2. Read every partition of the read model's topics from the beginning with a group-less
+   consumer and apply in large batches, each with its checkpoint (the same ``apply_batch``
+   as the live agents), printing progress.
+3. Once at the end offsets, swap in one transaction: lock the active generation's row (the
+   live agents wait on it for a moment), check the new generation has applied at least
+   everything the live one has, point the views at it and record it as active. If the live
+   one is ahead, read on and try again. The old generation is dropped after the swap.
+
+The public page and API keep answering from the views throughout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from clr_events.pg import Pool
+from projections.core import (
+    CONTROL,
+    Message,
+    ReadModel,
+    apply_batch,
+    checkpoints,
+    create_generation,
+    ensure_generation,
+    generation_schema,
+    point_views,
+)
+from projections.live import dead_letterer
+from projections.offsets import Offsets, remaining
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RebuildResult:
+    """What a rebuild did."""
+
+    model: str
+    generation: int
+    messages: int
+    applied: int
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        """Messages per second from the first fetch to the swap."""
+        return self.messages / self.seconds if self.seconds else 0.0
+
+
+async def rebuild(
+    pool: Pool,
+    producer: AIOKafkaProducer,
+    bootstrap_servers: str,
+    model: ReadModel,
+    *,
+    batch: int = 5000,
+    progress: Callable[[str], None] = print,
+) -> RebuildResult:
+    """Rebuild ``model`` into a new generation and swap it in; returns the figures."""
+    live = await ensure_generation(pool, model)
+    async with pool.acquire() as conn, conn.transaction():
+        last = await conn.fetchval(
+            f"SELECT max(generation) FROM {CONTROL}.rebuilds WHERE name = $1", model.name
+        )
+        generation = max(live, int(last or 0)) + 1
+        schema = await create_generation(conn, model, generation)
+        await conn.execute(
+            f"INSERT INTO {CONTROL}.rebuilds (name, generation) VALUES ($1, $2)",
+            model.name,
+            generation,
+        )
+    progress(f"{model.name}: building generation {generation} beside generation {live}")
+    offsets = Offsets(bootstrap_servers)
+    await offsets.start()
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=8 * 1024 * 1024,
+        fetch_max_bytes=64 * 1024 * 1024,
+    )
+    await consumer.start()
+    dead = dead_letterer(producer, model, Counter())
+    started = time.perf_counter()
+    messages = applied = 0
+    try:
+        consumer.assign(await offsets.partitions(model.topics))
+        await consumer.seek_to_beginning()
+        reported = started
+        while True:
+            ends = await offsets.end_offsets(model.topics)
+            async with pool.acquire() as conn:
+                left = remaining(ends, await checkpoints(conn, schema))
+            if left == 0:
+                if await _swap(pool, model, live, generation):
+                    break
+                continue
+            fetched = await consumer.getmany(timeout_ms=500, max_records=batch)
+            chunk = [
+                Message(r.topic, r.partition, r.offset, r.key, r.value, list(r.headers or ()))
+                for records in fetched.values()
+                for r in records
+            ]
+            if not chunk:
+                continue
+            applied += await apply_batch(pool, model, chunk, dead, schema=schema)
+            messages += len(chunk)
+            now = time.perf_counter()
+            if now - reported >= 1.0:
+                reported = now
+                rate = messages / (now - started)
+                progress(
+                    f"{model.name}: {messages} read, {left - len(chunk)} to go,"
+                    f" {rate:,.0f} messages/s"
+                )
+                await pool.execute(
+                    f"UPDATE {CONTROL}.rebuilds SET applied = $3, remaining = $4,"
+                    " updated_at = now() WHERE name = $1 AND generation = $2",
+                    model.name,
+                    generation,
+                    messages,
+                    left - len(chunk),
+                )
+    finally:
+        await consumer.stop()
+        await offsets.stop()
+    seconds = time.perf_counter() - started
+    await pool.execute(f"DROP SCHEMA IF EXISTS {generation_schema(model, live)} CASCADE")
+    progress(
+        f"{model.name}: generation {generation} is live: {messages} messages"
+        f" ({applied} events applied) in {seconds:.1f} s"
+    )
+    return RebuildResult(model.name, generation, messages, applied, seconds)
+
+
+async def _swap(pool: Pool, model: ReadModel, live: int, generation: int) -> bool:
+    """Swap the new generation in if it has everything the live one has."""
+    new = generation_schema(model, generation)
+    async with pool.acquire() as conn, conn.transaction():
+        active = await conn.fetchval(
+            f"SELECT generation FROM {CONTROL}.read_models WHERE name = $1 FOR UPDATE",
+            model.name,
+        )
+        if active != live:
+            raise RuntimeError(f"{model.name}: generation {active} went live meanwhile")
+        ahead = await checkpoints(conn, generation_schema(model, live))
+        done = await checkpoints(conn, new)
+        if any(offset > done.get(tp, -1) for tp, offset in ahead.items()):
+            return False
+        await point_views(conn, model, new)
+        await conn.execute(
+            f"UPDATE {CONTROL}.read_models SET generation = $2, swapped_at = now() WHERE name = $1",
+            model.name,
+            generation,
+        )
+        await conn.execute(
+            f"UPDATE {CONTROL}.rebuilds SET state = 'swapped', remaining = 0, updated_at = now()"
+            " WHERE name = $1 AND generation = $2",
+            model.name,
+            generation,
+        )
+        return True
+
+
+async def wait_briefly() -> None:
+    """Let the live agents move while the new generation catches up with them."""
+    await asyncio.sleep(0.2)

@@ -1,0 +1,148 @@
+"""Composition root of the projections service: read models, live agents, snapshot topic, web."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import asyncpg
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from faust.contrib.asgi import faust_app_running
+
+from clr_events.kafka.producer import new_producer
+from clr_events.pg import Pool
+from clr_events.service.runtime import create_app
+from projections import api, web
+from projections.core import ensure_generation
+from projections.current import CurrentPublisher
+from projections.live import LiveProjections
+from projections.offsets import Offsets, align_group, lag
+from projections.read_models.all import READ_MODELS
+from projections.settings import ProjectionSettings
+
+log = logging.getLogger(__name__)
+
+
+class FeedSignal:
+    """Wakes Server-Sent Events streams when the feed's head moves (LISTEN, never the truth)."""
+
+    def __init__(self) -> None:
+        self._moved = asyncio.Event()
+
+    def notify(self, *_: object) -> None:
+        """A NOTIFY arrived."""
+        moved, self._moved = self._moved, asyncio.Event()
+        moved.set()
+
+    async def wait(self, timeout: float) -> None:
+        """Until the head may have moved, or ``timeout``."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._moved.wait(), timeout)
+
+
+class ProjectionsRuntime:
+    """Pool, producer, faust app and the snapshot publisher of one instance."""
+
+    def __init__(self, settings: ProjectionSettings | None = None) -> None:
+        self.settings = settings or ProjectionSettings()
+        self.failing: dict[str, str] = {}
+        self.feed_signal = FeedSignal()
+        self._pool: Pool | None = None
+        self._stack = contextlib.AsyncExitStack()
+        self._stop = asyncio.Event()
+        self.live: LiveProjections | None = None
+        self.current: CurrentPublisher | None = None
+        self.offsets: Offsets | None = None
+
+    @property
+    def pool(self) -> Pool:
+        """The connection pool (after ``start``)."""
+        assert self._pool is not None, "runtime not started"
+        return self._pool
+
+    async def start(self) -> None:
+        """Read models ready, then (with ``CLR_BACKGROUND``) the agents and the publisher."""
+        s = self.settings
+        self._pool = await asyncpg.create_pool(s.database_url, min_size=2, max_size=s.pool_max_size)
+        self._stack.push_async_callback(self._pool.close)
+        for model in READ_MODELS.values():
+            await ensure_generation(self._pool, model)
+        listener = await self._pool.acquire()
+        await listener.add_listener("projections_feed", self.feed_signal.notify)
+        self._stack.push_async_callback(self._pool.release, listener)
+        self._stack.push_async_callback(
+            listener.remove_listener, "projections_feed", self.feed_signal.notify
+        )
+        self.offsets = Offsets(s.kafka_bootstrap_servers)
+        await self.offsets.start()
+        self._stack.push_async_callback(self.offsets.stop)
+        if not s.background:
+            return
+        producer = new_producer(s.kafka_bootstrap_servers)
+        await producer.start()
+        self._stack.push_async_callback(producer.stop)
+        await align_group(
+            self._pool,
+            self.offsets,
+            s.kafka_bootstrap_servers,
+            s.consumer_group,
+            READ_MODELS.values(),
+        )
+        self.live = LiveProjections(self._pool, producer, s, READ_MODELS.values())
+        self.failing = self.live.failing
+        await self._stack.enter_async_context(faust_app_running(self.live.app, stop_timeout=15))
+        self.current = CurrentPublisher(self._pool, producer, s)
+        self._stop.clear()
+        task = asyncio.get_running_loop().create_task(self.current.run(self._stop))
+        self._stack.push_async_callback(self._join, task)
+
+    async def _join(self, task: asyncio.Task[None]) -> None:
+        self._stop.set()
+        await asyncio.wait([task], timeout=5)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+
+    async def stop(self) -> None:
+        """Stop everything started, in reverse."""
+        await self._stack.aclose()
+        self._stack = contextlib.AsyncExitStack()
+
+    async def lags(self) -> dict[str, int]:
+        """Messages each read model has still to apply."""
+        assert self.offsets is not None
+        return {name: await lag(self.pool, self.offsets, m) for name, m in READ_MODELS.items()}
+
+    async def metrics(self) -> dict[str, float]:
+        """Projection lag, applied events, dead letters, snapshots published."""
+        values: dict[str, float] = {}
+        for name, value in (await self.lags()).items():
+            values[f'clr_projection_lag_messages{{read_model="{name}"}}'] = value
+        if self.live is not None:
+            for name in READ_MODELS:
+                values[f'clr_projection_applied_total{{read_model="{name}"}}'] = self.live.applied[
+                    name
+                ]
+                values[f'clr_projection_dead_letters_total{{read_model="{name}"}}'] = (
+                    self.live.dead_lettered[name]
+                )
+        if self.current is not None:
+            values["clr_current_snapshots_published_total"] = self.current.published
+        values["clr_background_tasks_failing"] = len(self.failing)
+        return values
+
+
+def build() -> FastAPI:
+    """The projections service."""
+    runtime = ProjectionsRuntime()
+    app = create_app(
+        runtime,
+        title="Cluster label registry: public read side",
+        description="The public registry: label list, counts as of any day, expiring labels,"
+        " expert register, organisation pages, exports, and the public feed of label events.",
+        routers=[api.router, web.router],
+    )
+    app.mount("/static", StaticFiles(directory=web.STATIC), name="static")
+    return app

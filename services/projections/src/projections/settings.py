@@ -1,0 +1,29 @@
+"""Settings of the projections service (environment, ``CLR_`` prefix)."""
+
+from __future__ import annotations
+
+from clr_events.settings import ConnectionSettings
+
+
+class ProjectionSettings(ConnectionSettings):
+    """Connection settings plus the public view's policy settings.
+
+    The renewal windows are the decision policy's (R4, R5: 12 months for Bronze and
+    Silver; Gold's is unconfirmed, R8). They only colour the public status "in renewal
+    window"; every decision is label_decisions' alone.
+    """
+
+    background: bool = True
+    consumer_group: str = "projections"
+    batch_max: int = 500
+    batch_within_seconds: float = 0.02
+    renewal_window_months_bronze: int = 12
+    renewal_window_months_silver: int = 12
+    renewal_window_months_gold: int = 12
+    expiring_soon_months: int = 6
+    current_publish_interval_seconds: float = 0.5
+    pool_max_size: int = 20
+
+    def renewal_window_months(self, level: str) -> int:
+        """The renewal window of a level, in months after ``valid_until``."""
+        return int(getattr(self, f"renewal_window_months_{level.lower()}", 12))
