@@ -1,8 +1,8 @@
 """The whole system, started as separate processes against the real PostgreSQL and Kafka.
 
-Each session gets its own database, so the services' stores start empty; the topics are
-the declared ones (``deploy/kafka/topics.toml``) and may hold earlier runs' events, so
-every test uses fresh identifiers and filters what it reads by them.
+Each session gets its own database and its own installation prefix (``CLR_INSTANCE``), so
+the services' stores, topics and consumer groups start empty and a running demo on the
+same Kafka is left alone; the session's topics are deleted at the end.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import asyncpg
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
 
 from clr_dev import supervisor
 from clr_events.codec import from_kafka
@@ -30,6 +31,7 @@ from clr_events.service.auth import AuthSettings, mint
 ROOT = Path(__file__).resolve().parents[2]
 PORTS = {"collaboration": 18101, "training_certification": 18102, "assessments": 18103}
 PORTS["label_decisions"] = 18104
+PORTS["projections"] = 18100
 
 
 @dataclass
@@ -40,6 +42,12 @@ class System:
     client: httpx.AsyncClient
     kafka: str
     secret: str
+    instance: str
+    database_url: str
+
+    def topic(self, name: str) -> str:
+        """A declared topic's name in this session's installation."""
+        return f"{self.instance}.{name}"
 
     def auth(self, *roles: str, sub: str = "e2e") -> dict[str, str]:
         """Headers with a bearer token holding ``roles``."""
@@ -75,7 +83,7 @@ class System:
     ) -> list[Envelope]:
         """The envelopes on ``topic`` whose subject starts with the prefix, from offset zero."""
         consumer = AIOKafkaConsumer(
-            topic,
+            self.topic(topic),
             bootstrap_servers=self.kafka,
             auto_offset_reset="earliest",
             enable_auto_commit=False,
@@ -101,12 +109,24 @@ def _with_database(url: str, name: str) -> str:
     return urlunsplit(parts._replace(path=f"/{name}"))
 
 
+@dataclass(frozen=True)
+class Running:
+    """What the session started."""
+
+    urls: dict[str, str]
+    secret: str
+    instance: str
+    database_url: str
+
+
 @pytest.fixture(scope="session")
 def running_system(
     database_url: str, kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[dict[str, str], str]]:
-    """Four service processes on a fresh database; their URLs and the token secret."""
+) -> Iterator[Running]:
+    """Every service as its own process, on a fresh database and fresh topics."""
     name = f"clr_e2e_{uuid.uuid4().hex[:8]}"
+    instance = name.replace("_", "")
+    specs = load_specs(ROOT / "deploy/kafka/topics.toml", instance)
 
     async def prepare() -> None:
         conn = await asyncpg.connect(database_url)
@@ -114,7 +134,7 @@ def running_system(
             await conn.execute(f"CREATE DATABASE {name}")
         finally:
             await conn.close()
-        await ensure_topics(kafka_bootstrap, load_specs(ROOT / "deploy/kafka/topics.toml"))
+        await ensure_topics(kafka_bootstrap, specs)
 
     async def drop() -> None:
         conn = await asyncpg.connect(database_url)
@@ -122,6 +142,12 @@ def running_system(
             await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         finally:
             await conn.close()
+        admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+        await admin.start()
+        try:
+            await admin.delete_topics([spec.name for spec in specs])
+        finally:
+            await admin.close()
 
     asyncio.run(prepare())
     secret = secrets.token_hex(32)
@@ -133,20 +159,19 @@ def running_system(
             "CLR_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
             "CLR_JWT_SECRET": secret,
             "CLR_LOG_LEVEL": "WARNING",
+            "CLR_INSTANCE": instance,
         },
     )
     try:
-        yield running.urls, secret
+        yield Running(running.urls, secret, instance, _with_database(database_url, name))
     finally:
         running.stop()
         asyncio.run(drop())
 
 
 @pytest.fixture
-async def system(
-    running_system: tuple[dict[str, str], str], kafka_bootstrap: str
-) -> AsyncIterator[System]:
+async def system(running_system: Running, kafka_bootstrap: str) -> AsyncIterator[System]:
     """The running system with a client."""
-    urls, secret = running_system
+    r = running_system
     async with httpx.AsyncClient(timeout=30.0) as client:
-        yield System(urls, client, kafka_bootstrap, secret)
+        yield System(r.urls, client, kafka_bootstrap, r.secret, r.instance, r.database_url)

@@ -101,6 +101,9 @@ async def test_a_relay_killed_mid_stream_loses_nothing_and_keeps_aggregate_order
         first_seen.setdefault(envelope.subject, []).append(envelope.streamversion)
     assert len(ids) == head
     assert {e.globalposition for e in envelopes} == set(range(1, head + 1))
+    # every event names the one published before it: the chain is whole across partitions
+    chain = {e.globalposition: e.prevposition for e in envelopes}
+    assert chain == {position: position - 1 for position in range(1, head + 1)}
     for subject, versions in first_seen.items():
         assert versions == list(range(1, len(versions) + 1)), subject
     assert all(r.key == e.subject.encode() for r, e in zip(records, envelopes, strict=True))

@@ -34,12 +34,13 @@ class TopicSpec:
     config: dict[str, str] = field(default_factory=dict)
 
 
-def load_specs(path: Path) -> list[TopicSpec]:
-    """Read ``[[topic]]`` tables from a TOML file."""
+def load_specs(path: Path, instance: str = "") -> list[TopicSpec]:
+    """Read ``[[topic]]`` tables from a TOML file (names prefixed with ``instance.``)."""
     document = tomllib.loads(path.read_text())
+    prefix = f"{instance}." if instance else ""
     return [
         TopicSpec(
-            name=entry["name"],
+            name=prefix + entry["name"],
             partitions=int(entry.get("partitions", 1)),
             replication_factor=int(entry.get("replication_factor", 1)),
             config={key: str(value) for key, value in entry.get("config", {}).items()},
@@ -125,7 +126,9 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     settings = ConnectionSettings()
-    actions = asyncio.run(ensure_topics(settings.kafka_bootstrap_servers, load_specs(args.file)))
+    actions = asyncio.run(
+        ensure_topics(settings.kafka_bootstrap_servers, load_specs(args.file, settings.instance))
+    )
     for name, action in sorted(actions.items()):
         log.info("%-45s %s", name, action)
 

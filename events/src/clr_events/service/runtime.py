@@ -177,7 +177,13 @@ class Runtime:
                     await self._producer.start()
                 checkpoint = PostgresRelayCheckpoint(self.pool, self.name, name)
                 await checkpoint.migrate()
-                relay = Relay(self.store, checkpoint, self._producer, spec.topic, spec.translate)
+                relay = Relay(
+                    self.store,
+                    checkpoint,
+                    self._producer,
+                    self.settings.topic(spec.topic),
+                    spec.translate,
+                )
                 self.live_relays[name] = relay
                 self.failing.pop(f"relay:{name}", None)
                 await relay.run(self._stop)
@@ -190,13 +196,13 @@ class Runtime:
     async def _consume(self, spec: ConsumerSpec) -> None:
         runner = ConsumerRunner(
             self.pool,
-            group=spec.group,
-            topics=spec.topics,
+            group=self.settings.topic(spec.group),
+            topics=[self.settings.topic(topic) for topic in spec.topics],
             handler=spec.handler,
             bootstrap_servers=self.settings.kafka_bootstrap_servers,
             schema=self.name,
         )
-        self.live_consumers[spec.group] = runner
+        self.live_consumers[runner.group] = runner
         await runner.run(self._stop)
 
     async def _job(self, spec: JobSpec) -> None:

@@ -24,7 +24,7 @@ async def _rebuild(name: str) -> None:
     producer = new_producer(settings.kafka_bootstrap_servers)
     await producer.start()
     try:
-        await rebuild(pool, producer, settings.kafka_bootstrap_servers, READ_MODELS[name])
+        await rebuild(pool, producer, settings, READ_MODELS[name])
     finally:
         await producer.stop()
         await pool.close()
@@ -38,7 +38,7 @@ async def _status() -> None:
     try:
         for name, model in READ_MODELS.items():
             generation = await ensure_generation(pool, model)
-            behind = await lag(pool, offsets, model)
+            behind = await lag(pool, offsets, model, settings)
             print(f"{name:<14} generation {generation:<3} lag {behind} messages")  # noqa: T201
         for row in await pool.fetch(f"SELECT * FROM {CONTROL}.rebuilds ORDER BY started_at"):
             print(  # noqa: T201

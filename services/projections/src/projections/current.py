@@ -65,7 +65,7 @@ class CurrentPublisher:
             value = CurrentLabels.model_validate(snapshot).model_dump(mode="json")
             sends.append(
                 await self._producer.send(
-                    TOPIC,
+                    self._settings.topic(TOPIC),
                     orjson.dumps(value),
                     key=snapshot["org_id"].encode(),
                     headers=[("content-type", b"application/json"), ("type", TYPE.encode())],

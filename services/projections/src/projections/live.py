@@ -27,7 +27,9 @@ from projections.settings import ProjectionSettings
 log = logging.getLogger(__name__)
 
 
-def dead_letterer(producer: AIOKafkaProducer, model: ReadModel, counts: Counter[str]) -> DeadLetter:
+def dead_letterer(
+    producer: AIOKafkaProducer, topic: str, model: ReadModel, counts: Counter[str]
+) -> DeadLetter:
     """Send a message the read model can never apply to ``projections.<name>.dlq``."""
 
     async def dead_letter(message: Message, error: BaseException) -> None:
@@ -40,16 +42,14 @@ def dead_letterer(producer: AIOKafkaProducer, model: ReadModel, counts: Counter[
             error,
         )
         headers = dead_letter_headers(
-            f"projections.{model.name}",
+            topic.removesuffix(".dlq"),
             message.topic,
             message.partition,
             message.offset,
             message.headers,
             error,
         )
-        await producer.send_and_wait(
-            f"projections.{model.name}.dlq", message.value, key=message.key, headers=headers
-        )
+        await producer.send_and_wait(topic, message.value, key=message.key, headers=headers)
         counts[model.name] += 1
 
     return dead_letter
@@ -72,7 +72,7 @@ class LiveProjections:
         self.dead_lettered: Counter[str] = Counter()
         self.failing: dict[str, str] = {}
         self.app = faust.App(
-            settings.consumer_group,
+            settings.topic(settings.consumer_group),
             broker=f"kafka://{settings.kafka_bootstrap_servers}",
             web_enabled=False,
             autodiscover=False,
@@ -89,14 +89,19 @@ class LiveProjections:
 
     def _add_agent(self, model: ReadModel) -> None:
         topic = self.app.topic(
-            *model.topics,
+            *(self._settings.topic(name) for name in model.topics),
             key_type=bytes,
             value_type=bytes,
             key_serializer="raw",
             value_serializer="raw",
             allow_empty=True,
         )
-        dead_letter = dead_letterer(self._producer, model, self.dead_lettered)
+        dead_letter = dead_letterer(
+            self._producer,
+            self._settings.topic(f"projections.{model.name}.dlq"),
+            model,
+            self.dead_lettered,
+        )
 
         async def project(stream: Any) -> None:
             async for events in stream.take_events(

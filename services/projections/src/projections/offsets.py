@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from clr_events.pg import Pool
+from clr_events.settings import ConnectionSettings
 from projections.core import ReadModel, active_schema, checkpoints
 
 log = logging.getLogger(__name__)
@@ -57,28 +58,39 @@ def remaining(ends: dict[tuple[str, int], int], done: dict[tuple[str, int], int]
     return sum(max(0, end - (done.get(tp, -1) + 1)) for tp, end in ends.items())
 
 
-async def lag(pool: Pool, offsets: Offsets, model: ReadModel) -> int:
+def topics_of(model: ReadModel, settings: ConnectionSettings) -> list[str]:
+    """The read model's topics in this installation (``CLR_INSTANCE``)."""
+    return [settings.topic(name) for name in model.topics]
+
+
+async def lag(pool: Pool, offsets: Offsets, model: ReadModel, settings: ConnectionSettings) -> int:
     """How many messages the active generation of a read model has still to apply."""
     async with pool.acquire() as conn:
         done = await checkpoints(conn, await active_schema(conn, model, lock=False))
-    return remaining(await offsets.end_offsets(model.topics), done)
+    return remaining(await offsets.end_offsets(topics_of(model, settings)), done)
 
 
 async def align_group(
-    pool: Pool, offsets: Offsets, bootstrap_servers: str, group: str, models: Iterable[ReadModel]
+    pool: Pool,
+    offsets: Offsets,
+    settings: ConnectionSettings,
+    group: str,
+    models: Iterable[ReadModel],
 ) -> None:
     """Commit the read models' own progress as the group's offsets (see the module doc)."""
     wanted: dict[tuple[str, int], int] = {}
     async with pool.acquire() as conn:
         for model in models:
             done = await checkpoints(conn, await active_schema(conn, model, lock=False))
-            for tp in await offsets.partitions(model.topics):
+            for tp in await offsets.partitions(topics_of(model, settings)):
                 key = (tp.topic, tp.partition)
                 wanted[key] = min(wanted.get(key, 1 << 62), done.get(key, -1) + 1)
     if not wanted:
         return
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers, group_id=group, enable_auto_commit=False
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        group_id=group,
+        enable_auto_commit=False,
     )
     await consumer.start()
     try:

@@ -14,7 +14,6 @@ The public page and API keep answering from the views throughout.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections import Counter
@@ -24,6 +23,7 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from clr_events.pg import Pool
+from clr_events.settings import ConnectionSettings
 from projections.core import (
     CONTROL,
     Message,
@@ -36,7 +36,7 @@ from projections.core import (
     point_views,
 )
 from projections.live import dead_letterer
-from projections.offsets import Offsets, remaining
+from projections.offsets import Offsets, remaining, topics_of
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class RebuildResult:
 async def rebuild(
     pool: Pool,
     producer: AIOKafkaProducer,
-    bootstrap_servers: str,
+    settings: ConnectionSettings,
     model: ReadModel,
     *,
     batch: int = 5000,
@@ -80,25 +80,28 @@ async def rebuild(
             generation,
         )
     progress(f"{model.name}: building generation {generation} beside generation {live}")
-    offsets = Offsets(bootstrap_servers)
+    topics = topics_of(model, settings)
+    offsets = Offsets(settings.kafka_bootstrap_servers)
     await offsets.start()
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers,
+        bootstrap_servers=settings.kafka_bootstrap_servers,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_partition_fetch_bytes=8 * 1024 * 1024,
         fetch_max_bytes=64 * 1024 * 1024,
     )
     await consumer.start()
-    dead = dead_letterer(producer, model, Counter())
+    dead = dead_letterer(
+        producer, settings.topic(f"projections.{model.name}.dlq"), model, Counter()
+    )
     started = time.perf_counter()
     messages = applied = 0
     try:
-        consumer.assign(await offsets.partitions(model.topics))
+        consumer.assign(await offsets.partitions(topics))
         await consumer.seek_to_beginning()
         reported = started
         while True:
-            ends = await offsets.end_offsets(model.topics)
+            ends = await offsets.end_offsets(topics)
             async with pool.acquire() as conn:
                 left = remaining(ends, await checkpoints(conn, schema))
             if left == 0:
@@ -170,8 +173,3 @@ async def _swap(pool: Pool, model: ReadModel, live: int, generation: int) -> boo
             generation,
         )
         return True
-
-
-async def wait_briefly() -> None:
-    """Let the live agents move while the new generation catches up with them."""
-    await asyncio.sleep(0.2)

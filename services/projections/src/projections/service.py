@@ -84,11 +84,7 @@ class ProjectionsRuntime:
         await producer.start()
         self._stack.push_async_callback(producer.stop)
         await align_group(
-            self._pool,
-            self.offsets,
-            s.kafka_bootstrap_servers,
-            s.consumer_group,
-            READ_MODELS.values(),
+            self._pool, self.offsets, s, s.topic(s.consumer_group), READ_MODELS.values()
         )
         self.live = LiveProjections(self._pool, producer, s, READ_MODELS.values())
         self.failing = self.live.failing
@@ -113,7 +109,10 @@ class ProjectionsRuntime:
     async def lags(self) -> dict[str, int]:
         """Messages each read model has still to apply."""
         assert self.offsets is not None
-        return {name: await lag(self.pool, self.offsets, m) for name, m in READ_MODELS.items()}
+        return {
+            name: await lag(self.pool, self.offsets, m, self.settings)
+            for name, m in READ_MODELS.items()
+        }
 
     async def metrics(self) -> dict[str, float]:
         """Projection lag, applied events, dead letters, snapshots published."""

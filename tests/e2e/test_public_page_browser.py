@@ -1,0 +1,68 @@
+"""The public page in a real headless Chromium (Debian's ``chromium``, driven by Playwright)."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from playwright.async_api import async_playwright
+
+from tests.e2e import scenario
+from tests.e2e.conftest import System
+
+
+def chromium() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        pytest.fail("no chromium: run `make browser` (installs Debian's chromium package)")
+    return path
+
+
+async def test_the_page_loads_filters_and_shows_the_counts_of_the_api(system: System) -> None:
+    # given a Silver-less, Bronze-labelled organisation in Lithuania
+    org = await scenario.organisation(system, "LT", validated_on="2024-01-10")
+    person = await scenario.expert(system, "PL", ["benchmarking_expert"], "2024-01-02")
+    await scenario.known_to_assessments(system, [org], [person])
+    await scenario.bronze(system, org, person, "2025-08-03", "2025-08-20")
+
+    async def listed() -> bool:
+        response = await system.get("projections", f"/api/labels?q={org}")
+        return bool(response.json()["total"] == 1)
+
+    await system.until(listed, "the label in the list")
+    api = (await system.get("projections", "/api/counts")).json()
+
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=chromium(), headless=True)
+        try:
+            page = await browser.new_page()
+            # when the page is opened
+            response = await page.goto(system.urls["projections"] + "/")
+            assert response is not None and response.status == 200
+            # then the counts shown are the API's
+            assert await page.title() == "Cluster label registry"
+            for level in ("bronze", "silver", "gold"):
+                shown = await page.locator(f'[data-level="{level}"]').inner_text()
+                assert int(shown) == api["valid"]["by_level"][level]
+            assert (
+                int(await page.locator('[data-level="total"]').inner_text())
+                == (api["valid"]["total"])
+            )
+            assert await page.locator("svg[role=img]").count() == 1
+
+            # when the visitor filters by country and level with the keyboard-usable form
+            await page.get_by_label("Country").select_option("LT")
+            await page.get_by_label("Level").select_option("bronze")
+            await page.get_by_label("Name").fill(org)
+            await page.get_by_role("button", name="Show").click()
+            await page.wait_for_url("**/?*country=LT*")
+
+            # then only that label is listed, and its page has the history
+            rows = page.locator('[data-testid="labels"] tbody tr')
+            assert await rows.count() == 1
+            assert org in await rows.first.inner_text()
+            await page.get_by_role("link", name=f"Cluster {org}").click()
+            history = page.locator('[data-testid="org-history"] tbody tr')
+            assert "awarded" in await history.first.inner_text()
+        finally:
+            await browser.close()

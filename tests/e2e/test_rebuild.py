@@ -1,0 +1,86 @@
+"""A read model rebuilt from offset zero beside the live one, swapped in while serving."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+
+from clr_events.kafka.producer import new_producer
+from clr_events.settings import ConnectionSettings
+from projections.read_models.all import READ_MODELS
+from projections.rebuild import rebuild
+from tests.e2e import scenario
+from tests.e2e.conftest import System
+
+
+async def test_the_label_register_is_rebuilt_beside_the_live_one_and_swapped_in(
+    system: System,
+) -> None:
+    # given labels in the register and the page answering
+    org = await scenario.organisation(system, "SI", validated_on="2024-01-10")
+    person = await scenario.expert(system, "HR", ["benchmarking_expert"], "2024-01-02")
+    await scenario.known_to_assessments(system, [org], [person])
+    await scenario.bronze(system, org, person, "2025-05-03", "2025-05-20")
+
+    async def listed() -> bool:
+        response = await system.get("projections", f"/api/labels?q={org}")
+        return bool(response.json()["total"] == 1)
+
+    await system.until(listed, "the label in the list")
+    before = (await system.get("projections", "/api/counts?on=2025-12-31")).json()
+    generation = {
+        m["name"]: m["generation"]
+        for m in (await system.get("projections", "/read-models")).json()["read_models"]
+    }["labels"]
+
+    # when the label register is rebuilt while the page keeps being asked
+    settings = ConnectionSettings(
+        database_url=system.database_url,
+        kafka_bootstrap_servers=system.kafka,
+        instance=system.instance,
+    )
+    pool = await asyncpg.create_pool(system.database_url, min_size=1, max_size=4)
+    producer = new_producer(system.kafka)
+    await producer.start()
+    answers: list[int] = []
+    done = asyncio.Event()
+
+    async def keep_asking() -> None:
+        while not done.is_set():
+            answers.append((await system.get("projections", "/?level=bronze")).status_code)
+            await asyncio.sleep(0.05)
+
+    asker = asyncio.create_task(keep_asking())
+    progress: list[str] = []
+    try:
+        result = await rebuild(
+            pool, producer, settings, READ_MODELS["labels"], batch=50, progress=progress.append
+        )
+    finally:
+        done.set()
+        await asker
+        await producer.stop()
+        await pool.close()
+
+    # then the new generation is live, with the same figures, and the page never failed
+    assert result.generation == generation + 1 and result.messages > 0
+    models = (await system.get("projections", "/read-models")).json()
+    live = {m["name"]: m for m in models["read_models"]}["labels"]
+    assert live["generation"] == generation + 1
+    assert next(r["state"] for r in models["rebuilds"] if r["name"] == "labels") == "swapped"
+    after = (await system.get("projections", "/api/counts?on=2025-12-31")).json()
+    assert after == before
+    assert answers and set(answers) == {200}
+    assert progress[-1].startswith("labels: generation")
+
+    # and the live agent keeps feeding the new generation
+    second = await scenario.organisation(system, "SI", validated_on="2024-01-10")
+    await scenario.known_to_assessments(system, [second], [person])
+    await scenario.bronze(system, second, person, "2025-10-03", "2025-10-20")
+
+    async def second_listed() -> bool:
+        response = await system.get("projections", f"/api/labels?q={second}")
+        return bool(response.json()["total"] == 1)
+
+    await system.until(second_listed, "a decision after the swap in the list")
