@@ -51,9 +51,11 @@ async def test_the_page_loads_filters_and_shows_the_counts_of_the_api(system: Sy
             assert await page.locator("svg[role=img]").count() == 1
 
             # when the visitor filters by country and level with the keyboard-usable form
-            await page.get_by_label("Country").select_option("LT")
-            await page.get_by_label("Level").select_option("bronze")
-            await page.get_by_label("Name").fill(org)
+            for field in ("country", "level", "q"):  # every field has its label
+                assert await page.locator(f'label[for="{field}"]').count() == 1
+            await page.locator("select#country").select_option("LT")
+            await page.locator("select#level").select_option("bronze")
+            await page.locator("input#q").fill(org)
             await page.get_by_role("button", name="Show").click()
             await page.wait_for_url("**/?*country=LT*")
 

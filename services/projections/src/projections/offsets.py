@@ -13,6 +13,7 @@ import logging
 from collections.abc import Iterable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from clr_events.pg import Pool
 from clr_events.settings import ConnectionSettings
@@ -22,29 +23,33 @@ log = logging.getLogger(__name__)
 
 
 class Offsets:
-    """A group-less consumer used only to ask the broker for partitions and end offsets."""
+    """Asks the broker for partitions (admin client) and end offsets (group-less consumer)."""
 
     def __init__(self, bootstrap_servers: str) -> None:
+        self._admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap_servers, enable_auto_commit=False
         )
 
     async def start(self) -> None:
         """Connect."""
+        await self._admin.start()
         await self._consumer.start()
 
     async def stop(self) -> None:
         """Disconnect."""
         await self._consumer.stop()
+        await self._admin.close()
 
     async def partitions(self, topics: Iterable[str]) -> list[TopicPartition]:
-        """Every partition of the topics."""
-        await self._consumer.topics()  # refresh metadata
-        out: list[TopicPartition] = []
-        for topic in topics:
-            for partition in sorted(self._consumer.partitions_for_topic(topic) or ()):
-                out.append(TopicPartition(topic, partition))
-        return out
+        """Every partition of the topics (a topic that does not exist has none)."""
+        described = await self._admin.describe_topics(list(topics))
+        return [
+            TopicPartition(topic["topic"], partition["partition"])
+            for topic in described
+            if topic["error_code"] == 0
+            for partition in sorted(topic["partitions"], key=lambda p: p["partition"])
+        ]
 
     async def end_offsets(self, topics: Iterable[str]) -> dict[tuple[str, int], int]:
         """The next offset to be written, per partition."""
