@@ -6,7 +6,8 @@ UV := uv
 RUN := $(UV) run --frozen
 WITH_ENV := set -a && source .local/env && set +a &&
 
-.PHONY: help setup stack stop status topics run token test test-unit test-integration lint fmt bench
+.PHONY: help setup stack stop status topics browser run token test test-unit test-integration \
+	lint fmt bench schemas schemas-check rebuild-projection projections-status
 
 help:
 	@echo "make run     PostgreSQL, Kafka, topics and every service (installs what is missing)"
@@ -15,6 +16,9 @@ help:
 	@echo "make test    lint (ruff, mypy) and every test against the real PostgreSQL and Kafka"
 	@echo "make bench   the event store and relay benchmark (durable settings), prints and writes JSON"
 	@echo "make stop    stop PostgreSQL and Kafka"
+	@echo "make schemas regenerate schemas/ (JSON Schema, AsyncAPI, golden examples) from the contracts"
+	@echo "make rebuild-projection NAME=labels   rebuild a read model beside the live one, then swap"
+	@echo "make projections-status   generation and lag of every read model"
 
 setup:  ## the Python environment, exactly as locked in uv.lock
 	@command -v $(UV) >/dev/null || python3 -m pip install -q "uv==$(UV_VERSION)"
@@ -28,6 +32,9 @@ stop:
 
 status:
 	@deploy/local/stack.sh status
+
+browser:  ## Debian's chromium for the page tests (installed once)
+	@deploy/local/stack.sh browser
 
 topics: setup stack
 	@$(WITH_ENV) $(RUN) python -m clr_events.kafka.topics deploy/kafka/topics.toml
@@ -44,12 +51,13 @@ lint: setup
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 	$(RUN) mypy
+	$(RUN) python -m clr_events.schemas check
 
 fmt: setup
 	$(RUN) ruff format .
 	$(RUN) ruff check --fix .
 
-test: lint topics
+test: lint topics browser
 	$(WITH_ENV) $(RUN) pytest -q
 
 test-unit: setup
@@ -60,3 +68,17 @@ test-integration: topics
 
 bench: topics
 	$(WITH_ENV) $(RUN) python -m bench.store_bench
+	$(WITH_ENV) $(RUN) python -m bench.read_side_bench
+
+schemas: setup  ## regenerate schemas/ from the contracts in events/
+	$(RUN) python -m clr_events.schemas write
+
+schemas-check: setup
+	$(RUN) python -m clr_events.schemas check
+
+rebuild-projection: topics
+	@test -n "$(NAME)" || { echo "usage: make rebuild-projection NAME=labels|experts|organisations"; exit 2; }
+	$(WITH_ENV) $(RUN) python -m projections rebuild $(NAME)
+
+projections-status: topics
+	$(WITH_ENV) $(RUN) python -m projections status

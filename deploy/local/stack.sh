@@ -183,8 +183,13 @@ case "${1:-}" in
   env)
     env_exports
     ;;
+  browser)
+    # the headless browser of the page tests: Debian's chromium, never a browser download
+    command -v chromium >/dev/null || apt_install chromium
+    log "chromium: $(command -v chromium)"
+    ;;
   *)
-    echo "usage: $0 start|stop|status|env" >&2
+    echo "usage: $0 start|stop|status|env|browser" >&2
     exit 2
     ;;
 esac
