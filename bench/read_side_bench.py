@@ -1,0 +1,401 @@
+"""Read side benchmark (``make bench``): measured here, never asserted.
+
+1. End-to-end latency at a steady rate: every service runs as its own process (fresh
+   database, its own topics); commands (label record corrections, each a public event) are
+   sent at ``--rate`` per second; one reader follows the public feed of the projections
+   service. Reported: p50/p99 from sending a command, and from its acceptance (HTTP 201),
+   to the event being visible in the public API.
+2. Rebuild rate of the label register from offset zero (a synthetic history written
+   straight to its topics), against the ceiling: a bare aiokafka consumer reading the same
+   topics and asyncpg COPY writing one row per event. Interleaved repeats; medians.
+
+Results go to bench/results/read_side_bench.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import statistics
+import tempfile
+import time
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import httpx
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from bench.store_bench import percentile
+from clr_dev import supervisor
+from clr_events.codec import to_kafka
+from clr_events.contracts import collaboration, label_decisions
+from clr_events.envelope import Envelope, schema_uri
+from clr_events.kafka.producer import new_producer
+from clr_events.kafka.topics import ensure_topics, load_specs
+from clr_events.registry import registry
+from clr_events.settings import ConnectionSettings
+from projections.read_models.all import READ_MODELS
+from projections.rebuild import rebuild
+from tests.e2e import scenario
+from tests.e2e.conftest import System
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results" / "read_side_bench.json"
+PORTS = {name: port + 100 for name, port in supervisor.SERVICES.items()}
+
+
+def _database(url: str, name: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+
+
+async def latency(system: System, labels: int, rate: float, seconds: float) -> dict[str, Any]:
+    """Corrections at ``rate``/s; send->visible and accepted->visible in the public feed."""
+    person = await scenario.expert(system, "AT", ["benchmarking_expert"], "2024-01-02")
+    orgs = [await scenario.organisation(system, "DE", "2024-01-10") for _ in range(labels)]
+    await scenario.known_to_assessments(system, orgs, [person])
+    for org in orgs:
+        await scenario.bronze(system, org, person, "2025-06-03", "2025-06-20")
+    head = 0
+
+    async def all_in_feed() -> bool:
+        nonlocal head
+        page = (await system.get("projections", "/api/feed?after=0&limit=1000")).json()
+        head = page["head"]
+        return len(page["events"]) >= labels
+
+    await system.until(all_in_feed, "the awards in the feed", timeout=120)
+    sent: dict[str, float] = {}
+    accepted: dict[str, float] = {}
+    visible: dict[str, float] = {}
+    stop = asyncio.Event()
+
+    async def follow() -> None:
+        cursor = head
+        while not stop.is_set() or len(visible) < len(accepted):
+            page = (await system.get("projections", f"/api/feed?after={cursor}&limit=1000")).json()
+            now = time.perf_counter()
+            for event in page["events"]:
+                visible.setdefault(event.get("correlationid") or "", now)
+            cursor = page["next"]
+            if not page["events"]:
+                await asyncio.sleep(0.002)
+            if stop.is_set() and time.perf_counter() > deadline + 30:
+                return
+
+    async def correct(org: str, valid_until: str) -> None:
+        correlation = str(uuid.uuid4())
+        sent[correlation] = time.perf_counter()
+        response = await system.client.post(
+            system.urls["label_decisions"] + f"/labels/{org}/bronze/corrections",
+            json={"valid_until": valid_until, "reason": "bench"},
+            headers={**system.auth("labelling_board"), "X-Correlation-ID": correlation},
+        )
+        if response.status_code == 201:
+            accepted[correlation] = time.perf_counter()
+
+    follower = asyncio.create_task(follow())
+    tasks: list[asyncio.Task[None]] = []
+    start = time.perf_counter()
+    deadline = start + seconds
+    n = 0
+    while time.perf_counter() < deadline:
+        org = orgs[n % labels]
+        valid_until = "2027-06-30" if (n // labels) % 2 else "2027-05-31"
+        tasks.append(asyncio.create_task(correct(org, valid_until)))
+        n += 1
+        await asyncio.sleep(max(0.0, start + n / rate - time.perf_counter()))
+    await asyncio.gather(*tasks)
+    stop.set()
+    await follower
+    from_send = [1000 * (visible[c] - sent[c]) for c in accepted if c in visible]
+    from_accept = [1000 * (visible[c] - accepted[c]) for c in accepted if c in visible]
+    return {
+        "commands_sent": n,
+        "commands_accepted": len(accepted),
+        "visible": len(from_send),
+        "rate_per_s": n / seconds,
+        "send_to_visible_ms": {
+            "p50": percentile(from_send, 0.5),
+            "p99": percentile(from_send, 0.99),
+        },
+        "accepted_to_visible_ms": {
+            "p50": percentile(from_accept, 0.5),
+            "p99": percentile(from_accept, 0.99),
+        },
+    }
+
+
+def _envelope(type_: str, subject: str, data: dict[str, Any], position: int, prev: int) -> Envelope:
+    return Envelope(
+        id=str(uuid.uuid4()),
+        source=f"/{type_.split('.')[0]}",
+        type=type_,
+        subject=subject,
+        time=datetime.now(UTC),
+        dataschema=schema_uri(type_),
+        data=data,
+        streamversion=1,
+        globalposition=position,
+        prevposition=prev,
+    )
+
+
+async def write_history(kafka: str, settings: ConnectionSettings, orgs: int, renewals: int) -> int:
+    """A synthetic history: orgs registered, each with an award and renewals. Returns events."""
+    producer = new_producer(kafka)
+    await producer.start()
+    awarded_t = registry.type_of(label_decisions.LabelAwarded)
+    renewed_t = registry.type_of(label_decisions.LabelRenewed)
+    registered_t = registry.type_of(collaboration.OrganisationRegistered)
+    position = count = 0
+    pending = []
+    try:
+        for i in range(orgs):
+            org = f"bench-org-{i:06}"
+            record = to_kafka(
+                _envelope(
+                    registered_t,
+                    f"organisation:{org}",
+                    {"org_id": org, "name": f"Cluster {i}", "country": "DE", "sector": "Energy"},
+                    i + 1,
+                    i,
+                )
+            )
+            pending.append(
+                await producer.send(
+                    settings.topic("collaboration.events"),
+                    record.value,
+                    key=record.key,
+                    headers=record.headers,
+                )
+            )
+            day = date(2012, 1, 1) + timedelta(days=i % 2000)
+            until = day + timedelta(days=730)
+            data = {
+                "org_id": org,
+                "level": "bronze",
+                "assessment_id": f"a-{i}",
+                "assessed_on": str(day),
+                "awarded_on": str(day),
+                "valid_until": str(until),
+                "expert_ids": ["e-1"],
+                "policy_version": "2026.1",
+                "decided_by": "bench",
+            }
+            position += 1
+            events = [(awarded_t, data)]
+            for r in range(renewals):
+                previous, until = until, until + timedelta(days=1095)
+                events.append(
+                    (
+                        renewed_t,
+                        {
+                            **data,
+                            "renewed_on": str(previous - timedelta(days=30 - r)),
+                            "previous_valid_until": str(previous),
+                            "valid_until": str(until),
+                        },
+                    )
+                )
+            for j, (type_, payload) in enumerate(events):
+                if j:
+                    position += 1
+                record = to_kafka(
+                    _envelope(type_, f"{org}:bronze", payload, position, position - 1)
+                )
+                pending.append(
+                    await producer.send(
+                        settings.topic("label_decisions.events"),
+                        record.value,
+                        key=record.key,
+                        headers=record.headers,
+                    )
+                )
+            count += 1 + len(events)
+            if len(pending) > 5000:
+                await asyncio.gather(*pending)
+                pending.clear()
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+    return count
+
+
+async def ceiling(database_url: str, settings: ConnectionSettings) -> dict[str, float]:
+    """Bare aiokafka read of the label register's topics, one row per event by COPY."""
+    conn = await asyncpg.connect(database_url)
+    await conn.execute(
+        "DROP TABLE IF EXISTS bench_ceiling; CREATE TABLE bench_ceiling (topic text,"
+        " part int, off bigint, subject text, type text, data jsonb)"
+    )
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=8 * 1024 * 1024,
+        fetch_max_bytes=64 * 1024 * 1024,
+    )
+    await consumer.start()
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    topics = [settings.topic(t) for t in READ_MODELS["labels"].topics]
+    tps = [
+        TopicPartition(t["topic"], p["partition"])
+        for t in await admin.describe_topics(topics)
+        for p in t["partitions"]
+    ]
+    await admin.close()
+    ends = await consumer.end_offsets(tps)
+    total = sum(ends.values())
+    consumer.assign(tps)
+    await consumer.seek_to_beginning()
+    started = time.perf_counter()
+    seen = 0
+    while seen < total:
+        fetched = await consumer.getmany(timeout_ms=500, max_records=5000)
+        rows = []
+        for records in fetched.values():
+            for r in records:
+                headers = dict(r.headers)
+                rows.append(
+                    (
+                        r.topic,
+                        r.partition,
+                        r.offset,
+                        headers.get("ce_subject", b"").decode(),
+                        headers.get("ce_type", b"").decode(),
+                        r.value.decode(),
+                    )
+                )
+        if rows:
+            await conn.copy_records_to_table("bench_ceiling", records=rows)
+            seen += len(rows)
+    seconds = time.perf_counter() - started
+    await consumer.stop()
+    await conn.execute("DROP TABLE bench_ceiling")
+    await conn.close()
+    return {"messages": seen, "seconds": seconds, "rate": seen / seconds}
+
+
+async def rebuild_rate(database_url: str, settings: ConnectionSettings) -> dict[str, float]:
+    """Our rebuild of the label register, into a new generation, swapped in."""
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=4)
+    producer = new_producer(settings.kafka_bootstrap_servers)
+    await producer.start()
+    try:
+        result = await rebuild(
+            pool, producer, settings, READ_MODELS["labels"], progress=lambda _: None
+        )
+    finally:
+        await producer.stop()
+        await pool.close()
+    return {"messages": result.messages, "seconds": result.seconds, "rate": result.rate}
+
+
+def rates(runs: list[dict[str, float]]) -> str:
+    return ", ".join(f"{r['rate']:,.0f}" for r in runs)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, default=100.0)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--labels", type=int, default=20)
+    parser.add_argument("--orgs", type=int, default=20000)
+    parser.add_argument("--renewals", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    base = ConnectionSettings()
+    name = f"clr_bench_{uuid.uuid4().hex[:8]}"
+    instance = name.replace("_", "")
+    settings = ConnectionSettings(
+        database_url=_database(base.database_url, name),
+        kafka_bootstrap_servers=base.kafka_bootstrap_servers,
+        instance=instance,
+    )
+    specs = load_specs(ROOT / "deploy/kafka/topics.toml", instance)
+    admin_conn = await asyncpg.connect(base.database_url)
+    await admin_conn.execute(f"CREATE DATABASE {name}")
+    await ensure_topics(base.kafka_bootstrap_servers, specs)
+    secret = secrets.token_hex(32)
+    results: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}}
+    running = supervisor.start(
+        Path(tempfile.mkdtemp(prefix="clr-bench-")),
+        ports=PORTS,
+        env={
+            "CLR_DATABASE_URL": settings.database_url,
+            "CLR_KAFKA_BOOTSTRAP_SERVERS": base.kafka_bootstrap_servers,
+            "CLR_JWT_SECRET": secret,
+            "CLR_LOG_LEVEL": "WARNING",
+            "CLR_INSTANCE": instance,
+        },
+    )
+    try:
+        async with httpx.AsyncClient(
+            timeout=30.0, limits=httpx.Limits(max_connections=200)
+        ) as client:
+            system = System(
+                running.urls,
+                client,
+                base.kafka_bootstrap_servers,
+                secret,
+                instance,
+                settings.database_url,
+            )
+            print(f"latency: {args.rate:.0f} commands/s for {args.seconds:.0f} s ...", flush=True)
+            results["latency"] = await latency(system, args.labels, args.rate, args.seconds)
+    finally:
+        running.stop()
+    try:
+        print(f"rebuild: writing a history of {args.orgs} organisations ...", flush=True)
+        results["history_events"] = await write_history(
+            base.kafka_bootstrap_servers, settings, args.orgs, args.renewals
+        )
+        runs: dict[str, list[dict[str, float]]] = {"ceiling": [], "rebuild": []}
+        for _ in range(args.repeats):
+            runs["ceiling"].append(await ceiling(settings.database_url, settings))
+            runs["rebuild"].append(await rebuild_rate(settings.database_url, settings))
+        results["rebuild"] = runs
+    finally:
+        await admin_conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        await admin_conn.close()
+        admin = AIOKafkaAdminClient(bootstrap_servers=base.kafka_bootstrap_servers)
+        await admin.start()
+        await admin.delete_topics([spec.name for spec in specs])
+        await admin.close()
+    lat = results["latency"]
+    ours = statistics.median(r["rate"] for r in runs["rebuild"])
+    top = statistics.median(r["rate"] for r in runs["ceiling"])
+    send, accept = lat["send_to_visible_ms"], lat["accepted_to_visible_ms"]
+    lines = [
+        "",
+        f"end-to-end at {lat['rate_per_s']:.0f} commands/s:"
+        f" {lat['visible']} of {lat['commands_accepted']} accepted commands seen",
+        f"  sent -> visible in the public API      p50 {send['p50']:7.1f} ms"
+        f"   p99 {send['p99']:7.1f} ms   (target: p99 < 500 ms)",
+        f"  accepted -> visible in the public API  p50 {accept['p50']:7.1f} ms"
+        f"   p99 {accept['p99']:7.1f} ms",
+        f"rebuild of the label register from offset zero:"
+        f" {runs['rebuild'][0]['messages']} messages, median of {args.repeats}",
+        f"  ours (replay, apply_batch, swap)   {ours:10,.0f} messages/s"
+        f"   runs {rates(runs['rebuild'])}",
+        f"  ceiling (aiokafka + COPY)          {top:10,.0f} messages/s"
+        f"   runs {rates(runs['ceiling'])}",
+        f"  ours / ceiling                     {ours / top:10.2f}   (target: >= 0.5)",
+    ]
+    print("\n".join(lines))
+    results["summary"] = {"rebuild_rate": ours, "ceiling_rate": top, "ratio": ours / top}
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2, default=str))
+    print("\nwritten: bench/results/read_side_bench.json")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
