@@ -59,7 +59,12 @@ async def test_the_page_loads_filters_and_shows_the_counts_of_the_api(system: Sy
             await page.get_by_role("button", name="Show").click()
             await page.wait_for_url("**/?*country=LT*")
 
-            # then only that label is listed, and its page has the history
+            # then only that label is listed, the counts are Lithuania's, and its page has
+            # the history
+            lithuania = api["by_country"]["LT"]
+            assert int(await page.locator('[data-level="bronze"]').inner_text()) == (
+                lithuania["bronze"]
+            )
             rows = page.locator('[data-testid="labels"] tbody tr')
             assert await rows.count() == 1
             assert org in await rows.first.inner_text()
