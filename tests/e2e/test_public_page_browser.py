@@ -62,8 +62,9 @@ async def test_the_page_loads_filters_and_shows_the_counts_of_the_api(system: Sy
             # then only that label is listed, the counts are Lithuania's, and its page has
             # the history
             lithuania = api["by_country"]["LT"]
-            assert int(await page.locator('[data-level="bronze"]').inner_text()) == (
-                lithuania["bronze"]
+            assert (
+                int(await page.locator('[data-level="bronze"]').inner_text())
+                == (lithuania["bronze"])
             )
             rows = page.locator('[data-testid="labels"] tbody tr')
             assert await rows.count() == 1
