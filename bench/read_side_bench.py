@@ -30,7 +30,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from bench.store_bench import percentile
@@ -42,6 +42,7 @@ from clr_events.kafka.producer import new_producer
 from clr_events.kafka.topics import ensure_topics, load_specs
 from clr_events.registry import registry
 from clr_events.settings import ConnectionSettings
+from projections.offsets import Offsets, topics_of
 from projections.read_models.all import READ_MODELS
 from projections.rebuild import rebuild
 from tests.e2e import scenario
@@ -157,25 +158,27 @@ async def write_history(kafka: str, settings: ConnectionSettings, orgs: int, ren
     registered_t = registry.type_of(collaboration.OrganisationRegistered)
     position = count = 0
     pending = []
+
+    async def send(topic: str, envelope: Envelope) -> None:
+        record = to_kafka(envelope)
+        pending.append(
+            await producer.send(
+                settings.topic(topic), record.value, key=record.key, headers=record.headers
+            )
+        )
+
     try:
         for i in range(orgs):
             org = f"bench-org-{i:06}"
-            record = to_kafka(
+            await send(
+                "collaboration.events",
                 _envelope(
                     registered_t,
                     f"organisation:{org}",
                     {"org_id": org, "name": f"Cluster {i}", "country": "DE", "sector": "Energy"},
                     i + 1,
                     i,
-                )
-            )
-            pending.append(
-                await producer.send(
-                    settings.topic("collaboration.events"),
-                    record.value,
-                    key=record.key,
-                    headers=record.headers,
-                )
+                ),
             )
             day = date(2012, 1, 1) + timedelta(days=i % 2000)
             until = day + timedelta(days=730)
@@ -208,16 +211,9 @@ async def write_history(kafka: str, settings: ConnectionSettings, orgs: int, ren
             for j, (type_, payload) in enumerate(events):
                 if j:
                     position += 1
-                record = to_kafka(
-                    _envelope(type_, f"{org}:bronze", payload, position, position - 1)
-                )
-                pending.append(
-                    await producer.send(
-                        settings.topic("label_decisions.events"),
-                        record.value,
-                        key=record.key,
-                        headers=record.headers,
-                    )
+                await send(
+                    "label_decisions.events",
+                    _envelope(type_, f"{org}:bronze", payload, position, position - 1),
                 )
             count += 1 + len(events)
             if len(pending) > 5000:
@@ -243,15 +239,10 @@ async def ceiling(database_url: str, settings: ConnectionSettings) -> dict[str, 
         fetch_max_bytes=64 * 1024 * 1024,
     )
     await consumer.start()
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
-    await admin.start()
-    topics = [settings.topic(t) for t in READ_MODELS["labels"].topics]
-    tps = [
-        TopicPartition(t["topic"], p["partition"])
-        for t in await admin.describe_topics(topics)
-        for p in t["partitions"]
-    ]
-    await admin.close()
+    offsets = Offsets(settings.kafka_bootstrap_servers)
+    await offsets.start()
+    tps = await offsets.partitions(topics_of(READ_MODELS["labels"], settings))
+    await offsets.stop()
     ends = await consumer.end_offsets(tps)
     total = sum(ends.values())
     consumer.assign(tps)

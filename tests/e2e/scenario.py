@@ -131,3 +131,24 @@ async def bronze(system: System, org_id: str, expert_id: str, on: str, approve_o
     )
     assert response.status_code == 201, response.text
     return assessment_id
+
+
+async def bronze_label(
+    system: System, country: str, expert_country: str, on: str, approve_on: str
+) -> tuple[str, str]:
+    """A validated organisation with an approved Bronze benchmarking; (org, expert)."""
+    org = await organisation(system, country, validated_on="2024-01-10")
+    person = await expert(system, expert_country, ["benchmarking_expert"], "2024-01-02")
+    await known_to_assessments(system, [org], [person])
+    await bronze(system, org, person, on, approve_on)
+    return org, person
+
+
+async def listed(system: System, org_id: str) -> None:
+    """Wait until the public label list shows the organisation (one valid label)."""
+
+    async def check() -> bool:
+        response = await system.get("projections", f"/api/labels?q={org_id}")
+        return bool(response.json()["total"] == 1)
+
+    await system.until(check, f"{org_id} in the public label list")

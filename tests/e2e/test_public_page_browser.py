@@ -20,16 +20,8 @@ def chromium() -> str:
 
 async def test_the_page_loads_filters_and_shows_the_counts_of_the_api(system: System) -> None:
     # given a Silver-less, Bronze-labelled organisation in Lithuania
-    org = await scenario.organisation(system, "LT", validated_on="2024-01-10")
-    person = await scenario.expert(system, "PL", ["benchmarking_expert"], "2024-01-02")
-    await scenario.known_to_assessments(system, [org], [person])
-    await scenario.bronze(system, org, person, "2025-08-03", "2025-08-20")
-
-    async def listed() -> bool:
-        response = await system.get("projections", f"/api/labels?q={org}")
-        return bool(response.json()["total"] == 1)
-
-    await system.until(listed, "the label in the list")
+    org, _ = await scenario.bronze_label(system, "LT", "PL", "2025-08-03", "2025-08-20")
+    await scenario.listed(system, org)
     api = (await system.get("projections", "/api/counts")).json()
 
     async with async_playwright() as playwright:

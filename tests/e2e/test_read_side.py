@@ -48,10 +48,7 @@ async def test_an_award_reaches_the_list_counts_page_feed_and_snapshot_then_a_wi
     system: System,
 ) -> None:
     # given an organisation in Malta with a Bronze label from a June 2025 benchmarking
-    org = await scenario.organisation(system, "MT", validated_on="2024-01-10")
-    person = await scenario.expert(system, "IE", ["benchmarking_expert"], "2024-01-02")
-    await scenario.known_to_assessments(system, [org], [person])
-    await scenario.bronze(system, org, person, "2025-06-03", "2025-06-20")
+    org, _ = await scenario.bronze_label(system, "MT", "IE", "2025-06-03", "2025-06-20")
     (awarded,) = await system.events(LABELS, f"{org}:bronze", at_least=1)
     position = awarded.globalposition
 
@@ -153,16 +150,10 @@ async def test_a_poison_message_is_dead_lettered_and_the_next_event_still_projec
         await producer.stop()
 
     # when a good decision follows
-    org = await scenario.organisation(system, "EE", validated_on="2024-01-10")
-    person = await scenario.expert(system, "LV", ["benchmarking_expert"], "2024-01-02")
-    await scenario.known_to_assessments(system, [org], [person])
-    await scenario.bronze(system, org, person, "2025-09-03", "2025-09-20")
+    org, _ = await scenario.bronze_label(system, "EE", "LV", "2025-09-03", "2025-09-20")
 
     # then the good one is projected and the poison waits in the read model's dead letters
-    async def listed() -> bool:
-        return bool((await public(system, f"/api/labels?q={org}"))["total"] == 1)
-
-    await system.until(listed, "the good decision in the list")
+    await scenario.listed(system, org)
     consumer = AIOKafkaConsumer(
         system.topic("projections.labels.dlq"),
         bootstrap_servers=system.kafka,

@@ -18,16 +18,8 @@ async def test_the_label_register_is_rebuilt_beside_the_live_one_and_swapped_in(
     system: System,
 ) -> None:
     # given labels in the register and the page answering
-    org = await scenario.organisation(system, "SI", validated_on="2024-01-10")
-    person = await scenario.expert(system, "HR", ["benchmarking_expert"], "2024-01-02")
-    await scenario.known_to_assessments(system, [org], [person])
-    await scenario.bronze(system, org, person, "2025-05-03", "2025-05-20")
-
-    async def listed() -> bool:
-        response = await system.get("projections", f"/api/labels?q={org}")
-        return bool(response.json()["total"] == 1)
-
-    await system.until(listed, "the label in the list")
+    org, person = await scenario.bronze_label(system, "SI", "HR", "2025-05-03", "2025-05-20")
+    await scenario.listed(system, org)
     before = (await system.get("projections", "/api/counts?on=2025-12-31")).json()
     generation = {
         m["name"]: m["generation"]
@@ -78,9 +70,4 @@ async def test_the_label_register_is_rebuilt_beside_the_live_one_and_swapped_in(
     second = await scenario.organisation(system, "SI", validated_on="2024-01-10")
     await scenario.known_to_assessments(system, [second], [person])
     await scenario.bronze(system, second, person, "2025-10-03", "2025-10-20")
-
-    async def second_listed() -> bool:
-        response = await system.get("projections", f"/api/labels?q={second}")
-        return bool(response.json()["total"] == 1)
-
-    await system.until(second_listed, "a decision after the swap in the list")
+    await scenario.listed(system, second)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import date
 from typing import Annotated, Any, Literal
 
@@ -53,7 +54,14 @@ def list_filter(
 ) -> ListFilter:
     """The list's query parameters (shared by the API, the exports and the page)."""
     return ListFilter(
-        on or date.today(), country, level, sector or None, q or None, status, limit, offset
+        on or date.today(),
+        country=country,
+        level=level,
+        sector=sector or None,
+        q=q or None,
+        status=status,
+        limit=limit,
+        offset=offset,
     )
 
 
@@ -70,9 +78,10 @@ async def labels(request: Request, f: Filter) -> Response:
 
 async def _all_rows(request: Request, f: ListFilter) -> list[dict[str, Any]]:
     runtime = runtime_of(request)
-    unpaged = ListFilter(f.on, f.country, f.level, f.sector, f.q, f.status, 1_000_000, 0)
     async with runtime.pool.acquire() as conn:
-        _, items = await queries.label_list(conn, unpaged, runtime.settings)
+        _, items = await queries.label_list(
+            conn, replace(f, limit=None, offset=0), runtime.settings
+        )
     return items
 
 
@@ -128,19 +137,17 @@ async def expiring(
     runtime = runtime_of(request)
     today = date.today()
     horizon = months or runtime.settings.expiring_soon_months
+    f = ListFilter(today, expires_by=add_months(today, horizon), limit=None)
     async with runtime.pool.acquire() as conn:
-        _, rows = await queries.label_list(
-            conn, ListFilter(today, status="valid", limit=1_000_000), runtime.settings
-        )
-    until = add_months(today, horizon)
-    soon = sorted((r for r in rows if r["valid_until"] <= until), key=lambda r: r["valid_until"])
+        _, rows = await queries.label_list(conn, f, runtime.settings)
+    soon = sorted(rows, key=lambda r: r["valid_until"])
     return json_response({"on": today, "months": horizon, "items": soon})
 
 
 @router.get("/api/renewal-window", summary="Labels past valid_until whose renewal is still open")
 async def renewal_window(request: Request) -> Response:
     runtime = runtime_of(request)
-    f = ListFilter(date.today(), status="in_renewal_window", limit=1_000_000)
+    f = ListFilter(date.today(), status="in_renewal_window", limit=None)
     async with runtime.pool.acquire() as conn:
         total, rows = await queries.label_list(conn, f, runtime.settings)
     return json_response({"on": f.on, "total": total, "items": rows})

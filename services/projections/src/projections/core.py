@@ -14,18 +14,22 @@ ones go to the dead-letter topic and are checkpointed too, the rest reach the re
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import asyncpg
+from aiokafka import AIOKafkaProducer
 from pydantic import ValidationError
 
 from clr_events.codec import from_kafka
+from clr_events.consumers.runner import dead_letter_headers
 from clr_events.envelope import Envelope
 from clr_events.errors import EventsError, UnknownEventTypeError
 from clr_events.pg import Connection, Pool
 from clr_events.registry import Contract, registry
+from clr_events.settings import ConnectionSettings
 
 log = logging.getLogger(__name__)
 
@@ -260,6 +264,30 @@ async def _apply(
         return len(events)
 
 
-def rows(records: Sequence[asyncpg.Record]) -> list[dict[str, Any]]:
-    """asyncpg records as plain dicts."""
-    return [dict(record) for record in records]
+def dead_letterer(
+    producer: AIOKafkaProducer,
+    settings: ConnectionSettings,
+    model: ReadModel,
+    counts: Counter[str],
+) -> DeadLetter:
+    """Send a message the read model can never apply to ``projections.<name>.dlq``."""
+    group = settings.topic(f"projections.{model.name}")
+
+    async def dead_letter(message: Message, error: BaseException) -> None:
+        log.warning(
+            "%s: %s[%d]@%d dead-lettered: %r",
+            model.name,
+            message.topic,
+            message.partition,
+            message.offset,
+            error,
+        )
+        headers = dead_letter_headers(
+            group, message.topic, message.partition, message.offset, message.headers, error
+        )
+        await producer.send_and_wait(
+            f"{group}.dlq", message.value, key=message.key, headers=headers
+        )
+        counts[model.name] += 1
+
+    return dead_letter

@@ -19,40 +19,12 @@ from typing import Any
 import faust
 from aiokafka import AIOKafkaProducer
 
-from clr_events.consumers.runner import TRANSIENT_ERRORS, dead_letter_headers
+from clr_events.consumers.runner import TRANSIENT_ERRORS
 from clr_events.pg import Pool
-from projections.core import DeadLetter, Message, ReadModel, apply_batch
+from projections.core import DeadLetter, Message, ReadModel, apply_batch, dead_letterer
 from projections.settings import ProjectionSettings
 
 log = logging.getLogger(__name__)
-
-
-def dead_letterer(
-    producer: AIOKafkaProducer, topic: str, model: ReadModel, counts: Counter[str]
-) -> DeadLetter:
-    """Send a message the read model can never apply to ``projections.<name>.dlq``."""
-
-    async def dead_letter(message: Message, error: BaseException) -> None:
-        log.warning(
-            "%s: %s[%d]@%d dead-lettered: %r",
-            model.name,
-            message.topic,
-            message.partition,
-            message.offset,
-            error,
-        )
-        headers = dead_letter_headers(
-            topic.removesuffix(".dlq"),
-            message.topic,
-            message.partition,
-            message.offset,
-            message.headers,
-            error,
-        )
-        await producer.send_and_wait(topic, message.value, key=message.key, headers=headers)
-        counts[model.name] += 1
-
-    return dead_letter
 
 
 class LiveProjections:
@@ -96,12 +68,7 @@ class LiveProjections:
             value_serializer="raw",
             allow_empty=True,
         )
-        dead_letter = dead_letterer(
-            self._producer,
-            self._settings.topic(f"projections.{model.name}.dlq"),
-            model,
-            self.dead_lettered,
-        )
+        dead_letter = dead_letterer(self._producer, self._settings, model, self.dead_lettered)
 
         async def project(stream: Any) -> None:
             async for events in stream.take_events(

@@ -50,7 +50,10 @@ class ListFilter:
     q: str | None = None
     status: str = "valid"
     """valid (the default), in_renewal_window, expired, withdrawn, or all."""
-    limit: int = 100
+    expires_by: date | None = None
+    """Only labels whose ``valid_until`` is on or before this day."""
+    limit: int | None = 100
+    """None: every matching row (the exports)."""
     offset: int = 0
 
 
@@ -87,6 +90,9 @@ async def label_list(
     if f.status != "all":
         args.append(f.status)
         where.append(f"status = ${len(args)}")
+    if f.expires_by:
+        args.append(f.expires_by)
+        where.append(f"valid_until <= ${len(args)}")
     sql = (
         "SELECT * FROM (SELECT coalesce(o.name, l.org_id) AS name, o.country, o.sector,"
         " o.website, l.level, l.valid_until, l.awarded_on, l.renewed_on,"
@@ -96,7 +102,9 @@ async def label_list(
     )
     total = await conn.fetchval(f"SELECT count(*) FROM ({sql}) AS t", *args)
     page = await conn.fetch(
-        f"{sql} ORDER BY country, name, level LIMIT {int(f.limit)} OFFSET {int(f.offset)}", *args
+        f"{sql} ORDER BY country, name, level"
+        f" LIMIT {'ALL' if f.limit is None else int(f.limit)} OFFSET {int(f.offset)}",
+        *args,
     )
     return int(total), [dict(r) for r in page]
 
@@ -144,6 +152,12 @@ async def series(conn: Connection, start: date, end: date) -> list[dict[str, Any
         point = out.setdefault(row["day"], {"day": row["day"], **dict.fromkeys(LEVELS, 0)})
         point[row["level"]] = row["n"]
     return list(out.values())
+
+
+async def countries(conn: Connection) -> list[str]:
+    """Countries of the organisations the label register knows."""
+    rows = await conn.fetch(f"SELECT DISTINCT country FROM {V}.labels_orgs ORDER BY 1")
+    return [r["country"] for r in rows]
 
 
 async def first_award(conn: Connection) -> date | None:

@@ -31,11 +31,11 @@ from projections.core import (
     apply_batch,
     checkpoints,
     create_generation,
+    dead_letterer,
     ensure_generation,
     generation_schema,
     point_views,
 )
-from projections.live import dead_letterer
 from projections.offsets import Offsets, remaining, topics_of
 
 log = logging.getLogger(__name__)
@@ -80,9 +80,12 @@ async def rebuild(
             generation,
         )
     progress(f"{model.name}: building generation {generation} beside generation {live}")
-    topics = topics_of(model, settings)
     offsets = Offsets(settings.kafka_bootstrap_servers)
     await offsets.start()
+    try:
+        partitions = await offsets.partitions(topics_of(model, settings))
+    finally:
+        await offsets.stop()
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap_servers,
         enable_auto_commit=False,
@@ -91,17 +94,18 @@ async def rebuild(
         fetch_max_bytes=64 * 1024 * 1024,
     )
     await consumer.start()
-    dead = dead_letterer(
-        producer, settings.topic(f"projections.{model.name}.dlq"), model, Counter()
-    )
+    dead = dead_letterer(producer, settings, model, Counter())
     started = time.perf_counter()
     messages = applied = 0
     try:
-        consumer.assign(await offsets.partitions(topics))
+        consumer.assign(partitions)
         await consumer.seek_to_beginning()
         reported = started
         while True:
-            ends = await offsets.end_offsets(topics)
+            ends = {
+                (tp.topic, tp.partition): int(offset)
+                for tp, offset in (await consumer.end_offsets(partitions)).items()
+            }
             async with pool.acquire() as conn:
                 left = remaining(ends, await checkpoints(conn, schema))
             if left == 0:
@@ -136,7 +140,6 @@ async def rebuild(
                 )
     finally:
         await consumer.stop()
-        await offsets.stop()
     seconds = time.perf_counter() - started
     await pool.execute(f"DROP SCHEMA IF EXISTS {generation_schema(model, live)} CASCADE")
     progress(

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from clr_events.settings import ConnectionSettings
+from clr_events.service.runtime import ServiceSettings
 
 
-class ProjectionSettings(ConnectionSettings):
-    """Connection settings plus the public view's policy settings.
+class ProjectionSettings(ServiceSettings):
+    """The service settings (``CLR_BACKGROUND``: run the agents here) plus the read side's.
 
     The renewal windows are the decision policy's (R4, R5: 12 months for Bronze and
     Silver; Gold's is unconfirmed, R8). They only colour the public status "in renewal
     window"; every decision is label_decisions' alone.
     """
 
-    background: bool = True
     consumer_group: str = "projections"
     batch_max: int = 500
     batch_within_seconds: float = 0.02
@@ -22,7 +21,6 @@ class ProjectionSettings(ConnectionSettings):
     renewal_window_months_gold: int = 12
     expiring_soon_months: int = 6
     current_publish_interval_seconds: float = 0.5
-    pool_max_size: int = 20
 
     def renewal_window_months(self, level: str) -> int:
         """The renewal window of a level, in months after ``valid_until``."""

@@ -66,12 +66,8 @@ async def registry(request: Request, f: Filter) -> HTMLResponse:
         figures = await queries.counts(conn, f.on)
         first = await queries.first_award(conn)
         points = await queries.series(conn, first, f.on) if first else []
-        countries = [
-            r["country"]
-            for r in await conn.fetch(
-                "SELECT DISTINCT country FROM projections.labels_orgs ORDER BY 1"
-            )
-        ]
+        countries = await queries.countries(conn)
+    page = f.limit or total  # the page always pages; None only for the exports
     query = urlencode({k: v for k, v in request.query_params.items() if k not in ("offset",)})
     return templates.TemplateResponse(
         request,
@@ -86,12 +82,10 @@ async def registry(request: Request, f: Filter) -> HTMLResponse:
             "countries": countries,
             "levels": LEVELS,
             "export_query": query,
-            "next": _page_link(request, offset=f.offset + f.limit)
-            if f.offset + f.limit < total
+            "next": _page_link(request, offset=f.offset + page)
+            if f.offset + page < total
             else None,
-            "previous": _page_link(request, offset=max(f.offset - f.limit, 0))
-            if f.offset
-            else None,
+            "previous": _page_link(request, offset=max(f.offset - page, 0)) if f.offset else None,
         },
     )
 

@@ -33,6 +33,13 @@ from clr_events.pg import Connection
 from projections.core import Event
 
 LABEL_TOPIC = "label_decisions.events"
+DECISIONS = (
+    label_decisions.LabelAwarded,
+    label_decisions.LabelRenewed,
+    label_decisions.LabelExpired,
+    label_decisions.LabelWithdrawn,
+    label_decisions.LabelRecordCorrected,
+)
 
 
 @dataclass
@@ -87,19 +94,20 @@ class LabelRegister:
 
     async def apply(self, conn: Connection, events: list[Event]) -> None:
         """Fold the batch in memory, then write each table in one statement."""
-        await self._orgs(conn, [e for e in events if e.envelope.type.startswith("collab")])
-        decisions = [e for e in events if e.envelope.type.startswith("label_decisions.")]
-        if decisions:
-            await self._decisions(conn, decisions)
-
-    async def _orgs(self, conn: Connection, events: list[Event]) -> None:
         registered = [
             e.contract
             for e in events
             if isinstance(e.contract, collaboration.OrganisationRegistered)
         ]
-        if not registered:
-            return
+        if registered:
+            await self._orgs(conn, registered)
+        decisions = [e for e in events if isinstance(e.contract, DECISIONS)]
+        if decisions:
+            await self._decisions(conn, decisions)
+
+    async def _orgs(
+        self, conn: Connection, registered: list[collaboration.OrganisationRegistered]
+    ) -> None:
         await conn.execute(
             "INSERT INTO orgs SELECT * FROM unnest($1::text[], $2::text[], $3::text[],"
             " $4::text[], $5::text[], $6::text[], $7::text[])"
@@ -117,13 +125,14 @@ class LabelRegister:
 
     async def _decisions(self, conn: Connection, events: list[Event]) -> None:
         keys = {_key(e.contract) for e in events}
+        orgs, levels = [k[0] for k in keys], [k[1] for k in keys]
         labels = {
             (r["org_id"], r["level"]): _Label(**dict(r))
             for r in await conn.fetch(
                 "SELECT * FROM labels WHERE (org_id, level) IN"
                 " (SELECT * FROM unnest($1::text[], $2::text[]))",
-                [k[0] for k in keys],
-                [k[1] for k in keys],
+                orgs,
+                levels,
             )
         }
         segments = {
@@ -134,8 +143,8 @@ class LabelRegister:
                 "SELECT DISTINCT ON (org_id, level) * FROM segments WHERE (org_id, level) IN"
                 " (SELECT * FROM unnest($1::text[], $2::text[]))"
                 " ORDER BY org_id, level, seq DESC",
-                [k[0] for k in keys],
-                [k[1] for k in keys],
+                orgs,
+                levels,
             )
         }
         touched: dict[tuple[str, str, int], _Segment] = {}
@@ -148,12 +157,12 @@ class LabelRegister:
             if position <= label.position:
                 continue  # a republished event this label has already seen
             label.position, label.changed = position, True
-            segment = _fold(label, segments.get(key), event.contract)
+            segment, row = _fold(label, segments.get(key), event)
             if segment is not None:
                 segments[key] = segment
                 if segment.changed:
                     touched[(*key, segment.seq)] = segment
-            history.append((position, *key, *_history_row(event)))
+            history.append((position, *key, *row))
             feed.append(
                 (
                     position,
@@ -259,49 +268,41 @@ def _key(contract: Any) -> tuple[str, str]:
     return str(contract.org_id), str(contract.level)
 
 
-def _fold(label: _Label, segment: _Segment | None, contract: Any) -> _Segment | None:
-    """Change a label (and its latest validity segment) by one decision."""
-    if isinstance(contract, label_decisions.LabelAwarded):
-        label.awarded_on, label.valid_until = contract.awarded_on, contract.valid_until
-        label.renewed_on = label.expired_on = label.withdrawn_on = None
-        seq = segment.seq + 1 if segment else 1
-        return _Segment(seq, contract.awarded_on, contract.valid_until, changed=True)
-    if isinstance(contract, label_decisions.LabelRenewed):
-        label.renewed_on, label.valid_until = contract.renewed_on, contract.valid_until
-        label.expired_on = None
-        if segment and segment.withdrawn_on is None and contract.renewed_on <= segment.valid_until:
-            segment.valid_until, segment.changed = contract.valid_until, True
-            return segment
-        seq = segment.seq + 1 if segment else 1
-        return _Segment(seq, contract.renewed_on, contract.valid_until, changed=True)
-    if isinstance(contract, label_decisions.LabelExpired):
-        label.expired_on = contract.expired_on
-        return segment
-    if isinstance(contract, label_decisions.LabelWithdrawn):
-        label.withdrawn_on = contract.withdrawn_on
-        if segment:
-            segment.withdrawn_on, segment.changed = contract.withdrawn_on, True
-        return segment
-    if isinstance(contract, label_decisions.LabelRecordCorrected):
-        label.valid_until = contract.valid_until
-        if segment:
-            segment.valid_until, segment.changed = contract.valid_until, True
-        return segment
-    raise ValueError(f"not a label decision: {type(contract).__name__}")
+HistoryRow = tuple[str, date, date | None, date | None, str | None]
+"""(kind, day, valid_until, previous_valid_until, detail) of a public decision."""
 
 
-def _history_row(event: Event) -> tuple[str, date, date | None, date | None, str | None]:
-    """(kind, day, valid_until, previous_valid_until, detail) of a public decision."""
+def _fold(
+    label: _Label, segment: _Segment | None, event: Event
+) -> tuple[_Segment | None, HistoryRow]:
+    """Change a label and its latest validity segment by one decision; its history row."""
     c = event.contract
+    next_seq = segment.seq + 1 if segment else 1
     if isinstance(c, label_decisions.LabelAwarded):
-        return "awarded", c.awarded_on, c.valid_until, None, None
+        label.awarded_on, label.valid_until = c.awarded_on, c.valid_until
+        label.renewed_on = label.expired_on = label.withdrawn_on = None
+        opened = _Segment(next_seq, c.awarded_on, c.valid_until, changed=True)
+        return opened, ("awarded", c.awarded_on, c.valid_until, None, None)
     if isinstance(c, label_decisions.LabelRenewed):
-        return "renewed", c.renewed_on, c.valid_until, c.previous_valid_until, None
+        label.renewed_on, label.valid_until = c.renewed_on, c.valid_until
+        label.expired_on = None
+        row: HistoryRow = ("renewed", c.renewed_on, c.valid_until, c.previous_valid_until, None)
+        if segment and segment.withdrawn_on is None and c.renewed_on <= segment.valid_until:
+            segment.valid_until, segment.changed = c.valid_until, True
+            return segment, row
+        return _Segment(next_seq, c.renewed_on, c.valid_until, changed=True), row
     if isinstance(c, label_decisions.LabelExpired):
-        return "expired", c.expired_on, c.valid_until, None, None
+        label.expired_on = c.expired_on
+        return segment, ("expired", c.expired_on, c.valid_until, None, None)
     if isinstance(c, label_decisions.LabelWithdrawn):
-        return "withdrawn", c.withdrawn_on, None, None, c.reason
+        label.withdrawn_on = c.withdrawn_on
+        if segment:
+            segment.withdrawn_on, segment.changed = c.withdrawn_on, True
+        return segment, ("withdrawn", c.withdrawn_on, None, None, c.reason)
     if isinstance(c, label_decisions.LabelRecordCorrected):
+        label.valid_until = c.valid_until
+        if segment:
+            segment.valid_until, segment.changed = c.valid_until, True
         day = event.envelope.time.date()
-        return "corrected", day, c.valid_until, c.previous_valid_until, c.reason
+        return segment, ("corrected", day, c.valid_until, c.previous_valid_until, c.reason)
     raise ValueError(f"not a label decision: {type(c).__name__}")
