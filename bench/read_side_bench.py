@@ -7,7 +7,10 @@
    to the event being visible in the public API.
 2. Rebuild rate of the label register from offset zero (a synthetic history written
    straight to its topics), against the ceiling: a bare aiokafka consumer reading the same
-   topics and asyncpg COPY writing one row per event. Interleaved repeats; medians.
+   topics and asyncpg COPY writing the same rows (every row of the rebuilt read model, in
+   tables of the same definition, its share after each fetched batch). Also shown: COPY
+   of one narrow row per record, the reference of earlier runs. Interleaved repeats;
+   medians.
 
 Results go to bench/results/read_side_bench.json.
 """
@@ -42,6 +45,7 @@ from clr_events.kafka.producer import new_producer
 from clr_events.kafka.topics import ensure_topics, load_specs
 from clr_events.registry import registry
 from clr_events.settings import ConnectionSettings
+from projections.core import create_generation
 from projections.offsets import Offsets, topics_of
 from projections.read_models.all import READ_MODELS
 from projections.rebuild import rebuild
@@ -225,13 +229,43 @@ async def write_history(kafka: str, settings: ConnectionSettings, orgs: int, ren
     return count
 
 
-async def ceiling(database_url: str, settings: ConnectionSettings) -> dict[str, float]:
-    """Bare aiokafka read of the label register's topics, one row per event by COPY."""
+Rows = dict[str, list[tuple[Any, ...]]]
+"""Table -> every row of a rebuilt generation of the label register."""
+
+
+async def rebuilt_rows(database_url: str) -> Rows:
+    """The rows the label register holds after a rebuild (read through its views)."""
+    model = READ_MODELS["labels"]
     conn = await asyncpg.connect(database_url)
-    await conn.execute(
-        "DROP TABLE IF EXISTS bench_ceiling; CREATE TABLE bench_ceiling (topic text,"
-        " part int, off bigint, subject text, type text, data jsonb)"
-    )
+    try:
+        return {
+            table: [tuple(r) for r in await conn.fetch(f"SELECT * FROM projections.labels_{table}")]
+            for table in model.tables
+        }
+    finally:
+        await conn.close()
+
+
+async def ceiling(
+    database_url: str, settings: ConnectionSettings, rows: Rows | None = None
+) -> dict[str, float]:
+    """A bare aiokafka read of the label register's topics, writing by asyncpg COPY.
+
+    With ``rows`` (the reference of the target): after each fetched batch, its share of the
+    read model's own rows, into tables of the same definition and indexes, one transaction
+    per batch. Without: one narrow row per record (topic, partition, offset, subject, type,
+    data), the reference earlier runs used.
+    """
+    model = READ_MODELS["labels"]
+    conn = await asyncpg.connect(database_url)
+    async with conn.transaction():
+        if rows is None:
+            await conn.execute(
+                "DROP TABLE IF EXISTS bench_ceiling; CREATE TABLE bench_ceiling (topic text,"
+                " part int, off bigint, subject text, type text, data jsonb)"
+            )
+        else:  # generation 0 is never used by the service: no view points at it
+            schema = await create_generation(conn, model, 0)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap_servers,
         enable_auto_commit=False,
@@ -241,7 +275,7 @@ async def ceiling(database_url: str, settings: ConnectionSettings) -> dict[str, 
     await consumer.start()
     offsets = Offsets(settings.kafka_bootstrap_servers)
     await offsets.start()
-    tps = await offsets.partitions(topics_of(READ_MODELS["labels"], settings))
+    tps = await offsets.partitions(topics_of(model, settings))
     await offsets.stop()
     ends = await consumer.end_offsets(tps)
     total = sum(ends.values())
@@ -251,11 +285,14 @@ async def ceiling(database_url: str, settings: ConnectionSettings) -> dict[str, 
     seen = 0
     while seen < total:
         fetched = await consumer.getmany(timeout_ms=500, max_records=5000)
-        rows = []
-        for records in fetched.values():
+        records = [r for batch in fetched.values() for r in batch]
+        if not records:
+            continue
+        if rows is None:
+            narrow = []
             for r in records:
                 headers = dict(r.headers)
-                rows.append(
+                narrow.append(
                     (
                         r.topic,
                         r.partition,
@@ -265,12 +302,20 @@ async def ceiling(database_url: str, settings: ConnectionSettings) -> dict[str, 
                         r.value.decode(),
                     )
                 )
-        if rows:
-            await conn.copy_records_to_table("bench_ceiling", records=rows)
-            seen += len(rows)
+            await conn.copy_records_to_table("bench_ceiling", records=narrow)
+        else:
+            async with conn.transaction():
+                for table, all_rows in rows.items():
+                    n = len(all_rows)
+                    share = all_rows[n * seen // total : n * (seen + len(records)) // total]
+                    if share:
+                        await conn.copy_records_to_table(table, records=share, schema_name=schema)
+        seen += len(records)
     seconds = time.perf_counter() - started
     await consumer.stop()
-    await conn.execute("DROP TABLE bench_ceiling")
+    await conn.execute(
+        "DROP TABLE bench_ceiling" if rows is None else f"DROP SCHEMA {schema} CASCADE"
+    )
     await conn.close()
     return {"messages": seen, "seconds": seconds, "rate": seen / seconds}
 
@@ -349,11 +394,15 @@ async def main() -> None:
         results["history_events"] = await write_history(
             base.kafka_bootstrap_servers, settings, args.orgs, args.renewals
         )
-        runs: dict[str, list[dict[str, float]]] = {"ceiling": [], "rebuild": []}
+        runs: dict[str, list[dict[str, float]]] = {"rebuild": [], "ceiling": [], "narrow": []}
+        rows: Rows = {}
         for _ in range(args.repeats):
-            runs["ceiling"].append(await ceiling(settings.database_url, settings))
             runs["rebuild"].append(await rebuild_rate(settings.database_url, settings))
+            rows = rows or await rebuilt_rows(settings.database_url)
+            runs["ceiling"].append(await ceiling(settings.database_url, settings, rows))
+            runs["narrow"].append(await ceiling(settings.database_url, settings))
         results["rebuild"] = runs
+        results["rebuilt_rows"] = {table: len(table_rows) for table, table_rows in rows.items()}
     finally:
         await admin_conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         await admin_conn.close()
@@ -364,6 +413,7 @@ async def main() -> None:
     lat = results["latency"]
     ours = statistics.median(r["rate"] for r in runs["rebuild"])
     top = statistics.median(r["rate"] for r in runs["ceiling"])
+    narrow = statistics.median(r["rate"] for r in runs["narrow"])
     send, accept = lat["send_to_visible_ms"], lat["accepted_to_visible_ms"]
     lines = [
         "",
@@ -375,14 +425,23 @@ async def main() -> None:
         f"   p99 {accept['p99']:7.1f} ms",
         f"rebuild of the label register from offset zero:"
         f" {runs['rebuild'][0]['messages']} messages, median of {args.repeats}",
-        f"  ours (replay, apply_batch, swap)   {ours:10,.0f} messages/s"
+        f"  ours (replay, apply_batch, swap)          {ours:10,.0f} messages/s"
         f"   runs {rates(runs['rebuild'])}",
-        f"  ceiling (aiokafka + COPY)          {top:10,.0f} messages/s"
+        f"  ceiling: aiokafka + COPY of the same rows {top:10,.0f} messages/s"
         f"   runs {rates(runs['ceiling'])}",
-        f"  ours / ceiling                     {ours / top:10.2f}   (target: >= 0.5)",
+        f"  aiokafka + COPY of one row per record     {narrow:10,.0f} messages/s"
+        f"   runs {rates(runs['narrow'])}",
+        f"  ours / ceiling                            {ours / top:10.2f}   (target: >= 0.5)",
+        f"  ours / one row per record                 {ours / narrow:10.2f}",
     ]
     print("\n".join(lines))
-    results["summary"] = {"rebuild_rate": ours, "ceiling_rate": top, "ratio": ours / top}
+    results["summary"] = {
+        "rebuild_rate": ours,
+        "ceiling_rate": top,
+        "ratio": ours / top,
+        "one_row_per_record_rate": narrow,
+        "ratio_to_one_row_per_record": ours / narrow,
+    }
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2, default=str))
     print("\nwritten: bench/results/read_side_bench.json")

@@ -19,16 +19,29 @@ from pydantic import ValidationError
 from clr_events.envelope import Envelope
 from clr_events.errors import EnvelopeError
 
-_REQUIRED = (
-    "specversion",
-    "id",
-    "source",
-    "type",
-    "subject",
-    "time",
-    "streamversion",
-    "globalposition",
+_REQUIRED = frozenset(
+    {
+        "specversion",
+        "id",
+        "source",
+        "type",
+        "subject",
+        "time",
+        "streamversion",
+        "globalposition",
+    }
 )
+
+
+_FIELD_OF_HEADER = {
+    **{
+        f"ce_{name}": name
+        for name in Envelope.model_fields
+        if name not in ("data", "datacontenttype")
+    },
+    "content-type": "datacontenttype",
+}
+"""Kafka header -> envelope field; other headers (and unknown extensions) are ignored."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,10 +93,9 @@ def from_kafka(key: bytes | None, value: bytes | None, headers: Any) -> Envelope
     """
     fields: dict[str, Any] = {}
     for name, raw in headers or ():
-        if name.startswith("ce_") and raw is not None:
-            fields[name[3:]] = raw.decode("utf-8", errors="replace")
-        elif name == "content-type" and raw is not None:
-            fields["datacontenttype"] = raw.decode("utf-8", errors="replace")
+        field = _FIELD_OF_HEADER.get(name)
+        if field is not None and raw is not None:
+            fields[field] = raw.decode("utf-8", errors="replace")
     if "subject" not in fields and key is not None:
         fields["subject"] = key.decode("utf-8", errors="replace")
     try:
@@ -121,9 +133,9 @@ def from_structured(document: bytes | str) -> Envelope:
 
 
 def _validate(fields: dict[str, Any]) -> Envelope:
-    missing = [name for name in _REQUIRED if name not in fields]
+    missing = _REQUIRED.difference(fields)
     if missing:
-        raise EnvelopeError(f"missing CloudEvents attributes: {', '.join(missing)}")
+        raise EnvelopeError(f"missing CloudEvents attributes: {', '.join(sorted(missing))}")
     try:
         return Envelope.model_validate(fields)
     except ValidationError as error:

@@ -9,6 +9,7 @@ old major to the new; decoding an old event runs the chain up to the newest majo
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -27,6 +28,7 @@ class Contract(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
 
+@functools.lru_cache(maxsize=1024)
 def parse_type(type_: str) -> tuple[str, int]:
     """Split ``ctx.Name.vN`` into (``ctx.Name``, N).
 
@@ -46,6 +48,7 @@ class ContractRegistry:
         self._models: dict[tuple[str, int], type[Contract]] = {}
         self._types: dict[type[Contract], str] = {}
         self._upcasters: dict[tuple[str, int], Upcaster] = {}
+        self._latest: dict[str, int] = {}
 
     def event(self, type_: str) -> Callable[[type[C]], type[C]]:
         """Class decorator: register a contract under its type string."""
@@ -56,6 +59,7 @@ class ContractRegistry:
                 raise ValueError(f"{type_} is registered twice")
             self._models[key] = model
             self._types[model] = type_
+            self._latest[key[0]] = max(key[1], self._latest.get(key[0], 0))
             return model
 
         return register
@@ -80,10 +84,10 @@ class ContractRegistry:
 
     def latest_major(self, name: str) -> int:
         """The newest registered major version of ``ctx.Name``."""
-        majors = [major for (known, major) in self._models if known == name]
-        if not majors:
-            raise UnknownEventTypeError(f"no contract named {name!r}")
-        return max(majors)
+        try:
+            return self._latest[name]
+        except KeyError:
+            raise UnknownEventTypeError(f"no contract named {name!r}") from None
 
     def types(self) -> list[str]:
         """Every registered type string, sorted."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -170,19 +170,14 @@ async def checkpoints(conn: Connection, schema: str) -> dict[tuple[str, int], in
     return {(row["topic"], row["partition"]): row["offset"] for row in rows}
 
 
-def decode(message: Message) -> Event | None:
-    """The event in a message; None for a type this reader does not know (a newer one).
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """A message and what decoding it gave: an event, nothing (a type this reader does not
+    know, a newer one), or the error that makes it poison."""
 
-    Raises:
-        EventsError: not a CloudEvent.
-        ValidationError: the data does not fit its contract.
-    """
-    envelope = from_kafka(message.key, message.value, message.headers)
-    try:
-        contract = registry.decode(envelope.type, envelope.data)
-    except UnknownEventTypeError:
-        return None
-    return Event(envelope, contract)
+    message: Message
+    event: Event | None
+    error: BaseException | None = None
 
 
 POISON: tuple[type[BaseException], ...] = (EventsError, ValidationError, ValueError)
@@ -196,62 +191,72 @@ UNAPPLICABLE: tuple[type[BaseException], ...] = (
 """Errors of one message in a batch: the batch is split to find it."""
 
 
+def decode(message: Message) -> Decoded:
+    """Decode one message; a poison message carries its error instead of an event."""
+    try:
+        envelope = from_kafka(message.key, message.value, message.headers)
+        contract = registry.decode(envelope.type, envelope.data)
+    except UnknownEventTypeError:
+        return Decoded(message, None)
+    except POISON as error:
+        return Decoded(message, None, error)
+    return Decoded(message, Event(envelope, contract))
+
+
+def decode_batch(messages: Iterable[Message]) -> list[Decoded]:
+    """Decode messages in order (pure CPU: a rebuild does it while the database works)."""
+    return [decode(message) for message in messages]
+
+
 async def apply_batch(
     pool: Pool,
     model: ReadModel,
-    messages: Sequence[Message],
+    batch: Sequence[Decoded],
     dead_letter: DeadLetter,
     *,
     schema: str | None = None,
 ) -> int:
-    """Apply messages to the active generation (or to ``schema``), effectively once.
+    """Apply decoded messages to the active generation (or to ``schema``), effectively once.
 
     Returns how many events reached the read model. A message the read model cannot apply
     is found by applying the batch one message at a time, and dead-lettered alone.
     """
     try:
-        return await _apply(pool, model, messages, dead_letter, schema)
+        return await _apply(pool, model, batch, dead_letter, schema)
     except UNAPPLICABLE:
-        if len(messages) == 1:
+        if len(batch) == 1:
             raise
     applied = 0
-    for message in messages:
+    for item in batch:
         try:
-            applied += await _apply(pool, model, [message], dead_letter, schema)
+            applied += await _apply(pool, model, [item], dead_letter, schema)
         except UNAPPLICABLE as error:
-            await dead_letter(message, error)
-            await _apply(pool, model, [], dead_letter, schema, skipped=[message])
+            await _apply(pool, model, [Decoded(item.message, None, error)], dead_letter, schema)
     return applied
 
 
 async def _apply(
     pool: Pool,
     model: ReadModel,
-    messages: Sequence[Message],
+    batch: Sequence[Decoded],
     dead_letter: DeadLetter,
     schema: str | None,
-    *,
-    skipped: Sequence[Message] = (),
 ) -> int:
     async with pool.acquire() as conn, conn.transaction():
         target = schema or await active_schema(conn, model, lock=True)
         done = await checkpoints(conn, target)
-        fresh = [m for m in messages if m.offset > done.get((m.topic, m.partition), -1)]
-        events: list[Event] = []
-        for message in fresh:
-            try:
-                event = decode(message)
-            except POISON as error:
-                await dead_letter(message, error)
-                continue
-            if event is not None:
-                events.append(event)
+        fresh = [
+            d
+            for d in batch
+            if d.message.offset > done.get((d.message.topic, d.message.partition), -1)
+        ]
+        events = [d.event for d in fresh if d.event is not None]
         if events:
             await conn.execute(f"SET LOCAL search_path TO {target}, public")
             await model.apply(conn, events)
         last: dict[tuple[str, int], int] = {}
-        for message in (*fresh, *skipped):
-            last[(message.topic, message.partition)] = message.offset
+        for item in fresh:
+            last[(item.message.topic, item.message.partition)] = item.message.offset
         if last:
             await conn.execute(
                 f'INSERT INTO {target}.checkpoint (topic, partition, "offset")'
@@ -261,6 +266,10 @@ async def _apply(
                 [tp[1] for tp in last],
                 list(last.values()),
             )
+        # last, so a batch the read model refuses (and that is split) dead-letters nothing
+        for item in fresh:
+            if item.error is not None:
+                await dead_letter(item.message, item.error)
         return len(events)
 
 

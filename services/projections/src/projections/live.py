@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import tempfile
 from collections import Counter
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -21,7 +23,15 @@ from aiokafka import AIOKafkaProducer
 
 from clr_events.consumers.runner import TRANSIENT_ERRORS
 from clr_events.pg import Pool
-from projections.core import DeadLetter, Message, ReadModel, apply_batch, dead_letterer
+from projections.core import (
+    DeadLetter,
+    Decoded,
+    Message,
+    ReadModel,
+    apply_batch,
+    dead_letterer,
+    decode_batch,
+)
 from projections.settings import ProjectionSettings
 
 log = logging.getLogger(__name__)
@@ -49,6 +59,8 @@ class LiveProjections:
             web_enabled=False,
             autodiscover=False,
             store="memory://",
+            # faust makes this folder even for in-memory tables: not in the working directory
+            datadir=str(Path(tempfile.gettempdir()) / "clr-faust" / "{conf.name}-data"),
             topic_disable_leader=True,
             topic_allow_declare=False,
             consumer_auto_offset_reset="earliest",
@@ -74,7 +86,7 @@ class LiveProjections:
             async for events in stream.take_events(
                 self._settings.batch_max, within=self._settings.batch_within_seconds
             ):
-                messages = [
+                batch = decode_batch(
                     Message(
                         e.message.topic,
                         e.message.partition,
@@ -84,20 +96,16 @@ class LiveProjections:
                         list(e.message.headers or ()),
                     )
                     for e in events
-                ]
-                await self._apply(model, messages, dead_letter)
+                )
+                await self._apply(model, batch, dead_letter)
 
         self.app.agent(topic, name=f"projections.{model.name}", concurrency=1)(project)
 
-    async def _apply(
-        self, model: ReadModel, messages: list[Message], dead_letter: DeadLetter
-    ) -> None:
+    async def _apply(self, model: ReadModel, batch: list[Decoded], dead_letter: DeadLetter) -> None:
         delay = 0.1
         while True:
             try:
-                self.applied[model.name] += await apply_batch(
-                    self._pool, model, messages, dead_letter
-                )
+                self.applied[model.name] += await apply_batch(self._pool, model, batch, dead_letter)
                 self.failing.pop(model.name, None)
                 return
             except Exception as error:

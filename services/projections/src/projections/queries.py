@@ -247,7 +247,7 @@ async def feed_page(conn: Connection, after: int, limit: int) -> tuple[int, list
     """(head, structured CloudEvents after ``after`` up to the head, in position order)."""
     head = await feed_head(conn)
     rows = await conn.fetch(
-        f"SELECT document::text AS d FROM {V}.labels_feed WHERE position > $1"
+        f"SELECT document AS d FROM {V}.labels_feed WHERE position > $1"
         " AND position <= $2 ORDER BY position LIMIT $3",
         after,
         head,

@@ -1,0 +1,121 @@
+"""Applying a batch to a read model on the real PostgreSQL: effectively once, and a message
+the read model refuses is found and dead-lettered once, without losing the others."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
+
+import asyncpg
+import pytest
+
+from clr_events.codec import to_kafka
+from clr_events.contracts import collaboration
+from clr_events.envelope import Envelope
+from clr_events.errors import EnvelopeError
+from clr_events.pg import Connection, Pool
+from clr_events.registry import registry
+from projections.core import (
+    Event,
+    Message,
+    apply_batch,
+    checkpoints,
+    create_generation,
+    decode_batch,
+    generation_schema,
+)
+from projections.read_models.labels import LabelRegister, _advance_feed_head
+
+
+class Notes:
+    """A read model of one table that refuses organisations named ``refused``."""
+
+    topics: tuple[str, ...] = ("test.events",)
+    tables: dict[str, str] = {
+        "notes": "position bigint PRIMARY KEY, org_id text NOT NULL CHECK (org_id <> 'refused')"
+    }
+    indexes: tuple[str, ...] = ()
+
+    def __init__(self) -> None:
+        self.name = f"t{uuid.uuid4().hex[:10]}"
+
+    async def apply(self, conn: Connection, events: list[Event]) -> None:
+        await conn.executemany(
+            "INSERT INTO notes VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            [(e.envelope.globalposition, e.contract.org_id) for e in events],  # type: ignore[attr-defined]
+        )
+
+
+def registered(offset: int, org_id: str) -> Message:
+    type_ = registry.type_of(collaboration.OrganisationRegistered)
+    record = to_kafka(
+        Envelope(
+            id=str(uuid.uuid4()),
+            source="/collaboration",
+            type=type_,
+            subject=f"organisation:{org_id}",
+            time=datetime.now(UTC),
+            data={"org_id": org_id, "name": org_id, "country": "DE", "sector": "Energy"},
+            streamversion=1,
+            globalposition=offset + 1,
+        )
+    )
+    return Message("test.events", 0, offset, record.key, record.value, record.headers)
+
+
+@pytest.fixture
+async def notes(pool: Pool) -> AsyncIterator[Notes]:
+    model = Notes()
+    async with pool.acquire() as conn:
+        await create_generation(conn, model, 1)
+    yield model
+    await pool.execute(f"DROP SCHEMA IF EXISTS {generation_schema(model, 1)} CASCADE")
+
+
+async def test_a_refused_and_an_undecodable_message_are_dead_lettered_once_each(
+    pool: Pool, notes: Notes
+) -> None:
+    good, undecodable = registered(0, "o-1"), dataclasses.replace(registered(1, "o-2"), value=b"{")
+    batch = decode_batch([good, undecodable, registered(2, "refused"), registered(3, "o-4")])
+    dead: list[tuple[int, type[BaseException]]] = []
+
+    async def dead_letter(message: Message, error: BaseException) -> None:
+        dead.append((message.offset, type(error)))
+
+    schema = generation_schema(notes, 1)
+    assert await apply_batch(pool, notes, batch, dead_letter, schema=schema) == 2
+    assert sorted(dead) == [(1, EnvelopeError), (2, asyncpg.CheckViolationError)]
+    rows = await pool.fetch(f"SELECT position, org_id FROM {schema}.notes ORDER BY position")
+    assert [tuple(r) for r in rows] == [(1, "o-1"), (4, "o-4")]
+    async with pool.acquire() as conn:
+        assert await checkpoints(conn, schema) == {("test.events", 0): 3}
+
+    # the same batch again (Kafka redelivers after a crash): nothing applied, nothing sent
+    assert await apply_batch(pool, notes, batch, dead_letter, schema=schema) == 0
+    assert len(dead) == 2
+
+
+async def feed_head_after(conn: Connection, rows: Sequence[tuple[int, int | None]]) -> int:
+    await conn.executemany(
+        "INSERT INTO feed VALUES ($1, $2, 'label_decisions.LabelAwarded.v1', 'o', '{}')", rows
+    )
+    await _advance_feed_head(conn)
+    return int(await conn.fetchval("SELECT head FROM feed_head"))
+
+
+async def test_the_feed_head_follows_the_prevposition_chain_to_its_first_hole(
+    pool: Pool, schema: str
+) -> None:
+    tables = LabelRegister.tables
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(f"CREATE SCHEMA {schema}; SET LOCAL search_path TO {schema}")
+        for table in ("feed", "feed_head"):
+            await conn.execute(f"CREATE TABLE {table} ({tables[table]})")
+        assert await feed_head_after(conn, []) == 0
+        # positions 2, 4 and 6 were private: the chain is 0 -> 1 -> 3 -> 5 -> 7
+        assert await feed_head_after(conn, [(3, 1), (1, 0)]) == 3  # arrived out of order
+        assert await feed_head_after(conn, [(7, 5)]) == 3  # 5 is still missing
+        assert await feed_head_after(conn, [(5, 3)]) == 7
+        assert await feed_head_after(conn, [(9, None)]) == 7  # no prevposition: chain ends
