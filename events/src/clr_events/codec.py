@@ -91,11 +91,11 @@ def from_kafka(key: bytes | None, value: bytes | None, headers: Any) -> Envelope
     Raises:
         EnvelopeError: a required attribute is missing or invalid, or the value is not JSON.
     """
-    fields: dict[str, Any] = {}
-    for name, raw in headers or ():
-        field = _FIELD_OF_HEADER.get(name)
-        if field is not None and raw is not None:
-            fields[field] = raw.decode("utf-8", errors="replace")
+    fields: dict[str, Any] = {
+        field: raw.decode("utf-8", errors="replace")
+        for name, raw in headers or ()
+        if (field := _FIELD_OF_HEADER.get(name)) is not None and raw is not None
+    }
     if "subject" not in fields and key is not None:
         fields["subject"] = key.decode("utf-8", errors="replace")
     try:

@@ -20,6 +20,7 @@ from clr_events.registry import registry
 from projections.core import (
     Event,
     Message,
+    Record,
     apply_batch,
     checkpoints,
     create_generation,
@@ -48,7 +49,7 @@ class Notes:
         )
 
 
-def registered(offset: int, org_id: str) -> Message:
+def registered(offset: int, org_id: str) -> Record:
     type_ = registry.type_of(collaboration.OrganisationRegistered)
     record = to_kafka(
         Envelope(
@@ -62,7 +63,7 @@ def registered(offset: int, org_id: str) -> Message:
             globalposition=offset + 1,
         )
     )
-    return Message("test.events", 0, offset, record.key, record.value, record.headers)
+    return Record("test.events", 0, offset, record.key, record.value, record.headers)
 
 
 @pytest.fixture

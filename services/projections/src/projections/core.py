@@ -37,9 +37,27 @@ CONTROL = "projections"
 """The schema of the views and of the table that names each read model's active generation."""
 
 
+class Message(Protocol):
+    """A Kafka record as the projections need it: aiokafka's ``ConsumerRecord`` is one (the
+    rebuild applies those as they come), and so is a ``Record``."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def headers(self) -> Sequence[tuple[str, bytes]]: ...
+
+
 @dataclass(frozen=True, slots=True)
-class Message:
-    """A Kafka record as the projections need it, whichever client fetched it."""
+class Record:
+    """A Kafka record made from another client's message (faust's, in the live agents)."""
 
     topic: str
     partition: int

@@ -26,8 +26,8 @@ from clr_events.pg import Pool
 from projections.core import (
     DeadLetter,
     Decoded,
-    Message,
     ReadModel,
+    Record,
     apply_batch,
     dead_letterer,
     decode_batch,
@@ -87,7 +87,7 @@ class LiveProjections:
                 self._settings.batch_max, within=self._settings.batch_within_seconds
             ):
                 batch = decode_batch(
-                    Message(
+                    Record(
                         e.message.topic,
                         e.message.partition,
                         e.message.offset,
