@@ -53,14 +53,16 @@ class LiveProjections:
         self.applied: Counter[str] = Counter()
         self.dead_lettered: Counter[str] = Counter()
         self.failing: dict[str, str] = {}
+        # faust makes a data folder even for in-memory tables: not in the working directory
+        datadir = Path(tempfile.gettempdir()) / "clr-faust"
+        datadir.mkdir(exist_ok=True)
         self.app = faust.App(
             settings.topic(settings.consumer_group),
             broker=f"kafka://{settings.kafka_bootstrap_servers}",
             web_enabled=False,
             autodiscover=False,
             store="memory://",
-            # faust makes this folder even for in-memory tables: not in the working directory
-            datadir=str(Path(tempfile.gettempdir()) / "clr-faust" / "{conf.name}-data"),
+            datadir=str(datadir / "{conf.name}-data"),
             topic_disable_leader=True,
             topic_allow_declare=False,
             consumer_auto_offset_reset="earliest",
