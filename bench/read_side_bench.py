@@ -42,7 +42,7 @@ from clr_events.codec import to_kafka
 from clr_events.contracts import collaboration, label_decisions
 from clr_events.envelope import Envelope, schema_uri
 from clr_events.kafka.producer import new_producer
-from clr_events.kafka.topics import ensure_topics, load_specs
+from clr_events.kafka.topics import TopicSpec, ensure_topics, load_specs
 from clr_events.registry import registry
 from clr_events.settings import ConnectionSettings
 from projections.core import create_generation
@@ -339,6 +339,43 @@ def rates(runs: list[dict[str, float]]) -> str:
     return ", ".join(f"{r['rate']:,.0f}" for r in runs)
 
 
+async def install(base: ConnectionSettings) -> ConnectionSettings:
+    """A fresh installation: its own database and its own topics (``CLR_INSTANCE``)."""
+    name = f"clr_bench_{uuid.uuid4().hex[:8]}"
+    settings = ConnectionSettings(
+        database_url=_database(base.database_url, name),
+        kafka_bootstrap_servers=base.kafka_bootstrap_servers,
+        instance=name.replace("_", ""),
+    )
+    conn = await asyncpg.connect(base.database_url)
+    try:
+        await conn.execute(f"CREATE DATABASE {name}")
+    finally:
+        await conn.close()
+    await ensure_topics(base.kafka_bootstrap_servers, _specs(settings))
+    return settings
+
+
+async def uninstall(base: ConnectionSettings, settings: ConnectionSettings) -> None:
+    """Drop an installation's database and delete its topics."""
+    conn = await asyncpg.connect(base.database_url)
+    try:
+        name = urlsplit(settings.database_url).path.lstrip("/")
+        await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    finally:
+        await conn.close()
+    admin = AIOKafkaAdminClient(bootstrap_servers=base.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        await admin.delete_topics([spec.name for spec in _specs(settings)])
+    finally:
+        await admin.close()
+
+
+def _specs(settings: ConnectionSettings) -> list[TopicSpec]:
+    return load_specs(ROOT / "deploy/kafka/topics.toml", settings.instance)
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, default=100.0)
@@ -349,46 +386,42 @@ async def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     base = ConnectionSettings()
-    name = f"clr_bench_{uuid.uuid4().hex[:8]}"
-    instance = name.replace("_", "")
-    settings = ConnectionSettings(
-        database_url=_database(base.database_url, name),
-        kafka_bootstrap_servers=base.kafka_bootstrap_servers,
-        instance=instance,
-    )
-    specs = load_specs(ROOT / "deploy/kafka/topics.toml", instance)
-    admin_conn = await asyncpg.connect(base.database_url)
-    await admin_conn.execute(f"CREATE DATABASE {name}")
-    await ensure_topics(base.kafka_bootstrap_servers, specs)
-    secret = secrets.token_hex(32)
     results: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}}
-    running = supervisor.start(
-        Path(tempfile.mkdtemp(prefix="clr-bench-")),
-        ports=PORTS,
-        env={
-            "CLR_DATABASE_URL": settings.database_url,
-            "CLR_KAFKA_BOOTSTRAP_SERVERS": base.kafka_bootstrap_servers,
-            "CLR_JWT_SECRET": secret,
-            "CLR_LOG_LEVEL": "WARNING",
-            "CLR_INSTANCE": instance,
-        },
-    )
+    # the latency run and the rebuild each on their own installation: the synthetic
+    # history's positions would collide with the real events of the latency run
+    settings = await install(base)
     try:
-        async with httpx.AsyncClient(
-            timeout=30.0, limits=httpx.Limits(max_connections=200)
-        ) as client:
-            system = System(
-                running.urls,
-                client,
-                base.kafka_bootstrap_servers,
-                secret,
-                instance,
-                settings.database_url,
-            )
-            print(f"latency: {args.rate:.0f} commands/s for {args.seconds:.0f} s ...", flush=True)
-            results["latency"] = await latency(system, args.labels, args.rate, args.seconds)
+        secret = secrets.token_hex(32)
+        running = supervisor.start(
+            Path(tempfile.mkdtemp(prefix="clr-bench-")),
+            ports=PORTS,
+            env={
+                "CLR_DATABASE_URL": settings.database_url,
+                "CLR_KAFKA_BOOTSTRAP_SERVERS": base.kafka_bootstrap_servers,
+                "CLR_JWT_SECRET": secret,
+                "CLR_LOG_LEVEL": "WARNING",
+                "CLR_INSTANCE": settings.instance,
+            },
+        )
+        try:
+            async with httpx.AsyncClient(
+                timeout=30.0, limits=httpx.Limits(max_connections=200)
+            ) as client:
+                system = System(
+                    running.urls,
+                    client,
+                    base.kafka_bootstrap_servers,
+                    secret,
+                    settings.instance,
+                    settings.database_url,
+                )
+                print(f"latency: {args.rate:.0f} commands/s for {args.seconds:.0f} s", flush=True)
+                results["latency"] = await latency(system, args.labels, args.rate, args.seconds)
+        finally:
+            running.stop()
     finally:
-        running.stop()
+        await uninstall(base, settings)
+    settings = await install(base)
     try:
         print(f"rebuild: writing a history of {args.orgs} organisations ...", flush=True)
         results["history_events"] = await write_history(
@@ -404,12 +437,7 @@ async def main() -> None:
         results["rebuild"] = runs
         results["rebuilt_rows"] = {table: len(table_rows) for table, table_rows in rows.items()}
     finally:
-        await admin_conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        await admin_conn.close()
-        admin = AIOKafkaAdminClient(bootstrap_servers=base.kafka_bootstrap_servers)
-        await admin.start()
-        await admin.delete_topics([spec.name for spec in specs])
-        await admin.close()
+        await uninstall(base, settings)
     lat = results["latency"]
     ours = statistics.median(r["rate"] for r in runs["rebuild"])
     top = statistics.median(r["rate"] for r in runs["ceiling"])

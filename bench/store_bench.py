@@ -193,13 +193,9 @@ async def bench_read_all(pool: Pool, repeats: int) -> list[float]:
     rates = []
     for _ in range(repeats):
         gc.collect()  # start from a clean heap, not the garbage of the write phases
-        start, position, count = time.perf_counter(), 0, 0
-        while True:
-            page = await store.read_all(position, 5000)
-            if not page:
-                break
+        start, count = time.perf_counter(), 0
+        async for page in store.replay(0, 5000):
             count += len(page)
-            position = page[-1].position
         rates.append(count / (time.perf_counter() - start))
     print(f"  read all: {head} events, {statistics.median(rates):,.0f} decoded events/s")
     return rates

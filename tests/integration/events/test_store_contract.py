@@ -144,6 +144,15 @@ async def test_read_all_pages_in_position_order(subject: Subject) -> None:
     assert await store.read_all(after_position=10) == []
 
 
+async def test_replay_gives_every_event_once_in_position_order_by_pages(subject: Subject) -> None:
+    store = subject.store
+    for i in range(7):
+        await store.append(f"org-{i % 3}", ANY, events(1, batch=i))
+    pages = [[e.position for e in page] async for page in store.replay(after_position=2, page=2)]
+    assert pages == [[3, 4], [5, 6], [7]]
+    assert [page async for page in store.replay(after_position=7)] == []
+
+
 async def test_fifty_concurrent_appends_at_one_version_exactly_one_wins_whole(
     subject: Subject,
 ) -> None:

@@ -8,7 +8,7 @@ that tails by position never skips an event, and an auditor can prove that nothi
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, NamedTuple, Protocol
@@ -143,6 +143,11 @@ class EventStore(Protocol):
 
     async def read_all(self, after_position: int = 0, limit: int = 1000) -> list[StoredEvent]:
         """Up to ``limit`` events with a position above ``after_position``, in position order."""
+        ...
+
+    def replay(self, after_position: int = 0, page: int = 5000) -> AsyncIterator[list[StoredEvent]]:
+        """Every event above ``after_position`` in position order, a page at a time, up to
+        the head as it is when each page is read (a replay for a rebuild or an audit)."""
         ...
 
     async def head_position(self) -> int:

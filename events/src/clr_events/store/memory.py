@@ -8,7 +8,7 @@ suite (tests/integration/events/test_store_contract.py).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 
 import orjson
@@ -85,6 +85,14 @@ class InMemoryEventStore:
     async def read_all(self, after_position: int = 0, limit: int = 1000) -> list[StoredEvent]:
         """Up to ``limit`` events above ``after_position``, in position order."""
         return [_to_stored(row) for row in self.rows[after_position : after_position + limit]]
+
+    async def replay(
+        self, after_position: int = 0, page: int = 5000
+    ) -> AsyncIterator[list[StoredEvent]]:
+        """Every event above ``after_position``, a page at a time, in position order."""
+        while events := await self.read_all(after_position, page):
+            yield events
+            after_position = events[-1].position
 
     async def head_position(self) -> int:
         """The highest position (0 for an empty store)."""

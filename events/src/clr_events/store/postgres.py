@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from importlib import resources
 
@@ -243,6 +243,28 @@ class PostgresEventStore:
             limit,
         )
         return [_to_stored(row) for row in rows]
+
+    async def replay(
+        self, after_position: int = 0, page: int = 5000
+    ) -> AsyncIterator[list[StoredEvent]]:
+        """Every event above ``after_position``, a page at a time, in position order.
+
+        The next page's query is sent as soon as a page's rows arrive, before they are
+        decoded, so PostgreSQL reads the next page while Python decodes this one. Positions
+        are contiguous and commit-ordered, so paging by position skips nothing.
+        """
+        query = (
+            f"SELECT {_COLUMNS} FROM {self._schema}.event_store"
+            " WHERE position > $1 ORDER BY position LIMIT $2"
+        )
+        pending = asyncio.ensure_future(self._pool.fetch(query, after_position, page))
+        try:
+            while rows := await pending:
+                pending = asyncio.ensure_future(self._pool.fetch(query, rows[-1][0], page))
+                yield [_to_stored(row) for row in rows]
+        finally:
+            pending.cancel()
+            await asyncio.gather(pending, return_exceptions=True)
 
     async def head_position(self) -> int:
         """The highest committed position (0 for an empty store)."""
