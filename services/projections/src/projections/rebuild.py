@@ -108,7 +108,7 @@ async def rebuild(
     )
     await consumer.start()
     dead = dead_letterer(producer, settings, model, Counter())
-    decoded: asyncio.Queue[list[Decoded]] = asyncio.Queue(maxsize=2)
+    decoded: asyncio.Queue[list[Decoded]] = asyncio.Queue(maxsize=4)
     started = time.perf_counter()
     messages = applied = batches = 0
     gc.disable()  # see the module's docstring
