@@ -70,6 +70,10 @@ async def test_an_award_reaches_the_list_counts_page_feed_and_snapshot_then_a_wi
     assert exported.headers["content-type"].startswith("text/csv")
     assert [r["org_id"] for r in rows] == [org] and rows[0]["valid_until"] == "2027-06-30"
 
+    # and the page reaches a slow connection compressed (httpx asks for gzip)
+    page = await system.get("projections", f"/?q={org}")
+    assert page.headers["content-encoding"] == "gzip" and f"Cluster {org}" in page.text
+
     # and counts as of a day count it only inside its validity
     before = await public(system, "/api/counts?on=2025-06-01")
     during = await public(system, "/api/counts?on=2025-07-01")

@@ -8,6 +8,7 @@ import logging
 
 import asyncpg
 from fastapi import FastAPI
+from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.staticfiles import StaticFiles
 from faust.contrib.asgi import faust_app_running
 
@@ -143,5 +144,7 @@ def build() -> FastAPI:
         " expert register, organisation pages, exports, and the public feed of label events.",
         routers=[api.router, web.router],
     )
+    # pages, lists and exports go compressed; Server-Sent Events (excluded by default) do not
+    app.add_middleware(GZipMiddleware, minimum_size=1024)
     app.mount("/static", StaticFiles(directory=web.STATIC), name="static")
     return app
