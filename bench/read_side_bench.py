@@ -29,20 +29,18 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer
-from aiokafka.admin import AIOKafkaAdminClient
 
 from bench.store_bench import percentile
 from clr_dev import supervisor
+from clr_dev.installation import install, service_env, uninstall
 from clr_events.codec import to_kafka
 from clr_events.contracts import collaboration, label_decisions
 from clr_events.envelope import Envelope, schema_uri
 from clr_events.kafka.producer import new_producer
-from clr_events.kafka.topics import TopicSpec, ensure_topics, load_specs
 from clr_events.registry import registry
 from clr_events.settings import ConnectionSettings
 from projections.core import create_generation
@@ -55,10 +53,6 @@ from tests.e2e.conftest import System
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "read_side_bench.json"
 PORTS = {name: port + 100 for name, port in supervisor.SERVICES.items()}
-
-
-def _database(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
 
 
 async def latency(system: System, labels: int, rate: float, seconds: float) -> dict[str, Any]:
@@ -339,43 +333,6 @@ def rates(runs: list[dict[str, float]]) -> str:
     return ", ".join(f"{r['rate']:,.0f}" for r in runs)
 
 
-async def install(base: ConnectionSettings) -> ConnectionSettings:
-    """A fresh installation: its own database and its own topics (``CLR_INSTANCE``)."""
-    name = f"clr_bench_{uuid.uuid4().hex[:8]}"
-    settings = ConnectionSettings(
-        database_url=_database(base.database_url, name),
-        kafka_bootstrap_servers=base.kafka_bootstrap_servers,
-        instance=name.replace("_", ""),
-    )
-    conn = await asyncpg.connect(base.database_url)
-    try:
-        await conn.execute(f"CREATE DATABASE {name}")
-    finally:
-        await conn.close()
-    await ensure_topics(base.kafka_bootstrap_servers, _specs(settings))
-    return settings
-
-
-async def uninstall(base: ConnectionSettings, settings: ConnectionSettings) -> None:
-    """Drop an installation's database and delete its topics."""
-    conn = await asyncpg.connect(base.database_url)
-    try:
-        name = urlsplit(settings.database_url).path.lstrip("/")
-        await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    finally:
-        await conn.close()
-    admin = AIOKafkaAdminClient(bootstrap_servers=base.kafka_bootstrap_servers)
-    await admin.start()
-    try:
-        await admin.delete_topics([spec.name for spec in _specs(settings)])
-    finally:
-        await admin.close()
-
-
-def _specs(settings: ConnectionSettings) -> list[TopicSpec]:
-    return load_specs(ROOT / "deploy/kafka/topics.toml", settings.instance)
-
-
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, default=100.0)
@@ -389,19 +346,13 @@ async def main() -> None:
     results: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}}
     # the latency run and the rebuild each on their own installation: the synthetic
     # history's positions would collide with the real events of the latency run
-    settings = await install(base)
+    settings = await install(base, "clr_bench")
     try:
         secret = secrets.token_hex(32)
         running = supervisor.start(
             Path(tempfile.mkdtemp(prefix="clr-bench-")),
             ports=PORTS,
-            env={
-                "CLR_DATABASE_URL": settings.database_url,
-                "CLR_KAFKA_BOOTSTRAP_SERVERS": base.kafka_bootstrap_servers,
-                "CLR_JWT_SECRET": secret,
-                "CLR_LOG_LEVEL": "WARNING",
-                "CLR_INSTANCE": settings.instance,
-            },
+            env=service_env(settings, secret),
         )
         try:
             async with httpx.AsyncClient(
@@ -421,7 +372,7 @@ async def main() -> None:
             running.stop()
     finally:
         await uninstall(base, settings)
-    settings = await install(base)
+    settings = await install(base, "clr_bench")
     try:
         print(f"rebuild: writing a history of {args.orgs} organisations ...", flush=True)
         results["history_events"] = await write_history(

@@ -9,26 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
 from clr_dev import supervisor
+from clr_dev.installation import install, service_env, uninstall
 from clr_events.codec import from_kafka
 from clr_events.envelope import Envelope
-from clr_events.kafka.topics import ensure_topics, load_specs
 from clr_events.service.auth import AuthSettings, mint
+from clr_events.settings import ConnectionSettings
 
-ROOT = Path(__file__).resolve().parents[2]
 PORTS = {"collaboration": 18101, "training_certification": 18102, "assessments": 18103}
 PORTS["label_decisions"] = 18104
 PORTS["projections"] = 18100
@@ -78,10 +73,16 @@ class System:
                 raise AssertionError(f"timed out waiting for {what}")
             await asyncio.sleep(0.3)
 
-    async def events(
-        self, topic: str, subject_prefix: str, *, at_least: int, timeout: float = 60.0
-    ) -> list[Envelope]:
-        """The envelopes on ``topic`` whose subject starts with the prefix, from offset zero."""
+    async def records(
+        self,
+        topic: str,
+        keep: Callable[[ConsumerRecord[bytes, bytes]], bool],
+        *,
+        at_least: int = 1,
+        timeout: float = 60.0,
+    ) -> list[ConsumerRecord[bytes, bytes]]:
+        """The records on ``topic`` that ``keep`` accepts, from offset zero, once there are
+        ``at_least`` of them (or what there is at the timeout)."""
         consumer = AIOKafkaConsumer(
             self.topic(topic),
             bootstrap_servers=self.kafka,
@@ -90,23 +91,25 @@ class System:
             group_id=None,
         )
         await consumer.start()
-        found: list[Envelope] = []
+        found: list[ConsumerRecord[bytes, bytes]] = []
         try:
             deadline = asyncio.get_running_loop().time() + timeout
             while len(found) < at_least and asyncio.get_running_loop().time() < deadline:
                 for batch in (await consumer.getmany(timeout_ms=500)).values():
-                    for record in batch:
-                        envelope = from_kafka(record.key, record.value, record.headers)
-                        if envelope.subject.startswith(subject_prefix):
-                            found.append(envelope)
+                    found += [record for record in batch if keep(record)]
         finally:
             await consumer.stop()
         return found
 
-
-def _with_database(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=f"/{name}"))
+    async def events(
+        self, topic: str, subject_prefix: str, *, at_least: int, timeout: float = 60.0
+    ) -> list[Envelope]:
+        """The envelopes on ``topic`` whose subject (the key) starts with the prefix."""
+        prefix = subject_prefix.encode()
+        records = await self.records(
+            topic, lambda r: (r.key or b"").startswith(prefix), at_least=at_least, timeout=timeout
+        )
+        return [from_kafka(r.key, r.value, r.headers) for r in records]
 
 
 @dataclass(frozen=True)
@@ -124,49 +127,19 @@ def running_system(
     database_url: str, kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Running]:
     """Every service as its own process, on a fresh database and fresh topics."""
-    name = f"clr_e2e_{uuid.uuid4().hex[:8]}"
-    instance = name.replace("_", "")
-    specs = load_specs(ROOT / "deploy/kafka/topics.toml", instance)
-
-    async def prepare() -> None:
-        conn = await asyncpg.connect(database_url)
-        try:
-            await conn.execute(f"CREATE DATABASE {name}")
-        finally:
-            await conn.close()
-        await ensure_topics(kafka_bootstrap, specs)
-
-    async def drop() -> None:
-        conn = await asyncpg.connect(database_url)
-        try:
-            await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        finally:
-            await conn.close()
-        admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-        await admin.start()
-        try:
-            await admin.delete_topics([spec.name for spec in specs])
-        finally:
-            await admin.close()
-
-    asyncio.run(prepare())
+    base = ConnectionSettings(database_url=database_url, kafka_bootstrap_servers=kafka_bootstrap)
+    settings = asyncio.run(install(base, "clr_e2e"))
     secret = secrets.token_hex(32)
     running = supervisor.start(
         tmp_path_factory.mktemp("service-logs"),
         ports=PORTS,
-        env={
-            "CLR_DATABASE_URL": _with_database(database_url, name),
-            "CLR_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-            "CLR_JWT_SECRET": secret,
-            "CLR_LOG_LEVEL": "WARNING",
-            "CLR_INSTANCE": instance,
-        },
+        env=service_env(settings, secret),
     )
     try:
-        yield Running(running.urls, secret, instance, _with_database(database_url, name))
+        yield Running(running.urls, secret, settings.instance, settings.database_url)
     finally:
         running.stop()
-        asyncio.run(drop())
+        asyncio.run(uninstall(base, settings))
 
 
 @pytest.fixture

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import uuid
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
 from projections.queries import PUBLIC_COLUMNS
 from tests.e2e import scenario
@@ -26,22 +25,11 @@ async def public(system: System, path: str) -> Any:
 
 async def snapshots(system: System, org: str, timeout: float = 30.0) -> list[dict[str, Any]]:
     """Every ``label_decisions.current`` value keyed by the organisation, oldest first."""
-    consumer = AIOKafkaConsumer(
-        system.topic("label_decisions.current"),
-        bootstrap_servers=system.kafka,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
+    key = org.encode()
+    records = await system.records(
+        "label_decisions.current", lambda r: r.key == key, timeout=timeout
     )
-    await consumer.start()
-    found: list[dict[str, Any]] = []
-    try:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while not found and asyncio.get_running_loop().time() < deadline:
-            for batch in (await consumer.getmany(timeout_ms=500)).values():
-                found += [orjson.loads(r.value) for r in batch if r.key == org.encode()]
-    finally:
-        await consumer.stop()
-    return found
+    return [orjson.loads(r.value) for r in records]
 
 
 async def test_an_award_reaches_the_list_counts_page_feed_and_snapshot_then_a_withdrawal(
@@ -158,22 +146,8 @@ async def test_a_poison_message_is_dead_lettered_and_the_next_event_still_projec
 
     # then the good one is projected and the poison waits in the read model's dead letters
     await scenario.listed(system, org)
-    consumer = AIOKafkaConsumer(
-        system.topic("projections.labels.dlq"),
-        bootstrap_servers=system.kafka,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    try:
-        dead = []
-        for _ in range(20):
-            for batch in (await consumer.getmany(timeout_ms=500)).values():
-                dead += [r for r in batch if r.key == poison.encode()]
-            if dead:
-                break
-    finally:
-        await consumer.stop()
+    key = poison.encode()
+    dead = await system.records("projections.labels.dlq", lambda r: r.key == key, timeout=10)
     (record,) = dead
     headers = dict(record.headers)
     assert headers["dlq_error_type"] == b"EnvelopeError"

@@ -21,38 +21,11 @@ from typing import Any
 
 import httpx
 
+from clr_events.countries import EU_MEMBER_STATES
 from clr_events.months import add_months
 from clr_events.service.auth import AuthSettings, mint
 
-EU = [
-    "AT",
-    "BE",
-    "BG",
-    "HR",
-    "CY",
-    "CZ",
-    "DK",
-    "EE",
-    "FI",
-    "FR",
-    "DE",
-    "GR",
-    "HU",
-    "IE",
-    "IT",
-    "LV",
-    "LT",
-    "LU",
-    "MT",
-    "NL",
-    "PL",
-    "PT",
-    "RO",
-    "SK",
-    "SI",
-    "ES",
-    "SE",
-]
+EU = list(EU_MEMBER_STATES)
 OTHERS = [
     "NO",
     "IS",

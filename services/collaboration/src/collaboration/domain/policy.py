@@ -6,37 +6,9 @@ from dataclasses import dataclass
 
 import pycountry
 
-EU_MEMBER_STATES = frozenset(
-    [
-        "AT",
-        "BE",
-        "BG",
-        "HR",
-        "CY",
-        "CZ",
-        "DK",
-        "EE",
-        "FI",
-        "FR",
-        "DE",
-        "GR",
-        "HU",
-        "IE",
-        "IT",
-        "LV",
-        "LT",
-        "LU",
-        "MT",
-        "NL",
-        "PL",
-        "PT",
-        "RO",
-        "SK",
-        "SI",
-        "ES",
-        "SE",
-    ]
-)
+import clr_events.countries
+
+EU_MEMBER_STATES = frozenset(clr_events.countries.EU_MEMBER_STATES)
 
 
 @dataclass(frozen=True)
