@@ -21,6 +21,8 @@ async def test_the_label_register_is_rebuilt_beside_the_live_one_and_swapped_in(
     org, person = await scenario.bronze_label(system, "SI", "HR", "2025-05-03", "2025-05-20")
     await scenario.listed(system, org)
     before = (await system.get("projections", "/api/counts?on=2025-12-31")).json()
+    feed_before = (await system.get("projections", "/api/feed?limit=1000")).json()
+    assert feed_before["head"] > 0 and feed_before["events"]
     generation = {
         m["name"]: m["generation"]
         for m in (await system.get("projections", "/read-models")).json()["read_models"]
@@ -63,6 +65,8 @@ async def test_the_label_register_is_rebuilt_beside_the_live_one_and_swapped_in(
     assert next(r["state"] for r in models["rebuilds"] if r["name"] == "labels") == "swapped"
     after = (await system.get("projections", "/api/counts?on=2025-12-31")).json()
     assert after == before
+    # the feed, its head settled once at the swap, is the same
+    assert (await system.get("projections", "/api/feed?limit=1000")).json() == feed_before
     assert answers and set(answers) == {200}
     assert progress[-1].startswith("labels: generation")
 

@@ -9,8 +9,9 @@ not used on the hot path, where these few lines are several times faster.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -20,28 +21,12 @@ from clr_events.envelope import Envelope
 from clr_events.errors import EnvelopeError
 
 _REQUIRED = frozenset(
-    {
-        "specversion",
-        "id",
-        "source",
-        "type",
-        "subject",
-        "time",
-        "streamversion",
-        "globalposition",
-    }
+    {"specversion", "id", "source", "type", "subject", "time", "streamversion", "globalposition"}
 )
+_REQUIRED_HEADERS = frozenset(f"ce_{name}" for name in _REQUIRED)
 
-
-_FIELD_OF_HEADER = {
-    **{
-        f"ce_{name}": name
-        for name in Envelope.model_fields
-        if name not in ("data", "datacontenttype")
-    },
-    "content-type": "datacontenttype",
-}
-"""Kafka header -> envelope field; other headers (and unknown extensions) are ignored."""
+_VALIDATOR = Envelope.__pydantic_validator__
+_ZERO = timedelta(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,33 +73,38 @@ def to_kafka(envelope: Envelope) -> KafkaRecord:
 def from_kafka(key: bytes | None, value: bytes | None, headers: Any) -> Envelope:
     """Decode a binary-mode Kafka record.
 
+    The headers are validated as they come, by the envelope's aliases (pydantic reads the
+    UTF-8 of each): headers that name no attribute are ignored, and so are attribute names
+    without the ``ce_`` prefix.
+
     Raises:
         EnvelopeError: a required attribute is missing or invalid, or the value is not JSON.
     """
-    fields: dict[str, Any] = {
-        field: raw.decode("utf-8", errors="replace")
-        for name, raw in headers or ()
-        if (field := _FIELD_OF_HEADER.get(name)) is not None and raw is not None
-    }
-    if "subject" not in fields and key is not None:
-        fields["subject"] = key.decode("utf-8", errors="replace")
+    fields: dict[str, Any] = dict(headers or ())
+    if "ce_subject" not in fields and key is not None:
+        fields["ce_subject"] = key
     try:
         fields["data"] = orjson.loads(value or b"")
     except orjson.JSONDecodeError as error:
         raise EnvelopeError(f"the value is not JSON: {error}") from None
-    return _validate(fields)
+    if type(fields["data"]) is not dict:
+        raise EnvelopeError("the value is not a JSON object")
+    if missing := _REQUIRED_HEADERS.difference(fields):
+        raise _missing(header.removeprefix("ce_") for header in missing)
+    # the two constants are checked here: a literal does not take bytes
+    if fields.pop("ce_specversion") != b"1.0":
+        raise EnvelopeError("invalid envelope: specversion must be 1.0")
+    if fields.pop("content-type", b"application/json") != b"application/json":
+        raise EnvelopeError("invalid envelope: datacontenttype must be application/json")
+    return _validate(fields, by_alias=True)
 
 
 def to_structured(envelope: Envelope) -> bytes:
-    """Structured-mode JSON document (``application/cloudevents+json``)."""
-    document: dict[str, Any] = dict(_attributes(envelope))
-    document["streamversion"] = envelope.streamversion
-    document["globalposition"] = envelope.globalposition
-    if envelope.prevposition is not None:
-        document["prevposition"] = envelope.prevposition
-    document["datacontenttype"] = envelope.datacontenttype
-    document["data"] = envelope.data
-    return orjson.dumps(document)
+    """Structured-mode JSON document (``application/cloudevents+json``): every attribute
+    that is set, ``data`` last, the time in UTC as in binary mode (pydantic writes it)."""
+    if envelope.time.utcoffset() != _ZERO:
+        envelope = envelope.model_copy(update={"time": envelope.time.astimezone(UTC)})
+    return envelope.__pydantic_serializer__.to_json(envelope, exclude_none=True)
 
 
 def from_structured(document: bytes | str) -> Envelope:
@@ -129,14 +119,22 @@ def from_structured(document: bytes | str) -> Envelope:
         raise EnvelopeError(f"not JSON: {error}") from None
     if not isinstance(fields, dict):
         raise EnvelopeError("a structured CloudEvent is a JSON object")
-    return _validate(fields)
+    if missing := _REQUIRED.difference(fields):
+        raise _missing(missing)
+    if "data" in fields and type(fields["data"]) is not dict:
+        raise EnvelopeError("invalid envelope: data is not a JSON object")
+    return _validate(fields, by_alias=False)
 
 
-def _validate(fields: dict[str, Any]) -> Envelope:
-    missing = _REQUIRED.difference(fields)
-    if missing:
-        raise EnvelopeError(f"missing CloudEvents attributes: {', '.join(sorted(missing))}")
+def _missing(attributes: Iterable[str]) -> EnvelopeError:
+    return EnvelopeError(f"missing CloudEvents attributes: {', '.join(sorted(attributes))}")
+
+
+def _validate(fields: dict[str, Any], *, by_alias: bool) -> Envelope:
     try:
-        return Envelope.model_validate(fields)
+        envelope: Envelope = _VALIDATOR.validate_python(
+            fields, by_alias=by_alias, by_name=not by_alias
+        )
     except ValidationError as error:
         raise EnvelopeError(f"invalid envelope: {error}") from None
+    return envelope

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, GetPydanticSchema
+from pydantic_core import core_schema
 
 TYPE_PATTERN = re.compile(
     r"^(?P<context>[a-z][a-z_]*)\.(?P<name>[A-Z][A-Za-z0-9]*)\.v(?P<major>[1-9][0-9]*)$"
@@ -30,22 +31,42 @@ def schema_uri(type_: str) -> str:
     return SCHEMA_URI_PREFIX + type_
 
 
+_AS_IT_IS = GetPydanticSchema(lambda _type, _handler: core_schema.any_schema())
+"""Taken and written as it is: ``data`` is not copied on validation (a replay decodes
+millions); the codecs check it is a JSON object, and code that builds an envelope is
+type-checked. (``SkipValidation`` would also serialize it through a Python function.)"""
+
+
+def _header(name: str) -> Any:
+    """The field's binary-mode Kafka header, its alias (``codec.from_kafka`` validates by it)."""
+    return Field(validation_alias=f"ce_{name}")
+
+
 class Envelope(BaseModel):
-    """One public event in CloudEvents 1.0 form."""
+    """One public event in CloudEvents 1.0 form.
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    Each attribute's alias is its Kafka header in binary mode (``ce_<name>``,
+    ``content-type``): the Kafka codec validates the headers as they come, by alias; every
+    other reader validates by name.
+    """
 
-    specversion: Literal["1.0"] = "1.0"
-    id: str = Field(min_length=1)
-    source: str = Field(min_length=1)
-    type: str = Field(pattern=TYPE_PATTERN.pattern)
-    subject: str = Field(min_length=1)
-    time: datetime
-    datacontenttype: Literal["application/json"] = "application/json"
-    dataschema: str | None = None
-    data: dict[str, Any]
-    streamversion: int = Field(ge=1)
-    globalposition: int = Field(ge=1)
-    prevposition: int | None = Field(default=None, ge=0)
-    correlationid: str | None = None
-    causationid: str | None = None
+    model_config = ConfigDict(
+        frozen=True, extra="ignore", validate_by_name=True, validate_by_alias=True
+    )
+
+    specversion: Literal["1.0"] = Field("1.0", validation_alias="ce_specversion")
+    id: Annotated[str, _header("id"), Field(min_length=1)]
+    source: Annotated[str, _header("source"), Field(min_length=1)]
+    type: Annotated[str, _header("type"), Field(pattern=TYPE_PATTERN.pattern)]
+    subject: Annotated[str, _header("subject"), Field(min_length=1)]
+    time: Annotated[datetime, _header("time")]
+    datacontenttype: Literal["application/json"] = Field(
+        "application/json", validation_alias="content-type"
+    )
+    dataschema: Annotated[str | None, _header("dataschema")] = None
+    streamversion: Annotated[int, _header("streamversion"), Field(ge=1)]
+    globalposition: Annotated[int, _header("globalposition"), Field(ge=1)]
+    prevposition: Annotated[int | None, _header("prevposition"), Field(ge=0)] = None
+    correlationid: Annotated[str | None, _header("correlationid")] = None
+    causationid: Annotated[str | None, _header("causationid")] = None
+    data: Annotated[dict[str, Any], _AS_IT_IS] = Field(validation_alias="data")

@@ -115,7 +115,8 @@ class ContractRegistry:
         model = self._models.get((name, major))
         if model is None:
             raise UnknownEventTypeError(f"{type_} is newer than any registered version")
-        return model.model_validate(data)
+        contract: Contract = model.__pydantic_validator__.validate_python(data)
+        return contract
 
 
 registry = ContractRegistry()

@@ -42,6 +42,9 @@ class Notes:
     def __init__(self) -> None:
         self.name = f"t{uuid.uuid4().hex[:10]}"
 
+    async def settle(self, conn: Connection) -> None:
+        """Nothing is derived from the whole."""
+
     async def apply(self, conn: Connection, events: list[Event]) -> None:
         await conn.executemany(
             "INSERT INTO notes VALUES ($1, $2) ON CONFLICT DO NOTHING",

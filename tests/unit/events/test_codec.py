@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
+import orjson
 import pytest
 
 from clr_events.codec import from_kafka, from_structured, to_kafka, to_structured
@@ -59,3 +60,28 @@ def test_an_invalid_attribute_is_refused() -> None:
     headers = [(k, b"not-a-type" if k == "ce_type" else v) for k, v in record.headers]
     with pytest.raises(EnvelopeError, match="invalid envelope"):
         from_kafka(record.key, record.value, headers)
+
+
+def test_headers_are_read_by_their_ce_names_only() -> None:
+    record = to_kafka(ENVELOPE)
+    headers = [("type", b"other.Thing.v1"), ("id", b"spoofed"), ("trace", b"x"), *record.headers]
+    decoded = from_kafka(record.key, record.value, headers)
+    assert (decoded.type, decoded.id) == (ENVELOPE.type, ENVELOPE.id)
+
+
+@pytest.mark.parametrize(
+    ("header", "value"),
+    [("ce_specversion", b"0.3"), ("content-type", b"text/plain")],
+)
+def test_a_record_of_another_version_or_content_type_is_refused(header: str, value: bytes) -> None:
+    record = to_kafka(ENVELOPE)
+    headers = [(k, value if k == header else v) for k, v in record.headers]
+    with pytest.raises(EnvelopeError, match="invalid envelope"):
+        from_kafka(record.key, record.value, headers)
+
+
+def test_the_time_is_written_in_utc() -> None:
+    paris = timezone(timedelta(hours=1))
+    envelope = ENVELOPE.model_copy(update={"time": datetime(2026, 3, 1, 13, 0, tzinfo=paris)})
+    assert orjson.loads(to_structured(envelope))["time"] == "2026-03-01T12:00:00Z"
+    assert dict(to_kafka(envelope).headers)["ce_time"] == b"2026-03-01T12:00:00Z"

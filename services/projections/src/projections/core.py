@@ -17,7 +17,7 @@ import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
@@ -67,9 +67,9 @@ class Record:
     headers: Sequence[tuple[str, bytes]]
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
-    """A decoded public event: its envelope and its contract."""
+class Event(NamedTuple):
+    """A decoded public event: its envelope and its contract (a tuple: a replay makes
+    millions, and a frozen dataclass costs several times more to create)."""
 
     envelope: Envelope
     contract: Contract
@@ -91,6 +91,12 @@ class ReadModel(Protocol):
 
     async def apply(self, conn: Connection, events: list[Event]) -> None:
         """Apply a batch of events, in the order they came (per partition order)."""
+        ...
+
+    async def settle(self, conn: Connection) -> None:
+        """Bring up to date what is derived from the read model as a whole (the label feed's
+        head): after every batch in the live agents; a rebuild settles once, in the
+        transaction that swaps it in (nobody reads a generation before)."""
         ...
 
 
@@ -188,8 +194,7 @@ async def checkpoints(conn: Connection, schema: str) -> dict[tuple[str, int], in
     return {(row["topic"], row["partition"]): row["offset"] for row in rows}
 
 
-@dataclass(frozen=True, slots=True)
-class Decoded:
+class Decoded(NamedTuple):
     """A message and what decoding it gave: an event, nothing (a type this reader does not
     know, a newer one), or the error that makes it poison."""
 
@@ -234,7 +239,8 @@ async def apply_batch(
     *,
     schema: str | None = None,
 ) -> int:
-    """Apply decoded messages to the active generation (or to ``schema``), effectively once.
+    """Apply decoded messages to the active generation, effectively once, and settle it; or
+    to the generation ``schema`` that a rebuild settles when it swaps it in.
 
     Returns how many events reached the read model. A message the read model cannot apply
     is found by applying the batch one message at a time, and dead-lettered alone.
@@ -272,6 +278,8 @@ async def _apply(
         if events:
             await conn.execute(f"SET LOCAL search_path TO {target}, public")
             await model.apply(conn, events)
+            if schema is None:
+                await model.settle(conn)
         last: dict[tuple[str, int], int] = {}
         for item in fresh:
             last[(item.message.topic, item.message.partition)] = item.message.offset

@@ -10,7 +10,9 @@
    counting), and collecting them took a third of the rebuild's time.
 3. Once at the end offsets, swap in one transaction: lock the active generation's row (the
    live agents wait on it for a moment), check the new generation has applied at least
-   everything the live one has, point the views at it and record it as active. If the live
+   everything the live one has, settle it (the batches did not: the label feed's head is
+   computed once, not over the rows read ahead at every batch), point the views at it and
+   record it as active. If the live
    one is ahead, read on and try again. The old generation is dropped after the swap.
 
 The public page and API keep answering from the views throughout.
@@ -108,7 +110,7 @@ async def rebuild(
     )
     await consumer.start()
     dead = dead_letterer(producer, settings, model, Counter())
-    decoded: asyncio.Queue[list[Decoded]] = asyncio.Queue(maxsize=4)
+    decoded: asyncio.Queue[_Chunk] = asyncio.Queue(maxsize=4)
     started = time.perf_counter()
     messages = applied = batches = 0
     gc.disable()  # see the module's docstring
@@ -127,7 +129,7 @@ async def rebuild(
                     if remaining(ends, done) == 0 and await _swap(pool, model, live, generation):
                         seconds = time.perf_counter() - started
                         break
-                chunk = await _next(decoded, reader)
+                chunk, last = await _next(decoded, reader)
                 if not chunk:
                     continue
                 applied += await apply_batch(pool, model, chunk, dead, schema=schema)
@@ -135,8 +137,7 @@ async def rebuild(
                 batches += 1
                 if batches % _COLLECT_EVERY == 0:
                     gc.collect()
-                for item in chunk:
-                    done[(item.message.topic, item.message.partition)] = item.message.offset
+                done.update(last)
                 now = time.perf_counter()
                 if now - reported >= 1.0:
                     reported = now
@@ -167,17 +168,24 @@ async def rebuild(
     return RebuildResult(model.name, generation, messages, applied, seconds)
 
 
-async def _read(consumer: AIOKafkaConsumer, batch: int, out: asyncio.Queue[list[Decoded]]) -> None:
+_Chunk = tuple[list[Decoded], dict[tuple[str, int], int]]
+"""Decoded messages and the last offset among them per topic partition."""
+
+
+async def _read(consumer: AIOKafkaConsumer, batch: int, out: asyncio.Queue[_Chunk]) -> None:
     """Fetch and decode ahead: this runs while the database applies the previous batch."""
     while True:
         fetched = await consumer.getmany(timeout_ms=500, max_records=batch)
         chunk: list[Decoded] = []
-        for records in fetched.values():
+        last: dict[tuple[str, int], int] = {}
+        for tp, records in fetched.items():
             for start in range(0, len(records), _SLICE):
                 chunk += decode_batch(records[start : start + _SLICE])
                 await asyncio.sleep(0)  # let the applier send its next statement
+            if records:
+                last[(tp.topic, tp.partition)] = records[-1].offset
         if chunk:
-            await out.put(chunk)
+            await out.put((chunk, last))
 
 
 async def _end_offsets(
@@ -189,7 +197,7 @@ async def _end_offsets(
     }
 
 
-async def _next(decoded: asyncio.Queue[list[Decoded]], reader: asyncio.Task[None]) -> list[Decoded]:
+async def _next(decoded: asyncio.Queue[_Chunk], reader: asyncio.Task[None]) -> _Chunk:
     """The next decoded batch; empty after a second without one (the caller looks again)."""
     try:
         async with asyncio.timeout(1.0):
@@ -198,7 +206,7 @@ async def _next(decoded: asyncio.Queue[list[Decoded]], reader: asyncio.Task[None
         if reader.done():
             reader.result()  # the reader's error
             raise RuntimeError("the reader stopped") from None
-        return []
+        return [], {}
 
 
 async def _swap(pool: Pool, model: ReadModel, live: int, generation: int) -> bool:
@@ -215,6 +223,8 @@ async def _swap(pool: Pool, model: ReadModel, live: int, generation: int) -> boo
         done = await checkpoints(conn, new)
         if any(offset > done.get(tp, -1) for tp, offset in ahead.items()):
             return False
+        await conn.execute(f"SET LOCAL search_path TO {new}, public")
+        await model.settle(conn)
         await point_views(conn, model, new)
         await conn.execute(
             f"UPDATE {CONTROL}.read_models SET generation = $2, swapped_at = now() WHERE name = $1",

@@ -25,6 +25,9 @@ class ExpertRegister:
     }
     indexes: tuple[str, ...] = ("CREATE INDEX ON {schema}.certifications (role, valid_until)",)
 
+    async def settle(self, conn: Connection) -> None:
+        """Nothing is derived from the whole."""
+
     async def apply(self, conn: Connection, events: list[Event]) -> None:
         """One statement per event: these streams are small."""
         for event in events:

@@ -127,7 +127,8 @@ class LabelRegister:
         )
 
     async def _decisions(self, conn: Connection, events: list[Event]) -> None:
-        keys = {_key(e.contract) for e in events}
+        keyed = [(_key(e.contract), e) for e in events]
+        keys = {key for key, _ in keyed}
         orgs, levels = [k[0] for k in keys], [k[1] for k in keys]
         labels = {
             (r["org_id"], r["level"]): _Label(**dict(r))
@@ -153,8 +154,7 @@ class LabelRegister:
         touched: dict[tuple[str, str, int], _Segment] = {}
         history: list[tuple[Any, ...]] = []
         feed: list[tuple[Any, ...]] = []
-        for event in events:
-            key = _key(event.contract)
+        for key, event in keyed:
             label = labels.setdefault(key, _Label(*key))
             position = event.envelope.globalposition
             if position <= label.position:
@@ -227,6 +227,9 @@ class LabelRegister:
             [label.org_id for label in changed],
             [label.position for label in changed],
         )
+
+    async def settle(self, conn: Connection) -> None:
+        """Advance the feed's head."""
         await _advance_feed_head(conn)
 
 
@@ -276,12 +279,12 @@ def _fold(
     """Change a label and its latest validity segment by one decision; its history row."""
     c = event.contract
     next_seq = segment.seq + 1 if segment else 1
-    if isinstance(c, label_decisions.LabelAwarded):
+    if type(c) is label_decisions.LabelAwarded:
         label.awarded_on, label.valid_until = c.awarded_on, c.valid_until
         label.renewed_on = label.expired_on = label.withdrawn_on = None
         opened = _Segment(next_seq, c.awarded_on, c.valid_until, changed=True)
         return opened, ("awarded", c.awarded_on, c.valid_until, None, None)
-    if isinstance(c, label_decisions.LabelRenewed):
+    if type(c) is label_decisions.LabelRenewed:
         label.renewed_on, label.valid_until = c.renewed_on, c.valid_until
         label.expired_on = None
         row: HistoryRow = ("renewed", c.renewed_on, c.valid_until, c.previous_valid_until, None)
@@ -289,15 +292,15 @@ def _fold(
             segment.valid_until, segment.changed = c.valid_until, True
             return segment, row
         return _Segment(next_seq, c.renewed_on, c.valid_until, changed=True), row
-    if isinstance(c, label_decisions.LabelExpired):
+    if type(c) is label_decisions.LabelExpired:
         label.expired_on = c.expired_on
         return segment, ("expired", c.expired_on, c.valid_until, None, None)
-    if isinstance(c, label_decisions.LabelWithdrawn):
+    if type(c) is label_decisions.LabelWithdrawn:
         label.withdrawn_on = c.withdrawn_on
         if segment:
             segment.withdrawn_on, segment.changed = c.withdrawn_on, True
         return segment, ("withdrawn", c.withdrawn_on, None, None, c.reason)
-    if isinstance(c, label_decisions.LabelRecordCorrected):
+    if type(c) is label_decisions.LabelRecordCorrected:
         label.valid_until = c.valid_until
         if segment:
             segment.valid_until, segment.changed = c.valid_until, True

@@ -38,6 +38,9 @@ class OrganisationDirectory:
         "CREATE INDEX ON {schema}.missions (org_id)",
     )
 
+    async def settle(self, conn: Connection) -> None:
+        """Nothing is derived from the whole."""
+
     async def apply(self, conn: Connection, events: list[Event]) -> None:
         """One statement or two per event, all idempotent upserts."""
         for event in events:
