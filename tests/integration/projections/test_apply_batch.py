@@ -38,6 +38,7 @@ class Notes:
         "notes": "position bigint PRIMARY KEY, org_id text NOT NULL CHECK (org_id <> 'refused')"
     }
     indexes: tuple[str, ...] = ()
+    partitioned: bool = False
 
     def __init__(self) -> None:
         self.name = f"t{uuid.uuid4().hex[:10]}"

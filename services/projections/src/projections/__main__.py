@@ -18,13 +18,13 @@ from projections.service import build
 from projections.settings import ProjectionSettings
 
 
-async def _rebuild(name: str) -> None:
+async def _rebuild(name: str, lanes: int) -> None:
     settings = ProjectionSettings()
-    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=4)
+    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=lanes + 2)
     producer = new_producer(settings.kafka_bootstrap_servers)
     await producer.start()
     try:
-        await rebuild(pool, producer, settings, READ_MODELS[name])
+        await rebuild(pool, producer, settings, READ_MODELS[name], lanes=lanes)
     finally:
         await producer.stop()
         await pool.close()
@@ -57,11 +57,17 @@ def main() -> None:
     commands.add_parser("serve", help="serve the read side (the default)")
     again = commands.add_parser("rebuild", help="rebuild a read model beside the live one")
     again.add_argument("name", choices=sorted(READ_MODELS))
+    again.add_argument(
+        "--lanes",
+        type=int,
+        default=2,
+        help="concurrent transactions over shares of the partitions (default 2)",
+    )
     commands.add_parser("status", help="generation and lag of every read model")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     if args.command == "rebuild":
-        asyncio.run(_rebuild(args.name))
+        asyncio.run(_rebuild(args.name, max(1, args.lanes)))
     elif args.command == "status":
         asyncio.run(_status())
     else:

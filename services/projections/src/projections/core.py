@@ -88,6 +88,10 @@ class ReadModel(Protocol):
     tables: dict[str, str]
     """Table name -> the body of its CREATE TABLE."""
     indexes: tuple[str, ...]
+    partitioned: bool
+    """Every row a record changes is keyed by the record's key (or shared only through
+    upserts taken in key order): partitions can then be applied in concurrent transactions
+    without waiting on one another's rows or deadlocking (a rebuild's lanes)."""
 
     async def apply(self, conn: Connection, events: list[Event]) -> None:
         """Apply a batch of events, in the order they came (per partition order)."""

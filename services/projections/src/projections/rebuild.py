@@ -25,8 +25,9 @@ import gc
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
@@ -34,6 +35,7 @@ from clr_events.pg import Pool
 from clr_events.settings import ConnectionSettings
 from projections.core import (
     CONTROL,
+    DeadLetter,
     Decoded,
     ReadModel,
     apply_batch,
@@ -79,9 +81,16 @@ async def rebuild(
     model: ReadModel,
     *,
     batch: int = 5000,
+    lanes: int = 2,
     progress: Callable[[str], None] = print,
 ) -> RebuildResult:
-    """Rebuild ``model`` into a new generation and swap it in; returns the figures."""
+    """Rebuild ``model`` into a new generation and swap it in; returns the figures.
+
+    A model whose rows are keyed by the records' keys (``partitioned``) is applied in
+    ``lanes`` concurrent transactions, each over its own share of the partitions: one lane's
+    statements run in PostgreSQL while Python prepares the other's. The pool needs a
+    connection per lane and one more.
+    """
     live = await ensure_generation(pool, model)
     async with pool.acquire() as conn, conn.transaction():
         last = await conn.fetchval(
@@ -110,82 +119,147 @@ async def rebuild(
     )
     await consumer.start()
     dead = dead_letterer(producer, settings, model, Counter())
-    decoded: asyncio.Queue[_Chunk] = asyncio.Queue(maxsize=4)
+    state = _State([_Lane() for _ in range(lanes if model.partitioned else 1)])
+    lane_of = {
+        (tp.topic, tp.partition): state.lanes[i % len(state.lanes)]
+        for i, tp in enumerate(partitions)
+    }
     started = time.perf_counter()
-    messages = applied = batches = 0
     gc.disable()  # see the module's docstring
     try:
         consumer.assign(partitions)
         await consumer.seek_to_beginning()
-        reader = asyncio.create_task(_read(consumer, batch, decoded))
+        tasks = [
+            asyncio.create_task(_read(consumer, batch, lane_of)),
+            *(
+                asyncio.create_task(_apply_lane(pool, model, schema, dead, lane, state))
+                for lane in state.lanes
+            ),
+        ]
         try:
             reported = started
             ends: dict[tuple[str, int], int] = {}
-            done: dict[tuple[str, int], int] = {}
             while True:
-                if remaining(ends, done) == 0:
+                if remaining(ends, state.done) == 0:
                     # asked only here: the request waits behind the reader's fetch
                     ends = await _end_offsets(consumer, partitions)
-                    if remaining(ends, done) == 0 and await _swap(pool, model, live, generation):
-                        seconds = time.perf_counter() - started
-                        break
-                chunk, last = await _next(decoded, reader)
-                if not chunk:
-                    continue
-                applied += await apply_batch(pool, model, chunk, dead, schema=schema)
-                messages += len(chunk)
-                batches += 1
-                if batches % _COLLECT_EVERY == 0:
-                    gc.collect()
-                done.update(last)
+                    async with _all_idle(state.lanes):
+                        if remaining(ends, state.done) == 0 and await _swap(
+                            pool, model, live, generation
+                        ):
+                            seconds = time.perf_counter() - started
+                            break
+                await _progressed(state, tasks)
                 now = time.perf_counter()
                 if now - reported >= 1.0:
                     reported = now
-                    left = remaining(ends, done)
+                    left = remaining(ends, state.done)
                     progress(
-                        f"{model.name}: {messages} read, {left} to go,"
-                        f" {messages / (now - started):,.0f} messages/s"
+                        f"{model.name}: {state.messages} read, {left} to go,"
+                        f" {state.messages / (now - started):,.0f} messages/s"
                     )
                     await pool.execute(
                         f"UPDATE {CONTROL}.rebuilds SET applied = $3, remaining = $4,"
                         " updated_at = now() WHERE name = $1 AND generation = $2",
                         model.name,
                         generation,
-                        messages,
+                        state.messages,
                         left,
                     )
         finally:
-            reader.cancel()
-            await asyncio.gather(reader, return_exceptions=True)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
     finally:
         gc.enable()
         await consumer.stop()
     await pool.execute(f"DROP SCHEMA IF EXISTS {generation_schema(model, live)} CASCADE")
     progress(
-        f"{model.name}: generation {generation} is live: {messages} messages"
-        f" ({applied} events applied) in {seconds:.1f} s"
+        f"{model.name}: generation {generation} is live: {state.messages} messages"
+        f" ({state.applied} events applied) in {seconds:.1f} s"
     )
-    return RebuildResult(model.name, generation, messages, applied, seconds)
+    return RebuildResult(model.name, generation, state.messages, state.applied, seconds)
 
 
 _Chunk = tuple[list[Decoded], dict[tuple[str, int], int]]
 """Decoded messages and the last offset among them per topic partition."""
 
 
-async def _read(consumer: AIOKafkaConsumer, batch: int, out: asyncio.Queue[_Chunk]) -> None:
-    """Fetch and decode ahead: this runs while the database applies the previous batch."""
+@dataclass
+class _Lane:
+    """A share of the partitions, applied in its own transactions."""
+
+    queue: asyncio.Queue[_Chunk] = field(default_factory=lambda: asyncio.Queue(maxsize=4))
+    applying: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+@dataclass
+class _State:
+    """What the lanes have applied, and a signal each time they apply a batch."""
+
+    lanes: list[_Lane]
+    done: dict[tuple[str, int], int] = field(default_factory=dict)
+    messages: int = 0
+    applied: int = 0
+    batches: int = 0
+    moved: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+async def _read(
+    consumer: AIOKafkaConsumer, batch: int, lane_of: dict[tuple[str, int], _Lane]
+) -> None:
+    """Fetch and decode ahead: this runs while the database applies the previous batches."""
     while True:
         fetched = await consumer.getmany(timeout_ms=500, max_records=batch)
-        chunk: list[Decoded] = []
-        last: dict[tuple[str, int], int] = {}
+        chunks: dict[int, tuple[_Lane, list[Decoded], dict[tuple[str, int], int]]] = {}
         for tp, records in fetched.items():
+            if not records:
+                continue
+            lane = lane_of[(tp.topic, tp.partition)]
+            _, chunk, last = chunks.setdefault(id(lane), (lane, [], {}))
             for start in range(0, len(records), _SLICE):
                 chunk += decode_batch(records[start : start + _SLICE])
-                await asyncio.sleep(0)  # let the applier send its next statement
-            if records:
-                last[(tp.topic, tp.partition)] = records[-1].offset
-        if chunk:
-            await out.put((chunk, last))
+                await asyncio.sleep(0)  # let the lanes send their next statements
+            last[(tp.topic, tp.partition)] = records[-1].offset
+        for lane, chunk, last in chunks.values():
+            await lane.queue.put((chunk, last))
+
+
+async def _apply_lane(
+    pool: Pool, model: ReadModel, schema: str, dead: DeadLetter, lane: _Lane, state: _State
+) -> None:
+    while True:
+        chunk, last = await lane.queue.get()
+        async with lane.applying:
+            state.applied += await apply_batch(pool, model, chunk, dead, schema=schema)
+        state.messages += len(chunk)
+        state.batches += 1
+        state.done.update(last)
+        if state.batches % _COLLECT_EVERY == 0:
+            gc.collect()
+        state.moved.set()
+
+
+@asynccontextmanager
+async def _all_idle(lanes: list[_Lane]) -> AsyncIterator[None]:
+    """No lane applies meanwhile (the swap must not race a batch into the new generation)."""
+    async with AsyncExitStack() as stack:
+        for lane in lanes:
+            await stack.enter_async_context(lane.applying)
+        yield
+
+
+async def _progressed(state: _State, tasks: list[asyncio.Task[None]]) -> None:
+    """Wait up to a second for a lane to apply a batch; a failed reader or lane raises."""
+    try:
+        async with asyncio.timeout(1.0):
+            await state.moved.wait()
+    except TimeoutError:
+        for task in tasks:
+            if task.done():
+                task.result()  # its error
+                raise RuntimeError("the rebuild's reader or a lane stopped") from None
+    state.moved.clear()
 
 
 async def _end_offsets(
@@ -195,18 +269,6 @@ async def _end_offsets(
         (tp.topic, tp.partition): int(offset)
         for tp, offset in (await consumer.end_offsets(partitions)).items()
     }
-
-
-async def _next(decoded: asyncio.Queue[_Chunk], reader: asyncio.Task[None]) -> _Chunk:
-    """The next decoded batch; empty after a second without one (the caller looks again)."""
-    try:
-        async with asyncio.timeout(1.0):
-            return await decoded.get()
-    except TimeoutError:
-        if reader.done():
-            reader.result()  # the reader's error
-            raise RuntimeError("the reader stopped") from None
-        return [], {}
 
 
 async def _swap(pool: Pool, model: ReadModel, live: int, generation: int) -> bool:

@@ -23,6 +23,7 @@ class ExpertRegister:
         " valid_from date NOT NULL, valid_until date NOT NULL, revoked_on date,"
         " certified_by text, PRIMARY KEY (person_id, role)",
     }
+    partitioned: bool = True  # people and certifications by person: the key of every event
     indexes: tuple[str, ...] = ("CREATE INDEX ON {schema}.certifications (role, valid_until)",)
 
     async def settle(self, conn: Connection) -> None:

@@ -91,6 +91,10 @@ class LabelRegister:
         "feed_head": "one boolean PRIMARY KEY DEFAULT true CHECK (one), head bigint NOT NULL",
         "current_outbox": "org_id text PRIMARY KEY, position bigint NOT NULL",
     }
+    partitioned: bool = True
+    """Labels, segments, history and feed rows by the decision's key (``org_id:level``),
+    orgs by the organisation's; the snapshot outbox is per organisation, across levels, so
+    it is upserted in ``org_id`` order."""
     indexes: tuple[str, ...] = (
         "CREATE INDEX ON {schema}.history (org_id)",
         "CREATE INDEX ON {schema}.segments (valid_from, valid_until)",
@@ -222,7 +226,7 @@ class LabelRegister:
         await conn.copy_records_to_table("feed", records=feed)
         await conn.execute(
             "INSERT INTO current_outbox SELECT org, max(pos) FROM unnest($1::text[],"
-            " $2::bigint[]) AS u(org, pos) GROUP BY org ON CONFLICT (org_id)"
+            " $2::bigint[]) AS u(org, pos) GROUP BY org ORDER BY org ON CONFLICT (org_id)"
             " DO UPDATE SET position = greatest(current_outbox.position, excluded.position)",
             [label.org_id for label in changed],
             [label.position for label in changed],

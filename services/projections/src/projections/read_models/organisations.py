@@ -32,6 +32,9 @@ class OrganisationDirectory:
         "missions": "event_id text NOT NULL, org_id text NOT NULL, theme text NOT NULL,"
         " held_on date NOT NULL, PRIMARY KEY (event_id, org_id)",
     }
+    partitioned: bool = (
+        False  # members, parties, missions: rows of partnerships, agreements, events
+    )
     indexes: tuple[str, ...] = (
         "CREATE INDEX ON {schema}.members (org_id)",
         "CREATE INDEX ON {schema}.parties (org_id)",
