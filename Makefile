@@ -17,7 +17,7 @@ help:
 	@echo "make bench   the event store and relay benchmark (durable settings), prints and writes JSON"
 	@echo "make stop    stop PostgreSQL and Kafka"
 	@echo "make schemas regenerate schemas/ (JSON Schema, AsyncAPI, golden examples) from the contracts"
-	@echo "make rebuild-projection NAME=labels   rebuild a read model beside the live one, then swap"
+	@echo "make rebuild-projection NAME=labels [LANES=2]   rebuild a read model beside the live one, then swap"
 	@echo "make projections-status   generation and lag of every read model"
 
 setup:  ## the Python environment, exactly as locked in uv.lock
@@ -78,7 +78,7 @@ schemas-check: setup
 
 rebuild-projection: topics
 	@test -n "$(NAME)" || { echo "usage: make rebuild-projection NAME=labels|experts|organisations"; exit 2; }
-	$(WITH_ENV) $(RUN) python -m projections rebuild $(NAME)
+	$(WITH_ENV) $(RUN) python -m projections rebuild $(NAME) $(if $(LANES),--lanes $(LANES))
 
 projections-status: topics
 	$(WITH_ENV) $(RUN) python -m projections status
