@@ -144,11 +144,15 @@ async def rebuild(
                     # asked only here: the request waits behind the reader's fetch
                     ends = await _end_offsets(consumer, partitions)
                     async with _all_idle(state.lanes):
-                        if remaining(ends, state.done) == 0 and await _swap(
+                        swapped = remaining(ends, state.done) == 0 and await _swap(
                             pool, model, live, generation
-                        ):
+                        )
+                        if swapped:  # no queued batch may reach the generation now live
                             seconds = time.perf_counter() - started
-                            break
+                            for task in tasks:
+                                task.cancel()
+                    if swapped:
+                        break
                 await _progressed(state, tasks)
                 now = time.perf_counter()
                 if now - reported >= 1.0:
