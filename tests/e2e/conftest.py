@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka import ConsumerRecord
 
 from clr_dev import supervisor
 from clr_dev.installation import install, service_env, uninstall
@@ -23,6 +23,7 @@ from clr_events.codec import from_kafka
 from clr_events.envelope import Envelope
 from clr_events.service.auth import AuthSettings, mint
 from clr_events.settings import ConnectionSettings
+from tests.integration.events.kafka_helpers import read_topic
 
 PORTS = {"collaboration": 18101, "training_certification": 18102, "assessments": 18103}
 PORTS["label_decisions"] = 18104
@@ -83,23 +84,7 @@ class System:
     ) -> list[ConsumerRecord[bytes, bytes]]:
         """The records on ``topic`` that ``keep`` accepts, from offset zero, once there are
         ``at_least`` of them (or what there is at the timeout)."""
-        consumer = AIOKafkaConsumer(
-            self.topic(topic),
-            bootstrap_servers=self.kafka,
-            auto_offset_reset="earliest",
-            enable_auto_commit=False,
-            group_id=None,
-        )
-        await consumer.start()
-        found: list[ConsumerRecord[bytes, bytes]] = []
-        try:
-            deadline = asyncio.get_running_loop().time() + timeout
-            while len(found) < at_least and asyncio.get_running_loop().time() < deadline:
-                for batch in (await consumer.getmany(timeout_ms=500)).values():
-                    found += [record for record in batch if keep(record)]
-        finally:
-            await consumer.stop()
-        return found
+        return await read_topic(self.kafka, self.topic(topic), at_least, timeout, keep)
 
     async def events(
         self, topic: str, subject_prefix: str, *, at_least: int, timeout: float = 60.0

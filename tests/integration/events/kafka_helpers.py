@@ -1,9 +1,10 @@
-"""Small helpers to put envelopes on a topic and read a topic back whole."""
+"""Small helpers to put envelopes on a topic and read a topic back (whole or filtered)."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,9 +45,14 @@ async def produce(bootstrap: str, topic: str, items: list[Envelope | bytes]) -> 
 
 
 async def read_topic(
-    bootstrap: str, topic: str, expected: int, timeout: float = 30.0
+    bootstrap: str,
+    topic: str,
+    expected: int,
+    timeout: float = 30.0,
+    keep: Callable[[ConsumerRecord[bytes, bytes]], bool] = lambda _: True,
 ) -> list[ConsumerRecord[bytes, bytes]]:
-    """Every record of a topic from the start, once at least ``expected`` have arrived."""
+    """The records of a topic from the start that ``keep`` accepts (all, by default), once
+    at least ``expected`` have arrived (or what there is at the timeout)."""
     consumer = AIOKafkaConsumer(
         topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
     )
@@ -56,7 +62,7 @@ async def read_topic(
         deadline = asyncio.get_running_loop().time() + timeout
         while len(records) < expected and asyncio.get_running_loop().time() < deadline:
             for batch in (await consumer.getmany(timeout_ms=500)).values():
-                records.extend(batch)
+                records += [record for record in batch if keep(record)]
     finally:
         await consumer.stop()
     return records

@@ -189,7 +189,7 @@ _Chunk = tuple[list[Decoded], dict[tuple[str, int], int]]
 """Decoded messages and the last offset among them per topic partition."""
 
 
-@dataclass
+@dataclass(eq=False)  # by identity: the reader groups a fetch's records by lane
 class _Lane:
     """A share of the partitions, applied in its own transactions."""
 
@@ -215,18 +215,17 @@ async def _read(
     """Fetch and decode ahead: this runs while the database applies the previous batches."""
     while True:
         fetched = await consumer.getmany(timeout_ms=500, max_records=batch)
-        chunks: dict[int, tuple[_Lane, list[Decoded], dict[tuple[str, int], int]]] = {}
+        chunks: dict[_Lane, _Chunk] = {}
         for tp, records in fetched.items():
             if not records:
                 continue
-            lane = lane_of[(tp.topic, tp.partition)]
-            _, chunk, last = chunks.setdefault(id(lane), (lane, [], {}))
+            chunk, last = chunks.setdefault(lane_of[(tp.topic, tp.partition)], ([], {}))
             for start in range(0, len(records), _SLICE):
                 chunk += decode_batch(records[start : start + _SLICE])
                 await asyncio.sleep(0)  # let the lanes send their next statements
             last[(tp.topic, tp.partition)] = records[-1].offset
-        for lane, chunk, last in chunks.values():
-            await lane.queue.put((chunk, last))
+        for lane, item in chunks.items():
+            await lane.queue.put(item)
 
 
 async def _apply_lane(
