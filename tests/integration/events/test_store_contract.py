@@ -120,6 +120,22 @@ async def test_an_append_at_a_stale_version_is_refused_and_writes_nothing(subjec
     assert len(await store.read_stream("org-1")) == 2
 
 
+async def test_an_append_expecting_a_version_not_yet_reached_is_refused(subject: Subject) -> None:
+    store = subject.store
+    await store.append("org-1", 0, events(2))
+    for stream_id, expected, count, actual in (
+        ("org-1", 3, 1, 2),
+        ("org-1", 5, 2, 2),
+        ("org-9", 1, 1, 0),
+        ("org-9", 2, 3, 0),
+    ):
+        with pytest.raises(ConcurrencyError) as refused:
+            await store.append(stream_id, expected, events(count))
+        assert (refused.value.expected, refused.value.actual) == (expected, actual)
+    assert await store.head_position() == 2
+    assert (await store.append("org-1", 2, events(1))).version == 3
+
+
 async def test_any_version_appends_after_the_current_one(subject: Subject) -> None:
     store = subject.store
     await store.append("org-1", ANY, events(1))

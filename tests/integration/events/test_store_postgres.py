@@ -11,7 +11,7 @@ import asyncpg
 import pytest
 
 from clr_events.errors import ConcurrencyError
-from clr_events.pg import Pool
+from clr_events.pg import Connection, Pool
 from clr_events.store.base import ANY, NewEvent, StoredEvent
 from clr_events.store.postgres import PostgresEventStore
 
@@ -178,3 +178,79 @@ async def test_the_append_function_refuses_a_stream_twice_in_one_batch(
             [bytes(32)] * 2,
         )
     assert await store.head_position() == 0
+
+
+@pytest.mark.parametrize(
+    ("expected", "outcome"),
+    [(ANY, 2), (1, 2), (0, "conflict at 1")],
+    ids=["any-version", "at-the-new-version", "at-the-version-it-read"],
+)
+async def test_a_single_event_append_that_waited_for_another_process_is_decided_after_it(
+    database_url: str, pool: Pool, schema: str, expected: int | None, outcome: object
+) -> None:
+    # A lone writer's one-event append is one statement whose snapshot may predate the
+    # other process's commit: it must not write a stale version (any-version: the unique
+    # violation sends it to the append function), nor refuse on one (at the new version:
+    # the refusal does), nor write over the version it read (a true conflict).
+    here = PostgresEventStore(pool, schema=schema)
+    await here.migrate()
+    other_pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    there = PostgresEventStore(other_pool, schema=schema)
+    waiting = None
+    try:
+        async with pool.acquire() as holder, holder.transaction():
+            await here.append_in(holder, "org-1", 0, [event(by="here")])
+            waiting = asyncio.create_task(there.append("org-1", expected, [event(by="there")]))
+            await _until_blocked_by(holder)
+        if outcome == "conflict at 1":
+            with pytest.raises(ConcurrencyError) as refused:
+                await waiting
+            assert refused.value.actual == 1
+        else:
+            assert (await waiting).version == outcome
+    finally:
+        if waiting is not None:
+            await asyncio.gather(waiting, return_exceptions=True)
+        await there.close()
+        await other_pool.close()
+    stream = await here.read_stream("org-1")
+    assert [(e.version, e.data["by"]) for e in stream] == [(1, "here"), (2, "there")][
+        : 1 if outcome == "conflict at 1" else 2
+    ]
+    assert await here.head_position() == len(stream)
+    assert (await here.verify()).ok
+
+
+async def _until_blocked_by(holder: Connection) -> None:
+    for _ in range(500):
+        if await holder.fetchval(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE pg_backend_pid() = ANY(pg_blocking_pids(pid))"
+        ):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the other process's append never waited for the head lock")
+
+
+async def test_lone_writers_in_five_processes_keep_positions_contiguous_and_chained(
+    database_url: str, pool: Pool, schema: str
+) -> None:
+    pools = [await asyncpg.create_pool(database_url, min_size=1, max_size=2) for _ in range(5)]
+    stores = [PostgresEventStore(p, schema=schema) for p in pools]
+    await stores[0].migrate()
+
+    async def writer(w: int) -> None:
+        for n in range(40):  # one event at a time: every append takes the single-event path
+            await stores[w].append("shared" if n % 2 else f"own-{w}", ANY, [event(w=w, n=n)])
+
+    try:
+        await asyncio.gather(*(writer(w) for w in range(5)))
+    finally:
+        for opened, closing in zip(stores, pools, strict=True):
+            await opened.close()
+            await closing.close()
+    store = PostgresEventStore(pool, schema=schema)
+    everything = await store.read_all(0, 1000)
+    assert [e.position for e in everything] == list(range(1, 201))
+    assert [e.version for e in await store.read_stream("shared")] == list(range(1, 101))
+    assert (await store.verify()).ok

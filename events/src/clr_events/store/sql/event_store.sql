@@ -40,6 +40,37 @@ DROP TRIGGER IF EXISTS event_store_append_only ON {schema}.event_store;
 CREATE TRIGGER event_store_append_only BEFORE UPDATE OR DELETE OR TRUNCATE
     ON {schema}.event_store FOR EACH STATEMENT EXECUTE FUNCTION {schema}.event_store_refuse_change();
 
+-- The hash chain's one formula (clr_events.store.hashing.chain computes the same in
+-- Python): an inlinable SQL function, so the append function and the single-append
+-- statement (append_one.sql) use it at no cost.
+CREATE OR REPLACE FUNCTION {schema}.event_store_link(
+    previous bytea, at_position bigint, at_version bigint, digest bytea
+) RETURNS bytea LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN sha256(previous || int8send(at_position) || int8send(at_version) || digest);
+
+-- The version each append of a batch finds its stream at (ord: its place in the batch).
+-- A stream's versions run 1, 2, 3 ... with no gap, so "the stream is at N" is two probes
+-- of the (stream_id, version) index: N is there (or is 0) and N + 1 is not. Only an
+-- append that expects any version, or whose probes fail, reads the stream's last version,
+-- a backward scan that reads a page of the stream's index entries. An inlinable SQL
+-- function, shared by the append function and the single-append statement at no cost.
+CREATE OR REPLACE FUNCTION {schema}.event_store_versions(a_stream_ids text[], a_expected integer[])
+RETURNS TABLE (ord bigint, version integer) LANGUAGE sql STABLE AS $$
+    SELECT u.ord,
+           CASE WHEN u.expected IS NOT NULL
+                 AND (u.expected = 0 OR EXISTS (
+                      SELECT FROM {schema}.event_store s
+                       WHERE s.stream_id = u.stream_id AND s.version = u.expected))
+                 AND NOT EXISTS (
+                      SELECT FROM {schema}.event_store s
+                       WHERE s.stream_id = u.stream_id AND s.version = u.expected + 1)
+                THEN u.expected
+                ELSE coalesce((SELECT max(s.version) FROM {schema}.event_store s
+                                WHERE s.stream_id = u.stream_id), 0)
+           END
+      FROM unnest(a_stream_ids, a_expected) WITH ORDINALITY AS u(stream_id, expected, ord)
+$$;
+
 -- Appends a batch of appends in one round trip (group commit). Per append: a stream, the
 -- version it expects (NULL: any) and how many of the flattened events are its own. Each
 -- stream appears at most once per batch (the client keeps later appends for the next
@@ -87,10 +118,8 @@ BEGIN
     SELECT h.position, h.hash INTO head_position, head_hash
       FROM {schema}.event_store_head h WHERE h.singleton FOR UPDATE;
     first_written := head_position;
-    SELECT array_agg(coalesce((SELECT max(s.version) FROM {schema}.event_store s
-                                WHERE s.stream_id = u.stream_id), 0) ORDER BY u.ord)
-      INTO currents
-      FROM unnest(a_stream_ids) WITH ORDINALITY AS u(stream_id, ord);
+    SELECT array_agg(v.version ORDER BY v.ord) INTO currents
+      FROM {schema}.event_store_versions(a_stream_ids, a_expected) v;
     positions := '{{}}';
     versions := '{{}}';
     FOR i IN 1 .. cardinality(a_stream_ids) LOOP
@@ -101,8 +130,8 @@ BEGIN
         ELSE
             FOR j IN 1 .. a_counts[i] LOOP
                 head_position := head_position + 1;
-                head_hash := sha256(head_hash || int8send(head_position)
-                                    || int8send((current + j)::bigint) || e_digests[offs + j]);
+                head_hash := {schema}.event_store_link(head_hash, head_position, current + j,
+                                                       e_digests[offs + j]);
                 w_positions := w_positions || head_position;
                 w_streams := w_streams || a_stream_ids[i];
                 w_versions := w_versions || (current + j);
