@@ -8,7 +8,9 @@ fsync and synchronous_commit on, which this script checks) and the same Kafka br
   raw asyncpg INSERTs of the same rows (the ceiling: no ordering or chain guarantee);
 - reading all events in position order, decoded;
 - relay publish rate against a raw aiokafka producer sending the same records;
-- commit-to-Kafka latency of the relay at a steady rate.
+- commit-to-Kafka latency of the relay at a steady rate;
+- the lone writer's floor: PostgreSQL's pgbench (a C client, no Python) running the raw
+  INSERT and this store's single-event append statement, one client, prepared.
 
 Runs are time-boxed and interleaved (ours, library, raw, ours, ...) ``--repeats`` times;
 the table shows medians and the spread. Results go to bench/results/store_bench.json.
@@ -19,12 +21,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import glob
 import json
+import re
+import shutil
 import statistics
+import subprocess
+import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from importlib import resources
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -303,6 +311,65 @@ async def bench_relay_latency(
     return figures
 
 
+async def bench_floor(
+    pool: Pool, database_url: str, repeats: int, seconds: int
+) -> dict[str, list[float]]:
+    """One append's latency without Python: pgbench runs the same SQL, one client.
+
+    Into a schema of its own: the content digests are made up, so its chain is not the
+    events' (the statement is what is timed, not the digest).
+    """
+    found = shutil.which("pgbench") or max(
+        glob.glob("/usr/lib/postgresql/*/bin/pgbench"), default=""
+    )
+    if not found:
+        print("  pgbench not found: the floor is not measured")
+        return {}
+    schema = "bench_floor"
+    await pool.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    await raw(pool, schema)
+    await PostgresEventStore(pool, schema=schema).migrate()
+    data = orjson.dumps(DATA).decode().replace("'", "''")
+    values = {  # the statement's parameters, as pgbench literals and variables
+        "$1": "('floor-' || :n)", "$2": "NULL::integer", "$3": "gen_random_uuid()",
+        "$4": f"'{TYPE}'", "$5": "1", "$6": f"'{data}'", "$7": """'{"actor": "bench"}'""",
+        "$8": "now()", "$9": "sha256(:n::text::bytea)",
+    }  # fmt: skip
+    text = (resources.files("clr_events.store") / "sql" / "append_one.sql").read_text()
+    statement = " ".join(line for line in text.splitlines() if not line.startswith("--"))
+    statement = statement.format(schema=schema, channel=f"event_store_{schema}")
+    statement = re.sub(r"\$\d", lambda m: values[m.group(0)], statement)
+    raw_sql = (
+        f"INSERT INTO {schema}.raw_events (stream_id, version, event_id, type, schema_version,"
+        f" data, metadata, recorded_at) VALUES ({values['$1']}, 1, gen_random_uuid(),"
+        f" {values['$4']}, 1, {values['$6']}, {values['$7']}, now())"
+    )
+    figures: dict[str, list[float]] = {"raw_insert_ms": [], "ours_statement_ms": []}
+    with tempfile.TemporaryDirectory() as scratch:
+        for repeat in range(repeats):
+            for name, sql in (("raw_insert", raw_sql), ("ours_statement", statement)):
+                script = Path(scratch) / f"{name}.sql"
+                script.write_text(f"\\set n random(1, 9000000000000000000)\n{sql};\n")
+                command = [found, "-n", "-M", "prepared", "-c", "1", "-T", str(seconds)]
+                run = await asyncio.to_thread(
+                    subprocess.run,
+                    [*command, "-f", str(script), database_url],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
+                match = re.search(r"latency average = ([\d.]+) ms", run.stdout)
+                assert match, run.stdout + run.stderr
+                figures[f"{name}_ms"].append(float(match.group(1)))
+            print(
+                f"  floor rep {repeat + 1} (pgbench, no Python): raw INSERT"
+                f" {figures['raw_insert_ms'][-1]:.3f} ms, our append statement"
+                f" {figures['ours_statement_ms'][-1]:.3f} ms"
+            )
+    await pool.execute(f"DROP SCHEMA {schema} CASCADE")
+    return figures
+
+
 # ------------------------------------------------------------------- report
 def median_of(runs: list[dict[str, float]], key: str) -> float:
     return statistics.median(run[key] for run in runs)
@@ -315,6 +382,7 @@ def spread(runs: list[dict[str, float]], key: str) -> str:
 
 def report(
     appends: dict[str, Any],
+    floor: dict[str, list[float]],
     reads: list[float],
     relay: dict[str, list[float]],
     latency: dict[str, float],
@@ -347,6 +415,16 @@ def report(
         print(
             f"  {key}: ours/eventsourcing {ratios['ours_over_eventsourcing']:.1f}x,"
             f" ours/raw asyncpg {ratios['ours_over_raw_asyncpg']:.2f}x"
+        )
+    if floor:
+        library = summary["appends"]["1w"]["eventsourcing"]["appends_per_s"]
+        summary["floor"] = {name: statistics.median(runs) for name, runs in floor.items()}
+        summary["floor"]["five_times_the_library_ms"] = 1000 / (5 * library)
+        print(
+            "\n1 writer without Python (pgbench, medians): raw INSERT"
+            f" {summary['floor']['raw_insert_ms']:.3f} ms, our append statement"
+            f" {summary['floor']['ours_statement_ms']:.3f} ms per append;"
+            f" 5x the library would need {summary['floor']['five_times_the_library_ms']:.3f} ms"
         )
     summary["read_all_events_per_s"] = statistics.median(reads)
     summary["relay"] = {
@@ -387,6 +465,7 @@ async def main() -> None:
     if set(durable.values()) != {"on"}:
         raise SystemExit("the benchmark measures durable commits: fsync and synchronous_commit on")
     appends = await bench_appends(pool, settings.database_url, args.repeats, args.seconds)
+    floor = await bench_floor(pool, settings.database_url, args.repeats, round(args.seconds))
     reads = await bench_read_all(pool, args.repeats)
     relay = await bench_relay(
         pool, settings.kafka_bootstrap_servers, args.repeats, args.relay_events
@@ -394,7 +473,7 @@ async def main() -> None:
     latency = await bench_relay_latency(
         pool, settings.kafka_bootstrap_servers, args.latency_rate, 5.0
     )
-    summary = report(appends, reads, relay, latency)
+    summary = report(appends, floor, reads, relay, latency)
     summary["settings"] = {**vars(args), **durable}
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(summary, indent=2))
