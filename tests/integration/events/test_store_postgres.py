@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 import asyncpg
@@ -28,15 +29,27 @@ def event(**data: object) -> NewEvent:
     return NewEvent("test.Happened.v1", dict(data))
 
 
+@asynccontextmanager
+async def processes(
+    database_url: str, schema: str, count: int
+) -> AsyncIterator[list[PostgresEventStore]]:
+    """Stores with pools of their own, each standing for one service instance."""
+    pools = [await asyncpg.create_pool(database_url, min_size=1, max_size=10) for _ in range(count)]
+    stores = [PostgresEventStore(p, schema=schema) for p in pools]
+    try:
+        yield stores
+    finally:
+        for opened, closing in zip(stores, pools, strict=True):
+            await opened.close()
+            await closing.close()
+
+
 async def test_fifty_writers_in_five_processes_at_one_version_exactly_one_wins(
     database_url: str, pool: Pool, schema: str
 ) -> None:
-    # five stores with their own pools stand for five service instances
-    pools = [await asyncpg.create_pool(database_url, min_size=1, max_size=10) for _ in range(5)]
-    stores = [PostgresEventStore(p, schema=schema) for p in pools]
-    await stores[0].migrate()
-    await stores[0].append("org-1", 0, [event(n=0)])
-    try:
+    async with processes(database_url, schema, 5) as stores:
+        await stores[0].migrate()
+        await stores[0].append("org-1", 0, [event(n=0)])
         outcomes = await asyncio.gather(
             *(
                 stores[w % 5].append("org-1", 1, [event(writer=w), event(writer=w)])
@@ -44,10 +57,6 @@ async def test_fifty_writers_in_five_processes_at_one_version_exactly_one_wins(
             ),
             return_exceptions=True,
         )
-    finally:
-        for opened, closing in zip(stores, pools, strict=True):
-            await opened.close()
-            await closing.close()
     assert sum(not isinstance(o, BaseException) for o in outcomes) == 1
     assert sum(isinstance(o, ConcurrencyError) for o in outcomes) == 49
     store = PostgresEventStore(pool, schema=schema)
@@ -194,25 +203,21 @@ async def test_a_single_event_append_that_waited_for_another_process_is_decided_
     # the refusal does), nor write over the version it read (a true conflict).
     here = PostgresEventStore(pool, schema=schema)
     await here.migrate()
-    other_pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
-    there = PostgresEventStore(other_pool, schema=schema)
-    waiting = None
-    try:
+    async with processes(database_url, schema, 1) as (there,):
         async with pool.acquire() as holder, holder.transaction():
             await here.append_in(holder, "org-1", 0, [event(by="here")])
             waiting = asyncio.create_task(there.append("org-1", expected, [event(by="there")]))
-            await _until_blocked_by(holder)
+            try:
+                await _until_blocked_by(holder)
+            except AssertionError:
+                waiting.cancel()
+                raise
         if outcome == "conflict at 1":
             with pytest.raises(ConcurrencyError) as refused:
                 await waiting
             assert refused.value.actual == 1
         else:
             assert (await waiting).version == outcome
-    finally:
-        if waiting is not None:
-            await asyncio.gather(waiting, return_exceptions=True)
-        await there.close()
-        await other_pool.close()
     stream = await here.read_stream("org-1")
     assert [(e.version, e.data["by"]) for e in stream] == [(1, "here"), (2, "there")][
         : 1 if outcome == "conflict at 1" else 2
@@ -235,20 +240,15 @@ async def _until_blocked_by(holder: Connection) -> None:
 async def test_lone_writers_in_five_processes_keep_positions_contiguous_and_chained(
     database_url: str, pool: Pool, schema: str
 ) -> None:
-    pools = [await asyncpg.create_pool(database_url, min_size=1, max_size=2) for _ in range(5)]
-    stores = [PostgresEventStore(p, schema=schema) for p in pools]
-    await stores[0].migrate()
+    async with processes(database_url, schema, 5) as stores:
+        await stores[0].migrate()
 
-    async def writer(w: int) -> None:
-        for n in range(40):  # one event at a time: every append takes the single-event path
-            await stores[w].append("shared" if n % 2 else f"own-{w}", ANY, [event(w=w, n=n)])
+        async def writer(w: int) -> None:
+            for n in range(40):  # one event at a time: each append is the single statement
+                await stores[w].append("shared" if n % 2 else f"own-{w}", ANY, [event(w=w, n=n)])
 
-    try:
-        await asyncio.gather(*(writer(w) for w in range(5)))
-    finally:
-        for opened, closing in zip(stores, pools, strict=True):
-            await opened.close()
-            await closing.close()
+        failures = await asyncio.gather(*(writer(w) for w in range(5)), return_exceptions=True)
+    assert failures == [None] * 5
     store = PostgresEventStore(pool, schema=schema)
     everything = await store.read_all(0, 1000)
     assert [e.position for e in everything] == list(range(1, 201))

@@ -1,6 +1,6 @@
 -- One event appended to one stream in one statement, for a writer with nothing queued:
 -- the append function's per-call cost (a PL/pgSQL call and six statements, each started
--- anew in every transaction) is most of a lone writer's time.
+-- anew in every transaction) was about a third of a lone writer's time.
 --
 -- The UPDATE takes the head row lock and, if another transaction moved the head while
 -- it waited, works from the head as committed (READ COMMITTED re-reads the locked row):
