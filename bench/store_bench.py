@@ -6,7 +6,7 @@ fsync and synchronous_commit on, which this script checks) and the same Kafka br
 - appends per second and p50/p99 latency, one event per append, with 1 and 16 concurrent
   writers, for this store, for the ``eventsourcing`` library's PostgreSQL recorder, and for
   raw asyncpg INSERTs of the same rows (the ceiling: no ordering or chain guarantee);
-- reading all events in position order, decoded;
+- reading all events in position order, decoded, with the cyclic collector on and off;
 - relay publish rate against a raw aiokafka producer sending the same records;
 - commit-to-Kafka latency of the relay at a steady rate;
 - the lone writer's floor: PostgreSQL's pgbench (a C client, no Python) running the raw
@@ -191,21 +191,35 @@ async def bench_appends(
     return results
 
 
-async def bench_read_all(pool: Pool, repeats: int) -> list[float]:
+async def bench_read_all(pool: Pool, repeats: int) -> dict[str, list[float]]:
+    """Read every event through ``replay()``, with the cyclic collector on and off.
+
+    Off is how a replaying process such as the projections' rebuild runs; on is a process
+    that leaves it alone. Both are printed: the store itself never touches the collector.
+    """
     # Read a settled table, as a replay of past events does: without this the reads race
     # the write phase's checkpoint and autovacuum, and pay its hint-bit writes.
     await pool.execute("VACUUM (ANALYZE) bench_ours.event_store")
     await pool.execute("CHECKPOINT")
     store = PostgresEventStore(pool, schema="bench_ours")
     head = await store.head_position()
-    rates = []
+    rates: dict[str, list[float]] = {"collector_on": [], "collector_off": []}
     for _ in range(repeats):
-        gc.collect()  # start from a clean heap, not the garbage of the write phases
-        start, count = time.perf_counter(), 0
-        async for page in store.replay(0, 5000):
-            count += len(page)
-        rates.append(count / (time.perf_counter() - start))
-    print(f"  read all: {head} events, {statistics.median(rates):,.0f} decoded events/s")
+        for mode in rates:
+            gc.collect()  # start from a clean heap, not the garbage of the write phases
+            if mode == "collector_off":
+                gc.disable()
+            try:
+                start, count = time.perf_counter(), 0
+                async for page in store.replay(0, 5000):
+                    count += len(page)
+                rates[mode].append(count / (time.perf_counter() - start))
+            finally:
+                gc.enable()
+    print(
+        f"  read all: {head} events, {statistics.median(rates['collector_on']):,.0f} decoded"
+        f" events/s (collector off: {statistics.median(rates['collector_off']):,.0f})"
+    )
     return rates
 
 
@@ -383,7 +397,7 @@ def spread(runs: list[dict[str, float]], key: str) -> str:
 def report(
     appends: dict[str, Any],
     floor: dict[str, list[float]],
-    reads: list[float],
+    reads: dict[str, list[float]],
     relay: dict[str, list[float]],
     latency: dict[str, float],
 ) -> dict[str, Any]:
@@ -426,7 +440,8 @@ def report(
             f" {summary['floor']['ours_statement_ms']:.3f} ms per append;"
             f" 5x the library would need {summary['floor']['five_times_the_library_ms']:.3f} ms"
         )
-    summary["read_all_events_per_s"] = statistics.median(reads)
+    summary["read_all_events_per_s"] = statistics.median(reads["collector_on"])
+    summary["read_all_collector_off_events_per_s"] = statistics.median(reads["collector_off"])
     summary["relay"] = {
         "relay_per_s": statistics.median(relay["relay"]),
         "raw_producer_per_s": statistics.median(relay["raw_producer"]),
@@ -436,7 +451,11 @@ def report(
         summary["relay"]["relay_per_s"] / summary["relay"]["raw_producer_per_s"]
     )
     summary["relay_latency"] = latency
-    print(f"\nRead all in position order: {summary['read_all_events_per_s']:,.0f} decoded events/s")
+    print(
+        f"\nRead all in position order: {summary['read_all_events_per_s']:,.0f} decoded events/s"
+        f" (collector off, as a replaying process runs:"
+        f" {summary['read_all_collector_off_events_per_s']:,.0f})"
+    )
     print(
         f"Relay: {summary['relay']['relay_per_s']:,.0f}/s vs raw producer"
         f" {summary['relay']['raw_producer_per_s']:,.0f}/s"
