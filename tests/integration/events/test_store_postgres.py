@@ -254,3 +254,21 @@ async def test_lone_writers_in_five_processes_keep_positions_contiguous_and_chai
     assert [e.position for e in everything] == list(range(1, 201))
     assert [e.version for e in await store.read_stream("shared")] == list(range(1, 101))
     assert (await store.verify()).ok
+
+
+async def test_close_waits_for_appends_under_way_and_releases_every_connection(
+    database_url: str, schema: str
+) -> None:
+    own_pool = await asyncpg.create_pool(database_url, min_size=1, max_size=4)
+    store = PostgresEventStore(own_pool, schema=schema)
+    try:
+        await store.migrate()
+        alone = asyncio.create_task(store.append("org-1", 0, [event(n=1)]))
+        queued = asyncio.create_task(store.append("org-2", 0, [event(n=2)]))
+        await asyncio.sleep(0)  # the first writes inline, the second queues behind it
+        await asyncio.wait_for(store.close(), 10)
+        assert alone.done() and queued.done()
+        assert [alone.result().version, queued.result().version] == [1, 1]
+        assert own_pool.get_idle_size() == own_pool.get_size()  # the writer is back
+    finally:
+        own_pool.terminate()

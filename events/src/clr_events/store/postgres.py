@@ -95,8 +95,9 @@ class PostgresEventStore:
         )
         self._append_one_sql = _sql("append_one.sql", schema, self._channel)
         self._queue: list[tuple[_Append, asyncio.Future[AppendResult]]] = []
-        self._writing = False
-        self._drain_task: asyncio.Task[None] | None = None
+        self._idle = asyncio.Event()  # set: no write under way, inline or drained
+        self._idle.set()
+        self._drain_task: asyncio.Task[None] | None = None  # held: the loop keeps tasks weakly
         self._listener: PoolConnectionProxy[asyncpg.Record] | None = None
         self._writer: PoolConnectionProxy[asyncpg.Record] | None = None
         self._notified_position = 0
@@ -121,13 +122,13 @@ class PostgresEventStore:
             ConcurrencyError: the stream is at another version; nothing was written.
         """
         request = _prepare(stream_id, expected_version, events)
-        if not self._writing:
+        if self._idle.is_set():
             # Lone-writer fast path: write inline, no hop through a queue.
-            self._writing = True
+            self._idle.clear()
             try:
                 (outcome,) = await self._write_as_writer([request])
             finally:
-                self._writing = False
+                self._idle.set()
                 self._start_drain()
             return _unwrap(request, outcome)
         future: asyncio.Future[AppendResult] = asyncio.get_running_loop().create_future()
@@ -150,8 +151,8 @@ class PostgresEventStore:
         return _unwrap(request, outcome)
 
     def _start_drain(self) -> None:
-        if self._queue and not self._writing:
-            self._writing = True
+        if self._queue and self._idle.is_set():
+            self._idle.clear()
             self._drain_task = asyncio.get_running_loop().create_task(self._drain())
 
     async def _drain(self) -> None:
@@ -182,7 +183,7 @@ class PostgresEventStore:
                     future.set_exception(ConnectionError("the event store writer failed"))
             self._queue.clear()
         finally:
-            self._writing = False
+            self._idle.set()
             # never leave a queued append without a writer
             self._start_drain()
 
@@ -341,10 +342,10 @@ class PostgresEventStore:
         self._notified.set()
 
     async def close(self) -> None:
-        """Wait for queued appends, then release the writer and LISTEN connections."""
-        if self._drain_task is not None:
-            await asyncio.gather(self._drain_task, return_exceptions=True)
-        if self._writer is not None and not self._writing:
+        """Wait for appends under way, then release the writer and LISTEN connections."""
+        while not self._idle.is_set():  # a drain may hand over to the next one
+            await self._idle.wait()
+        if self._writer is not None:
             writer, self._writer = self._writer, None
             await self._pool.release(writer)
         if self._listener is not None:
