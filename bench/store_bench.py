@@ -32,7 +32,6 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from importlib import resources
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -48,11 +47,17 @@ from clr_events.outbox.relay import PostgresRelayCheckpoint, Relay, publish_as_s
 from clr_events.pg import Pool
 from clr_events.settings import ConnectionSettings
 from clr_events.store.base import NewEvent
-from clr_events.store.postgres import PostgresEventStore
+from clr_events.store.postgres import PostgresEventStore, sql_file
 
 DATA = {"org_id": "org-000042", "level": "bronze", "valid_until": "2028-03-31", "note": "x" * 120}
 TYPE = "bench.LabelAwarded.v1"
 RESULTS = Path(__file__).parent / "results" / "store_bench.json"
+
+RAW_INSERT = (
+    "INSERT INTO {schema}.raw_events (stream_id, version, event_id, type, schema_version,"
+    " data, metadata, recorded_at) VALUES ($1, $2, $3, $4, 1, $5, $6, now())"
+)
+"""The ceiling's INSERT: stream, version, event id, type, data, metadata."""
 
 AppendOnce = Callable[[int, int], Awaitable[None]]  # (writer, version) -> one append
 
@@ -107,7 +112,7 @@ async def raw(pool: Pool, schema: str) -> tuple[AppendOnce, Callable[[], Awaitab
             type text NOT NULL, schema_version integer NOT NULL, data json NOT NULL,
             metadata json NOT NULL, recorded_at timestamptz NOT NULL,
             UNIQUE (stream_id, version))""")
-    sql = f"INSERT INTO {schema}.raw_events (stream_id, version, event_id, type, schema_version, data, metadata, recorded_at) VALUES ($1, $2, $3, $4, 1, $5, $6, now())"  # noqa: E501
+    sql = RAW_INSERT.format(schema=schema)
     run = uuid.uuid4().hex[:8]
     metadata = orjson.dumps({"actor": "bench"}).decode()
 
@@ -343,20 +348,17 @@ async def bench_floor(
     await pool.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
     await raw(pool, schema)
     await PostgresEventStore(pool, schema=schema).migrate()
-    data = orjson.dumps(DATA).decode().replace("'", "''")
-    values = {  # the statement's parameters, as pgbench literals and variables
-        "$1": "('floor-' || :n)", "$2": "NULL::integer", "$3": "gen_random_uuid()",
-        "$4": f"'{TYPE}'", "$5": "1", "$6": f"'{data}'", "$7": """'{"actor": "bench"}'""",
-        "$8": "now()", "$9": "sha256(:n::text::bytea)",
-    }  # fmt: skip
-    text = (resources.files("clr_events.store") / "sql" / "append_one.sql").read_text()
-    statement = " ".join(line for line in text.splitlines() if not line.startswith("--"))
-    statement = statement.format(schema=schema, channel=f"event_store_{schema}")
-    statement = re.sub(r"\$\d", lambda m: values[m.group(0)], statement)
-    raw_sql = (
-        f"INSERT INTO {schema}.raw_events (stream_id, version, event_id, type, schema_version,"
-        f" data, metadata, recorded_at) VALUES ({values['$1']}, 1, gen_random_uuid(),"
-        f" {values['$4']}, 1, {values['$6']}, {values['$7']}, now())"
+    stream, event_type = "('floor-' || :n)", f"'{TYPE}'"
+    data = "'" + orjson.dumps(DATA).decode().replace("'", "''") + "'"
+    metadata = """'{"actor": "bench"}'"""
+    statement = _pgbench_sql(
+        sql_file("append_one.sql", schema),  # parameters as pgbench literals and variables
+        [stream, "NULL::integer", "gen_random_uuid()", event_type, "1", data, metadata,
+         "now()", "sha256(:n::text::bytea)"],
+    )  # fmt: skip
+    raw_sql = _pgbench_sql(
+        RAW_INSERT.format(schema=schema),
+        [stream, "1", "gen_random_uuid()", event_type, data, metadata],
     )
     figures: dict[str, list[float]] = {"raw_insert_ms": [], "ours_statement_ms": []}
     with tempfile.TemporaryDirectory() as scratch:
@@ -382,6 +384,12 @@ async def bench_floor(
             )
     await pool.execute(f"DROP SCHEMA {schema} CASCADE")
     return figures
+
+
+def _pgbench_sql(sql: str, values: list[str]) -> str:
+    """``sql`` on one line without its comments, ``$n`` replaced by ``values[n - 1]``."""
+    text = " ".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
+    return re.sub(r"\$(\d+)", lambda m: values[int(m.group(1)) - 1], text)
 
 
 # ------------------------------------------------------------------- report

@@ -195,14 +195,18 @@ async def test_the_append_function_refuses_a_stream_twice_in_one_batch(
     ids=["any-version", "at-the-new-version", "at-the-version-it-read"],
 )
 async def test_a_single_event_append_that_waited_for_another_process_is_decided_after_it(
-    database_url: str, pool: Pool, schema: str, expected: int | None, outcome: object
+    store: PostgresEventStore,
+    database_url: str,
+    pool: Pool,
+    schema: str,
+    expected: int | None,
+    outcome: object,
 ) -> None:
     # A lone writer's one-event append is one statement whose snapshot may predate the
     # other process's commit: it must not write a stale version (any-version: the unique
     # violation sends it to the append function), nor refuse on one (at the new version:
     # the refusal does), nor write over the version it read (a true conflict).
-    here = PostgresEventStore(pool, schema=schema)
-    await here.migrate()
+    here = store
     async with processes(database_url, schema, 1) as (there,):
         async with pool.acquire() as holder, holder.transaction():
             await here.append_in(holder, "org-1", 0, [event(by="here")])

@@ -50,7 +50,7 @@ def content_digest(
 
 
 def chain(previous_hash: bytes, position: int, version: int, digest: bytes) -> bytes:
-    """The hash of the event at ``position`` (the same formula as the SQL append function)."""
+    """The hash of the event at ``position`` (the same formula as the SQL ``event_store_link``)."""
     return hashlib.sha256(
         previous_hash + position.to_bytes(8, "big") + version.to_bytes(8, "big") + digest
     ).digest()

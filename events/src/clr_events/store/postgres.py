@@ -88,12 +88,16 @@ class PostgresEventStore:
             raise ValueError(f"not a plain schema name: {schema!r}")
         self._pool = pool
         self._schema = schema
-        self._channel = f"event_store_{schema}"
+        self._channel = _channel(schema)
         self._append_sql = (
             f"SELECT positions, versions FROM {schema}.event_store_append"
             "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
         )
-        self._append_one_sql = _sql("append_one.sql", schema, self._channel)
+        self._append_one_sql = sql_file("append_one.sql", schema)
+        self._read_all_sql = (
+            f"SELECT {_COLUMNS} FROM {schema}.event_store"
+            " WHERE position > $1 ORDER BY position LIMIT $2"
+        )
         self._queue: list[tuple[_Append, asyncio.Future[AppendResult]]] = []
         self._idle = asyncio.Event()  # set: no write under way, inline or drained
         self._idle.set()
@@ -105,7 +109,7 @@ class PostgresEventStore:
 
     async def migrate(self) -> None:
         """Create the schema, tables, trigger and append function (idempotent)."""
-        sql = _sql("event_store.sql", self._schema, self._channel)
+        sql = sql_file("event_store.sql", self._schema)
         async with self._pool.acquire() as conn, conn.transaction():
             # one migrator at a time when several instances start together
             await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", self._channel)
@@ -277,12 +281,7 @@ class PostgresEventStore:
 
     async def read_all(self, after_position: int = 0, limit: int = 1000) -> list[StoredEvent]:
         """Up to ``limit`` events above ``after_position``, in position order."""
-        rows = await self._pool.fetch(
-            f"SELECT {_COLUMNS} FROM {self._schema}.event_store"
-            " WHERE position > $1 ORDER BY position LIMIT $2",
-            after_position,
-            limit,
-        )
+        rows = await self._pool.fetch(self._read_all_sql, after_position, limit)
         return [_to_stored(row) for row in rows]
 
     async def replay(
@@ -294,10 +293,7 @@ class PostgresEventStore:
         decoded, so PostgreSQL reads the next page while Python decodes this one. Positions
         are contiguous and commit-ordered, so paging by position skips nothing.
         """
-        query = (
-            f"SELECT {_COLUMNS} FROM {self._schema}.event_store"
-            " WHERE position > $1 ORDER BY position LIMIT $2"
-        )
+        query = self._read_all_sql
         pending = asyncio.ensure_future(self._pool.fetch(query, after_position, page))
         try:
             while rows := await pending:
@@ -392,9 +388,14 @@ class PostgresEventStore:
             return checker.finish(last, (head["position"], head["hash"]))
 
 
-def _sql(name: str, schema: str, channel: str) -> str:
+def _channel(schema: str) -> str:
+    return f"event_store_{schema}"
+
+
+def sql_file(name: str, schema: str) -> str:
+    """One of the store's SQL files (``sql/``) for ``schema``, as the store runs it."""
     text = (resources.files("clr_events.store") / "sql" / name).read_text()
-    return text.format(schema=schema, channel=channel)
+    return text.format(schema=schema, channel=_channel(schema))
 
 
 def _prepare(stream_id: str, expected: ExpectedVersion, events: Sequence[NewEvent]) -> _Append:

@@ -12,8 +12,8 @@
    live agents wait on it for a moment), check the new generation has applied at least
    everything the live one has, settle it (the batches did not: the label feed's head is
    computed once, not over the rows read ahead at every batch), point the views at it and
-   record it as active. If the live
-   one is ahead, read on and try again. The old generation is dropped after the swap.
+   record it as active. If the live one is ahead, read on and try again. The old
+   generation is dropped after the swap.
 
 The public page and API keep answering from the views throughout.
 """
