@@ -212,10 +212,13 @@ async def test_a_single_event_append_that_waited_for_another_process_is_decided_
             await here.append_in(holder, "org-1", 0, [event(by="here")])
             waiting = asyncio.create_task(there.append("org-1", expected, [event(by="there")]))
             try:
-                await _until_blocked_by(holder)
+                waiting_query = await _blocked_by(holder)
             except AssertionError:
                 waiting.cancel()
                 raise
+            # operators see the statement itself, not its file's comments (a refusal
+            # read before the lock goes on to the append function without waiting)
+            assert waiting_query.startswith(("WITH stream AS", "SELECT positions, versions"))
         if outcome == "conflict at 1":
             with pytest.raises(ConcurrencyError) as refused:
                 await waiting
@@ -230,13 +233,17 @@ async def test_a_single_event_append_that_waited_for_another_process_is_decided_
     assert (await here.verify()).ok
 
 
-async def _until_blocked_by(holder: Connection) -> None:
+async def _blocked_by(holder: Connection) -> str:
+    """The query of a backend that waits for one of ``holder``'s locks, once there is one."""
     for _ in range(500):
-        if await holder.fetchval(
-            "SELECT count(*) FROM pg_stat_activity"
-            " WHERE pg_backend_pid() = ANY(pg_blocking_pids(pid))"
-        ):
-            return
+        # pg_stat_activity is read once per transaction unless its snapshot is cleared
+        await holder.execute("SELECT pg_stat_clear_snapshot()")
+        query: str | None = await holder.fetchval(
+            "SELECT query FROM pg_stat_activity"
+            " WHERE pg_backend_pid() = ANY(pg_blocking_pids(pid)) LIMIT 1"
+        )
+        if query is not None:
+            return query
         await asyncio.sleep(0.01)
     raise AssertionError("the other process's append never waited for the head lock")
 
