@@ -187,7 +187,7 @@ async def bench_appends(
                 "eventsourcing": (library.append, library.close),
                 "raw_asyncpg": await raw(pool, "bench_raw"),
             }
-            if writers == 1:  # the library at its best: no thread hop (its run ends above)
+            if writers == 1:  # the library at its best, no thread hop (closed with the above)
                 systems["eventsourcing_inline"] = (library.append_inline, _nothing)
             order = list(systems)
             order = order[repeat % len(order) :] + order[: repeat % len(order)]  # rotate the start
