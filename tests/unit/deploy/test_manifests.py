@@ -1,0 +1,134 @@
+"""docker-compose.yml, deploy/k8s and deploy/docker run the system as ``make run`` does.
+
+No container engine runs here, so these are not started by the test suite: they are held
+to the code instead. Every service the local supervisor starts is in both, with the same
+command, port and probes; every setting they give is one the code reads; the Kubernetes
+objects pass the API's own schemas (strict: an unknown field fails).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+from pydantic_settings import BaseSettings
+
+from clr_dev.supervisor import SERVICES
+from clr_events.service.auth import AuthSettings
+from label_decisions.decisions import DecisionSettings
+from projections.settings import ProjectionSettings
+
+ROOT = Path(__file__).resolve().parents[3]
+K8S = ROOT / "deploy" / "k8s"
+KUBERNETES_VERSION = "1.33.0"
+INFRASTRUCTURE = {"postgres", "kafka", "topics"}
+
+
+def compose() -> dict[str, Any]:
+    document: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    return document
+
+
+def kubernetes_objects() -> list[dict[str, Any]]:
+    """Every object the kustomization lists, in its order."""
+    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
+    return [
+        document
+        for resource in kustomization["resources"]
+        for document in yaml.safe_load_all((K8S / resource).read_text())
+    ]
+
+
+def named(kind: str, name: str) -> dict[str, Any]:
+    (found,) = [
+        o for o in kubernetes_objects() if (o["kind"], o["metadata"]["name"]) == (kind, name)
+    ]
+    return found
+
+
+def read_settings() -> set[str]:
+    """Every CLR_ variable the code reads: settings classes and direct environment reads."""
+    names: set[str] = set()
+    classes: list[type[BaseSettings]] = [ProjectionSettings, AuthSettings, DecisionSettings]
+    for settings in classes:
+        prefix = settings.model_config.get("env_prefix", "")
+        names |= {f"{prefix}{field}".upper() for field in settings.model_fields}
+    for source in [*ROOT.glob("events/src/**/*.py"), *ROOT.glob("services/*/src/**/*.py")]:
+        names |= set(re.findall(r"environ(?:\.get\(|\[)\"(CLR_[A-Z_]+)\"", source.read_text()))
+    return names
+
+
+def test_compose_runs_every_service_as_make_run_does() -> None:
+    services = compose()["services"]
+    assert set(services) == set(SERVICES) | INFRASTRUCTURE
+    for name, port in SERVICES.items():
+        service = services[name]
+        assert service["command"] == ["python", "-m", name]
+        assert service["environment"]["CLR_PORT"] == str(port)
+        assert service["ports"] == [f"127.0.0.1:{port}:{port}"]
+        assert service["healthcheck"]["test"][-3:] == ["-m", "clr_events.service.probe", "readyz"]
+        assert service["depends_on"]["topics"] == {"condition": "service_completed_successfully"}
+        assert service["depends_on"]["postgres"] == {"condition": "service_healthy"}
+        assert service["build"]["dockerfile"] == "deploy/docker/Dockerfile"
+    assert services["topics"]["command"][-1] == "deploy/kafka/topics.toml"
+
+
+@pytest.mark.parametrize("name", list(SERVICES))
+def test_kubernetes_runs_every_service_with_its_probes(name: str) -> None:
+    port, object_name = SERVICES[name], name.replace("_", "-")  # DNS names: no underscore
+    deployment = named("Deployment", object_name)
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["command"] == ["python", "-m", name]
+    assert {"name": "CLR_PORT", "value": str(port)} in container["env"]
+    assert container["ports"] == [{"name": "http", "containerPort": port}]
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert [source for ref in container["envFrom"] for source in ref.values()] == [
+        {"name": "clr-config"},
+        {"name": "clr-secrets"},
+    ]
+    service = named("Service", object_name)
+    assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+    assert service["spec"]["ports"] == [{"name": "http", "port": port, "targetPort": "http"}]
+
+
+def test_kubernetes_objects_pass_the_api_schemas() -> None:
+    objects = kubernetes_objects()
+    assert {o["kind"] for o in objects} == {
+        "Namespace",
+        "ConfigMap",
+        "Job",
+        "Deployment",
+        "Service",
+    }
+    for document in objects:
+        kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
+
+
+def test_every_setting_the_deployments_give_is_read_by_the_code() -> None:
+    given = set(named("ConfigMap", "clr-config")["data"])
+    for service in compose()["services"].values():
+        given |= {key for key in service.get("environment", {}) if key.startswith("CLR_")}
+    for document in kubernetes_objects():
+        for container in (
+            document.get("spec", {}).get("template", {}).get("spec", {}).get("containers", [])
+        ):
+            given |= {variable["name"] for variable in container.get("env", [])}
+    given |= {"CLR_DATABASE_URL", "CLR_JWT_SECRET"}  # the Secret deploy/k8s/README.md asks for
+    assert given - read_settings() == set()
+
+
+def test_the_image_installs_from_the_lock_with_the_makefiles_uv() -> None:
+    dockerfile = (ROOT / "deploy" / "docker" / "Dockerfile").read_text()
+    (uv_version,) = re.findall(r"^UV_VERSION := (\S+)$", (ROOT / "Makefile").read_text(), re.M)
+    assert f"uv=={uv_version}" in dockerfile
+    assert "uv sync --frozen --no-dev" in dockerfile
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    for copied in re.findall(r"^COPY (.+) \S+$", dockerfile, re.M):
+        for path in copied.split():
+            assert (ROOT / path).exists(), path
+            assert path not in ignored, path
