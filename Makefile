@@ -6,7 +6,7 @@ UV := uv
 RUN := $(UV) run --frozen
 WITH_ENV := set -a && source .local/env && set +a &&
 
-.PHONY: help setup stack stop status topics browser run token test test-unit test-integration \
+.PHONY: help setup stack stop reset status topics browser run token test test-unit test-integration \
 	lint fmt bench schemas schemas-check rebuild-projection projections-status
 
 help:
@@ -16,6 +16,7 @@ help:
 	@echo "make test    lint (ruff, mypy) and every test against the real PostgreSQL and Kafka"
 	@echo "make bench   the event store and relay benchmark (durable settings), prints and writes JSON"
 	@echo "make stop    stop PostgreSQL and Kafka"
+	@echo "make reset   stop them and delete their data (events, read models, topics)"
 	@echo "make schemas regenerate schemas/ (JSON Schema, AsyncAPI, golden examples) from the contracts"
 	@echo "make rebuild-projection NAME=labels [LANES=2]   rebuild a read model beside the live one, then swap"
 	@echo "make projections-status   generation and lag of every read model"
@@ -29,6 +30,9 @@ stack:  ## a real PostgreSQL and a real Kafka on 127.0.0.1 (deploy/local/stack.s
 
 stop:
 	@deploy/local/stack.sh stop
+
+reset:  ## stop PostgreSQL and Kafka and delete their data: the next make run starts empty
+	@deploy/local/stack.sh reset
 
 status:
 	@deploy/local/stack.sh status

@@ -5,6 +5,7 @@
 #   deploy/local/stack.sh stop     stop both (by pid, cleanly)
 #   deploy/local/stack.sh status   say what runs
 #   deploy/local/stack.sh env      print the connection settings as shell exports
+#   deploy/local/stack.sh reset    stop both and delete their data (the next start is empty)
 #
 # Everything lives under .local/ (ignored by git): data, logs, pids, the Kafka jars.
 # A second `start` while both run is harmless. PostgreSQL runs with durable settings
@@ -176,6 +177,13 @@ case "${1:-}" in
     kafka_stop
     pg_stop
     ;;
+  reset)
+    # every event store, read model, offset and topic goes; the Kafka jars stay
+    kafka_stop
+    pg_stop
+    log "deleting the PostgreSQL cluster and the Kafka log under $STATE"
+    rm -rf "$PG_DIR/data" "$KAFKA_DIR/data" "$STATE/logs"
+    ;;
   status)
     if pg_running; then echo "postgresql: running on 127.0.0.1:$PG_PORT"; else echo "postgresql: stopped"; fi
     if kafka_running; then echo "kafka: running on 127.0.0.1:$KAFKA_PORT"; else echo "kafka: stopped"; fi
@@ -189,7 +197,7 @@ case "${1:-}" in
     log "chromium: $(command -v chromium)"
     ;;
   *)
-    echo "usage: $0 start|stop|status|env|browser" >&2
+    echo "usage: $0 start|stop|status|env|browser|reset" >&2
     exit 2
     ;;
 esac
