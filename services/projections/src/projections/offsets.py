@@ -9,8 +9,11 @@ model's checkpoint is skipped by that read model.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Iterable
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Generic, TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -20,6 +23,7 @@ from clr_events.settings import ConnectionSettings
 from projections.core import ReadModel, active_schema, checkpoints
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class Offsets:
@@ -56,6 +60,30 @@ class Offsets:
         tps = await self.partitions(topics)
         ends = await self._consumer.end_offsets(tps) if tps else {}
         return {(tp.topic, tp.partition): int(offset) for tp, offset in ends.items()}
+
+
+class Recent(Generic[T]):
+    """A read's result, shared by every caller within ``ttl`` seconds of it.
+
+    Lag is read on public requests (``/read-models``, ``/metrics``): each read asks the
+    broker for every partition's end offset. Callers that come while a read is running
+    wait for it and share it; a failed read is not kept.
+    """
+
+    def __init__(self, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._ttl = ttl
+        self._clock = clock
+        self._lock = asyncio.Lock()
+        self._kept: tuple[float, T] | None = None
+
+    async def get(self, read: Callable[[], Awaitable[T]]) -> T:
+        """The kept result if recent enough, else ``read()``'s (then kept)."""
+        async with self._lock:
+            if self._kept is not None and self._clock() - self._kept[0] < self._ttl:
+                return self._kept[1]
+            value = await read()
+            self._kept = (self._clock(), value)
+            return value
 
 
 def remaining(ends: dict[tuple[str, int], int], done: dict[tuple[str, int], int]) -> int:

@@ -19,7 +19,7 @@ from projections import api, web
 from projections.core import ensure_generation
 from projections.current import CurrentPublisher
 from projections.live import LiveProjections
-from projections.offsets import Offsets, align_group, lag
+from projections.offsets import Offsets, Recent, align_group, lag
 from projections.read_models.all import READ_MODELS
 from projections.settings import ProjectionSettings
 
@@ -56,6 +56,7 @@ class ProjectionsRuntime:
         self.live: LiveProjections | None = None
         self.current: CurrentPublisher | None = None
         self.offsets: Offsets | None = None
+        self._lags: Recent[dict[str, int]] = Recent(self.settings.lag_cache_seconds)
 
     @property
     def pool(self) -> Pool:
@@ -108,12 +109,17 @@ class ProjectionsRuntime:
         self._stack = contextlib.AsyncExitStack()
 
     async def lags(self) -> dict[str, int]:
-        """Messages each read model has still to apply."""
-        assert self.offsets is not None
-        return {
-            name: await lag(self.pool, self.offsets, m, self.settings)
-            for name, m in READ_MODELS.items()
-        }
+        """Messages each read model has still to apply (at most ``lag_cache_seconds`` old)."""
+        offsets = self.offsets
+        assert offsets is not None
+
+        async def read() -> dict[str, int]:
+            return {
+                name: await lag(self.pool, offsets, m, self.settings)
+                for name, m in READ_MODELS.items()
+            }
+
+        return await self._lags.get(read)
 
     async def metrics(self) -> dict[str, float]:
         """Projection lag, applied events, dead letters, snapshots published."""

@@ -21,6 +21,7 @@ class ProjectionSettings(ServiceSettings):
     renewal_window_months_gold: int = 12
     expiring_soon_months: int = 6
     current_publish_interval_seconds: float = 0.5
+    lag_cache_seconds: float = 1.0  # lag is read from the broker at most this often
 
     def renewal_window_months(self, level: str) -> int:
         """The renewal window of a level, in months after ``valid_until``."""
