@@ -14,12 +14,10 @@ import httpx
 
 from clr_dev import supervisor
 from clr_dev.installation import install, service_env, uninstall
-from clr_events.codec import from_kafka
 from clr_events.envelope import Envelope
 from clr_events.settings import ConnectionSettings
 from tests.e2e.conftest import System
 from tests.e2e.scenario import organisation
-from tests.integration.events.kafka_helpers import read_topic
 
 FIRST, SECOND = 18111, 18112
 
@@ -31,12 +29,6 @@ async def test_two_instances_publish_each_event_once_and_the_second_takes_over_t
     settings = await install(base, "clr_instances")
     secret = secrets.token_hex(32)
     env = service_env(settings, secret)
-    topic = settings.topic("collaboration.events")
-
-    async def published(at_least: int) -> list[Envelope]:
-        records = await read_topic(kafka_bootstrap, topic, at_least, 60.0, lambda _: True)
-        return [from_kafka(r.key, r.value, r.headers) for r in records]
-
     first = await asyncio.to_thread(
         supervisor.start, tmp_path / "first", ports={"collaboration": FIRST}, env=env
     )
@@ -48,6 +40,10 @@ async def test_two_instances_publish_each_event_once_and_the_second_takes_over_t
                 return System(
                     running.urls, client, kafka_bootstrap, secret, settings.instance, database_url
                 )
+
+            async def published(at_least: int) -> list[Envelope]:
+                """Every event on the topic (every subject), once ``at_least`` are there."""
+                return await system(first).events("collaboration.events", "", at_least=at_least)
 
             # alone, the first instance's relay publishes: it holds the relay's lock
             await organisation(system(first))

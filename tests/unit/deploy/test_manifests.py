@@ -8,6 +8,7 @@ objects pass the API's own schemas (strict: an unknown field fails).
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 from typing import Any
@@ -33,8 +34,9 @@ def compose() -> dict[str, Any]:
     return document
 
 
+@functools.cache
 def kubernetes_objects() -> list[dict[str, Any]]:
-    """Every object the kustomization lists, in its order."""
+    """Every object the kustomization lists, in its order (read once)."""
     kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
     return [
         document
