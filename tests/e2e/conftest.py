@@ -8,6 +8,7 @@ same Kafka is left alone; the session's topics are deleted at the end.
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -25,9 +26,10 @@ from clr_events.service.auth import AuthSettings, mint
 from clr_events.settings import ConnectionSettings
 from tests.integration.events.kafka_helpers import read_topic
 
-PORTS = {"collaboration": 18101, "training_certification": 18102, "assessments": 18103}
-PORTS["label_decisions"] = 18104
-PORTS["projections"] = 18100
+PORT_BASE = int(os.environ.get("CLR_E2E_PORT_BASE", "18100"))
+"""The session's services listen on PORT_BASE + their default port's last two digits (so
+two checkouts can run the suite side by side on one machine)."""
+PORTS = {name: PORT_BASE + port % 100 for name, port in supervisor.SERVICES.items()}
 
 
 @dataclass

@@ -16,10 +16,10 @@ from clr_dev import supervisor
 from clr_dev.installation import install, service_env, uninstall
 from clr_events.envelope import Envelope
 from clr_events.settings import ConnectionSettings
-from tests.e2e.conftest import System
+from tests.e2e.conftest import PORT_BASE, System
 from tests.e2e.scenario import organisation
 
-FIRST, SECOND = 18111, 18112
+FIRST, SECOND = PORT_BASE + 11, PORT_BASE + 12
 
 
 async def test_two_instances_publish_each_event_once_and_the_second_takes_over_the_relay(
