@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from tests.e2e import scenario
 from tests.e2e.conftest import System
@@ -30,7 +31,7 @@ async def test_validate_certify_benchmark_approve_renew_refuse_gold_and_expire(
     assert awarded.data["valid_until"] == "2026-03-31"
     assert awarded.data["assessment_id"] == first
     assert awarded.data["expert_ids"] == [foreign]
-    assert awarded.data["policy_version"] == "2026.1"
+    assert awarded.data["policy_version"] == "2026.2"
     assert "ESCA" in awarded.data["decided_by"]
 
     # when a renewal benchmarking inside the window is approved
@@ -186,3 +187,96 @@ async def test_the_board_withdraws_and_corrects_by_compensating_events(system: S
     assert [e["actor"] for e in history.json()["events"]] == ["label_decisions", "e2e", "e2e"]
     verified = await system.get("label_decisions", "/verification", "auditor")
     assert verified.json()["ok"] is True
+
+
+async def decisions(system: System, org: str, level: str, at_least: int) -> list[dict[str, Any]]:
+    """The record's decision history (auditor), once it has ``at_least`` events."""
+
+    async def check() -> list[dict[str, Any]] | None:
+        response = await system.get("label_decisions", f"/labels/{org}/{level}/history", "auditor")
+        if response.status_code != 200:
+            return None
+        events: list[dict[str, Any]] = response.json()["events"]
+        return events if len(events) >= at_least else None
+
+    found: list[dict[str, Any]] = await system.until(check, f"{at_least} decisions on {org}")
+    return found
+
+
+async def gold(
+    system: System, org: str, experts: list[str], on: str, days: int, score: float
+) -> None:
+    """A recorded and approved Gold assessment."""
+    body = {
+        "org_id": org,
+        "expert_ids": experts,
+        "conducted_on": on,
+        "indicators": [{"code": f"G{i:02}", "score": 4.0, "threshold": 3.0} for i in range(1, 32)],
+        "score_pct": score,
+        "on_site_days": days,
+        "evidence_documents": 9,
+    }
+    recorded = await system.post("assessments", "/assessments/gold", body, "assessor")
+    assert recorded.status_code == 201, recorded.text
+    approval = await system.post(
+        "assessments",
+        f"/assessments/{recorded.json()['assessment_id']}/approval",
+        {"approved_on": on, "approver": "EUCLES board"},
+        "labelling_board",
+    )
+    assert approval.status_code == 201, approval.text
+
+
+async def test_r7_a_refused_gold_does_not_make_the_next_one_a_one_day_renewal(
+    system: System,
+) -> None:
+    # given an organisation whose first Gold assessment fell short of 80 % (refused)
+    org = await scenario.organisation(system, "NO", validated_on="2023-02-01")
+    national = await scenario.expert(system, "NO", ["gold_assessor"], "2023-01-10")
+    foreign = await scenario.expert(system, "DK", ["gold_assessor"], "2023-01-10")
+    await scenario.known_to_assessments(system, [org], [national, foreign])
+    await gold(system, org, [national, foreign], "2025-03-12", days=2, score=79.0)
+    (refused,) = await decisions(system, org, "gold", at_least=1)
+    assert refused["type"] == "LabelRefused"
+
+    # when a second Gold assessment, one day on site, is approved
+    await gold(system, org, [national, foreign], "2025-09-10", days=1, score=88.0)
+
+    # then it is a first award, which takes two days (R7): refused, no label
+    history = await decisions(system, org, "gold", at_least=2)
+    assert [e["type"] for e in history] == ["LabelRefused", "LabelRefused"]
+    assert history[1]["data"]["violations"] == [
+        {
+            "rule": "R7",
+            "message": "a first Gold award needs 2 day(s) on site; this assessment had 1",
+        }
+    ]
+    labels = await system.get("label_decisions", f"/labels/{org}")
+    assert labels.json()["labels"] == []
+
+
+async def test_r4_a_bronze_is_not_renewed_again_and_again_ahead_of_its_expiry(
+    system: System,
+) -> None:
+    # given a Bronze label valid until 2027-01-31
+    org = await scenario.organisation(system, "CZ", validated_on="2024-06-01")
+    person = await scenario.expert(system, "SK", ["benchmarking_expert"], "2024-01-02")
+    await scenario.known_to_assessments(system, [org], [person])
+    await scenario.bronze(system, org, person, "2025-01-10", "2025-01-20")
+
+    # when three more benchmarkings are approved within ten weeks
+    for on in ("2026-09-01", "2026-09-22", "2026-11-10"):
+        await scenario.bronze(system, org, person, on, on)
+
+    # then the first renews (R4: three years on), the others come too early and are refused
+    history = await decisions(system, org, "bronze", at_least=4)
+    assert [e["type"] for e in history] == [
+        "LabelAwarded",
+        "LabelRenewed",
+        "LabelRefused",
+        "LabelRefused",
+    ]
+    assert history[1]["data"]["valid_until"] == "2030-01-31"
+    assert {v["rule"] for e in history[2:] for v in e["data"]["violations"]} == {"R4"}
+    published = await system.events(LABELS, f"{org}:bronze", at_least=2)
+    assert [e.data["valid_until"] for e in published] == ["2027-01-31", "2030-01-31"]

@@ -15,12 +15,16 @@ from label_decisions.domain.events import (
     LabelEvent,
     LabelExpired,
     LabelRecordCorrected,
+    LabelRefused,
     LabelRenewed,
     LabelWithdrawn,
+    Refusal,
 )
 from label_decisions.domain.label_record import ApprovedAssessment, LabelRecord, Outcome, Status
 from label_decisions.domain.policy import (
+    POLICIES,
     POLICY_2026_1,
+    POLICY_2026_2,
     DecisionPolicy,
     Level,
     LevelRules,
@@ -327,3 +331,102 @@ def test_a_refusal_is_recorded_once_and_the_assessment_is_never_decided_again() 
     )
     assert again.decide(failing, eligible=True, policy=POLICY_2026_1, decided_by="b") == []
     assert again.valid_until is None
+
+
+# ------------------------------------------- policy 2026.2: R7 days, earliest renewal
+def gold_assessment(assessed_on: date, days: int, aid: str) -> ApprovedAssessment:
+    outcome = replace(PASSING[Level.GOLD], on_site_days=days)
+    return ApprovedAssessment(
+        aid, ORG, Level.GOLD, assessed_on, assessed_on, ("e-1", "e-2"), outcome
+    )
+
+
+def gold_refused(assessed_on: date, aid: str) -> LabelRefused:
+    return LabelRefused(
+        org_id=ORG,
+        level="gold",
+        assessment_id=aid,
+        assessed_on=assessed_on,
+        refused_on=assessed_on,
+        violations=(Refusal(rule="R7", message="score 79 %"),),
+        expert_ids=("e-1", "e-2"),
+        policy_version="2026.2",
+        decided_by="board",
+    )
+
+
+def test_r7_a_first_gold_needs_two_days_on_site_even_after_a_refused_gold() -> None:
+    # given an earlier Gold assessment that the board's decision refused (no label)
+    record = given(gold_refused(date(2024, 3, 5), "g-1"), level=Level.GOLD)
+    # when a one-day Gold assessment a year later is decided, then it is a first award: 2 days
+    with pytest.raises(RuleViolationError) as refused:
+        record.decide(
+            gold_assessment(date(2025, 3, 5), 1, "g-2"),
+            eligible=True,
+            policy=POLICY_2026_2,
+            decided_by="board",
+        )
+    assert [f"{v.rule}: {v.message}" for v in refused.value.violations] == [
+        "R7: a first Gold award needs 2 day(s) on site; this assessment had 1"
+    ]
+    event = when_decided(record, gold_assessment(date(2025, 3, 5), 2, "g-3"), policy=POLICY_2026_2)
+    assert isinstance(event, LabelAwarded)
+
+
+def test_r7_a_gold_renewal_within_a_year_of_expiry_needs_one_day_on_site() -> None:
+    record = given(level=Level.GOLD)
+    when_decided(record, gold_assessment(date(2022, 3, 5), 2, "g-1"), policy=POLICY_2026_2)
+    assert record.valid_until == date(2024, 3, 31)
+    # ten months after expiry: inside the renewal window, one day is enough
+    event = when_decided(record, gold_assessment(date(2025, 1, 20), 1, "g-2"), policy=POLICY_2026_2)
+    assert isinstance(event, LabelRenewed) and event.policy_version == "2026.2"
+
+
+def test_r7_a_gold_assessment_without_its_days_on_site_is_refused() -> None:
+    with pytest.raises(RuleViolationError, match="R7: a first Gold award needs 2 day"):
+        given(level=Level.GOLD).decide(
+            gold_assessment(date(2025, 3, 5), 0, "g-1"),
+            eligible=True,
+            policy=POLICY_2026_2,
+            decided_by="board",
+        )
+
+
+def test_r4_a_renewal_is_assessed_at_most_six_months_before_the_validity_ends() -> None:
+    record = given(awarded(date(2025, 6, 10), date(2027, 6, 30)))
+    with pytest.raises(RuleViolationError) as refused:
+        record.decide(
+            assessment(date(2026, 12, 29), aid="a-2"),
+            eligible=True,
+            policy=POLICY_2026_2,
+            decided_by="board",
+        )
+    assert [f"{v.rule}: {v.message}" for v in refused.value.violations] == [
+        "R4: a renewal is assessed on or after 2026-12-30 (6 months before the label's"
+        " validity ends on 2027-06-30); this one was assessed 2026-12-29"
+    ]
+    event = when_decided(record, assessment(date(2026, 12, 30), aid="a-3"), policy=POLICY_2026_2)
+    assert isinstance(event, LabelRenewed) and event.valid_until == date(2030, 6, 30)
+
+
+def test_r4_renewals_cannot_be_stacked_far_ahead_of_the_expiry() -> None:
+    # four benchmarkings within ten weeks: the first renews, the others come years too early
+    record = given(awarded(date(2025, 1, 10), date(2027, 1, 31)))
+    days = [date(2026, 9, 1), date(2026, 9, 22), date(2026, 10, 13), date(2026, 11, 3)]
+    outcomes: list[str] = []
+    for n, day in enumerate(days):
+        try:
+            event = when_decided(record, assessment(day, aid=f"s-{n}"), policy=POLICY_2026_2)
+            outcomes.append(type(event).__name__)
+        except RuleViolationError as refused:
+            outcomes.append(" ".join(v.rule for v in refused.violations))
+    assert outcomes == ["LabelRenewed", "R4", "R4", "R4"]
+    assert record.valid_until == date(2030, 1, 31)
+
+
+def test_policy_2026_1_stays_as_it_decided() -> None:
+    # an immutable version: its decisions (no earliest renewal) can still be re-derived
+    record = given(awarded(date(2025, 1, 10), date(2027, 1, 31)))
+    event = when_decided(record, assessment(date(2025, 3, 1), aid="a-1"))
+    assert isinstance(event, LabelRenewed) and event.policy_version == "2026.1"
+    assert set(POLICIES) == {"2026.1", "2026.2"}

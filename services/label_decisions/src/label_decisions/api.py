@@ -180,6 +180,7 @@ async def get_policy(request: Request) -> dict[str, Any]:
                 "first_validity_months": rules.first_validity_months,
                 "renewal_window_months": rules.renewal_window_months,
                 "renewal_extension_months": rules.renewal_extension_months,
+                "renewal_earliest_months": rules.renewal_earliest_months,
             }
             for level, rules in policy.levels.items()
         },
@@ -187,6 +188,8 @@ async def get_policy(request: Request) -> dict[str, Any]:
         "silver_improvement_areas": policy.silver_improvement_areas,
         "gold_indicator_count": policy.gold_indicator_count,
         "gold_min_score_pct": policy.gold_min_score_pct,
+        "gold_days_first": policy.gold_days_first,
+        "gold_days_renewal": policy.gold_days_renewal,
     }
 
 

@@ -43,7 +43,7 @@ class DecisionSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="CLR_DECISION_")
 
-    policy_version: str = "2026.1"
+    policy_version: str = "2026.2"
     expiry_interval_seconds: float = 60.0
 
     def policy(self) -> DecisionPolicy:
@@ -124,6 +124,7 @@ def approved_assessment(event: ApprovedForDecision) -> ApprovedAssessment:
             indicator_count=event.indicator_count,
             indicators_passed=event.indicators_passed,
             score_pct=event.score_pct,
+            on_site_days=event.on_site_days,
             evidence_documents=event.evidence_documents,
             improvement_areas_validated=(
                 tuple(event.improvement_areas_validated)

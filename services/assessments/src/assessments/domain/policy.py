@@ -67,9 +67,12 @@ class AssessmentRules:
     gold_days_first: int
     gold_days_renewal: int
     gold_renewal_lookback_months: int
-    """A Gold assessment is a renewal when an approved Gold assessment of the organisation
-    was conducted within this many months before (its 24 months of validity plus the
-    one-year window: R7, R8)."""
+    """A Gold assessment may be a renewal (and take ``gold_days_renewal``) only when an
+    approved Gold assessment of the organisation was conducted within this many months
+    before (its 24 months of validity plus the one-year window: R7, R8). This is the early
+    check the assessment can make; whether a Gold label record is really renewed, and so
+    how many days R7 asks, is decided by the label decision from that record (an approved
+    assessment the decision refused earned no label and renews nothing)."""
 
     def criteria_for(self, kind: Kind, day: date) -> CriteriaVersion | None:
         """The indicator set in force for ``kind`` on ``day``."""

@@ -25,6 +25,7 @@ from label_decisions.domain.events import (
 from label_decisions.domain.policy import (
     DecisionPolicy,
     Level,
+    earliest_renewal,
     first_valid_until,
     renewal_deadline,
     renewed_valid_until,
@@ -48,6 +49,7 @@ class Outcome:
     indicator_count: int | None = None
     indicators_passed: int | None = None
     score_pct: float | None = None
+    on_site_days: int | None = None
     evidence_documents: int | None = None
     improvement_areas_validated: tuple[bool, ...] | None = None
     baseline_met: bool | None = None
@@ -117,6 +119,10 @@ def outcome_violations(
             if not o.evidence_documents:
                 found.append(RuleViolation("R7", "Gold needs documentary evidence"))
     return found
+
+
+RENEWAL_RULE = {Level.BRONZE: "R4", Level.SILVER: "R5", Level.GOLD: "R8"}
+"""The rule that governs renewals of each level."""
 
 
 def stream_id(org_id: str, level: Level) -> str:
@@ -195,6 +201,7 @@ class LabelRecord:
                     f" current validity, which began {self.current_since.isoformat()}",
                 )
             )
+        violations.extend(self._timing_violations(assessment, policy, renewing))
         if violations:
             raise RuleViolationError(violations)
         common = {
@@ -318,6 +325,37 @@ class LabelRecord:
                 corrected_by=by,
             )
         ]
+
+    def _timing_violations(
+        self, assessment: ApprovedAssessment, policy: DecisionPolicy, renewing: bool
+    ) -> list[RuleViolation]:
+        """R4 / R5 / R8: a renewal not too early; R7: Gold's days on site, first or renewal,
+        from this record (an earlier Gold assessment the board refused renews nothing)."""
+        found: list[RuleViolation] = []
+        if renewing:
+            assert self.valid_until is not None
+            earliest = earliest_renewal(policy, self.level, self.valid_until)
+            if earliest is not None and assessment.assessed_on < earliest:
+                found.append(
+                    RuleViolation(
+                        RENEWAL_RULE[self.level],
+                        f"a renewal is assessed on or after {earliest.isoformat()}"
+                        f" ({policy.rules(self.level).renewal_earliest_months} months before"
+                        f" the label's validity ends on {self.valid_until.isoformat()});"
+                        f" this one was assessed {assessment.assessed_on.isoformat()}",
+                    )
+                )
+        if self.level is Level.GOLD:
+            days = policy.gold_days_renewal if renewing else policy.gold_days_first
+            held = assessment.outcome.on_site_days
+            if days is not None and (held or 0) < days:
+                what = "a renewal of a current Gold label" if renewing else "a first Gold award"
+                found.append(
+                    RuleViolation(
+                        "R7", f"{what} needs {days} day(s) on site; this assessment had {held or 0}"
+                    )
+                )
+        return found
 
     def _renews(self, assessment: ApprovedAssessment, policy: DecisionPolicy) -> bool:
         if self.valid_until is None or self.withdrawn_on is not None:

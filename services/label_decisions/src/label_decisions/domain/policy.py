@@ -12,9 +12,20 @@ Sourced rules (shared/domain.md, section 7.4):
 - R1: since 2019-11-15 no label is awarded without the eligibility criteria.
 
 What the sources leave open is a setting of the policy, never a constant: the day a
-validity ends within its month (design assumption), and the Silver and Gold renewal
-extensions. Every decision records the policy version that made it, so the history can be
-re-decided under another policy and compared.
+validity ends within its month (design assumption), the Silver and Gold renewal
+extensions, and how early a renewal may come. Every decision records the policy version
+that made it, so the history can be re-decided under another policy and compared.
+
+Versions are immutable: a changed rule is a new version, and every version that ever
+decided stays here, so its decisions can be re-derived.
+
+- 2026.1: R1 to R8 as above. It set no earliest renewal, so a record could be renewed
+  again and again long before its expiry (four Bronze renewals within ten weeks extended
+  one label to 2035), and it left R7's days on site to the assessment, which counted any
+  approved Gold assessment, even one the board's decision refused, as a label to renew.
+- 2026.2: adds the earliest renewal (six months before ``valid_until``, every level) and
+  decides R7's days on site from the Gold label record itself (2 days for a first award,
+  1 for a renewal).
 """
 
 from __future__ import annotations
@@ -59,11 +70,19 @@ class LevelRules:
         renewal_extension_months: how far a renewal extends the previous ``valid_until``
             (R4: 36 for Bronze); None: unconfirmed, so a renewal is valid like a first
             award from its assessment month, but never ends before the previous validity.
+        renewal_earliest_months: how long before ``valid_until`` a renewal's assessment may
+            be held at the earliest; an earlier one is refused. None: no bound (2026.1).
+            The sources name only the latest renewal; without a bound, renewals far ahead
+            of the expiry each extend the validity again. Six months (design assumption):
+            Silver's second benchmarking, held 18 to 24 months after the first (R6), is
+            also the renewal of a Bronze valid 24 months, so it must be accepted six months
+            before that Bronze expires; nothing in the sources renews any earlier.
     """
 
     first_validity_months: int
     renewal_window_months: int | None
     renewal_extension_months: int | None
+    renewal_earliest_months: int | None = None
 
 
 @dataclass(frozen=True)
@@ -82,6 +101,12 @@ class DecisionPolicy:
     """R7: indicators a Gold assessment passes, each against its threshold."""
     gold_min_score_pct: float = 80.0
     """R7: the total score Gold needs."""
+    gold_days_first: int | None = None
+    """R7: days on site a first Gold award needs; None: not checked here (2026.1 left it to
+    the assessment)."""
+    gold_days_renewal: int | None = None
+    """R7: days on site a Gold renewal (a current Gold label, or one in its renewal window)
+    needs; None: not checked here."""
 
     def rules(self, level: Level) -> LevelRules:
         """The rules of one level."""
@@ -102,9 +127,27 @@ POLICY_2026_1 = DecisionPolicy(
         Level.GOLD: LevelRules(24, 12, None),
     },
 )
+"""The first policy: no earliest renewal, R7's days on site left to the assessment."""
+
+POLICY_2026_2 = DecisionPolicy(
+    version="2026.2",
+    month_end=MonthEnd.SAME_MONTH,
+    eligibility_required_from=date(2019, 11, 15),
+    levels={
+        Level.BRONZE: LevelRules(24, 12, 36, renewal_earliest_months=6),
+        Level.SILVER: LevelRules(24, 12, None, renewal_earliest_months=6),
+        Level.GOLD: LevelRules(24, 12, None, renewal_earliest_months=6),
+    },
+    # R7, sourced (ESCA pricing): 2 full days the first time, 1 for a renewal of a Gold
+    # label within the first year after its expiry
+    gold_days_first=2,
+    gold_days_renewal=1,
+)
 """The current policy. A new reading of the sources is a new version, not an edit."""
 
-POLICIES: dict[str, DecisionPolicy] = {policy.version: policy for policy in (POLICY_2026_1,)}
+POLICIES: dict[str, DecisionPolicy] = {
+    policy.version: policy for policy in (POLICY_2026_1, POLICY_2026_2)
+}
 """Every policy version a deployment can choose (``CLR_DECISION_POLICY_VERSION``)."""
 
 
@@ -120,6 +163,12 @@ def renewal_deadline(policy: DecisionPolicy, level: Level, valid_until: date) ->
     """R4 / R5: the last day on which an assessment still renews a label (None: never)."""
     window = policy.rules(level).renewal_window_months
     return None if window is None else add_months(valid_until, window)
+
+
+def earliest_renewal(policy: DecisionPolicy, level: Level, valid_until: date) -> date | None:
+    """The first day on which an assessment may renew a label (None: no bound)."""
+    earliest = policy.rules(level).renewal_earliest_months
+    return None if earliest is None else add_months(valid_until, -earliest)
 
 
 def renewed_valid_until(
