@@ -72,9 +72,23 @@ def _absent_if_blank(value: object) -> object:
 
 Blank = BeforeValidator(_absent_if_blank)
 """On an optional parameter: empty is absent (a form's "All ..." option sends ``""``)."""
-Text = Annotated[str, StringConstraints(max_length=MAX_TEXT), AfterValidator(_printable)]
+Text = Annotated[
+    str,
+    StringConstraints(max_length=MAX_TEXT),
+    AfterValidator(_printable),
+    Field(json_schema_extra={"pattern": r"^[^\x00-\x1f\x7f-\x9f]*$"}),
+]
 """A search text: printable, at most ``MAX_TEXT`` characters."""
-Day = Annotated[date, Field(ge=MIN_DAY, le=MAX_DAY)]
+Day = Annotated[
+    date,
+    Field(
+        ge=MIN_DAY,
+        le=MAX_DAY,
+        description=f"A day from {MIN_DAY} to {MAX_DAY}.",
+        # JSON Schema bounds no date: the pattern tells clients (and fuzzers) the years
+        json_schema_extra={"pattern": r"^(199\d|20\d\d|2100)-\d\d-\d\d$"},
+    ),
+]
 Position = Annotated[int, Field(ge=0, le=MAX_POSITION)]
 Limit = Annotated[int, Field(ge=1, le=MAX_LIMIT)]
 Offset = Annotated[int, Field(ge=0, le=MAX_OFFSET)]
