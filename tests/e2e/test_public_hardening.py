@@ -5,16 +5,16 @@ security and caching headers."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
 
 from clr_events.codec import to_kafka
-from clr_events.contracts.collaboration import OrganisationRegistered
+from clr_events.contracts.collaboration import OrganisationRegistered, ProfileValidated
 from clr_events.envelope import Envelope
-from clr_events.registry import registry
+from clr_events.registry import Contract, registry
 from tests.e2e import scenario
 from tests.e2e.conftest import System
 
@@ -24,35 +24,49 @@ SCRIPT = "javascript:alert(document.cookie)"
 DATA = "data:text/html,<script>alert(1)</script>"
 
 
-async def registered_from_kafka(system: System, org_id: str, name: str, website: str) -> None:
-    """An ``OrganisationRegistered`` put straight on the topic, as an event stored before the
-    write side checked websites would arrive."""
-    data = OrganisationRegistered(
-        org_id=org_id, name=name, country="FR", sector="Photonics", website=website
-    )
-    record = to_kafka(
-        Envelope(
-            id=str(uuid.uuid4()),
-            source="/collaboration",
-            type=registry.type_of(OrganisationRegistered),
-            subject=f"organisation:{org_id}",
-            time=datetime.now(UTC),
-            data=data.model_dump(mode="json"),
-            streamversion=1,
-            globalposition=10**12,
+async def registered_from_kafka(system: System, website: str, *, validated: bool) -> str:
+    """A new organisation whose ``OrganisationRegistered`` (and ``ProfileValidated``) are put
+    straight on the topic, as events stored before the write side checked websites would
+    arrive; its id."""
+    org_id = scenario.fresh("org")
+    contracts: list[Contract] = [
+        OrganisationRegistered(
+            org_id=org_id,
+            name=f"Cluster {org_id}",
+            country="FR",
+            sector="Photonics",
+            website=website,
         )
-    )
+    ]
+    if validated:
+        contracts.append(
+            ProfileValidated(org_id=org_id, validated_on=date(2024, 1, 10), criteria_version="1")
+        )
     producer = AIOKafkaProducer(bootstrap_servers=system.kafka)
     await producer.start()
     try:
-        await producer.send_and_wait(
-            system.topic("collaboration.events"),
-            record.value,
-            key=record.key,
-            headers=record.headers,
-        )
+        for version, contract in enumerate(contracts, start=1):
+            record = to_kafka(
+                Envelope(
+                    id=str(uuid.uuid4()),
+                    source="/collaboration",
+                    type=registry.type_of(contract),
+                    subject=f"organisation:{org_id}",
+                    time=datetime.now(UTC),
+                    data=contract.model_dump(mode="json"),
+                    streamversion=version,
+                    globalposition=10**12 + version,
+                )
+            )
+            await producer.send_and_wait(
+                system.topic("collaboration.events"),
+                record.value,
+                key=record.key,
+                headers=record.headers,
+            )
     finally:
         await producer.stop()
+    return org_id
 
 
 async def labelled(system: System, names: list[str]) -> list[str]:
@@ -183,12 +197,14 @@ async def test_name_search_takes_percent_underscore_and_backslash_literally(
 async def test_a_stored_script_or_data_website_is_shown_as_text_never_as_a_link(
     system: System,
 ) -> None:
-    # given a labelled organisation, and a second one, whose websites arrive from Kafka as
-    # javascript: and data: URLs
-    (listed,) = await labelled(system, ["Cluster {org_id}"])
-    await registered_from_kafka(system, listed, f"Cluster {listed}", DATA)
-    unlisted = scenario.fresh("org")
-    await registered_from_kafka(system, unlisted, f"Cluster {unlisted}", SCRIPT)
+    # given two organisations whose websites arrive from Kafka as a data: and a javascript:
+    # URL, the first validated and labelled
+    listed = await registered_from_kafka(system, DATA, validated=True)
+    unlisted = await registered_from_kafka(system, SCRIPT, validated=False)
+    person = await scenario.expert(system, "BE", ["benchmarking_expert"], "2024-01-02")
+    await scenario.known_to_assessments(system, [listed], [person])
+    await scenario.bronze(system, listed, person, "2025-10-01", "2025-10-20")
+    await scenario.listed(system, listed)
 
     async def website(org_id: str, expected: str) -> bool:
         response = await system.get("projections", f"/api/organisations/{org_id}")

@@ -122,7 +122,7 @@ async def labels_json(request: Request, f: Filter) -> Response:
 
 
 @router.get("/api/counts", summary="Valid labels per level and country on a day; ever awarded")
-async def counts(request: Request, on: Day | None = None) -> Response:
+async def counts(request: Request, on: Annotated[Day | None, Blank] = None) -> Response:
     async with runtime_of(request).reads.acquire() as conn:
         return json_response(await queries.counts(conn, on or date.today()))
 
@@ -135,8 +135,8 @@ async def counts(request: Request, on: Day | None = None) -> Response:
 )
 async def series(
     request: Request,
-    start: Annotated[Day | None, Query(alias="from")] = None,
-    end: Annotated[Day | None, Query(alias="to")] = None,
+    start: Annotated[Day | None, Blank, Query(alias="from")] = None,
+    end: Annotated[Day | None, Blank, Query(alias="to")] = None,
 ) -> Response:
     async with runtime_of(request).reads.acquire() as conn:
         last = end or date.today()
@@ -188,7 +188,9 @@ async def experts(
 
 
 @router.get("/api/organisations/{org_id}", summary="An organisation's labels and history")
-async def organisation(request: Request, org_id: Id, on: Day | None = None) -> Response:
+async def organisation(
+    request: Request, org_id: Id, on: Annotated[Day | None, Blank] = None
+) -> Response:
     runtime = runtime_of(request)
     async with runtime.reads.acquire() as conn:
         page = await queries.organisation(conn, org_id, on or date.today(), runtime.settings)
