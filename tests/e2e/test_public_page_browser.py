@@ -28,9 +28,19 @@ async def test_the_page_loads_filters_and_shows_the_counts_of_the_api(system: Sy
         browser = await playwright.chromium.launch(executable_path=chromium(), headless=True)
         try:
             page = await browser.new_page()
+            refused: list[str] = []  # what the Content-Security-Policy blocked, if anything
+            page.on(
+                "console",
+                lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None,
+            )
             # when the page is opened
             response = await page.goto(system.urls["projections"] + "/")
             assert response is not None and response.status == 200
+            assert "default-src 'none'" in response.headers["content-security-policy"]
+            # then its stylesheet applies under the policy
+            form = page.locator("form.filters")
+            background = await form.evaluate("e => getComputedStyle(e).backgroundColor")
+            assert background == "rgb(243, 245, 247)"
             # then the counts shown are the API's
             assert await page.title() == "Cluster label registry"
             for level in ("bronze", "silver", "gold"):
@@ -64,5 +74,6 @@ async def test_the_page_loads_filters_and_shows_the_counts_of_the_api(system: Sy
             await page.get_by_role("link", name=f"Cluster {org}").click()
             history = page.locator('[data-testid="org-history"] tbody tr')
             assert "awarded" in await history.first.inner_text()
+            assert refused == []
         finally:
             await browser.close()

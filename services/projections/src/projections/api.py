@@ -17,6 +17,19 @@ from clr_events.months import add_months
 from clr_events.service.problems import ProblemError
 from projections import queries
 from projections.core import CONTROL
+from projections.params import (
+    MAX_SERIES_MONTHS,
+    Blank,
+    Country,
+    Day,
+    Id,
+    Limit,
+    Offset,
+    Position,
+    Role,
+    Text,
+    earliest_start,
+)
 from projections.queries import PUBLIC_COLUMNS, ListFilter
 
 router = APIRouter(tags=["public"])
@@ -26,7 +39,7 @@ Level = Literal["bronze", "silver", "gold"]
 
 
 def runtime_of(request: Request) -> Any:
-    """The projections runtime of the app."""
+    """The projections runtime of the app (its ``reads`` pool has the statement timeout)."""
     return request.app.state.runtime
 
 
@@ -43,14 +56,14 @@ def json_response(
 
 
 def list_filter(
-    on: date | None = None,
-    country: Annotated[str | None, Query(pattern=r"^[A-Z]{2}$")] = None,
-    level: Level | None = None,
-    sector: Annotated[str | None, Query(max_length=100)] = None,
-    q: Annotated[str | None, Query(max_length=100)] = None,
+    on: Annotated[Day | None, Blank] = None,
+    country: Annotated[Country | None, Blank] = None,
+    level: Annotated[Level | None, Blank] = None,
+    sector: Annotated[Text | None, Blank] = None,
+    q: Annotated[Text | None, Blank] = None,
     status: Status = "valid",
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> ListFilter:
     """The list's query parameters (shared by the API, the exports and the page)."""
     return ListFilter(
@@ -71,14 +84,14 @@ Filter = Annotated[ListFilter, Depends(list_filter)]
 @router.get("/api/labels", summary="The public label list (currently valid labels by default)")
 async def labels(request: Request, f: Filter) -> Response:
     runtime = runtime_of(request)
-    async with runtime.pool.acquire() as conn:
+    async with runtime.reads.acquire() as conn:
         total, items = await queries.label_list(conn, f, runtime.settings)
     return json_response({"total": total, "on": f.on, "items": items})
 
 
 async def _all_rows(request: Request, f: ListFilter) -> list[dict[str, Any]]:
     runtime = runtime_of(request)
-    async with runtime.pool.acquire() as conn:
+    async with runtime.reads.acquire() as conn:
         _, items = await queries.label_list(
             conn, replace(f, limit=None, offset=0), runtime.settings
         )
@@ -109,22 +122,31 @@ async def labels_json(request: Request, f: Filter) -> Response:
 
 
 @router.get("/api/counts", summary="Valid labels per level and country on a day; ever awarded")
-async def counts(request: Request, on: date | None = None) -> Response:
-    async with runtime_of(request).pool.acquire() as conn:
+async def counts(request: Request, on: Annotated[Day | None, Blank] = None) -> Response:
+    async with runtime_of(request).reads.acquire() as conn:
         return json_response(await queries.counts(conn, on or date.today()))
 
 
-@router.get("/api/counts/series", summary="Valid labels per level on the first of each month")
+@router.get(
+    "/api/counts/series",
+    summary="Valid labels per level on the first of each month",
+    description=f"At most {MAX_SERIES_MONTHS} months: without `from`, the series starts at"
+    " the first award or that many months before `to`, whichever is later.",
+)
 async def series(
     request: Request,
-    start: Annotated[date | None, Query(alias="from")] = None,
-    end: Annotated[date | None, Query(alias="to")] = None,
+    start: Annotated[Day | None, Blank, Query(alias="from")] = None,
+    end: Annotated[Day | None, Blank, Query(alias="to")] = None,
 ) -> Response:
-    async with runtime_of(request).pool.acquire() as conn:
-        first = start or await queries.first_award(conn) or date.today()
+    async with runtime_of(request).reads.acquire() as conn:
         last = end or date.today()
+        first = start or max(await queries.first_award(conn) or last, earliest_start(last))
         if first > last:
             raise ProblemError(422, "Invalid range", "'from' is after 'to'")
+        if first < earliest_start(last):
+            raise ProblemError(
+                422, "Invalid range", f"a series spans at most {MAX_SERIES_MONTHS} months"
+            )
         return json_response(
             {"from": first, "to": last, "points": await queries.series(conn, first, last)}
         )
@@ -138,7 +160,7 @@ async def expiring(
     today = date.today()
     horizon = months or runtime.settings.expiring_soon_months
     f = ListFilter(today, expires_by=add_months(today, horizon), limit=None)
-    async with runtime.pool.acquire() as conn:
+    async with runtime.reads.acquire() as conn:
         _, rows = await queries.label_list(conn, f, runtime.settings)
     soon = sorted(rows, key=lambda r: r["valid_until"])
     return json_response({"on": today, "months": horizon, "items": soon})
@@ -148,7 +170,7 @@ async def expiring(
 async def renewal_window(request: Request) -> Response:
     runtime = runtime_of(request)
     f = ListFilter(date.today(), status="in_renewal_window", limit=None)
-    async with runtime.pool.acquire() as conn:
+    async with runtime.reads.acquire() as conn:
         total, rows = await queries.label_list(conn, f, runtime.settings)
     return json_response({"on": f.on, "total": total, "items": rows})
 
@@ -156,19 +178,21 @@ async def renewal_window(request: Request) -> Response:
 @router.get("/api/experts", summary="Experts certified on a day, by role and country")
 async def experts(
     request: Request,
-    on: date | None = None,
-    role: Annotated[str | None, Query(max_length=40)] = None,
-    country: Annotated[str | None, Query(pattern=r"^[A-Z]{2}$")] = None,
+    on: Annotated[Day | None, Blank] = None,
+    role: Annotated[Role | None, Blank] = None,
+    country: Annotated[Country | None, Blank] = None,
 ) -> Response:
     day = on or date.today()
-    async with runtime_of(request).pool.acquire() as conn:
+    async with runtime_of(request).reads.acquire() as conn:
         return json_response({"on": day, "items": await queries.experts(conn, day, role, country)})
 
 
 @router.get("/api/organisations/{org_id}", summary="An organisation's labels and history")
-async def organisation(request: Request, org_id: str, on: date | None = None) -> Response:
+async def organisation(
+    request: Request, org_id: Id, on: Annotated[Day | None, Blank] = None
+) -> Response:
     runtime = runtime_of(request)
-    async with runtime.pool.acquire() as conn:
+    async with runtime.reads.acquire() as conn:
         page = await queries.organisation(conn, org_id, on or date.today(), runtime.settings)
     if page is None:
         raise ProblemError(404, "Not found", f"no organisation {org_id}")
@@ -184,10 +208,10 @@ async def organisation(request: Request, org_id: str, on: date | None = None) ->
 )
 async def feed(
     request: Request,
-    after: Annotated[int, Query(ge=0)] = 0,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    after: Position = 0,
+    limit: Limit = 100,
 ) -> Response:
-    async with runtime_of(request).pool.acquire() as conn:
+    async with runtime_of(request).reads.acquire() as conn:
         head, documents = await queries.feed_page(conn, after, limit)
     last = orjson.loads(documents[-1])["globalposition"] if documents else after
     body = b'{"head":%d,"after":%d,"next":%d,"events":[%s]}' % (
@@ -207,17 +231,19 @@ async def feed(
 )
 async def feed_stream(
     request: Request,
-    after: Annotated[int, Query(ge=0)] = 0,
-    last_event_id: Annotated[str | None, Header()] = None,
+    after: Position = 0,
+    last_event_id: Annotated[Position | None, Header()] = None,
 ) -> StreamingResponse:
+    """Both cursors are validated here, before the stream starts: a bad one is a 422 (an
+    EventSource does not reconnect after one), never a stream that opens and then fails."""
     runtime = runtime_of(request)
-    cursor = int(last_event_id) if last_event_id and last_event_id.isdigit() else after
+    cursor = after if last_event_id is None else last_event_id
 
     async def events() -> AsyncIterator[bytes]:
         position = cursor
         yield b"retry: 2000\n\n"
         while not await request.is_disconnected():
-            async with runtime.pool.acquire() as conn:
+            async with runtime.reads.acquire() as conn:
                 _, documents = await queries.feed_page(conn, position, 500)
             for document in documents:
                 event = orjson.loads(document)
@@ -238,8 +264,8 @@ async def feed_stream(
 async def read_models(request: Request) -> Response:
     runtime = runtime_of(request)
     lags = await runtime.lags()
-    active = await runtime.pool.fetch(f"SELECT * FROM {CONTROL}.read_models ORDER BY name")
-    rebuilds = await runtime.pool.fetch(
+    active = await runtime.reads.fetch(f"SELECT * FROM {CONTROL}.read_models ORDER BY name")
+    rebuilds = await runtime.reads.fetch(
         f"SELECT * FROM {CONTROL}.rebuilds ORDER BY started_at DESC LIMIT 20"
     )
     return json_response(

@@ -12,6 +12,7 @@ from datetime import date
 from typing import Any
 
 from clr_events.pg import Connection
+from projections.params import like_pattern
 from projections.settings import ProjectionSettings
 
 LEVELS = ("bronze", "silver", "gold")
@@ -85,8 +86,8 @@ async def label_list(
             where.append(f"{column} = ${len(args)}")
     for column, value in (("sector", f.sector), ("name", f.q)):
         if value:
-            args.append(f"%{value}%")
-            where.append(f"{column} ILIKE ${len(args)}")
+            args.append(like_pattern(value))
+            where.append(f"{column} ILIKE ${len(args)} ESCAPE '\\'")
     if f.status != "all":
         args.append(f.status)
         where.append(f"status = ${len(args)}")

@@ -5,19 +5,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 
 import asyncpg
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.middleware.gzip import GZipMiddleware
+from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from faust.contrib.asgi import faust_app_running
 
 from clr_events.kafka.producer import new_producer
 from clr_events.pg import Pool
+from clr_events.service import problems
 from clr_events.service.runtime import create_app
 from projections import api, web
 from projections.core import ensure_generation
 from projections.current import CurrentPublisher
+from projections.headers import PublicHeaders
 from projections.live import LiveProjections
 from projections.offsets import Offsets, Recent, align_group, lag
 from projections.read_models.all import READ_MODELS
@@ -44,13 +48,19 @@ class FeedSignal:
 
 
 class ProjectionsRuntime:
-    """Pool, producer, faust app and the snapshot publisher of one instance."""
+    """Pools, producer, faust app and the snapshot publisher of one instance.
+
+    Two pools: ``pool`` for the agents, the snapshot publisher and the operations, and
+    ``reads`` for the public reads, whose statements PostgreSQL cancels after
+    ``query_timeout_seconds`` (a batch being applied is never cut short by it).
+    """
 
     def __init__(self, settings: ProjectionSettings | None = None) -> None:
         self.settings = settings or ProjectionSettings()
         self.failing: dict[str, str] = {}
         self.feed_signal = FeedSignal()
         self._pool: Pool | None = None
+        self._reads: Pool | None = None
         self._stack = contextlib.AsyncExitStack()
         self._stop = asyncio.Event()
         self.live: LiveProjections | None = None
@@ -64,11 +74,24 @@ class ProjectionsRuntime:
         assert self._pool is not None, "runtime not started"
         return self._pool
 
+    @property
+    def reads(self) -> Pool:
+        """The public reads' pool, with the statement timeout (after ``start``)."""
+        assert self._reads is not None, "runtime not started"
+        return self._reads
+
     async def start(self) -> None:
         """Read models ready, then (with ``CLR_BACKGROUND``) the agents and the publisher."""
         s = self.settings
         self._pool = await asyncpg.create_pool(s.database_url, min_size=2, max_size=s.pool_max_size)
         self._stack.push_async_callback(self._pool.close)
+        self._reads = await asyncpg.create_pool(
+            s.database_url,
+            min_size=1,
+            max_size=s.query_pool_max_size,
+            server_settings={"statement_timeout": str(int(s.query_timeout_seconds * 1000))},
+        )
+        self._stack.push_async_callback(self._reads.close)
         for model in READ_MODELS.values():
             await ensure_generation(self._pool, model)
         listener = await self._pool.acquire()
@@ -150,6 +173,21 @@ def build() -> FastAPI:
         " expert register, organisation pages, exports, and the public feed of label events.",
         routers=[api.router, web.router],
     )
+    retry_after = str(max(1, math.ceil(runtime.settings.query_timeout_seconds)))
+
+    @app.exception_handler(asyncpg.QueryCanceledError)
+    async def _too_long(request: Request, error: asyncpg.QueryCanceledError) -> JSONResponse:
+        log.warning("read cancelled on %s: %s", request.url.path, error)
+        return problems.problem_response(
+            request,
+            503,
+            "The read took too long",
+            "the registry is busy; try again shortly",
+            headers={"Retry-After": retry_after},
+        )
+
+    # inside the gzip middleware: the ETag is computed over the uncompressed body
+    app.add_middleware(PublicHeaders, max_age=runtime.settings.cache_max_age_seconds)
     # pages, lists and exports go compressed; Server-Sent Events (excluded by default) do not
     app.add_middleware(GZipMiddleware, minimum_size=1024)
     app.mount("/static", StaticFiles(directory=web.STATIC), name="static")

@@ -22,6 +22,11 @@ class ProjectionSettings(ServiceSettings):
     expiring_soon_months: int = 6
     current_publish_interval_seconds: float = 0.5
     lag_cache_seconds: float = 1.0  # lag is read from the broker at most this often
+    query_timeout_seconds: float = 5.0
+    """``statement_timeout`` of the public reads' pool (never the agents' or a rebuild's)."""
+    query_pool_max_size: int = 10
+    cache_max_age_seconds: int = 30
+    """``Cache-Control: public, max-age`` of public GETs (pages, API, exports)."""
 
     def renewal_window_months(self, level: str) -> int:
         """The renewal window of a level, in months after ``valid_until``."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
@@ -14,11 +14,13 @@ from fastapi.templating import Jinja2Templates
 from clr_events.service.problems import ProblemError
 from projections import queries
 from projections.api import Filter, runtime_of
+from projections.params import Blank, Country, Id, Role, earliest_start, http_url
 from projections.queries import LEVELS
 
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
 templates = Jinja2Templates(directory=HERE / "templates")
+templates.env.tests["http_url"] = http_url  # websites are links only when http(s)
 router = APIRouter(include_in_schema=False)
 
 COLOURS = {"bronze": "#8a4b14", "silver": "#4b5660", "gold": "#7a5c00"}
@@ -61,11 +63,12 @@ def _page_link(request: Request, **changes: Any) -> str:
 @router.get("/", response_class=HTMLResponse)
 async def registry(request: Request, f: Filter) -> HTMLResponse:
     runtime = runtime_of(request)
-    async with runtime.pool.acquire() as conn:
+    async with runtime.reads.acquire() as conn:
         total, items = await queries.label_list(conn, f, runtime.settings)
         figures = await queries.counts(conn, f.on)
         first = await queries.first_award(conn)
-        points = await queries.series(conn, first, f.on) if first else []
+        start = max(first, earliest_start(f.on)) if first else None
+        points = await queries.series(conn, start, f.on) if start else []
         countries = await queries.countries(conn)
     page = f.limit or total  # the page always pages; None only for the exports
     query = urlencode({k: v for k, v in request.query_params.items() if k not in ("offset",)})
@@ -91,9 +94,9 @@ async def registry(request: Request, f: Filter) -> HTMLResponse:
 
 
 @router.get("/organisations/{org_id}", response_class=HTMLResponse)
-async def organisation(request: Request, org_id: str) -> HTMLResponse:
+async def organisation(request: Request, org_id: Id) -> HTMLResponse:
     runtime = runtime_of(request)
-    async with runtime.pool.acquire() as conn:
+    async with runtime.reads.acquire() as conn:
         page = await queries.organisation(conn, org_id, date.today(), runtime.settings)
     if page is None:
         raise ProblemError(404, "Not found", f"no organisation {org_id}")
@@ -102,9 +105,11 @@ async def organisation(request: Request, org_id: str) -> HTMLResponse:
 
 @router.get("/experts", response_class=HTMLResponse)
 async def experts(
-    request: Request, role: str | None = None, country: str | None = None
+    request: Request,
+    role: Annotated[Role | None, Blank] = None,
+    country: Annotated[Country | None, Blank] = None,
 ) -> HTMLResponse:
-    async with runtime_of(request).pool.acquire() as conn:
+    async with runtime_of(request).reads.acquire() as conn:
         people = await queries.experts(conn, date.today(), role or None, country or None)
     return templates.TemplateResponse(
         request, "experts.html", {"people": people, "role": role, "country": country}
