@@ -124,3 +124,29 @@ async def test_the_feed_head_follows_the_prevposition_chain_to_its_first_hole(
         assert await feed_head_after(conn, [(7, 5)]) == 3  # 5 is still missing
         assert await feed_head_after(conn, [(5, 3)]) == 7
         assert await feed_head_after(conn, [(9, None)]) == 7  # no prevposition: chain ends
+
+
+async def test_an_organisation_registered_twice_in_one_batch_keeps_the_later_profile(
+    pool: Pool,
+) -> None:
+    model = LabelRegister()
+    model.name = f"labels{uuid.uuid4().hex[:10]}"  # a generation schema of its own
+    async with pool.acquire() as conn:
+        await create_generation(conn, model, 1)
+    schema = generation_schema(model, 1)
+    first, again = registered(0, "o-1"), registered(1, "o-1")
+    renamed = dataclasses.replace(
+        again, value=again.value.replace(b'"name":"o-1"', b'"name":"O 1"')
+    )
+    batch = decode_batch([dataclasses.replace(m, topic=model.topics[1]) for m in (first, renamed)])
+    dead: list[BaseException] = []
+
+    async def dead_letter(_message: Message, error: BaseException) -> None:
+        dead.append(error)
+
+    try:
+        assert await apply_batch(pool, model, batch, dead_letter, schema=schema) == 2
+        assert dead == []
+        assert await pool.fetchval(f"SELECT name FROM {schema}.orgs WHERE org_id = 'o-1'") == "O 1"
+    finally:
+        await pool.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")

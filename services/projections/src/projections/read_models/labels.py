@@ -103,11 +103,15 @@ class LabelRegister:
 
     async def apply(self, conn: Connection, events: list[Event]) -> None:
         """Fold the batch in memory, then write each table in one statement."""
-        registered = [
-            e.contract for e in events if type(e.contract) is collaboration.OrganisationRegistered
-        ]
+        # an organisation registered twice in one batch: the later registration wins (one
+        # upsert cannot touch a row twice)
+        registered = {
+            e.contract.org_id: e.contract
+            for e in events
+            if type(e.contract) is collaboration.OrganisationRegistered
+        }
         if registered:
-            await self._orgs(conn, registered)
+            await self._orgs(conn, list(registered.values()))
         decisions = [e for e in events if type(e.contract) in DECISIONS]
         if decisions:
             await self._decisions(conn, decisions)
