@@ -135,6 +135,7 @@ async def test_an_organisation_registered_twice_in_one_batch_keeps_the_later_pro
         await create_generation(conn, model, 1)
     schema = generation_schema(model, 1)
     first, again = registered(0, "o-1"), registered(1, "o-1")
+    assert again.value is not None
     renamed = dataclasses.replace(
         again, value=again.value.replace(b'"name":"o-1"', b'"name":"O 1"')
     )
