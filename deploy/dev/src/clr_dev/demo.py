@@ -207,10 +207,13 @@ async def _expert(demo: Demo, n: int, roles: list[str], country: str) -> None:
         )
         until = date(2014, 6, 1)
         while until < add_months(demo.today, 12):
+            # a month before it ends, or today for one ending within the coming year: a
+            # renewal is a fact, never dated after today
+            renewed_on = min(until - timedelta(days=30), demo.today)
             await demo.call(
                 "training_certification",
                 f"/people/{person_id}/certifications/renewals",
-                {"role": role, "on": (until - timedelta(days=30)).isoformat()},
+                {"role": role, "on": renewed_on.isoformat()},
                 "certification renewals",
             )
             until = add_months(until, 36)
