@@ -24,6 +24,7 @@ from pydantic import BaseModel, Field
 
 from clr_events.pg import Connection, Pool
 from clr_events.rules import NotFoundError
+from clr_events.service import limits
 from clr_events.service.auth import Actor, Role, require
 from clr_events.service.problems import ProblemError
 from clr_events.store.base import AppendResult, ExpectedVersion, NewEvent, StoredEvent
@@ -106,12 +107,38 @@ class Streams(Generic[E]):
         cause: Cause,
         **metadata: Any,
     ) -> AppendResult | None:
-        """Append the events (none: nothing to do) with their cause as metadata."""
+        """Append the events (none: nothing to do) with their cause as metadata.
+
+        Raises:
+            ProblemError: 413, an event is larger than ``CLR_MAX_EVENT_BYTES``; nothing
+                is stored.
+        """
         if not events:
             return None
         meta = cause.metadata(**metadata)
         rows = [self.events.encode(event, meta) for event in events]
+        for row in rows:
+            check_event_size(row)
         return await self.store.append_in(conn, stream_id, expected, rows)
+
+
+def check_event_size(row: NewEvent, max_bytes: int | None = None) -> None:
+    """Refuse an event whose data and metadata, as JSON, exceed the event size limit.
+
+    Raises:
+        ProblemError: 413, naming the limit (``CLR_MAX_EVENT_BYTES`` by default).
+    """
+    limit = max_bytes if max_bytes is not None else limits.settings().max_event_bytes
+    size = len(orjson.dumps(dict(row.data))) + len(orjson.dumps(dict(row.metadata)))
+    if size > limit:
+        raise ProblemError(
+            413,
+            "Event too large",
+            f"the {row.type} event would take {size} bytes; an event may take at most"
+            f" {limit} bytes (data and metadata as JSON)",
+            type_=limits.TOO_LARGE,
+            max_bytes=limit,
+        )
 
 
 class IdempotencyStore:
