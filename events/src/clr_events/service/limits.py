@@ -85,6 +85,5 @@ class BodyLimit:
             f"a request body may hold at most {self.max_bytes} bytes",
             type_=TOO_LARGE,
             max_bytes=self.max_bytes,
-            headers={"Connection": "close"},
         )
         await response(scope, receive, send)
