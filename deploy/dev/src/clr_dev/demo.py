@@ -24,6 +24,7 @@ import httpx
 from clr_events.countries import EU_MEMBER_STATES
 from clr_events.months import add_months
 from clr_events.service.auth import AuthSettings, mint
+from clr_events.service.inputs import today_utc
 
 EU = list(EU_MEMBER_STATES)
 OTHERS = [
@@ -363,7 +364,7 @@ async def run(
             {"Authorization": f"Bearer {token}"},
             Progress(organisations * 6),
             rng,
-            date.today(),
+            today_utc(),  # the services refuse facts dated after today in UTC
         )
         weights = [WEIGHTS.get(c, 1) for c in COUNTRIES]
         demo.orgs = [
