@@ -272,3 +272,27 @@ async def test_an_event_too_large_for_its_topic_is_refused_before_it_is_stored(
     assert missing.status_code == 404
     smaller = agreement(parties=parties[:100])
     assert (await system.post("collaboration", "/agreements", smaller, ADMIN)).status_code == 201
+
+
+async def test_an_overlong_or_non_ascii_correlation_id_or_idempotency_key_is_400(
+    system: System,
+) -> None:
+    url = system.urls["collaboration"] + "/organisations"
+    auth = [(k.encode(), v.encode()) for k, v in system.auth(ADMIN).items()]
+    bad = [
+        (b"X-Correlation-ID", b"c" * 201),
+        (b"X-Correlation-ID", "caf\u00e9".encode()),
+        (b"Idempotency-Key", b"k" * 201),
+        (b"Idempotency-Key", "caf\u00e9".encode()),
+    ]
+    for header in bad:
+        body = organisation()
+        refused = await system.client.post(url, json=body, headers=[*auth, header])
+        assert "printable ASCII" in problem(refused, 400)["detail"]
+        gone = await system.get("collaboration", f"/organisations/{body['org_id']}")
+        assert gone.status_code == 404
+    fine = {"X-Correlation-ID": "c" * 200, "Idempotency-Key": scenario.fresh("key")}
+    created = await system.client.post(
+        url, json=organisation(), headers={**system.auth(ADMIN), **fine}
+    )
+    assert created.status_code == 201

@@ -11,6 +11,7 @@ racing with one key serialise on the key's row, so the second sees the first's r
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -34,6 +35,8 @@ E = TypeVar("E", bound=BaseModel)
 Id = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 """An identifier in a path or body: what stream ids are made of."""
 Work = Callable[[Connection], Awaitable[tuple[int, dict[str, Any]]]]
+_HEADER_TOKEN = re.compile(r"[\x20-\x7e]{1,200}")
+"""An idempotency key or correlation id: what is stored of a header, bounded."""
 
 
 def new_id() -> str:
@@ -236,13 +239,22 @@ def command(*roles: Role) -> Callable[[Request], Awaitable[CommandContext]]:
     async def dependency(request: Request) -> CommandContext:
         actor = await authorise(request)
         key = request.headers.get("idempotency-key")
-        if key is not None and not 0 < len(key) <= 200:
-            raise ProblemError(400, "Bad Idempotency-Key", "a key has 1 to 200 characters")
+        if key is not None and not _HEADER_TOKEN.fullmatch(key):
+            raise ProblemError(
+                400, "Bad Idempotency-Key", "a key has 1 to 200 printable ASCII characters"
+            )
+        given = request.headers.get("x-correlation-id") or None
+        if given is not None and not _HEADER_TOKEN.fullmatch(given):
+            raise ProblemError(
+                400,
+                "Bad X-Correlation-ID",
+                "a correlation id has 1 to 200 printable ASCII characters",
+            )
         body = await request.body()
         digest = hashlib.sha256(
             request.method.encode() + b" " + request.url.path.encode() + b"\n" + body
         ).hexdigest()
-        correlation = request.headers.get("x-correlation-id") or str(uuid.uuid4())
+        correlation = given or str(uuid.uuid4())
         return CommandContext(
             actor=actor,
             cause=Cause(actor=actor.subject, correlation_id=correlation),
