@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, timedelta
 from typing import Any
 
@@ -146,3 +147,31 @@ def test_lists_are_bounded() -> None:
     assert len(valid(Many[Name], ["a"] * inputs.ITEMS_MAX)) == 1000
     assert "at most 1000 items" in refusal(Many[Name], ["a"] * 1001)
     assert "U+0000" in refusal(Many[Name], ["a", "b\x00"])
+
+
+@pytest.mark.parametrize(
+    ("kind", "value"),
+    [
+        (Name, "Cluster name"),
+        (Name, "   "),
+        (Name, "a\x00b"),
+        (Name, "two\nlines"),
+        (Name, "C1 \x85"),
+        (Code, "ESCP-4i"),
+        (Code, "a\tb"),
+        (Text, "first\r\n\tsecond"),
+        (Text, " \n "),
+        (Text, "bell\x07"),
+        (Url, "https://example.eu/a?b=c"),
+        (Url, "ftp://example.eu"),
+        (Url, "https://exa mple.eu"),
+    ],
+)
+def test_the_published_pattern_agrees_with_the_validation(kind: Any, value: str) -> None:
+    pattern = TypeAdapter(kind).json_schema()["pattern"]
+    try:
+        TypeAdapter(kind).validate_python(value)
+        accepted = True
+    except ValidationError:
+        accepted = False
+    assert bool(re.match(pattern, value)) == accepted

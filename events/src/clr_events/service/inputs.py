@@ -56,6 +56,16 @@ LATEST_DAY = date(2100, 12, 31)
 """No day after this is accepted (month arithmetic on it stays far from year 9999)."""
 
 _MULTI_LINE = frozenset("\t\n\r")
+_CONTROLS = r"\u0000-\u001f\u007f-\u009f"
+_TEXT_CONTROLS = r"\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f"
+ONE_LINE_PATTERN = rf"^[^{_CONTROLS}]*$"
+"""What ``single_line`` accepts, as a JSON Schema (ECMA-262) pattern for the OpenAPI."""
+NAME_PATTERN = rf"^[^{_CONTROLS}]*[^\s{_CONTROLS}][^{_CONTROLS}]*$"
+"""What a ``Name`` accepts: one line, not blank."""
+TEXT_PATTERN = rf"^[^{_TEXT_CONTROLS}]*[^\s{_TEXT_CONTROLS}][^{_TEXT_CONTROLS}]*$"
+"""What a ``Text`` accepts: tab, line feed and carriage return among its lines, not blank."""
+URL_PATTERN = r"^[hH][tT][tT][pP][sS]?://[^\s/?#]+\S*$"
+"""What a ``Url`` looks like: http or https, a host, no white space."""
 
 T = TypeVar("T")
 
@@ -140,11 +150,15 @@ Name = Annotated[
     StringConstraints(min_length=1, max_length=NAME_MAX),
     AfterValidator(single_line),
     AfterValidator(not_blank),
+    Field(json_schema_extra={"pattern": NAME_PATTERN}),
 ]
 """A name, title, place, sector, region or party: one line, 1 to 300 characters."""
 
 Code = Annotated[
-    str, StringConstraints(min_length=1, max_length=CODE_MAX), AfterValidator(single_line)
+    str,
+    StringConstraints(min_length=1, max_length=CODE_MAX),
+    AfterValidator(single_line),
+    Field(json_schema_extra={"pattern": ONE_LINE_PATTERN}),
 ]
 """A short code or version: one line, 1 to 64 characters."""
 
@@ -153,6 +167,7 @@ Text = Annotated[
     StringConstraints(min_length=1, max_length=TEXT_MAX),
     AfterValidator(multi_line),
     AfterValidator(not_blank),
+    Field(json_schema_extra={"pattern": TEXT_PATTERN}),
 ]
 """Free text (a reason): 1 to 2000 characters, may span lines."""
 
@@ -161,6 +176,7 @@ Url = Annotated[
     StringConstraints(min_length=1, max_length=URL_MAX),
     AfterValidator(single_line),
     AfterValidator(http_url),
+    Field(json_schema_extra={"pattern": URL_PATTERN}),
 ]
 """An ``http`` or ``https`` URL of up to 2048 characters."""
 
