@@ -24,6 +24,7 @@ import httpx
 from clr_events.countries import EU_MEMBER_STATES
 from clr_events.months import add_months
 from clr_events.service.auth import AuthSettings, mint
+from clr_events.service.inputs import today_utc
 
 EU = list(EU_MEMBER_STATES)
 OTHERS = [
@@ -207,10 +208,13 @@ async def _expert(demo: Demo, n: int, roles: list[str], country: str) -> None:
         )
         until = date(2014, 6, 1)
         while until < add_months(demo.today, 12):
+            # a month before it ends, or today for one ending within the coming year: a
+            # renewal is a fact, never dated after today
+            renewed_on = min(until - timedelta(days=30), demo.today)
             await demo.call(
                 "training_certification",
                 f"/people/{person_id}/certifications/renewals",
-                {"role": role, "on": (until - timedelta(days=30)).isoformat()},
+                {"role": role, "on": renewed_on.isoformat()},
                 "certification renewals",
             )
             until = add_months(until, 36)
@@ -360,7 +364,7 @@ async def run(
             {"Authorization": f"Bearer {token}"},
             Progress(organisations * 6),
             rng,
-            date.today(),
+            today_utc(),  # the services refuse facts dated after today in UTC
         )
         weights = [WEIGHTS.get(c, 1) for c in COUNTRIES]
         demo.orgs = [

@@ -11,6 +11,7 @@ racing with one key serialise on the key's row, so the second sees the first's r
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from pydantic import BaseModel, Field
 
 from clr_events.pg import Connection, Pool
 from clr_events.rules import NotFoundError
+from clr_events.service import limits
 from clr_events.service.auth import Actor, Role, require
 from clr_events.service.problems import ProblemError
 from clr_events.store.base import AppendResult, ExpectedVersion, NewEvent, StoredEvent
@@ -33,6 +35,8 @@ E = TypeVar("E", bound=BaseModel)
 Id = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 """An identifier in a path or body: what stream ids are made of."""
 Work = Callable[[Connection], Awaitable[tuple[int, dict[str, Any]]]]
+_HEADER_TOKEN = re.compile(r"[\x20-\x7e]{1,200}")
+"""An idempotency key or correlation id: what is stored of a header, bounded."""
 
 
 def new_id() -> str:
@@ -106,12 +110,38 @@ class Streams(Generic[E]):
         cause: Cause,
         **metadata: Any,
     ) -> AppendResult | None:
-        """Append the events (none: nothing to do) with their cause as metadata."""
+        """Append the events (none: nothing to do) with their cause as metadata.
+
+        Raises:
+            ProblemError: 413, an event is larger than ``CLR_MAX_EVENT_BYTES``; nothing
+                is stored.
+        """
         if not events:
             return None
         meta = cause.metadata(**metadata)
         rows = [self.events.encode(event, meta) for event in events]
+        for row in rows:
+            check_event_size(row)
         return await self.store.append_in(conn, stream_id, expected, rows)
+
+
+def check_event_size(row: NewEvent, max_bytes: int | None = None) -> None:
+    """Refuse an event whose data and metadata, as JSON, exceed the event size limit.
+
+    Raises:
+        ProblemError: 413, naming the limit (``CLR_MAX_EVENT_BYTES`` by default).
+    """
+    limit = max_bytes if max_bytes is not None else limits.settings().max_event_bytes
+    size = len(orjson.dumps(dict(row.data))) + len(orjson.dumps(dict(row.metadata)))
+    if size > limit:
+        raise ProblemError(
+            413,
+            "Event too large",
+            f"the {row.type} event would take {size} bytes; an event may take at most"
+            f" {limit} bytes (data and metadata as JSON)",
+            type_=limits.TOO_LARGE,
+            max_bytes=limit,
+        )
 
 
 class IdempotencyStore:
@@ -209,13 +239,22 @@ def command(*roles: Role) -> Callable[[Request], Awaitable[CommandContext]]:
     async def dependency(request: Request) -> CommandContext:
         actor = await authorise(request)
         key = request.headers.get("idempotency-key")
-        if key is not None and not 0 < len(key) <= 200:
-            raise ProblemError(400, "Bad Idempotency-Key", "a key has 1 to 200 characters")
+        if key is not None and not _HEADER_TOKEN.fullmatch(key):
+            raise ProblemError(
+                400, "Bad Idempotency-Key", "a key has 1 to 200 printable ASCII characters"
+            )
+        given = request.headers.get("x-correlation-id") or None
+        if given is not None and not _HEADER_TOKEN.fullmatch(given):
+            raise ProblemError(
+                400,
+                "Bad X-Correlation-ID",
+                "a correlation id has 1 to 200 printable ASCII characters",
+            )
         body = await request.body()
         digest = hashlib.sha256(
             request.method.encode() + b" " + request.url.path.encode() + b"\n" + body
         ).hexdigest()
-        correlation = request.headers.get("x-correlation-id") or str(uuid.uuid4())
+        correlation = given or str(uuid.uuid4())
         return CommandContext(
             actor=actor,
             cause=Cause(actor=actor.subject, correlation_id=correlation),

@@ -8,12 +8,11 @@ and the auditor.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from assessments import reference
 from assessments.domain import model
@@ -29,6 +28,7 @@ from clr_events.pg import Connection
 from clr_events.rules import NotFoundError
 from clr_events.service.auth import Actor, Role, require
 from clr_events.service.commands import CommandContext, DomainEvents, Id, Streams, command, new_id
+from clr_events.service.inputs import Code, Count, Happened, Many, Measure, Name, Percent
 
 Assessor = Annotated[CommandContext, Depends(command(Role.ASSESSOR))]
 Board = Annotated[CommandContext, Depends(command(Role.LABELLING_BOARD))]
@@ -43,45 +43,59 @@ def streams(request: Request) -> Streams[AssessmentEvent]:
     return Streams(request.app.state.runtime.store, EVENT_TYPES)
 
 
+class Indicator(BaseModel):
+    """One Gold indicator against its threshold, as a client sends it (bounded)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    code: Code
+    score: Measure
+    threshold: Measure
+
+    def stored(self) -> IndicatorResult:
+        """The indicator as the domain keeps it."""
+        return IndicatorResult(**self.model_dump())
+
+
 class Bronze(BaseModel):
     assessment_id: Id | None = None
     org_id: Id
     expert_id: Id
-    conducted_on: date
+    conducted_on: Happened
     mode: Literal["on_site", "video"]
-    ratings: list[str] = Field(description="one of red, yellow, green per indicator (R2)")
-    criteria_version: str | None = Field(None, description="default: the set in force (R12)")
+    ratings: Many[Code] = Field(description="one of red, yellow, green per indicator (R2)")
+    criteria_version: Code | None = Field(None, description="default: the set in force (R12)")
 
 
 class Silver(BaseModel):
     assessment_id: Id | None = None
     org_id: Id
     auditor_id: Id
-    conducted_on: date
+    conducted_on: Happened
     mode: Literal["on_site", "video"] = "on_site"
     first_benchmarking_id: Id
     second_benchmarking_id: Id
-    improvement_areas: list[str]
-    areas_validated: list[bool]
+    improvement_areas: Many[Name]
+    areas_validated: Many[bool]
     baseline_met: bool
-    criteria_version: str | None = None
+    criteria_version: Code | None = None
 
 
 class Gold(BaseModel):
     assessment_id: Id | None = None
     org_id: Id
-    expert_ids: list[Id]
-    conducted_on: date
-    indicators: list[IndicatorResult]
-    score_pct: float
-    on_site_days: int
-    evidence_documents: int
-    criteria_version: str | None = None
+    expert_ids: Many[Id]
+    conducted_on: Happened
+    indicators: Many[Indicator]
+    score_pct: Percent
+    on_site_days: Count
+    evidence_documents: Count
+    criteria_version: Code | None = None
 
 
 class Approval(BaseModel):
-    approved_on: date
-    approver: str = Field("EUCLES board", description="the approving body (ESCA, EUCLES board)")
+    approved_on: Happened
+    approver: Name = Field("EUCLES board", description="the approving body (ESCA, EUCLES board)")
 
 
 async def _earlier(conn: Connection, where: str, *args: Any) -> list[model.EarlierAssessment]:
@@ -198,7 +212,7 @@ async def record_gold(body: Gold, ctx: Assessor, request: Request) -> JSONRespon
             assessment_id=chosen_id,
             subject=subject,
             conducted_on=body.conducted_on,
-            indicators=body.indicators,
+            indicators=[indicator.stored() for indicator in body.indicators],
             score_pct=body.score_pct,
             on_site_days=body.on_site_days,
             evidence_documents=body.evidence_documents,

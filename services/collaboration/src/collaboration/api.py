@@ -7,12 +7,24 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from clr_events.pg import Connection
 from clr_events.rules import NotFoundError
 from clr_events.service.auth import Role
 from clr_events.service.commands import CommandContext, DomainEvents, Id, Streams, command, new_id
+from clr_events.service.inputs import (
+    Code,
+    Count,
+    Day,
+    Fte,
+    Happened,
+    Many,
+    Months,
+    Name,
+    Offset,
+    Url,
+)
 from clr_events.store.base import AppendResult
 from collaboration.domain import model
 from collaboration.domain.events import (
@@ -34,56 +46,76 @@ def streams(request: Request) -> Streams[CollaborationEvent]:
 
 
 # ------------------------------------------------------------------ request bodies
+Country = Annotated[str, Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2")]
+
+
+class Figures(BaseModel):
+    """The figures R13 looks at, as a client sends them (bounded; stored as ``ProfileFigures``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    management_fte: Fte
+    committed_members: Count
+    member_types: Many[Code]
+    english_website: bool
+    cluster_programme: Name | None = None
+    """A recognised regional or national cluster programme the organisation belongs to."""
+
+    def stored(self) -> ProfileFigures:
+        """The figures as the domain keeps them."""
+        return ProfileFigures(**self.model_dump())
+
+
 class RegisterOrganisation(BaseModel):
     org_id: Id | None = None
-    name: str = Field(min_length=1, max_length=300)
-    country: str = Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2")
-    region: str | None = None
-    website: str | None = None
-    sector: str = Field(min_length=1, description="comparative portfolio")
-    eccp_profile_id: str | None = None
-    figures: ProfileFigures
+    name: Name
+    country: Country
+    region: Name | None = None
+    website: Url | None = None
+    sector: Name = Field(description="comparative portfolio")
+    eccp_profile_id: Code | None = None
+    figures: Figures
 
 
 class Validate(BaseModel):
-    validated_on: date
+    validated_on: Happened
     waive: bool = Field(False, description="apply the cluster programme waiver (R13)")
 
 
 class FormPartnership(BaseModel):
     partnership_id: Id | None = None
-    name: str = Field(min_length=1)
-    strand: str
-    call_id: str
-    member_org_ids: list[Id]
-    start_on: date
-    duration_months: int
+    name: Name
+    strand: Code
+    call_id: Code
+    member_org_ids: Many[Id]
+    start_on: Day
+    duration_months: Months
 
 
 class AddPartner(BaseModel):
     org_id: Id
-    joined_on: date
+    joined_on: Happened
 
 
 class SignAgreement(BaseModel):
     agreement_id: Id | None = None
-    parties: list[str]
-    third_country: str = Field(pattern=r"^[A-Z]{2}$")
-    signed_on: date
-    place: str | None = None
+    parties: Many[Name]
+    third_country: Country
+    signed_on: Happened
+    place: Name | None = None
     extends: Id | None = None
 
 
 class RecordMatchmaking(BaseModel):
     event_id: Id | None = None
-    theme: str
-    held_on: date
-    countries: list[str]
-    participant_org_ids: list[Id]
-    meetings_c2c: int = 0
-    meetings_b2b: int = 0
-    cooperation_cases: int = 0
-    agreements: int = 0
+    theme: Name
+    held_on: Happened
+    countries: Many[Country]
+    participant_org_ids: Many[Id]
+    meetings_c2c: Count = 0
+    meetings_b2b: Count = 0
+    cooperation_cases: Count = 0
+    agreements: Count = 0
 
 
 # -------------------------------------------------------------------- helpers
@@ -125,7 +157,7 @@ async def register_organisation(
             website=body.website,
             sector=body.sector,
             eccp_profile_id=body.eccp_profile_id,
-            figures=body.figures,
+            figures=body.figures.stored(),
         )
         result = await s.append(conn, f"organisation:{org_id}", 0, events, ctx.cause)
         await conn.execute(
@@ -142,16 +174,18 @@ async def register_organisation(
 
 
 @router.put("/organisations/{org_id}/figures", tags=["organisations"])
-async def update_figures(
-    org_id: Id, body: ProfileFigures, ctx: Admin, request: Request
-) -> JSONResponse:
+async def update_figures(org_id: Id, body: Figures, ctx: Admin, request: Request) -> JSONResponse:
     """Replace the profile figures R13 looks at."""
     s = streams(request)
 
     async def work(conn: Connection) -> tuple[int, dict[str, Any]]:
         version, org = await _organisation(conn, s, org_id)
         result = await s.append(
-            conn, f"organisation:{org_id}", version, model.update_figures(org, body), ctx.cause
+            conn,
+            f"organisation:{org_id}",
+            version,
+            model.update_figures(org, body.stored()),
+            ctx.cause,
         )
         return 200, {"org_id": org_id, **_position(result)}
 
@@ -236,7 +270,7 @@ async def list_organisations(
     country: Annotated[str | None, Query(pattern=r"^[A-Z]{2}$")] = None,
     validated: bool | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> dict[str, Any]:
     """Registered organisations, filtered by country and validation (public)."""
     rows = await request.app.state.runtime.pool.fetch(

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
@@ -20,6 +20,7 @@ from clr_events.pg import Connection
 from clr_events.rules import NotFoundError
 from clr_events.service.auth import Actor, Role, require
 from clr_events.service.commands import CommandContext, Id, command
+from clr_events.service.inputs import Day, Happened, Position, Text
 from clr_events.service.runtime import Runtime
 from label_decisions import decisions
 from label_decisions.domain.events import LabelEvent
@@ -43,17 +44,17 @@ def policy_of(request: Request) -> DecisionPolicy:
 
 
 class Withdrawal(BaseModel):
-    reason: str = Field(min_length=1)
-    withdrawn_on: date
+    reason: Text
+    withdrawn_on: Happened
 
 
 class Correction(BaseModel):
-    valid_until: date
-    reason: str = Field(min_length=1)
+    valid_until: Day
+    reason: Text
 
 
 class ExpiryRun(BaseModel):
-    today: date | None = Field(None, description="default: today")
+    today: Happened | None = Field(None, description="default: today; never a later day")
 
 
 def _view(record: LabelRecord, policy: DecisionPolicy, today: date) -> dict[str, Any]:
@@ -72,7 +73,7 @@ def _view(record: LabelRecord, policy: DecisionPolicy, today: date) -> dict[str,
 
 
 @router.get("/labels/{org_id}", tags=["labels"])
-async def get_labels(org_id: Id, request: Request, on: date | None = None) -> dict[str, Any]:
+async def get_labels(org_id: Id, request: Request, on: Day | None = None) -> dict[str, Any]:
     """An organisation's label record per level, status derived from the dates (R10)."""
     runtime, policy = runtime_of(request), policy_of(request)
     today = on or date.today()
@@ -197,8 +198,8 @@ async def get_policy(request: Request) -> dict[str, Any]:
 async def verify(
     request: Request,
     _actor: Auditor,
-    first: Annotated[int, Query(ge=1)] = 1,
-    last: Annotated[int | None, Query(ge=1)] = None,
+    first: Position = 1,
+    last: Position | None = None,
 ) -> dict[str, Any]:
     """Re-hash the decision history over a range of positions: every alteration is named."""
     report = await runtime_of(request).store.verify(first, last)

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 from clr_events.pg import Connection
 from clr_events.service.auth import Role
 from clr_events.service.commands import CommandContext, DomainEvents, Id, Streams, command, new_id
+from clr_events.service.inputs import Code, Day, Happened, Many, Name, Offset, Text
 from training_certification.domain import model
 from training_certification.domain.events import EVENTS, CourseRegistered, TrainingEvent
 from training_certification.domain.policy import CERTIFICATION_2026_1, ExpertRole
@@ -30,37 +31,37 @@ def streams(request: Request) -> Streams[TrainingEvent]:
 
 class RegisterCourse(BaseModel):
     course_id: Id | None = None
-    title: str
-    kind: str
-    starts_on: date
+    title: Name
+    kind: Code
+    starts_on: Day
 
 
 class RegisterPerson(BaseModel):
     person_id: Id | None = None
-    name: str
+    name: Name
     country: str = Field(pattern=r"^[A-Z]{2}$")
-    affiliation_org_ids: list[Id] = []
+    affiliation_org_ids: Many[Id] = []
 
 
 class Affiliations(BaseModel):
-    affiliation_org_ids: list[Id]
-    changed_on: date
+    affiliation_org_ids: Many[Id]
+    changed_on: Happened
 
 
 class CourseStep(BaseModel):
     course_id: Id
-    on: date
+    on: Happened
 
 
 class Certify(BaseModel):
     role: ExpertRole
-    on: date
+    on: Happened
 
 
 class Revoke(BaseModel):
     role: ExpertRole
-    on: date
-    reason: str
+    on: Happened
+    reason: Text
 
 
 async def _course(conn: Connection, s: Streams[TrainingEvent], course_id: str) -> CourseRegistered:
@@ -248,9 +249,9 @@ async def list_experts(
     request: Request,
     role: ExpertRole | None = None,
     country: Annotated[str | None, Query(pattern=r"^[A-Z]{2}$")] = None,
-    on: date | None = None,
+    on: Day | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> dict[str, Any]:
     """Experts certified for a role and in force on a day (default today), by country."""
     day = on or date.today()
