@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import faust
+from faust.types.auth import CredentialsT
+
 from clr_events.service.runtime import ServiceSettings
 
 
@@ -22,6 +25,20 @@ class ProjectionSettings(ServiceSettings):
     expiring_soon_months: int = 6
     current_publish_interval_seconds: float = 0.5
     lag_cache_seconds: float = 1.0  # lag is read from the broker at most this often
+
+    def faust_credentials(self) -> CredentialsT | None:
+        """The Kafka principal of ``kafka_options`` in faust's terms (None: PLAINTEXT)."""
+        options = self.kafka_options()
+        if "sasl_mechanism" in options:
+            return faust.SASLCredentials(
+                username=options["sasl_plain_username"],
+                password=options["sasl_plain_password"],
+                mechanism=options["sasl_mechanism"],
+                ssl_context=options.get("ssl_context"),
+            )
+        if "ssl_context" in options:
+            return faust.SSLCredentials(options["ssl_context"])
+        return None
 
     def renewal_window_months(self, level: str) -> int:
         """The renewal window of a level, in months after ``valid_until``."""
