@@ -18,8 +18,10 @@ class ConnectionSettings(BaseSettings):
 
     Kafka authentication: ``CLR_KAFKA_SECURITY_PROTOCOL`` (``PLAINTEXT`` by default, so a
     broker without authentication needs nothing), ``CLR_KAFKA_SASL_MECHANISM`` and the
-    principal's ``CLR_KAFKA_USERNAME`` / ``CLR_KAFKA_PASSWORD``. Every Kafka client of the
-    project is built with :meth:`kafka_options`, so each process connects as one principal.
+    principal's ``CLR_KAFKA_USERNAME`` / ``CLR_KAFKA_PASSWORD``; with TLS, the broker's
+    certificate is checked against the system's CAs or ``CLR_KAFKA_SSL_CAFILE``. Every
+    Kafka client of the project is built with :meth:`kafka_options`, so each process
+    connects as one principal.
     """
 
     model_config = SettingsConfigDict(env_prefix="CLR_")
@@ -30,6 +32,7 @@ class ConnectionSettings(BaseSettings):
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
     kafka_username: str = ""
     kafka_password: SecretStr = SecretStr("")
+    kafka_ssl_cafile: str = ""
     instance: str = ""
 
     def topic(self, name: str) -> str:
@@ -44,7 +47,9 @@ class ConnectionSettings(BaseSettings):
             "security_protocol": self.kafka_security_protocol,
         }
         if self.kafka_security_protocol in ("SSL", "SASL_SSL"):
-            options["ssl_context"] = ssl.create_default_context()
+            options["ssl_context"] = ssl.create_default_context(
+                cafile=self.kafka_ssl_cafile or None
+            )
         if self.kafka_security_protocol.startswith("SASL_"):
             options["sasl_mechanism"] = self.kafka_sasl_mechanism
             options["sasl_plain_username"] = self.kafka_username
