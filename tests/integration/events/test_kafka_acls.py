@@ -22,6 +22,7 @@ from aiokafka.errors import (
 
 from clr_dev.installation import acl_bindings, as_principal, install, uninstall
 from clr_events.kafka.acls import ensure_acls
+from clr_events.kafka.producer import new_producer
 from clr_events.settings import ConnectionSettings
 
 pytestmark = pytest.mark.skipif(
@@ -168,3 +169,20 @@ async def test_creating_the_acls_again_changes_nothing(installation: ConnectionS
     subscriber = as_principal(installation, "subscriber")
     with pytest.raises(TopicAuthorizationFailedError):
         await read_one(subscriber, "assessments.decisions")
+
+
+async def test_a_service_may_write_as_soon_as_its_installation_is_made(
+    database_url: str, kafka_bootstrap: str
+) -> None:
+    # the broker applies new ACLs a moment after the controller has them: install waits
+    base = ConnectionSettings(database_url=database_url, kafka_bootstrap_servers=kafka_bootstrap)
+    settings = await install(base, "clr_acls")
+    try:
+        producer = new_producer(as_principal(settings, "training_certification"))
+        await producer.start()
+        try:
+            await producer.send_and_wait(settings.topic("training_certification.events"), b"{}")
+        finally:
+            await producer.stop()
+    finally:
+        await uninstall(base, settings)

@@ -9,12 +9,18 @@ topic lets the idempotent producer start, so nothing more is granted.
 aiokafka has the CreateAcls and DeleteAcls requests of the Kafka protocol (v1, which knows
 prefixed names) but no admin method for them: they are sent here through an aiokafka
 client, so the topics job (the Python image, no Java) creates the ACLs with the topics.
-Creating an ACL that exists changes nothing, so this is safe to run again.
+Creating an ACL that exists changes nothing, so this is safe to run again. The broker
+applies new ACLs a moment after the controller has committed them (a client refused in
+that moment: seen here for up to a second), so :func:`ensure_acls` returns once the broker
+lists them all.
 """
 
 from __future__ import annotations
 
+import asyncio
 import tomllib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
@@ -22,7 +28,11 @@ from typing import Any
 
 from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import SecurityDisabled, for_code
-from aiokafka.protocol.admin import CreateAclsRequest_v1, DeleteAclsRequest_v1
+from aiokafka.protocol.admin import (
+    CreateAclsRequest_v1,
+    DeleteAclsRequest_v1,
+    DescribeAclsRequest_v1,
+)
 from aiokafka.protocol.api import Request
 
 from clr_events.settings import ConnectionSettings
@@ -50,6 +60,7 @@ class Operation(IntEnum):
 
 
 ALLOW = 3
+ANY = 1
 ANY_HOST = "*"
 
 
@@ -117,13 +128,37 @@ class _DeleteAcls(Request[DeleteAclsRequest_v1]):  # type: ignore[misc]  # aioka
         return request_struct_class([binding.as_tuple() for binding in self._bindings])
 
 
-async def _send(settings: ConnectionSettings, request: Request[Any]) -> Any:
+class _DescribeAllAcls(Request[DescribeAclsRequest_v1]):  # type: ignore[misc]  # aiokafka is untyped
+    API_KEY = 29
+
+    def build(self, request_struct_class: type[DescribeAclsRequest_v1]) -> DescribeAclsRequest_v1:
+        return request_struct_class(ANY, None, ANY, None, None, ANY, ANY)
+
+
+@asynccontextmanager
+async def _broker(settings: ConnectionSettings) -> AsyncIterator[AIOKafkaClient]:
     client = AIOKafkaClient(**settings.kafka_options())
     await client.bootstrap()
     try:
-        return await client.send(client.get_random_node(), request)
+        yield client
     finally:
         await client.close()
+
+
+async def _send(client: AIOKafkaClient, request: Request[Any]) -> Any:
+    return await client.send(client.get_random_node(), request)
+
+
+async def _listed(client: AIOKafkaClient) -> set[tuple[int, str, int, str, str, int, int]]:
+    """Every ACL the broker applies, as :meth:`AclBinding.as_tuple` gives them."""
+    response = await _send(client, _DescribeAllAcls())
+    if response.error_code:
+        raise for_code(response.error_code)(response.error_message)
+    return {
+        (resource_type, name, pattern, *acl)
+        for resource_type, name, pattern, acls in response.resources
+        for acl in acls
+    }
 
 
 def _raise_errors(results: list[tuple[Any, ...]], bindings: list[AclBinding]) -> None:
@@ -132,20 +167,30 @@ def _raise_errors(results: list[tuple[Any, ...]], bindings: list[AclBinding]) ->
             raise for_code(error_code)(f"{binding}: {error_message}")
 
 
-async def ensure_acls(settings: ConnectionSettings, bindings: list[AclBinding]) -> bool:
-    """Create the ACLs (as a super user); False when the broker has no authorizer.
+async def ensure_acls(
+    settings: ConnectionSettings, bindings: list[AclBinding], timeout: float = 30.0
+) -> bool:
+    """Create the ACLs (as a super user) and wait until the broker applies them all; False
+    when the broker has no authorizer.
 
     Raises:
         aiokafka.errors.KafkaError: the broker refused an ACL (say, we are no super user).
+        TimeoutError: the broker did not list them all within ``timeout`` seconds.
     """
     if not bindings:
         return True
-    response = await _send(settings, _CreateAcls(bindings))
-    try:
-        _raise_errors(response.creation_responses, bindings)
-    except SecurityDisabled:
-        return False
-    return True
+    async with _broker(settings) as client:
+        response = await _send(client, _CreateAcls(bindings))
+        try:
+            _raise_errors(response.creation_responses, bindings)
+        except SecurityDisabled:
+            return False
+        wanted = {binding.as_tuple() for binding in bindings}
+        async with asyncio.timeout(timeout):
+            while True:  # polling: the broker offers no notification
+                if wanted <= await _listed(client):
+                    return True
+                await asyncio.sleep(0.05)
 
 
 async def delete_acls(settings: ConnectionSettings, bindings: list[AclBinding]) -> None:
@@ -156,7 +201,8 @@ async def delete_acls(settings: ConnectionSettings, bindings: list[AclBinding]) 
     """
     if not bindings:
         return
-    response = await _send(settings, _DeleteAcls(bindings))
+    async with _broker(settings) as client:
+        response = await _send(client, _DeleteAcls(bindings))
     try:
         _raise_errors(response.filter_responses, bindings)
     except SecurityDisabled:
