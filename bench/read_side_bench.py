@@ -152,7 +152,9 @@ def _envelope(type_: str, subject: str, data: dict[str, Any], position: int, pre
     )
 
 
-async def write_history(kafka: str, settings: ConnectionSettings, orgs: int, renewals: int) -> int:
+async def write_history(
+    kafka: ConnectionSettings, settings: ConnectionSettings, orgs: int, renewals: int
+) -> int:
     """A synthetic history: orgs registered, each with an award and renewals. Returns events."""
     producer = new_producer(kafka)
     await producer.start()
@@ -266,13 +268,13 @@ async def ceiling(
         else:  # generation 0 is never used by the service: no view points at it
             schema = await create_generation(conn, model, 0)
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **settings.kafka_options(),
         enable_auto_commit=False,
         max_partition_fetch_bytes=8 * 1024 * 1024,
         fetch_max_bytes=64 * 1024 * 1024,
     )
     await consumer.start()
-    offsets = Offsets(settings.kafka_bootstrap_servers)
+    offsets = Offsets(settings)
     await offsets.start()
     tps = await offsets.partitions(topics_of(model, settings))
     await offsets.stop()
@@ -324,7 +326,7 @@ async def rebuild_rate(
 ) -> dict[str, float]:
     """Our rebuild of the label register, into a new generation, swapped in."""
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=lanes + 2)
-    producer = new_producer(settings.kafka_bootstrap_servers)
+    producer = new_producer(settings)
     await producer.start()
     try:
         result = await rebuild(
@@ -382,9 +384,7 @@ async def main() -> None:
     settings = await install(base, "clr_bench")
     try:
         print(f"rebuild: writing a history of {args.orgs} organisations ...", flush=True)
-        results["history_events"] = await write_history(
-            base.kafka_bootstrap_servers, settings, args.orgs, args.renewals
-        )
+        results["history_events"] = await write_history(base, settings, args.orgs, args.renewals)
         runs: dict[str, list[dict[str, float]]] = {
             "rebuild": [],
             "one_lane": [],

@@ -237,7 +237,9 @@ async def bench_read_all(pool: Pool, repeats: int) -> dict[str, list[float]]:
     return rates
 
 
-async def bench_relay(pool: Pool, kafka: str, repeats: int, events: int) -> dict[str, list[float]]:
+async def bench_relay(
+    pool: Pool, kafka: ConnectionSettings, repeats: int, events: int
+) -> dict[str, list[float]]:
     """Publish the same ``events`` through the relay and through a bare producer."""
     store = PostgresEventStore(pool, schema="bench_relay")
     await pool.execute("DROP SCHEMA IF EXISTS bench_relay CASCADE")
@@ -280,7 +282,7 @@ async def bench_relay(pool: Pool, kafka: str, repeats: int, events: int) -> dict
 
 
 async def bench_relay_latency(
-    pool: Pool, kafka: str, rate: float, seconds: float
+    pool: Pool, kafka: ConnectionSettings, rate: float, seconds: float
 ) -> dict[str, float]:
     """Commit-to-consumable latency through the relay at a steady append rate."""
     await pool.execute("DROP SCHEMA IF EXISTS bench_latency CASCADE")
@@ -290,7 +292,7 @@ async def bench_relay_latency(
     await ensure_topics(kafka, [TopicSpec(topic, 6)])
     producer = new_producer(kafka)
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=kafka, auto_offset_reset="earliest", fetch_max_wait_ms=5
+        topic, **kafka.kafka_options(), auto_offset_reset="earliest", fetch_max_wait_ms=5
     )
     await producer.start()
     await consumer.start()
@@ -503,12 +505,8 @@ async def main() -> None:
     appends = await bench_appends(pool, settings.database_url, args.repeats, args.seconds)
     floor = await bench_floor(pool, settings.database_url, args.repeats, round(args.seconds))
     reads = await bench_read_all(pool, args.repeats)
-    relay = await bench_relay(
-        pool, settings.kafka_bootstrap_servers, args.repeats, args.relay_events
-    )
-    latency = await bench_relay_latency(
-        pool, settings.kafka_bootstrap_servers, args.latency_rate, 5.0
-    )
+    relay = await bench_relay(pool, settings, args.repeats, args.relay_events)
+    latency = await bench_relay_latency(pool, settings, args.latency_rate, 5.0)
     summary = report(appends, floor, reads, relay, latency)
     summary["settings"] = {**vars(args), **durable}
     RESULTS.parent.mkdir(exist_ok=True)

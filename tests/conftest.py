@@ -3,7 +3,8 @@
 Where they come from, in order: the environment (``CLR_DATABASE_URL`` and
 ``CLR_KAFKA_BOOTSTRAP_SERVERS``, exported by ``deploy/local/stack.sh start``, which
 ``make test`` runs first); else testcontainers, when a Docker daemon answers; else the
-test fails with a message saying what to run.
+test fails with a message saying what to run. Tests reach Kafka as the environment's
+principal (``CLR_KAFKA_USERNAME``: the local stack's admin, a super user).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import pytest
 
 from clr_events.kafka.topics import TopicSpec, ensure_topics
 from clr_events.pg import Pool
+from clr_events.settings import ConnectionSettings
 
 HOW_TO = (
     "no {what}: run `deploy/local/stack.sh start` and `source .local/env` (or use `make test`, "
@@ -110,7 +112,7 @@ def new_topic(kafka_bootstrap: str) -> TopicFactory:
     async def create(prefix: str = "test", partitions: int = 1, **config: Any) -> str:
         name = f"{prefix}.{uuid.uuid4().hex[:10]}"
         await ensure_topics(
-            kafka_bootstrap,
+            ConnectionSettings(kafka_bootstrap_servers=kafka_bootstrap),
             [
                 TopicSpec(
                     name,

@@ -7,9 +7,17 @@
 #   deploy/local/stack.sh env      print the connection settings as shell exports
 #   deploy/local/stack.sh reset    stop both and delete their data (the next start is empty)
 #
-# Everything lives under .local/ (ignored by git): data, logs, pids, the Kafka jars.
-# A second `start` while both run is harmless. PostgreSQL runs with durable settings
-# (fsync and synchronous_commit on) because the benchmarks measure durable commits.
+# Everything lives under .local/ (ignored by git): data, logs, pids, the Kafka jars, and the
+# Kafka passwords. A second `start` while both run is harmless. PostgreSQL runs with durable
+# settings (fsync and synchronous_commit on) because the benchmarks measure durable commits.
+#
+# Kafka authenticates every client (SASL PLAIN) and authorises it by ACLs: one principal
+# per service, `admin` (a super user: topics, ACLs, tests, tools) and the read-only
+# `subscriber`. Their passwords are generated once into .local/kafka/passwords (mode 600,
+# `name=password` lines); .local/env gives the admin's and names that file, from which
+# clr_dev starts each service as its own principal. The ACLs are created with the topics
+# (`make topics`, deploy/kafka/topics.toml). A Kafka started with another configuration
+# (say, from before authentication) is restarted by `start`, keeping its data.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -21,6 +29,9 @@ KAFKA_CONTROLLER_PORT=${CLR_KAFKA_CONTROLLER_PORT:-19093}
 PG_DIR="$STATE/postgres"
 KAFKA_DIR="$STATE/kafka"
 KAFKA_LIBS="$KAFKA_DIR/libs"
+KAFKA_PASSWORDS="$KAFKA_DIR/passwords"
+# the Kafka principals (deploy/kafka/topics.toml grants each service and subscriber its ACLs)
+PRINCIPALS="admin collaboration training_certification assessments label_decisions projections subscriber"
 
 log() { printf '[stack] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -48,9 +59,15 @@ pg_bindir() {
 }
 
 env_exports() {
+  kafka_passwords
   cat <<EOF
 export CLR_DATABASE_URL=postgresql://postgres@127.0.0.1:$PG_PORT/postgres
 export CLR_KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$KAFKA_PORT
+export CLR_KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT
+export CLR_KAFKA_SASL_MECHANISM=PLAIN
+export CLR_KAFKA_USERNAME=admin
+export CLR_KAFKA_PASSWORD=$(password_of admin)
+export CLR_KAFKA_PASSWORDS_FILE=$KAFKA_PASSWORDS
 EOF
 }
 
@@ -103,6 +120,33 @@ pg_stop() {
 }
 
 # --------------------------------------------------------------------- Kafka
+kafka_passwords() {
+  # one random password per principal, made once (a principal added later gets one too)
+  mkdir -p "$KAFKA_DIR"
+  ( umask 077; touch "$KAFKA_PASSWORDS" )
+  local name
+  for name in $PRINCIPALS; do
+    grep -q "^$name=" "$KAFKA_PASSWORDS" || \
+      printf '%s=%s\n' "$name" "$(head -c 64 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 32)" \
+        >>"$KAFKA_PASSWORDS"
+  done
+}
+
+password_of() { sed -n "s/^$1=//p" "$KAFKA_PASSWORDS"; }
+
+kafka_config() {
+  # server.properties from the template: ports, data folder, and the JAAS logins (the
+  # broker logs in as admin; user_<name> lists who may log in, with which password)
+  kafka_passwords
+  local admin users="" name
+  admin=$(password_of admin)
+  for name in $PRINCIPALS; do users+=" user_$name=\"$(password_of "$name")\""; done
+  sed -e "s|@PORT@|$KAFKA_PORT|g" -e "s|@CPORT@|$KAFKA_CONTROLLER_PORT|g" -e "s|@DATA@|$KAFKA_DIR/data|g" \
+    -e "s|@ADMIN_LOGIN@|username=\"admin\" password=\"$admin\"|g" \
+    -e "s|@ADMIN_USER@|user_admin=\"$admin\"|g" -e "s|@USERS@|${users# }|g" \
+    "$HERE/kafka/server.properties.in"
+}
+
 kafka_running() {
   [ -f "$KAFKA_DIR/kafka.pid" ] && kill -0 "$(cat "$KAFKA_DIR/kafka.pid")" 2>/dev/null
 }
@@ -121,11 +165,20 @@ kafka_fetch() {
 }
 
 kafka_start() {
-  if kafka_running; then log "kafka already running on 127.0.0.1:$KAFKA_PORT"; return; fi
+  local wanted
+  wanted=$(kafka_config)
+  if kafka_running; then
+    if [ "$wanted" = "$(cat "$KAFKA_DIR/server.properties" 2>/dev/null)" ]; then
+      log "kafka already running on 127.0.0.1:$KAFKA_PORT"; return
+    fi
+    # say, a broker from before authentication and ACLs: its data stays, its configuration
+    # changes (and its clients need the credentials in .local/env from now on)
+    log "kafka runs with an older configuration (without SASL and ACLs?): restarting it"
+    kafka_stop
+  fi
   kafka_fetch
   mkdir -p "$KAFKA_DIR/data"
-  sed -e "s|@PORT@|$KAFKA_PORT|g" -e "s|@CPORT@|$KAFKA_CONTROLLER_PORT|g" -e "s|@DATA@|$KAFKA_DIR/data|g" \
-    "$HERE/kafka/server.properties.in" >"$KAFKA_DIR/server.properties"
+  ( umask 077; printf '%s\n' "$wanted" >"$KAFKA_DIR/server.properties" )
   local logcfg="-Dlog4j2.configurationFile=$HERE/kafka/log4j2.properties"
   if [ ! -f "$KAFKA_DIR/data/meta.properties" ]; then
     local cluster_id
@@ -169,9 +222,8 @@ case "${1:-}" in
     mkdir -p "$STATE"
     pg_start
     kafka_start
-    env_exports >"$STATE/env"
-    log "ready; connection settings (also in .local/env):"
-    env_exports
+    ( umask 077; env_exports >"$STATE/env" )
+    log "ready; connection settings (with the admin's Kafka password) in $STATE/env"
     ;;
   stop)
     kafka_stop

@@ -43,6 +43,10 @@ class System:
     instance: str
     database_url: str
 
+    def kafka_options(self) -> dict[str, Any]:
+        """aiokafka client options, as the environment's Kafka principal (the admin)."""
+        return ConnectionSettings(kafka_bootstrap_servers=self.kafka).kafka_options()
+
     def topic(self, name: str) -> str:
         """A declared topic's name in this session's installation."""
         return f"{self.instance}.{name}"

@@ -134,7 +134,7 @@ async def test_a_poison_message_is_dead_lettered_and_the_next_event_still_projec
 ) -> None:
     # given a record on the label topic that is not a CloudEvent
     poison = f"poison-{uuid.uuid4().hex[:8]}"
-    producer = AIOKafkaProducer(bootstrap_servers=system.kafka)
+    producer = AIOKafkaProducer(**system.kafka_options())
     await producer.start()
     try:
         await producer.send_and_wait(system.topic(LABELS), b"not json", key=poison.encode())

@@ -35,7 +35,7 @@ async def test_the_label_register_is_rebuilt_beside_the_live_one_and_swapped_in(
         instance=system.instance,
     )
     pool = await asyncpg.create_pool(system.database_url, min_size=1, max_size=4)
-    producer = new_producer(system.kafka)
+    producer = new_producer(settings)
     await producer.start()
     answers: list[int] = []
     done = asyncio.Event()
@@ -73,7 +73,7 @@ async def test_the_label_register_is_rebuilt_beside_the_live_one_and_swapped_in(
     # and one lane (a transaction at a time) builds the very same rows as the two lanes did
     lanes_rows = await rows_of(system.database_url)
     pool = await asyncpg.create_pool(system.database_url, min_size=1, max_size=4)
-    producer = new_producer(system.kafka)
+    producer = new_producer(ConnectionSettings(kafka_bootstrap_servers=system.kafka))
     await producer.start()
     try:
         again = await rebuild(

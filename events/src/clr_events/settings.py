@@ -2,23 +2,62 @@
 
 from __future__ import annotations
 
+import ssl
+from typing import Any, Literal
+
+from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class ConnectionSettings(BaseSettings):
-    """``CLR_DATABASE_URL``, ``CLR_KAFKA_BOOTSTRAP_SERVERS`` and ``CLR_INSTANCE``.
+    """Where PostgreSQL and Kafka are, who we are to Kafka, and the installation's name.
 
     ``CLR_INSTANCE`` (empty by default) prefixes every topic and consumer group name, so
     two installations (say the test suite and a running demo) can share one Kafka without
     reading each other's events or joining each other's groups.
+
+    Kafka authentication: ``CLR_KAFKA_SECURITY_PROTOCOL`` (``PLAINTEXT`` by default, so a
+    broker without authentication needs nothing), ``CLR_KAFKA_SASL_MECHANISM`` and the
+    principal's ``CLR_KAFKA_USERNAME`` / ``CLR_KAFKA_PASSWORD``; with TLS, the broker's
+    certificate is checked against the system's CAs or ``CLR_KAFKA_SSL_CAFILE``. Every
+    Kafka client of the project is built with :meth:`kafka_options`, so each process
+    connects as one principal.
     """
 
     model_config = SettingsConfigDict(env_prefix="CLR_")
 
     database_url: str = "postgresql://postgres@127.0.0.1:55432/postgres"
     kafka_bootstrap_servers: str = "127.0.0.1:19092"
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    kafka_username: str = ""
+    kafka_password: SecretStr = SecretStr("")
+    kafka_ssl_cafile: str = ""
     instance: str = ""
 
     def topic(self, name: str) -> str:
         """A topic or consumer group name in this installation."""
         return f"{self.instance}.{name}" if self.instance else name
+
+    def kafka_options(self) -> dict[str, Any]:
+        """The keyword arguments every aiokafka client (producer, consumer, admin) is built
+        with: the bootstrap servers and, when configured, TLS and the SASL principal."""
+        options: dict[str, Any] = {
+            "bootstrap_servers": self.kafka_bootstrap_servers,
+            "security_protocol": self.kafka_security_protocol,
+        }
+        if self.kafka_security_protocol in ("SSL", "SASL_SSL"):
+            options["ssl_context"] = ssl.create_default_context(
+                cafile=self.kafka_ssl_cafile or None
+            )
+        if self.kafka_security_protocol.startswith("SASL_"):
+            options["sasl_mechanism"] = self.kafka_sasl_mechanism
+            options["sasl_plain_username"] = self.kafka_username
+            options["sasl_plain_password"] = self.kafka_password.get_secret_value()
+        return options
+
+    def as_principal(self, username: str, password: str) -> ConnectionSettings:
+        """The same connection as another Kafka principal."""
+        return self.model_copy(
+            update={"kafka_username": username, "kafka_password": SecretStr(password)}
+        )

@@ -1,4 +1,5 @@
-"""Small helpers to put envelopes on a topic and read a topic back (whole or filtered)."""
+"""Small helpers to put envelopes on a topic and read a topic back (whole or filtered),
+as the environment's Kafka principal (the local stack's admin)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 
 from clr_events.codec import to_kafka
 from clr_events.envelope import Envelope
+from clr_events.settings import ConnectionSettings
 
 
 def make_envelope(subject: str = "org-1", version: int = 1, **data: Any) -> Envelope:
@@ -29,7 +31,8 @@ def make_envelope(subject: str = "org-1", version: int = 1, **data: Any) -> Enve
 
 async def produce(bootstrap: str, topic: str, items: list[Envelope | bytes]) -> None:
     """Send envelopes (binary mode) or raw bytes (poison), in order, and wait for acks."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True)
+    options = ConnectionSettings(kafka_bootstrap_servers=bootstrap).kafka_options()
+    producer = AIOKafkaProducer(**options, enable_idempotence=True)
     await producer.start()
     try:
         for item in items:
@@ -53,8 +56,9 @@ async def read_topic(
 ) -> list[ConsumerRecord[bytes, bytes]]:
     """The records of a topic from the start that ``keep`` accepts (all, by default), once
     at least ``expected`` have arrived (or what there is at the timeout)."""
+    options = ConnectionSettings(kafka_bootstrap_servers=bootstrap).kafka_options()
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+        topic, **options, auto_offset_reset="earliest", enable_auto_commit=False
     )
     await consumer.start()
     records: list[ConsumerRecord[bytes, bytes]] = []

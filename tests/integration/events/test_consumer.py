@@ -13,6 +13,7 @@ from clr_events.consumers.runner import ConsumerRunner, Handler, TransientError
 from clr_events.envelope import Envelope
 from clr_events.kafka.topics import TopicSpec, ensure_topics
 from clr_events.pg import Connection, Pool
+from clr_events.settings import ConnectionSettings
 from tests.conftest import TopicFactory
 from tests.integration.events.kafka_helpers import make_envelope, produce, read_topic
 
@@ -81,7 +82,7 @@ async def test_a_crash_between_database_commit_and_offset_commit_repeats_no_effe
         group=group,
         topics=[topic],
         handler=recording_handler(effects),
-        bootstrap_servers=kafka_bootstrap,
+        kafka=ConnectionSettings(kafka_bootstrap_servers=kafka_bootstrap),
         schema=schema,
     )
 
@@ -110,7 +111,7 @@ async def test_a_republished_event_takes_effect_once(
         group=f"g{uuid.uuid4().hex[:8]}",
         topics=[topic],
         handler=recording_handler(effects),
-        bootstrap_servers=kafka_bootstrap,
+        kafka=ConnectionSettings(kafka_bootstrap_servers=kafka_bootstrap),
         schema=schema,
     )
     await run_until(runner, counter(pool, effects, 3))
@@ -124,7 +125,9 @@ async def test_poison_messages_go_to_the_dead_letter_topic_and_the_next_one_is_p
 ) -> None:
     topic = await new_topic("consumer")
     group = f"g{uuid.uuid4().hex[:8]}"
-    await ensure_topics(kafka_bootstrap, [TopicSpec(f"{group}.dlq")])
+    await ensure_topics(
+        ConnectionSettings(kafka_bootstrap_servers=kafka_bootstrap), [TopicSpec(f"{group}.dlq")]
+    )
     refused = make_envelope(refuse=True)
     await produce(
         kafka_bootstrap,
@@ -142,7 +145,7 @@ async def test_poison_messages_go_to_the_dead_letter_topic_and_the_next_one_is_p
         group=group,
         topics=[topic],
         handler=recording_handler(effects),
-        bootstrap_servers=kafka_bootstrap,
+        kafka=ConnectionSettings(kafka_bootstrap_servers=kafka_bootstrap),
         schema=schema,
     )
     await run_until(runner, counter(pool, effects, 3))
@@ -177,7 +180,7 @@ async def test_a_transient_failure_is_retried_and_takes_effect_once(
         group=f"g{uuid.uuid4().hex[:8]}",
         topics=[topic],
         handler=flaky,
-        bootstrap_servers=kafka_bootstrap,
+        kafka=ConnectionSettings(kafka_bootstrap_servers=kafka_bootstrap),
         schema=schema,
         backoff_initial=0.01,
     )

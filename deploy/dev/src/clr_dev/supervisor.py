@@ -1,7 +1,8 @@
 """Start every service as its own process, wait until each is ready, stop them all.
 
 Used by ``make run`` and by the end-to-end tests alike, so both run the system the same
-way: ``python -m <service>`` with ``CLR_PORT`` set, logs in a folder, ready when
+way: ``python -m <service>`` with ``CLR_PORT`` set and, on the local stack, the service's
+own Kafka principal (``clr_dev.installation.principal_env``), logs in a folder, ready when
 ``/readyz`` answers 200.
 """
 
@@ -16,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+
+from clr_dev.installation import principal_env
 
 SERVICES: dict[str, int] = {
     "collaboration": 8101,
@@ -74,7 +77,7 @@ def start(
         with (logs / f"{name}.log").open("ab") as log:
             running.processes[name] = subprocess.Popen(
                 [sys.executable, "-m", name],
-                env={**base, "CLR_PORT": str(port)},
+                env={**base, **principal_env(name, base), "CLR_PORT": str(port)},
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )

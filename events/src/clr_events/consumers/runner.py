@@ -33,6 +33,7 @@ from clr_events.envelope import Envelope
 from clr_events.errors import EventsError
 from clr_events.kafka.producer import new_producer
 from clr_events.pg import Connection, Pool
+from clr_events.settings import ConnectionSettings
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +163,7 @@ class ConsumerRunner:
         group: str,
         topics: list[str],
         handler: Handler,
-        bootstrap_servers: str,
+        kafka: ConnectionSettings,
         schema: str = "public",
         max_retries: int = 5,
         backoff_initial: float = 0.1,
@@ -173,7 +174,7 @@ class ConsumerRunner:
         self._pool = pool
         self._topics = topics
         self._handler = handler
-        self._bootstrap = bootstrap_servers
+        self._kafka = kafka
         self._checkpoints = CheckpointStore(schema)
         self._max_retries = max_retries
         self._backoff_initial = backoff_initial
@@ -189,13 +190,13 @@ class ConsumerRunner:
         async with self._pool.acquire() as conn:
             await self._checkpoints.migrate(conn)
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap,
+            **self._kafka.kafka_options(),
             group_id=self.group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             isolation_level="read_committed",
         )
-        self._producer = new_producer(self._bootstrap)
+        self._producer = new_producer(self._kafka)
         await self._producer.start()
         await self._consumer.start()
         self._consumer.subscribe(self._topics, listener=_SeekToCheckpoint(self))

@@ -5,6 +5,8 @@
 Missing topics are created with their partitions and configs; existing ones keep their
 data, get more partitions if the declaration asks for more, and have their declared
 configs set. Fewer partitions than exist cannot be declared (Kafka cannot shrink a topic).
+The ``[[principal]]`` tables of the same file become ACLs (clr_events.kafka.acls); run this
+as a super user (the local stack's ``admin``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
+from clr_events.kafka.acls import ensure_acls, load_acls
 from clr_events.settings import ConnectionSettings
 
 log = logging.getLogger(__name__)
@@ -49,9 +52,9 @@ def load_specs(path: Path, instance: str = "") -> list[TopicSpec]:
     ]
 
 
-async def ensure_topics(bootstrap_servers: str, specs: list[TopicSpec]) -> dict[str, str]:
+async def ensure_topics(settings: ConnectionSettings, specs: list[TopicSpec]) -> dict[str, str]:
     """Bring the broker in line with ``specs``; returns what was done per topic."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    admin = AIOKafkaAdminClient(**settings.kafka_options())
     await admin.start()
     try:
         existing = await admin.describe_topics([spec.name for spec in specs])
@@ -126,11 +129,14 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     settings = ConnectionSettings()
-    actions = asyncio.run(
-        ensure_topics(settings.kafka_bootstrap_servers, load_specs(args.file, settings.instance))
-    )
+    actions = asyncio.run(ensure_topics(settings, load_specs(args.file, settings.instance)))
     for name, action in sorted(actions.items()):
         log.info("%-45s %s", name, action)
+    bindings = load_acls(args.file, settings.instance)
+    if asyncio.run(ensure_acls(settings, bindings)):
+        log.info("%d ACLs in place", len(bindings))
+    else:
+        log.warning("the broker has no authorizer: ACLs not created (any client may do anything)")
 
 
 if __name__ == "__main__":

@@ -203,7 +203,7 @@ async def serve(schema: str, topic: str, translator: str, name: str, source: str
     store = PostgresEventStore(pool, schema=schema)
     checkpoint = PostgresRelayCheckpoint(pool, schema, name)
     await checkpoint.migrate()
-    producer = new_producer(settings.kafka_bootstrap_servers)
+    producer = new_producer(settings)
     await producer.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -173,7 +173,7 @@ class Runtime:
                     return
             try:
                 if self._producer is None:
-                    self._producer = new_producer(self.settings.kafka_bootstrap_servers)
+                    self._producer = new_producer(self.settings)
                     await self._producer.start()
                 checkpoint = PostgresRelayCheckpoint(self.pool, self.name, name)
                 await checkpoint.migrate()
@@ -199,7 +199,7 @@ class Runtime:
             group=self.settings.topic(spec.group),
             topics=[self.settings.topic(topic) for topic in spec.topics],
             handler=spec.handler,
-            bootstrap_servers=self.settings.kafka_bootstrap_servers,
+            kafka=self.settings,
             schema=self.name,
         )
         self.live_consumers[runner.group] = runner

@@ -21,7 +21,7 @@ from projections.settings import ProjectionSettings
 async def _rebuild(name: str, lanes: int) -> None:
     settings = ProjectionSettings()
     pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=lanes + 2)
-    producer = new_producer(settings.kafka_bootstrap_servers)
+    producer = new_producer(settings)
     await producer.start()
     try:
         await rebuild(pool, producer, settings, READ_MODELS[name], lanes=lanes)
@@ -33,7 +33,7 @@ async def _rebuild(name: str, lanes: int) -> None:
 async def _status() -> None:
     settings = ProjectionSettings()
     pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=2)
-    offsets = Offsets(settings.kafka_bootstrap_servers)
+    offsets = Offsets(settings)
     await offsets.start()
     try:
         for name, model in READ_MODELS.items():

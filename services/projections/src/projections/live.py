@@ -59,6 +59,7 @@ class LiveProjections:
         self.app = faust.App(
             settings.topic(settings.consumer_group),
             broker=f"kafka://{settings.kafka_bootstrap_servers}",
+            broker_credentials=settings.faust_credentials(),
             web_enabled=False,
             autodiscover=False,
             store="memory://",

@@ -29,11 +29,9 @@ T = TypeVar("T")
 class Offsets:
     """Asks the broker for partitions (admin client) and end offsets (group-less consumer)."""
 
-    def __init__(self, bootstrap_servers: str) -> None:
-        self._admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap_servers, enable_auto_commit=False
-        )
+    def __init__(self, settings: ConnectionSettings) -> None:
+        self._admin = AIOKafkaAdminClient(**settings.kafka_options())
+        self._consumer = AIOKafkaConsumer(**settings.kafka_options(), enable_auto_commit=False)
 
     async def start(self) -> None:
         """Connect."""
@@ -121,7 +119,7 @@ async def align_group(
     if not wanted:
         return
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **settings.kafka_options(),
         group_id=group,
         enable_auto_commit=False,
     )

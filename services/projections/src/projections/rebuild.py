@@ -104,14 +104,14 @@ async def rebuild(
             generation,
         )
     progress(f"{model.name}: building generation {generation} beside generation {live}")
-    offsets = Offsets(settings.kafka_bootstrap_servers)
+    offsets = Offsets(settings)
     await offsets.start()
     try:
         partitions = await offsets.partitions(topics_of(model, settings))
     finally:
         await offsets.stop()
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **settings.kafka_options(),
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_partition_fetch_bytes=8 * 1024 * 1024,

@@ -100,12 +100,12 @@ class ProjectionsRuntime:
         self._stack.push_async_callback(
             listener.remove_listener, "projections_feed", self.feed_signal.notify
         )
-        self.offsets = Offsets(s.kafka_bootstrap_servers)
+        self.offsets = Offsets(s)
         await self.offsets.start()
         self._stack.push_async_callback(self.offsets.stop)
         if not s.background:
             return
-        producer = new_producer(s.kafka_bootstrap_servers)
+        producer = new_producer(s)
         await producer.start()
         self._stack.push_async_callback(producer.stop)
         await align_group(

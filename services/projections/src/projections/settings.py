@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import faust
+from faust.types.auth import CredentialsT
+
 from clr_events.service.runtime import ServiceSettings
 
 
@@ -27,6 +30,20 @@ class ProjectionSettings(ServiceSettings):
     query_pool_max_size: int = 10
     cache_max_age_seconds: int = 30
     """``Cache-Control: public, max-age`` of public GETs (pages, API, exports)."""
+
+    def faust_credentials(self) -> CredentialsT | None:
+        """The Kafka principal of ``kafka_options`` in faust's terms (None: PLAINTEXT)."""
+        options = self.kafka_options()
+        if "sasl_mechanism" in options:
+            return faust.SASLCredentials(
+                username=options["sasl_plain_username"],
+                password=options["sasl_plain_password"],
+                mechanism=options["sasl_mechanism"],
+                ssl_context=options.get("ssl_context"),
+            )
+        if "ssl_context" in options:
+            return faust.SSLCredentials(options["ssl_context"])
+        return None
 
     def renewal_window_months(self, level: str) -> int:
         """The renewal window of a level, in months after ``valid_until``."""
