@@ -9,14 +9,13 @@ from datetime import UTC, date, datetime
 
 import asyncpg
 import pytest
-from aiokafka import AIOKafkaProducer
 
-from clr_events.codec import to_kafka
 from clr_events.contracts.collaboration import OrganisationRegistered, ProfileValidated
 from clr_events.envelope import Envelope
 from clr_events.registry import Contract, registry
 from tests.e2e import scenario
 from tests.e2e.conftest import System
+from tests.integration.events.kafka_helpers import produce
 
 PROBLEM = "application/problem+json"
 BIG = "99999999999999999999"  # beyond 64 bits
@@ -42,30 +41,20 @@ async def registered_from_kafka(system: System, website: str, *, validated: bool
         contracts.append(
             ProfileValidated(org_id=org_id, validated_on=date(2024, 1, 10), criteria_version="1")
         )
-    producer = AIOKafkaProducer(bootstrap_servers=system.kafka)
-    await producer.start()
-    try:
-        for version, contract in enumerate(contracts, start=1):
-            record = to_kafka(
-                Envelope(
-                    id=str(uuid.uuid4()),
-                    source="/collaboration",
-                    type=registry.type_of(contract),
-                    subject=f"organisation:{org_id}",
-                    time=datetime.now(UTC),
-                    data=contract.model_dump(mode="json"),
-                    streamversion=version,
-                    globalposition=10**12 + version,
-                )
-            )
-            await producer.send_and_wait(
-                system.topic("collaboration.events"),
-                record.value,
-                key=record.key,
-                headers=record.headers,
-            )
-    finally:
-        await producer.stop()
+    envelopes = [
+        Envelope(
+            id=str(uuid.uuid4()),
+            source="/collaboration",
+            type=registry.type_of(contract),
+            subject=f"organisation:{org_id}",
+            time=datetime.now(UTC),
+            data=contract.model_dump(mode="json"),
+            streamversion=version,
+            globalposition=10**12 + version,
+        )
+        for version, contract in enumerate(contracts, start=1)
+    ]
+    await produce(system.kafka, system.topic("collaboration.events"), list(envelopes))
     return org_id
 
 
