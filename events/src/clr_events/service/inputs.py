@@ -201,7 +201,18 @@ Position = Annotated[int, Field(ge=1, le=BIGINT_MAX)]
 Offset = Annotated[int, Field(ge=0, le=BIGINT_MAX)]
 """Rows to skip in a listing: 0 to the largest ``bigint``."""
 
-Day = Annotated[date, Field(ge=EARLIEST_DAY, le=LATEST_DAY)]
+DAY_PATTERN = r"^(199\d|20\d\d|2100)-\d\d-\d\d$"
+"""The years a ``Day`` may lie in, for the OpenAPI: JSON Schema bounds no date."""
+
+Day = Annotated[
+    date,
+    Field(
+        ge=EARLIEST_DAY,
+        le=LATEST_DAY,
+        description=f"A day from {EARLIEST_DAY} to {LATEST_DAY}.",
+        json_schema_extra={"pattern": DAY_PATTERN},
+    ),
+]
 """A day from 1990-01-01 to 2100-12-31."""
 
 Happened = Annotated[Day, AfterValidator(happened)]

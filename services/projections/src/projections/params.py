@@ -2,30 +2,27 @@
 
 Everything here is public and unauthenticated, so each query and path parameter is
 bounded before it reaches PostgreSQL: a value outside is a 422 problem, never a 500 or a
-query that runs for minutes. These types can move to the shared input types in
-``clr_events`` once there are some.
+query that runs for minutes. Days, ids and the character rules are the write side's
+(``clr_events.service.inputs``); the bounds of reads are here.
 """
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from datetime import date
 from typing import Annotated
 
 from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
 
 from clr_events.months import add_months
+from clr_events.service import inputs
 from clr_events.service.commands import Id
+from clr_events.service.inputs import Day
 
 __all__ = [
-    "MAX_DAY",
     "MAX_LIMIT",
     "MAX_OFFSET",
-    "MAX_POSITION",
     "MAX_SERIES_MONTHS",
     "MAX_TEXT",
-    "MIN_DAY",
     "Blank",
     "Country",
     "Day",
@@ -40,11 +37,6 @@ __all__ = [
     "like_pattern",
 ]
 
-MIN_DAY = date(1990, 1, 1)
-MAX_DAY = date(2100, 12, 31)
-"""Days asked for (``on``, ``from``, ``to``) lie in these years."""
-MAX_POSITION = 2**63 - 1
-"""Feed cursors are PostgreSQL ``bigint`` positions."""
 MAX_LIMIT = 1000
 """Rows per page of the list and the feed."""
 MAX_OFFSET = 100_000
@@ -53,17 +45,6 @@ MAX_SERIES_MONTHS = 600
 """Points (months) of a count series at most: 50 years."""
 MAX_TEXT = 100
 """Characters of a search text at most."""
-
-
-def _printable(value: str) -> str:
-    """``value`` without control characters (PostgreSQL text cannot hold U+0000).
-
-    Raises:
-        ValueError: a control character or a lone surrogate is in it.
-    """
-    if any(unicodedata.category(c) in ("Cc", "Cs") for c in value):
-        raise ValueError("control characters are not allowed")
-    return value
 
 
 def _absent_if_blank(value: object) -> object:
@@ -75,21 +56,12 @@ Blank = BeforeValidator(_absent_if_blank)
 Text = Annotated[
     str,
     StringConstraints(max_length=MAX_TEXT),
-    AfterValidator(_printable),
-    Field(json_schema_extra={"pattern": r"^[^\x00-\x1f\x7f-\x9f]*$"}),
+    AfterValidator(inputs.single_line),
+    Field(json_schema_extra={"pattern": inputs.ONE_LINE_PATTERN}),
 ]
-"""A search text: printable, at most ``MAX_TEXT`` characters."""
-Day = Annotated[
-    date,
-    Field(
-        ge=MIN_DAY,
-        le=MAX_DAY,
-        description=f"A day from {MIN_DAY} to {MAX_DAY}.",
-        # JSON Schema bounds no date: the pattern tells clients (and fuzzers) the years
-        json_schema_extra={"pattern": r"^(199\d|20\d\d|2100)-\d\d-\d\d$"},
-    ),
-]
-Position = Annotated[int, Field(ge=0, le=MAX_POSITION)]
+"""A search text: no control characters, at most ``MAX_TEXT`` characters."""
+Position = Annotated[int, Field(ge=0, le=inputs.BIGINT_MAX)]
+"""A feed cursor: a label_decisions position, 0 before the first."""
 Limit = Annotated[int, Field(ge=1, le=MAX_LIMIT)]
 Offset = Annotated[int, Field(ge=0, le=MAX_OFFSET)]
 Country = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
@@ -109,13 +81,13 @@ def like_pattern(text: str) -> str:
     return f"%{escaped}%"
 
 
-_HTTP_URL = re.compile(r"https?://[^\s\x00-\x1f\x7f-\x9f]+", re.IGNORECASE)
-
-
 def http_url(value: object) -> bool:
     """Whether ``value`` is an absolute http(s) URL, safe as a link's ``href``.
 
     Stored websites are shown as they came; only these become links (never
     ``javascript:``, ``data:`` or anything a browser would read as another scheme).
     """
-    return isinstance(value, str) and _HTTP_URL.fullmatch(value) is not None
+    try:
+        return isinstance(value, str) and bool(inputs.http_url(inputs.single_line(value)))
+    except ValueError:
+        return False
