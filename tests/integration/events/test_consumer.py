@@ -295,3 +295,32 @@ def recording_handler_accepting_all(table: str) -> Handler:
         )
 
     return handle
+
+
+async def test_a_dead_letter_too_large_for_the_dlq_goes_without_its_value_and_replays(
+    pool: Pool, schema: str, effects: str, kafka_bootstrap: str, new_topic: TopicFactory
+) -> None:
+    # given a refused record so large that its dlq_* headers push it past the size limit
+    topic = await new_topic("consumer")
+    group = f"g{uuid.uuid4().hex[:8]}"
+    await ensure_topics(kafka_bootstrap, [TopicSpec(f"{group}.dlq")])
+    # about 1,048,500 bytes with its headers: under the producer's 1 MiB, and over it with
+    # the dlq_* headers (some 150 bytes)
+    large = make_envelope(n=9, refuse=True, pad="x" * 1_048_150)
+    await produce(kafka_bootstrap, topic, [large, make_envelope(n=1)])
+    options = dict(group=group, topics=[topic], bootstrap_servers=kafka_bootstrap, schema=schema)
+    runner = ConsumerRunner(pool, handler=recording_handler(effects), **options)  # type: ignore[arg-type]
+    await run_until(runner, counter(pool, effects, 1))
+
+    # then its dead letter says where it was, without the value
+    (letter,) = await read_topic(kafka_bootstrap, f"{group}.dlq", expected=1)
+    headers = dict(letter.headers)
+    assert letter.value is None and headers["dlq_value"] == b"omitted"
+    assert (headers["dlq_topic"], headers["dlq_offset"]) == (topic.encode(), b"0")
+
+    # and the replay after the fix reads the original from its topic
+    fixed = recording_handler_accepting_all(effects)
+    target = ReplayTarget(group, schema, redeliverer(fixed, group, schema))
+    result = await replay(pool, kafka_bootstrap, target, report=lambda _: None)
+    assert result.replayed == [0]
+    assert sorted(r["n"] for r in await pool.fetch(f"SELECT n FROM {effects}")) == [1, 9]
