@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import importlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -344,7 +345,7 @@ async def replay(
             continue
         if letter.value_omitted:
             value = await _original_value(bootstrap_servers, letter)
-            letter = DeadLetter(**{**letter.__dict__, "value": value, "value_omitted": False})
+            letter = dataclasses.replace(letter, value=value, value_omitted=False)
         refused = await _redeliver(pool, marks, target, letter, retries)
         if refused is None:
             result.replayed.append(record.offset)

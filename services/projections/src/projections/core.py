@@ -18,7 +18,6 @@ commits: at-least-once into ``projections.<read model>.dlq``.
 
 from __future__ import annotations
 
-import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from aiokafka import AIOKafkaProducer
 
 from clr_events.codec import from_kafka
 from clr_events.consumers.dlq import DeadLetter as Letter
+from clr_events.consumers.dlq import Message as Message  # a Kafka record, as consumers see it
 from clr_events.consumers.dlq import Redeliver, send_dead_letter
 from clr_events.consumers.errors import TransientError, is_transient
 from clr_events.envelope import Envelope
@@ -36,28 +36,8 @@ from clr_events.pg import Connection, Pool
 from clr_events.registry import Contract, registry
 from clr_events.settings import ConnectionSettings
 
-log = logging.getLogger(__name__)
-
 CONTROL = "projections"
 """The schema of the views and of the table that names each read model's active generation."""
-
-
-class Message(Protocol):
-    """A Kafka record as the projections need it: aiokafka's ``ConsumerRecord`` is one (the
-    rebuild applies those as they come), and so is a ``Record``."""
-
-    @property
-    def topic(self) -> str: ...
-    @property
-    def partition(self) -> int: ...
-    @property
-    def offset(self) -> int: ...
-    @property
-    def key(self) -> bytes | None: ...
-    @property
-    def value(self) -> bytes | None: ...
-    @property
-    def headers(self) -> Sequence[tuple[str, bytes]]: ...
 
 
 @dataclass(frozen=True, slots=True)
