@@ -454,7 +454,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     again.add_argument("--dry-run", action="store_true", help="list, change nothing")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    raise SystemExit(asyncio.run(_main(args.group, args.dry_run)))
+    try:
+        status = asyncio.run(_main(args.group, args.dry_run))
+    except LookupError as unknown:
+        parser.error(str(unknown))
+    raise SystemExit(status)
 
 
 if __name__ == "__main__":
