@@ -7,7 +7,7 @@ RUN := $(UV) run --frozen
 WITH_ENV := set -a && source .local/env && set +a &&
 
 .PHONY: help setup stack stop reset status topics browser run token test test-unit test-integration \
-	lint fmt bench schemas schemas-check rebuild-projection projections-status
+	lint fmt bench schemas schemas-check rebuild-projection projections-status dlq-replay
 
 help:
 	@echo "make run     PostgreSQL, Kafka, topics and every service (installs what is missing)"
@@ -20,6 +20,7 @@ help:
 	@echo "make schemas regenerate schemas/ (JSON Schema, AsyncAPI, golden examples) from the contracts"
 	@echo "make rebuild-projection NAME=labels [LANES=2]   rebuild a read model beside the live one, then swap"
 	@echo "make projections-status   generation and lag of every read model"
+	@echo "make dlq-replay GROUP=assessments.reference [DRY=1]   redeliver a group's dead letters to it"
 
 setup:  ## the Python environment, exactly as locked in uv.lock
 	@command -v $(UV) >/dev/null || python3 -m pip install -q "uv==$(UV_VERSION)"
@@ -86,3 +87,7 @@ rebuild-projection: topics
 
 projections-status: topics
 	$(WITH_ENV) $(RUN) python -m projections status
+
+dlq-replay: topics  ## redeliver a consumer group's dead letters to it after a fix (DRY=1 lists them)
+	@test -n "$(GROUP)" || { echo "usage: make dlq-replay GROUP=<service>.<consumer> [DRY=1]"; exit 2; }
+	$(WITH_ENV) $(RUN) python -m clr_events.consumers.dlq replay --group $(GROUP) $(if $(DRY),--dry-run)

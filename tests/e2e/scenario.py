@@ -28,10 +28,13 @@ def figures(**overrides: Any) -> dict[str, Any]:
 
 
 async def organisation(
-    system: System, country: str = "DE", validated_on: str | None = "2019-01-10"
+    system: System,
+    country: str = "DE",
+    validated_on: str | None = "2019-01-10",
+    org_id: str | None = None,
 ) -> str:
     """A registered organisation, validated on a day (R13) unless None."""
-    org_id = fresh("org")
+    org_id = org_id or fresh("org")
     body = {
         "org_id": org_id,
         "name": f"Cluster {org_id}",
@@ -59,9 +62,10 @@ async def expert(
     roles: list[str],
     certified_on: str,
     affiliations: list[str] | None = None,
+    person_id: str | None = None,
 ) -> str:
     """A person trained on the benchmarking tool and certified for ``roles``."""
-    person_id = fresh("expert")
+    person_id = person_id or fresh("expert")
     course_id = fresh("course")
     steps: list[tuple[str, dict[str, Any]]] = [
         (

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka.structs import RecordMetadata
 
-from clr_events.codec import to_kafka
+from clr_events.codec import KafkaRecord, to_kafka
 from clr_events.envelope import Envelope
 from clr_events.settings import ConnectionSettings
 
@@ -29,22 +30,42 @@ def make_envelope(subject: str = "org-1", version: int = 1, **data: Any) -> Enve
     )
 
 
-async def produce(bootstrap: str, topic: str, items: list[Envelope | bytes]) -> None:
-    """Send envelopes (binary mode) or raw bytes (poison), in order, and wait for acks."""
+def new_producer(bootstrap: str) -> AIOKafkaProducer:
+    """The tests' producer (client settings in one place)."""
     options = ConnectionSettings(kafka_bootstrap_servers=bootstrap).kafka_options()
-    producer = AIOKafkaProducer(**options, enable_idempotence=True)
+    return AIOKafkaProducer(**options, enable_idempotence=True)
+
+
+def new_reader(bootstrap: str, *topics: str) -> AIOKafkaConsumer:
+    """The tests' group-less reader from the start of ``topics`` (client settings in one place)."""
+    options = ConnectionSettings(kafka_bootstrap_servers=bootstrap).kafka_options()
+    return AIOKafkaConsumer(
+        *topics, **options, auto_offset_reset="earliest", enable_auto_commit=False
+    )
+
+
+async def produce(
+    bootstrap: str, topic: str, items: Sequence[Envelope | KafkaRecord | bytes]
+) -> list[RecordMetadata]:
+    """Send envelopes (binary mode), raw records as they are (nothing validated them), or raw
+    bytes (poison, keyed ``poison``), in order, and wait for acks; where each landed."""
+    producer = new_producer(bootstrap)
     await producer.start()
+    landed: list[RecordMetadata] = []
     try:
         for item in items:
-            if isinstance(item, Envelope):
-                record = to_kafka(item)
-                await producer.send_and_wait(
-                    topic, record.value, key=record.key, headers=record.headers
+            record = to_kafka(item) if isinstance(item, Envelope) else item
+            if isinstance(record, KafkaRecord):
+                landed.append(
+                    await producer.send_and_wait(
+                        topic, record.value, key=record.key, headers=record.headers
+                    )
                 )
             else:
-                await producer.send_and_wait(topic, item, key=b"poison")
+                landed.append(await producer.send_and_wait(topic, record, key=b"poison"))
     finally:
         await producer.stop()
+    return landed
 
 
 async def read_topic(
@@ -56,10 +77,7 @@ async def read_topic(
 ) -> list[ConsumerRecord[bytes, bytes]]:
     """The records of a topic from the start that ``keep`` accepts (all, by default), once
     at least ``expected`` have arrived (or what there is at the timeout)."""
-    options = ConnectionSettings(kafka_bootstrap_servers=bootstrap).kafka_options()
-    consumer = AIOKafkaConsumer(
-        topic, **options, auto_offset_reset="earliest", enable_auto_commit=False
-    )
+    consumer = new_reader(bootstrap, topic)
     await consumer.start()
     records: list[ConsumerRecord[bytes, bytes]] = []
     try:

@@ -9,7 +9,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 from aiokafka import TopicPartition
 
-from clr_events.consumers.runner import ConsumerRunner, Handler, TransientError
+from clr_events.consumers.dlq import ReplayTarget, replay
+from clr_events.consumers.runner import ConsumerRunner, Handler, TransientError, redeliverer
 from clr_events.envelope import Envelope
 from clr_events.kafka.topics import TopicSpec, ensure_topics
 from clr_events.pg import Connection, Pool
@@ -187,3 +188,191 @@ async def test_a_transient_failure_is_retried_and_takes_effect_once(
     await run_until(runner, counter(pool, effects, 1))
     assert failures["left"] == 0 and runner.dead_lettered == 0
     assert [r["n"] for r in await pool.fetch(f"SELECT n FROM {effects}")] == [1]
+
+
+async def test_values_postgresql_refuses_are_dead_lettered_and_the_next_one_applied(
+    pool: Pool, schema: str, effects: str, kafka_bootstrap: str, new_topic: TopicFactory
+) -> None:
+    topic = await new_topic("consumer")
+    group = f"g{uuid.uuid4().hex[:8]}"
+    await ensure_topics(
+        ConnectionSettings(kafka_bootstrap_servers=kafka_bootstrap), [TopicSpec(f"{group}.dlq")]
+    )
+    poison = [
+        make_envelope(n=2**40),  # too large for the integer column
+        make_envelope(n="seven"),  # a string where a number belongs
+    ]
+    await produce(
+        kafka_bootstrap, topic, [poison[0], make_envelope(n=1), poison[1], make_envelope(n=2)]
+    )
+    runner = ConsumerRunner(
+        pool,
+        group=group,
+        topics=[topic],
+        handler=recording_handler(effects),
+        kafka=ConnectionSettings(kafka_bootstrap_servers=kafka_bootstrap),
+        schema=schema,
+    )
+    await run_until(runner, counter(pool, effects, 2))
+    assert sorted(r["n"] for r in await pool.fetch(f"SELECT n FROM {effects}")) == [1, 2]
+
+    letters = await read_topic(kafka_bootstrap, f"{group}.dlq", expected=2)
+    headers = [dict(letter.headers) for letter in letters]
+    assert [h["ce_id"] for h in headers] == [e.id.encode() for e in poison]
+    assert [h["dlq_error_type"] for h in headers] == [b"DataError", b"DataError"]
+    assert [h["dlq_offset"] for h in headers] == [b"0", b"2"]
+    assert {h["dlq_topic"] for h in headers} == {topic.encode()}
+    assert {h["dlq_group"] for h in headers} == {group.encode()}
+
+
+async def test_a_dead_letter_replayed_after_the_fix_takes_effect_once(
+    pool: Pool, schema: str, effects: str, kafka_bootstrap: str, new_topic: TopicFactory
+) -> None:
+    # given a record the handler refused, on the group's dead-letter topic
+    topic = await new_topic("consumer")
+    group = f"g{uuid.uuid4().hex[:8]}"
+    await ensure_topics(
+        ConnectionSettings(kafka_bootstrap_servers=kafka_bootstrap), [TopicSpec(f"{group}.dlq")]
+    )
+    refused = make_envelope(n=7, refuse=True)
+    await produce(kafka_bootstrap, topic, [refused, make_envelope(n=1)])
+    options = dict(
+        group=group,
+        topics=[topic],
+        kafka=ConnectionSettings(kafka_bootstrap_servers=kafka_bootstrap),
+        schema=schema,
+    )
+    runner = ConsumerRunner(pool, handler=recording_handler(effects), **options)  # type: ignore[arg-type]
+    await run_until(runner, counter(pool, effects, 1))
+    assert runner.dead_lettered == 1
+
+    # when the handler is fixed, and a dry run lists it without applying it
+    fixed = recording_handler_accepting_all(effects)
+    target = ReplayTarget(group, schema, redeliverer(fixed, group, schema))
+    said: list[str] = []
+    dry = await replay(
+        pool,
+        ConnectionSettings(kafka_bootstrap_servers=kafka_bootstrap),
+        target,
+        dry_run=True,
+        report=said.append,
+    )
+    assert dry.replayed == [0] and not dry.failed and "would replay" in said[0]
+    assert await pool.fetchval(f"SELECT count(*) FROM {effects}") == 1
+
+    # then the replay applies it, and a second replay finds nothing left to do
+    first = await replay(
+        pool,
+        ConnectionSettings(kafka_bootstrap_servers=kafka_bootstrap),
+        target,
+        report=said.append,
+    )
+    second = await replay(
+        pool,
+        ConnectionSettings(kafka_bootstrap_servers=kafka_bootstrap),
+        target,
+        report=said.append,
+    )
+    assert (first.replayed, second.replayed, second.already) == ([0], [], [0])
+    rows = await pool.fetch(f"SELECT event_id, n FROM {effects} ORDER BY n")
+    assert [(r["event_id"], r["n"]) for r in rows] == [(rows[0]["event_id"], 1), (refused.id, 7)]
+
+    # and a runner of the group started again (its checkpoint past the record) repeats nothing
+    await produce(kafka_bootstrap, topic, [make_envelope(n=8)])
+    again = ConsumerRunner(pool, handler=fixed, **options)  # type: ignore[arg-type]
+    await run_until(again, counter(pool, effects, 3))
+    assert sorted(r["n"] for r in await pool.fetch(f"SELECT n FROM {effects}")) == [1, 7, 8]
+
+
+async def test_a_dead_letter_still_refused_on_replay_is_left_for_a_later_run(
+    pool: Pool, schema: str, effects: str, kafka_bootstrap: str, new_topic: TopicFactory
+) -> None:
+    topic = await new_topic("consumer")
+    group = f"g{uuid.uuid4().hex[:8]}"
+    await ensure_topics(
+        ConnectionSettings(kafka_bootstrap_servers=kafka_bootstrap), [TopicSpec(f"{group}.dlq")]
+    )
+    await produce(kafka_bootstrap, topic, [make_envelope(n=7, refuse=True), b"not an event"])
+    handler = recording_handler(effects)
+    runner = ConsumerRunner(
+        pool,
+        group=group,
+        topics=[topic],
+        handler=handler,
+        kafka=ConnectionSettings(kafka_bootstrap_servers=kafka_bootstrap),
+        schema=schema,
+    )
+
+    async def both_dead() -> bool:
+        return runner.dead_lettered == 2
+
+    await run_until(runner, both_dead)
+    target = ReplayTarget(group, schema, redeliverer(handler, group, schema))
+    result = await replay(
+        pool,
+        ConnectionSettings(kafka_bootstrap_servers=kafka_bootstrap),
+        target,
+        report=lambda _: None,
+    )
+    assert result.replayed == [] and sorted(result.failed) == [0, 1]
+    assert "ValueError" in result.failed[0] and "EnvelopeError" in result.failed[1]
+    again = await replay(
+        pool,
+        ConnectionSettings(kafka_bootstrap_servers=kafka_bootstrap),
+        target,
+        report=lambda _: None,
+    )
+    assert sorted(again.failed) == [0, 1] and again.already == []
+    assert await pool.fetchval(f"SELECT count(*) FROM {effects}") == 0
+
+
+def recording_handler_accepting_all(table: str) -> Handler:
+    """The handler after the fix: it records what it refused before."""
+
+    async def handle(conn: Connection, envelope: Envelope) -> None:
+        await conn.execute(
+            f"INSERT INTO {table} VALUES ($1, $2)", envelope.id, envelope.data.get("n")
+        )
+
+    return handle
+
+
+async def test_a_dead_letter_too_large_for_the_dlq_goes_without_its_value_and_replays(
+    pool: Pool, schema: str, effects: str, kafka_bootstrap: str, new_topic: TopicFactory
+) -> None:
+    # given a refused record so large that its dlq_* headers push it past the size limit
+    topic = await new_topic("consumer")
+    group = f"g{uuid.uuid4().hex[:8]}"
+    await ensure_topics(
+        ConnectionSettings(kafka_bootstrap_servers=kafka_bootstrap), [TopicSpec(f"{group}.dlq")]
+    )
+    # about 1,048,500 bytes with its headers: under the producer's 1 MiB, and over it with
+    # the dlq_* headers (some 150 bytes)
+    large = make_envelope(n=9, refuse=True, pad="x" * 1_048_150)
+    await produce(kafka_bootstrap, topic, [large, make_envelope(n=1)])
+    options = dict(
+        group=group,
+        topics=[topic],
+        kafka=ConnectionSettings(kafka_bootstrap_servers=kafka_bootstrap),
+        schema=schema,
+    )
+    runner = ConsumerRunner(pool, handler=recording_handler(effects), **options)  # type: ignore[arg-type]
+    await run_until(runner, counter(pool, effects, 1))
+
+    # then its dead letter says where it was, without the value
+    (letter,) = await read_topic(kafka_bootstrap, f"{group}.dlq", expected=1)
+    headers = dict(letter.headers)
+    assert letter.value is None and headers["dlq_value"] == b"omitted"
+    assert (headers["dlq_topic"], headers["dlq_offset"]) == (topic.encode(), b"0")
+
+    # and the replay after the fix reads the original from its topic
+    fixed = recording_handler_accepting_all(effects)
+    target = ReplayTarget(group, schema, redeliverer(fixed, group, schema))
+    result = await replay(
+        pool,
+        ConnectionSettings(kafka_bootstrap_servers=kafka_bootstrap),
+        target,
+        report=lambda _: None,
+    )
+    assert result.replayed == [0]
+    assert sorted(r["n"] for r in await pool.fetch(f"SELECT n FROM {effects}")) == [1, 9]

@@ -4,9 +4,11 @@ the read model refuses is found and dead-lettered once, without losing the other
 from __future__ import annotations
 
 import dataclasses
+import secrets
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 import pytest
@@ -16,7 +18,7 @@ from clr_events.contracts import collaboration
 from clr_events.envelope import Envelope
 from clr_events.errors import EnvelopeError
 from clr_events.pg import Connection, Pool
-from clr_events.registry import registry
+from clr_events.registry import Contract, registry
 from projections.core import (
     Event,
     Message,
@@ -28,6 +30,7 @@ from projections.core import (
     generation_schema,
 )
 from projections.read_models.labels import LabelRegister, _advance_feed_head
+from projections.read_models.organisations import OrganisationDirectory
 
 
 class Notes:
@@ -151,3 +154,121 @@ async def test_an_organisation_registered_twice_in_one_batch_keeps_the_later_pro
         assert await pool.fetchval(f"SELECT name FROM {schema}.orgs WHERE org_id = 'o-1'") == "O 1"
     finally:
         await pool.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+class Directory(OrganisationDirectory):
+    """The organisation directory under a name of its own (its own generation schema)."""
+
+    def __init__(self) -> None:
+        self.name = f"t{uuid.uuid4().hex[:10]}"
+
+
+def event(offset: int, contract: type[Contract], **data: Any) -> Record:
+    """A CloudEvent record with ``data`` as it is: nothing validated it."""
+    record = to_kafka(
+        Envelope(
+            id=str(uuid.uuid4()),
+            source="/collaboration",
+            type=registry.type_of(contract),
+            subject=f"s-{offset}",
+            time=datetime.now(UTC),
+            data=data,
+            streamversion=1,
+            globalposition=offset + 1,
+        )
+    )
+    return Record("test.events", 0, offset, record.key, record.value, record.headers)
+
+
+def org(offset: int, org_id: str, name: str = "A cluster") -> Record:
+    return event(
+        offset,
+        collaboration.OrganisationRegistered,
+        org_id=org_id,
+        name=name,
+        country="DE",
+        sector="Energy",
+    )
+
+
+POISON: dict[str, Callable[[int], Record]] = {
+    "U+0000 in a name": lambda offset: org(offset, "o-nul", "Cluster\x00 e.V."),
+    "a key too long for its index": lambda offset: org(offset, secrets.token_hex(8000)),
+    "a number too large for its column": lambda offset: event(
+        offset,
+        collaboration.PartnershipFormed,
+        partnership_id="p-1",
+        name="P",
+        strand="ESCP-4i",
+        call_id="c",
+        member_org_ids=[],
+        start_on="2025-01-01",
+        duration_months=2**40,
+    ),
+    "a number too large for its type": lambda offset: event(
+        offset,
+        collaboration.PartnershipFormed,
+        partnership_id="p-0",
+        name="P",
+        strand="ESCP-4i",
+        call_id="c",
+        member_org_ids=[],
+        start_on="2025-01-01",
+        duration_months=1e30,
+    ),
+    "a string where a number belongs": lambda offset: event(
+        offset,
+        collaboration.PartnershipFormed,
+        partnership_id="p-2",
+        name="P",
+        strand="ESCP-4i",
+        call_id="c",
+        member_org_ids=[],
+        start_on="2025-01-01",
+        duration_months="thirty-six",
+    ),
+    "not JSON": lambda offset: dataclasses.replace(org(offset, "o-x"), value=b"\xff{"),
+    "not a CloudEvent": lambda offset: Record("test.events", 0, offset, b"k", b"{}", []),
+}
+
+
+@pytest.fixture
+async def directory(pool: Pool) -> AsyncIterator[Directory]:
+    model = Directory()
+    async with pool.acquire() as conn:
+        await create_generation(conn, model, 1)
+    yield model
+    await pool.execute(f"DROP SCHEMA IF EXISTS {generation_schema(model, 1)} CASCADE")
+
+
+@pytest.mark.parametrize("alone", [True, False], ids=["in a batch of its own", "mid-batch"])
+async def test_a_record_postgresql_refuses_is_dead_lettered_and_the_next_one_applied(
+    pool: Pool, directory: Directory, alone: bool
+) -> None:
+    schema = generation_schema(directory, 1)
+    dead: list[tuple[int, str]] = []
+
+    async def dead_letter(message: Message, error: BaseException) -> None:
+        dead.append((message.offset, type(error).__name__))
+
+    records = [org(0, "o-0")]
+    for make in POISON.values():
+        records += [make(len(records)), org(len(records) + 1, f"o-{len(records) + 1}")]
+    batches = [[r] for r in records] if alone else [records]
+    for batch in batches:
+        await apply_batch(pool, directory, decode_batch(batch), dead_letter, schema=schema)
+
+    assert dead == [
+        (1, "CharacterNotInRepertoireError"),
+        (3, "ProgramLimitExceededError"),
+        (5, "DataError"),
+        (7, "ValidationError"),
+        (9, "ValidationError"),
+        (11, "EnvelopeError"),
+        (13, "EnvelopeError"),
+    ]
+    rows = await pool.fetch(f"SELECT org_id FROM {schema}.orgs ORDER BY org_id")
+    assert [r["org_id"] for r in rows] == sorted(f"o-{n}" for n in range(0, 15, 2))
+    assert await pool.fetchval(f"SELECT count(*) FROM {schema}.partnerships") == 0
+    async with pool.acquire() as conn:
+        assert await checkpoints(conn, schema) == {("test.events", 0): 14}

@@ -6,15 +6,18 @@ group's checkpoint for that partition. Only after that commit is the Kafka offse
 committed, and only as a hint: on assignment the runner seeks to its own checkpoint, so a
 crash between the two commits repeats nothing.
 
-Errors are classified once:
+Errors are classified once, by ``errors.is_transient`` (shared with the projections):
 
 - transient (connection lost, deadlock, serialization failure, timeouts, or a
   ``TransientError`` raised by the handler): retried with bounded exponential backoff; when
   the retries are spent the runner stops (and a restart resumes from the checkpoint), so
   no good message is dead-lettered because a database was away;
-- anything else (not a CloudEvent, unknown type, invalid data, a domain refusal): the
-  message goes to ``<group>.dlq`` with the error in ``dlq_*`` headers, its offset is
-  checkpointed, and the runner carries on with the next message.
+- anything else (not a CloudEvent, unknown type, invalid data, a value PostgreSQL refuses,
+  a domain refusal): the message goes to ``<group>.dlq`` with the error in ``dlq_*``
+  headers (``dlq.send_dead_letter``: acknowledged before its offset is checkpointed, so
+  at-least-once into the DLQ), its offset is checkpointed, and the runner carries on with
+  the next message. ``python -m clr_events.consumers.dlq replay`` redelivers them after a
+  fix.
 """
 
 from __future__ import annotations
@@ -29,8 +32,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.abc import ConsumerRebalanceListener
 
 from clr_events.codec import from_kafka
+from clr_events.consumers.dlq import DeadLetter, Redeliver, dead_letter_headers, send_dead_letter
+from clr_events.consumers.errors import TransientError, is_transient
 from clr_events.envelope import Envelope
-from clr_events.errors import EventsError
 from clr_events.kafka.producer import new_producer
 from clr_events.pg import Connection, Pool
 from clr_events.settings import ConnectionSettings
@@ -40,40 +44,14 @@ log = logging.getLogger(__name__)
 Handler = Callable[[Connection, Envelope], Awaitable[None]]
 
 
-class TransientError(EventsError):
-    """Raised by a handler for a failure that may pass: the message is retried."""
-
-
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    TransientError,
-    OSError,
-    TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.DeadlockDetectedError,
-    asyncpg.SerializationError,
-    asyncpg.CannotConnectNowError,
-)
-
-
-def dead_letter_headers(
-    group: str,
-    topic: str,
-    partition: int,
-    offset: int,
-    headers: Any,
-    error: BaseException,
-) -> list[tuple[str, bytes]]:
-    """The original headers plus where the message came from and why it was dead-lettered."""
-    return [
-        *(headers or ()),
-        ("dlq_group", group.encode()),
-        ("dlq_topic", topic.encode()),
-        ("dlq_partition", str(partition).encode()),
-        ("dlq_offset", str(offset).encode()),
-        ("dlq_error_type", type(error).__name__.encode()),
-        ("dlq_error", str(error)[:4000].encode()),
-    ]
+__all__ = [
+    "CheckpointStore",
+    "ConsumerRunner",
+    "Handler",
+    "TransientError",
+    "dead_letter_headers",
+    "redeliverer",
+]
 
 
 class CheckpointStore:
@@ -221,10 +199,14 @@ class ConsumerRunner:
                     self._consumer.seek(tp, offset + 1)
 
     async def process(self, message: ConsumerRecord[bytes, bytes]) -> None:
-        """Apply one message effectively once, or dead-letter it."""
+        """Apply one message effectively once, or dead-letter it.
+
+        Raises:
+            Exception: a transient failure that outlasted the retries.
+        """
         try:
             envelope = from_kafka(message.key, message.value, message.headers)
-        except EventsError as error:
+        except Exception as error:  # whatever decoding raises, the bytes are at fault
             await self._dead_letter(message, error)
             return
         delay = self._backoff_initial
@@ -233,7 +215,10 @@ class ConsumerRunner:
                 await self._apply(message, envelope)
                 self.processed += 1
                 return
-            except TRANSIENT_ERRORS as error:
+            except Exception as error:
+                if not is_transient(error):
+                    await self._dead_letter(message, error)
+                    return
                 if attempt == self._max_retries:
                     log.error(
                         "%s: giving up on %s after %d retries", self.group, envelope.id, attempt
@@ -244,9 +229,6 @@ class ConsumerRunner:
                 )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._backoff_max)
-            except Exception as error:
-                await self._dead_letter(message, error)
-                return
 
     async def _apply(self, message: ConsumerRecord[bytes, bytes], envelope: Envelope) -> None:
         async with self._pool.acquire() as conn, conn.transaction():
@@ -260,21 +242,7 @@ class ConsumerRunner:
         self, message: ConsumerRecord[bytes, bytes], error: BaseException
     ) -> None:
         assert self._producer is not None
-        log.warning(
-            "%s: %s[%d]@%d to %s: %r",
-            self.group,
-            message.topic,
-            message.partition,
-            message.offset,
-            self.dlq_topic,
-            error,
-        )
-        headers = dead_letter_headers(
-            self.group, message.topic, message.partition, message.offset, message.headers, error
-        )
-        await self._producer.send_and_wait(
-            self.dlq_topic, message.value, key=message.key, headers=headers
-        )
+        await send_dead_letter(self._producer, self.group, message, error)
         async with self._pool.acquire() as conn, conn.transaction():
             await self._checkpoints.save(
                 conn, self.group, message.topic, message.partition, message.offset
@@ -285,3 +253,21 @@ class ConsumerRunner:
         """Commit Kafka offsets: a hint for tools and lag metrics, not the source of truth."""
         assert self._consumer is not None
         await self._consumer.commit(offsets)
+
+
+def redeliverer(handler: Handler, group: str, schema: str = "public") -> Redeliver:
+    """Redeliver a dead letter's original to ``handler`` as the runner would: the event
+    enters the group's inbox in the replay's transaction (a repeat, or an event the group
+    has processed since, is skipped).
+
+    Raises:
+        EnvelopeError: the original is not a CloudEvent (it stays refused).
+    """
+    inbox = CheckpointStore(schema)
+
+    async def redeliver(conn: Connection, letter: DeadLetter) -> None:
+        envelope = from_kafka(letter.key, letter.value, letter.headers)
+        if await inbox.first_delivery(conn, group, envelope):
+            await handler(conn, envelope)
+
+    return redeliver

@@ -9,50 +9,35 @@ readers never notice.
 A batch is applied in one transaction with its checkpoint: messages at or below the
 checkpoint are skipped (Kafka's committed offsets are only a hint), undecodable or invalid
 ones go to the dead-letter topic and are checkpointed too, the rest reach the read model.
+A batch that fails for a reason that is not transient (``is_transient``, shared with the
+domain services' consumers: a value PostgreSQL refuses, say U+0000 in a name) is applied
+again one message at a time, and the message that fails alone is dead-lettered in a
+transaction that checkpoints it. Dead letters are produced before that transaction
+commits: at-least-once into ``projections.<read model>.dlq``.
 """
 
 from __future__ import annotations
 
-import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
-import asyncpg
 from aiokafka import AIOKafkaProducer
-from pydantic import ValidationError
 
 from clr_events.codec import from_kafka
-from clr_events.consumers.runner import dead_letter_headers
+from clr_events.consumers.dlq import DeadLetter as Letter
+from clr_events.consumers.dlq import Message as Message  # a Kafka record, as consumers see it
+from clr_events.consumers.dlq import Redeliver, send_dead_letter
+from clr_events.consumers.errors import TransientError, is_transient
 from clr_events.envelope import Envelope
-from clr_events.errors import EventsError, UnknownEventTypeError
+from clr_events.errors import UnknownEventTypeError
 from clr_events.pg import Connection, Pool
 from clr_events.registry import Contract, registry
 from clr_events.settings import ConnectionSettings
 
-log = logging.getLogger(__name__)
-
 CONTROL = "projections"
 """The schema of the views and of the table that names each read model's active generation."""
-
-
-class Message(Protocol):
-    """A Kafka record as the projections need it: aiokafka's ``ConsumerRecord`` is one (the
-    rebuild applies those as they come), and so is a ``Record``."""
-
-    @property
-    def topic(self) -> str: ...
-    @property
-    def partition(self) -> int: ...
-    @property
-    def offset(self) -> int: ...
-    @property
-    def key(self) -> bytes | None: ...
-    @property
-    def value(self) -> bytes | None: ...
-    @property
-    def headers(self) -> Sequence[tuple[str, bytes]]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,15 +165,23 @@ async def ensure_generation(pool: Pool, model: ReadModel) -> int:
         return int(generation)
 
 
+class NoGenerationError(TransientError, LookupError):
+    """A read model has no active generation (yet): wait for one, the records are fine."""
+
+
 async def active_schema(conn: Connection, model: ReadModel, *, lock: bool) -> str:
-    """The active generation's schema; ``lock`` holds off a swap until the transaction ends."""
+    """The active generation's schema; ``lock`` holds off a swap until the transaction ends.
+
+    Raises:
+        NoGenerationError: there is none.
+    """
     generation = await conn.fetchval(
         f"SELECT generation FROM {CONTROL}.read_models WHERE name = $1"
         + (" FOR SHARE" if lock else ""),
         model.name,
     )
     if generation is None:
-        raise LookupError(f"read model {model.name} has no generation yet")
+        raise NoGenerationError(f"read model {model.name} has no generation yet")
     return generation_schema(model, int(generation))
 
 
@@ -207,17 +200,6 @@ class Decoded(NamedTuple):
     error: BaseException | None = None
 
 
-POISON: tuple[type[BaseException], ...] = (EventsError, ValidationError, ValueError)
-"""Errors no retry can mend: the message goes to the dead-letter topic."""
-
-UNAPPLICABLE: tuple[type[BaseException], ...] = (
-    *POISON,
-    asyncpg.DataError,
-    asyncpg.IntegrityConstraintViolationError,
-)
-"""Errors of one message in a batch: the batch is split to find it."""
-
-
 def decode(message: Message) -> Decoded:
     """Decode one message; a poison message carries its error instead of an event."""
     try:
@@ -225,7 +207,7 @@ def decode(message: Message) -> Decoded:
         contract = registry.decode(envelope.type, envelope.data)
     except UnknownEventTypeError:
         return Decoded(message, None)
-    except POISON as error:
+    except Exception as error:  # whatever decoding raises, the bytes are at fault
         return Decoded(message, None, error)
     return Decoded(message, Event(envelope, contract))
 
@@ -248,19 +230,38 @@ async def apply_batch(
 
     Returns how many events reached the read model. A message the read model cannot apply
     is found by applying the batch one message at a time, and dead-lettered alone.
+
+    Raises:
+        Exception: a transient failure (``is_transient``): the caller retries the batch.
     """
     try:
         return await _apply(pool, model, batch, dead_letter, schema)
-    except UNAPPLICABLE:
-        if len(batch) == 1:
+    except Exception as error:
+        if is_transient(error):
             raise
+        if len(batch) == 1:
+            return await _refuse(pool, model, batch[0], error, dead_letter, schema)
     applied = 0
     for item in batch:
         try:
             applied += await _apply(pool, model, [item], dead_letter, schema)
-        except UNAPPLICABLE as error:
-            await _apply(pool, model, [Decoded(item.message, None, error)], dead_letter, schema)
+        except Exception as error:
+            if is_transient(error):
+                raise
+            await _refuse(pool, model, item, error, dead_letter, schema)
     return applied
+
+
+async def _refuse(
+    pool: Pool,
+    model: ReadModel,
+    item: Decoded,
+    error: BaseException,
+    dead_letter: DeadLetter,
+    schema: str | None,
+) -> int:
+    """Dead-letter a message the read model refused, and checkpoint it."""
+    return await _apply(pool, model, [Decoded(item.message, None, error)], dead_letter, schema)
 
 
 async def _apply(
@@ -309,24 +310,38 @@ def dead_letterer(
     model: ReadModel,
     counts: Counter[str],
 ) -> DeadLetter:
-    """Send a message the read model can never apply to ``projections.<name>.dlq``."""
+    """Send a message the read model can never apply to ``projections.<name>.dlq``.
+
+    Raises:
+        KafkaError: the broker did not take it (transient: the batch is retried).
+    """
     group = settings.topic(f"projections.{model.name}")
 
     async def dead_letter(message: Message, error: BaseException) -> None:
-        log.warning(
-            "%s: %s[%d]@%d dead-lettered: %r",
-            model.name,
-            message.topic,
-            message.partition,
-            message.offset,
-            error,
-        )
-        headers = dead_letter_headers(
-            group, message.topic, message.partition, message.offset, message.headers, error
-        )
-        await producer.send_and_wait(
-            f"{group}.dlq", message.value, key=message.key, headers=headers
-        )
+        await send_dead_letter(producer, group, message, error)
         counts[model.name] += 1
 
     return dead_letter
+
+
+def redeliverer(model: ReadModel) -> Redeliver:
+    """Apply a dead letter's original to the active generation (``python -m
+    clr_events.consumers.dlq replay --group projections.<name>``), past the checkpoint:
+    the replay marks what it redelivered, in the same transaction.
+
+    Raises:
+        Exception: what decoding or the read model raises (the record stays refused).
+    """
+
+    async def redeliver(conn: Connection, letter: Letter) -> None:
+        decoded = decode(letter)
+        if decoded.error is not None:
+            raise decoded.error
+        if decoded.event is None:
+            return  # a type this reader does not know: nothing to apply
+        target = await active_schema(conn, model, lock=True)
+        await conn.execute(f"SET LOCAL search_path TO {target}, public")
+        await model.apply(conn, [decoded.event])
+        await model.settle(conn)
+
+    return redeliver

@@ -4,8 +4,9 @@ Each agent takes batches (``take_events``), applies them with their checkpoint i
 PostgreSQL transaction, and only then lets faust acknowledge them: faust's offset commit
 trails the database and is only a hint (``offsets.align_group``). Concurrency is 1 per
 agent (faust issue 606: with more, offsets are acknowledged out of order). Transient
-failures are retried without end while ``/readyz`` reports them; a poison message goes to
-``projections.<read model>.dlq``.
+failures (``is_transient``, shared with every consumer) are retried without end while
+``/readyz`` reports them; a message the read model cannot apply goes to
+``projections.<read model>.dlq`` (``apply_batch`` finds it) and the agent goes on.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 import faust
 from aiokafka import AIOKafkaProducer
 
-from clr_events.consumers.runner import TRANSIENT_ERRORS
+from clr_events.consumers.errors import is_transient
 from clr_events.pg import Pool
 from projections.core import (
     DeadLetter,
@@ -112,9 +113,10 @@ class LiveProjections:
                 self.failing.pop(model.name, None)
                 return
             except Exception as error:
-                # transient, or a fault of ours: the batch waits (and /readyz says why)
+                # transient (apply_batch dead-letters what the records cause), or the dead
+                # letter could not be sent: the batch waits (and /readyz says why)
                 self.failing[model.name] = repr(error)
-                level = logging.WARNING if isinstance(error, TRANSIENT_ERRORS) else logging.ERROR
+                level = logging.WARNING if is_transient(error) else logging.ERROR
                 log.log(level, "%s: batch failed, retrying in %.1f s: %r", model.name, delay, error)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)

@@ -15,6 +15,10 @@
    record it as active. If the live one is ahead, read on and try again. The old
    generation is dropped after the swap.
 
+A record the read model refuses goes to its dead-letter topic as in the live agents (the
+same ``apply_batch``, so the same error classification); a transient failure of a batch is
+retried with backoff before the rebuild gives up.
+
 The public page and API keep answering from the views throughout.
 """
 
@@ -31,6 +35,7 @@ from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from clr_events.consumers.errors import is_transient
 from clr_events.pg import Pool
 from clr_events.settings import ConnectionSettings
 from projections.core import (
@@ -56,6 +61,9 @@ _SLICE = 100
 
 _COLLECT_EVERY = 100
 """Batches between two full garbage collections during a rebuild (bounds cyclic garbage)."""
+
+_RETRIES = 8
+"""Retries of a batch that failed transiently (about a minute of backoff) before giving up."""
 
 
 @dataclass(frozen=True)
@@ -234,13 +242,35 @@ async def _apply_lane(
     while True:
         chunk, last = await lane.queue.get()
         async with lane.applying:
-            state.applied += await apply_batch(pool, model, chunk, dead, schema=schema)
+            state.applied += await _apply_retrying(pool, model, chunk, dead, schema)
         state.messages += len(chunk)
         state.batches += 1
         state.done.update(last)
         if state.batches % _COLLECT_EVERY == 0:
             gc.collect()
         state.moved.set()
+
+
+async def _apply_retrying(
+    pool: Pool, model: ReadModel, chunk: list[Decoded], dead: DeadLetter, schema: str
+) -> int:
+    """``apply_batch`` (which dead-letters what the records cause), retrying a transient
+    failure with backoff ``_RETRIES`` times before the rebuild gives up.
+
+    Raises:
+        Exception: a transient failure that outlasted the retries, or any other.
+    """
+    delay = 0.2
+    for attempt in range(_RETRIES + 1):
+        try:
+            return await apply_batch(pool, model, chunk, dead, schema=schema)
+        except Exception as error:
+            if not is_transient(error) or attempt == _RETRIES:
+                raise
+            log.warning("%s: transient failure, retrying in %.1f s: %r", model.name, delay, error)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+    raise AssertionError("unreachable")
 
 
 @asynccontextmanager
