@@ -24,8 +24,7 @@ from clr_events.months import add_months, end_of_month
 from clr_events.store.base import NewEvent
 from clr_events.store.memory import InMemoryEventStore
 
-settings.register_profile("properties", max_examples=100, deadline=None, derandomize=True)
-PROPERTIES = settings.get_profile("properties")
+PROPERTIES = settings(max_examples=100, deadline=None, derandomize=True)
 
 # ------------------------------------------------------------------ month arithmetic
 DAYS = st.dates(min_value=date(1900, 1, 1), max_value=date(2999, 12, 31))
