@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 from asyncpg import exceptions as pg
 from fastapi import FastAPI
-from fastapi.testclient import TestClient
 
 from clr_events.service import problems
 
@@ -21,6 +21,12 @@ def app_raising(error: Exception) -> FastAPI:
     return app
 
 
+async def get(app: FastAPI) -> httpx.Response:
+    transport = httpx.ASGITransport(app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        return await client.get("/read")
+
+
 @pytest.mark.parametrize(
     "error",
     [
@@ -33,8 +39,8 @@ def app_raising(error: Exception) -> FastAPI:
     ],
     ids=lambda error: type(error).__name__,
 )
-def test_a_database_that_is_away_is_a_503_to_retry(error: Exception) -> None:
-    answer = TestClient(app_raising(error)).get("/read")
+async def test_a_database_that_is_away_is_a_503_to_retry(error: Exception) -> None:
+    answer = await get(app_raising(error))
     assert answer.status_code == 503
     assert answer.headers["content-type"] == problems.MEDIA_TYPE
     assert answer.headers["retry-after"] == str(problems.RETRY_AFTER_SECONDS)
@@ -45,8 +51,7 @@ def test_a_database_that_is_away_is_a_503_to_retry(error: Exception) -> None:
     assert "retry" in body["detail"]
 
 
-def test_any_other_error_stays_a_500_that_says_nothing_inside() -> None:
-    client = TestClient(app_raising(RuntimeError("secret")), raise_server_exceptions=False)
-    answer = client.get("/read")
+async def test_any_other_error_stays_a_500_that_says_nothing_inside() -> None:
+    answer = await get(app_raising(RuntimeError("secret")))
     assert answer.status_code == 500
     assert answer.json()["detail"] == "see the service log"
