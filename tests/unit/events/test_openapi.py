@@ -63,6 +63,11 @@ async def things(limit: int = 10) -> dict[str, Any]:
     return {}
 
 
+@router.get("/things/newest", responses={409: {"description": "Two are newest"}})
+async def newest() -> dict[str, Any]:
+    return {}
+
+
 @router.get("/things.csv")
 async def export() -> Response:
     return Response("a,b\r\n", media_type="text/csv")
@@ -136,3 +141,8 @@ def test_exports_and_event_streams_name_their_media_types() -> None:
     assert list(paths["/things.csv"]["get"]["responses"]["200"]["content"]) == ["text/csv"]
     assert list(paths["/stream"]["get"]["responses"]["200"]["content"]) == ["text/event-stream"]
     assert list(paths["/metrics"]["get"]["responses"]["200"]["content"]) == ["text/plain"]
+
+
+def test_an_error_a_route_declares_itself_keeps_its_words_and_becomes_a_problem() -> None:
+    answer = document()["paths"]["/things/newest"]["get"]["responses"]["409"]
+    assert answer == {"description": "Two are newest", "content": PROBLEM}

@@ -20,8 +20,8 @@ the generated document from what each route depends on:
 - a route that reads ``Last-Event-ID`` streams ``text/event-stream``; a route whose path
   ends in a file extension (``/exports/labels.csv``) answers that file's media type.
 
-Every error answer is ``application/problem+json`` with the ``Problem`` schema. A route's
-own ``responses=`` declarations are kept; only what it left out is added.
+Every error answer, those a route declares itself included, is ``application/problem+json``
+with the ``Problem`` schema; a route's own descriptions and success answers are kept.
 """
 
 from __future__ import annotations
@@ -173,17 +173,18 @@ def _describe(operation: dict[str, Any], route: RouteContext) -> None:
         if guessed and guessed != "application/json":
             _success_media_type(responses, guessed, only_replacing="application/json")
 
-    for status in sorted(statuses):
-        answer = responses.setdefault(str(status), {"description": REASONS[status]})
+    for needed in statuses:
+        responses.setdefault(str(needed), {"description": REASONS[needed]})
+    for status, answer in responses.items():
+        if status[0] not in "45":
+            continue
         answer["content"] = {MEDIA_TYPE: {"schema": {"$ref": PROBLEM_REF}}}
-        if status == 422 and answer["description"] == "Validation Error":
+        if status == "422" and answer.get("description") == "Validation Error":
             answer["description"] = REASONS[422]
-        if status == 401:
-            answer["headers"] = {
-                "WWW-Authenticate": {
-                    "description": "Bearer",
-                    "schema": {"type": "string"},
-                }
+        if status == "401":
+            answer.setdefault("headers", {})["WWW-Authenticate"] = {
+                "description": "the scheme to authenticate with: Bearer",
+                "schema": {"type": "string"},
             }
     operation["responses"] = dict(sorted(responses.items()))
 
