@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from asyncpg import exceptions as pg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -19,6 +20,19 @@ MEDIA_TYPE = "application/problem+json"
 RULE_VIOLATION = "urn:cluster-label-registry:problem:rule-violation"
 INVALID_REQUEST = "urn:cluster-label-registry:problem:invalid-request"
 CONCURRENT_CHANGE = "urn:cluster-label-registry:problem:concurrent-change"
+UNAVAILABLE = "urn:cluster-label-registry:problem:unavailable"
+RETRY_AFTER_SECONDS = 5
+
+DATABASE_AWAY = (
+    ConnectionError,
+    pg.PostgresConnectionError,
+    pg.CannotConnectNowError,
+    pg.AdminShutdownError,
+    pg.CrashShutdownError,
+    pg.TooManyConnectionsError,
+)
+"""What a request meets while PostgreSQL is down, restarting or full: refused or dropped
+connections, a server shutting down or not yet accepting, no connection slot left."""
 
 
 class ProblemError(Exception):
@@ -132,6 +146,20 @@ def install(app: FastAPI) -> None:
             str(error.detail) if error.status_code != 404 else "Not found",
             headers=dict(error.headers or {}),
         )
+
+    async def _unavailable(request: Request, error: Exception) -> JSONResponse:
+        log.warning("database unavailable on %s %s: %r", request.method, request.url.path, error)
+        return problem_response(
+            request,
+            503,
+            "Service unavailable",
+            "the database cannot be reached now; retry later",
+            type_=UNAVAILABLE,
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+
+    for away in DATABASE_AWAY:
+        app.add_exception_handler(away, _unavailable)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, _error: Exception) -> JSONResponse:

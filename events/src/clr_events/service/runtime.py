@@ -25,7 +25,7 @@ from clr_events.consumers.runner import ConsumerRunner, Handler
 from clr_events.kafka.producer import new_producer
 from clr_events.outbox.relay import PostgresRelayCheckpoint, Relay, Translator
 from clr_events.pg import Pool
-from clr_events.service import limits, problems
+from clr_events.service import limits, openapi, problems
 from clr_events.service.auth import AuthSettings, TokenVerifier
 from clr_events.service.commands import IdempotencyStore
 from clr_events.settings import ConnectionSettings
@@ -266,6 +266,7 @@ def create_app(
     app.state.token_verifier = TokenVerifier(AuthSettings())
     problems.install(app)
     app.add_middleware(limits.BodyLimit)
+    openapi.install(app)
     for router in routers:
         app.include_router(router)
 
