@@ -65,6 +65,7 @@ OHA_VERSION = "1.16.0"
 TOOLS = ROOT / ".local"
 OHA = TOOLS / "bin" / "oha"
 CLIENTS = (1, 4, 16, 64)
+COMMANDS = ("organisation", "correction")
 SYSTEMS = ("service", "bare")
 RATIO_TARGET = 0.5
 P99_TARGET_MS = 50.0
@@ -403,6 +404,9 @@ async def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--clients", type=int, nargs="+", default=list(CLIENTS))
     parser.add_argument(
+        "--commands", nargs="+", choices=COMMANDS, default=list(COMMANDS), help="what to measure"
+    )
+    parser.add_argument(
         "--record-digits", type=int, default=3, help="10^N label records to correct (ids sb000..)"
     )
     parser.add_argument(
@@ -444,11 +448,12 @@ async def main() -> None:
                 settings.instance,
                 settings.database_url,
             )
-            records = 10**args.record_digits
-            print(f"setting up {records} label records through the APIs ...", flush=True)
-            started = time.perf_counter()
-            await label_records(system, args.record_digits)
-            results["setup_seconds"] = time.perf_counter() - started
+            if "correction" in args.commands:
+                records = 10**args.record_digits
+                print(f"setting up {records} label records through the APIs ...", flush=True)
+                started = time.perf_counter()
+                await label_records(system, args.record_digits)
+                results["setup_seconds"] = time.perf_counter() - started
         organisation = folder / "organisation.json"
         organisation.write_text(json.dumps(ORGANISATION))
         corrections = correction_bodies(folder, 1000)
@@ -478,7 +483,8 @@ async def main() -> None:
                 },
             ),
         }
-        for name, (target, loads) in commands.items():
+        for name in args.commands:
+            target, loads = commands[name]
             print(f"{name}: {target} against the bare endpoint", flush=True)
             summary, runs = measure(loads, token, pids, target, args)
             results[name] = {
