@@ -21,7 +21,8 @@ bare endpoint alternate (which goes first alternates too), ``--repeats`` times p
 concurrency; the table shows medians. The whole system runs as ``make run`` starts it
 (every service, relays and consumers included) on an isolated installation: its own
 database and topics, durable commits (the script refuses to run unless PostgreSQL has
-``fsync`` and ``synchronous_commit`` on). The CPU the processes used is shown per trial.
+``fsync`` and ``synchronous_commit`` on). The CPU the processes used is shown per trial,
+and per completed command (a figure the noise of a shared machine moves less).
 
 Targets (issue 18): the service at >= 0.5x the bare endpoint at every concurrency,
 throughput not falling as clients grow (each level within 5 % of the best below it), p99
@@ -173,6 +174,7 @@ def summarise(trials: list[dict[str, Any]]) -> dict[str, Any]:
         "runs_ok_per_s": [round(t["ok_per_s"], 1) for t in trials],
         "p50_ms": statistics.median(t["p50_ms"] for t in trials),
         "p99_ms": statistics.median(t["p99_ms"] for t in trials),
+        "cpu_ms_per_ok": statistics.median(t.get("cpu_ms_per_ok", 0.0) for t in trials),
         "statuses": dict(sorted(statuses.items())),
         "errors": dict(errors),
     }
@@ -206,8 +208,9 @@ def met(ok: bool) -> str:
 def table(name: str, summary: dict[int, dict[str, dict[str, Any]]]) -> list[str]:
     """The printed table of one command, its ratios and targets."""
     lines = [
-        f"{name}: completed commands per second (2xx), medians",
-        f"{'clients':>7}  {'system':<8}{'2xx/s':>9}{'p50 ms':>9}{'p99 ms':>9}"
+        f"{name}: completed commands per second (2xx), medians; cpu ms: the CPU the"
+        " service's (or the bare endpoint's) process used per completed command",
+        f"{'clients':>7}  {'system':<8}{'2xx/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'cpu ms':>8}"
         f"  statuses (all repeats)   runs",
     ]
     for clients in sorted(summary):
@@ -217,6 +220,7 @@ def table(name: str, summary: dict[int, dict[str, dict[str, Any]]]) -> list[str]
             errors = sum(s["errors"].values())
             lines.append(
                 f"{clients:>7}  {system:<8}{s['ok_per_s']:9.0f}{s['p50_ms']:9.1f}{s['p99_ms']:9.1f}"
+                f"{s['cpu_ms_per_ok']:8.2f}"
                 f"  {statuses}{f' (+{errors} cut at the deadline or failed)' if errors else ''}"
                 f"   {', '.join(f'{r:.0f}' for r in s['runs_ok_per_s'])}"
             )
@@ -384,6 +388,8 @@ def measure(
                     "other_services": sum(v for n, v in used.items() if n not in (target, "bare")),
                     "load_generator": report["load_generator_cpu_s"] / args.seconds,
                 }
+                cores = figures["cpu_cores"]["target"]
+                figures["cpu_ms_per_ok"] = 1000 * cores / max(figures["ok_per_s"], 1e-9)
                 by_system[system].append(figures)
                 runs.append({"clients": clients, "system": system, "repeat": repeat, **figures})
                 print(

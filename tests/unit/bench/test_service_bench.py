@@ -29,12 +29,12 @@ def test_a_trial_counts_only_2xx_as_done_and_reads_latency_in_milliseconds() -> 
 
 def test_repeats_give_medians_and_statuses_add_up() -> None:
     trials = [
-        {**figures(100.0, 30.0), "statuses": {201: 500}},
-        {**figures(300.0, 10.0), "statuses": {201: 1500, 409: 2}},
-        {**figures(200.0, 20.0), "statuses": {201: 1000}},
+        {**figures(100.0, 30.0), "statuses": {201: 500}, "cpu_ms_per_ok": 2.0},
+        {**figures(300.0, 10.0), "statuses": {201: 1500, 409: 2}, "cpu_ms_per_ok": 1.0},
+        {**figures(200.0, 20.0), "statuses": {201: 1000}, "cpu_ms_per_ok": 3.0},
     ]
     s = summarise(trials)
-    assert (s["ok_per_s"], s["p99_ms"]) == (200.0, 20.0)
+    assert (s["ok_per_s"], s["p99_ms"], s["cpu_ms_per_ok"]) == (200.0, 20.0, 2.0)
     assert s["statuses"] == {201: 3000, 409: 2}
     assert s["runs_ok_per_s"] == [100.0, 300.0, 200.0]
 
