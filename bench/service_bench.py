@@ -370,7 +370,7 @@ def measure(
 ) -> tuple[dict[int, dict[str, dict[str, Any]]], list[dict[str, Any]]]:
     """Every concurrency, service and bare alternating, ``args.repeats`` times."""
     runs: list[dict[str, Any]] = []
-    for system in SYSTEMS:  # warm both up: connections, caches, the JIT of nothing
+    for system in SYSTEMS:  # warm both up: connections, pools, caches
         oha(loads[system], 4, 2.0, token)
     summary: dict[int, dict[str, dict[str, Any]]] = {}
     for clients in args.clients:
