@@ -13,8 +13,8 @@ help:
 	@echo "make run     PostgreSQL, Kafka, topics and every service (installs what is missing)"
 	@echo "make run DEMO=1   the same, with the demo history generated through the APIs"
 	@echo "make token ROLE=assessor   a development bearer token"
-	@echo "make test    lint (ruff, mypy) and every test against the real PostgreSQL and Kafka"
-	@echo "make bench   the event store and relay benchmark (durable settings), prints and writes JSON"
+	@echo "make test    lint (ruff, mypy, import rules) and every test against the real PostgreSQL and Kafka"
+	@echo "make bench   benchmarks of the store, relay, read side and services (durable; bench/README.md)"
 	@echo "make stop    stop PostgreSQL and Kafka"
 	@echo "make reset   stop them and delete their data (events, read models, topics)"
 	@echo "make schemas regenerate schemas/ (JSON Schema, AsyncAPI, golden examples) from the contracts"
@@ -56,6 +56,7 @@ lint: setup
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 	$(RUN) mypy
+	$(RUN) lint-imports
 	$(RUN) python -m clr_events.schemas check
 
 fmt: setup
@@ -74,6 +75,7 @@ test-integration: topics
 bench: topics
 	$(WITH_ENV) $(RUN) python -m bench.store_bench
 	$(WITH_ENV) $(RUN) python -m bench.read_side_bench
+	$(WITH_ENV) $(RUN) python -m bench.service_bench
 
 schemas: setup  ## regenerate schemas/ from the contracts in events/
 	$(RUN) python -m clr_events.schemas write

@@ -1,25 +1,57 @@
-"""Run a service app with uvicorn: ``CLR_HOST`` / ``CLR_PORT`` override the defaults."""
+"""Run a service app with uvicorn: ``CLR_HOST`` / ``CLR_PORT`` override the defaults.
+
+The event loop is uvloop and the HTTP parser httptools (``uvicorn[standard]``), named
+explicitly so a missing package fails at start instead of quietly falling back to the
+slower pure-Python ones. ``CLR_UVICORN_LOOP=asyncio`` and ``CLR_UVICORN_HTTP=h11`` fall
+back on purpose (for comparison, or a platform without the compiled packages).
+"""
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
 
+LOOPS = ("uvloop", "asyncio")
+"""Event loops a service may run on; the first is the default."""
+PARSERS = ("httptools", "h11")
+"""HTTP/1.1 parsers a service may use; the first is the default."""
+
+
+def server_options(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
+    """Uvicorn's options for a service, from ``CLR_HOST``, ``CLR_PORT`` and friends.
+
+    Raises:
+        ValueError: ``CLR_UVICORN_LOOP`` or ``CLR_UVICORN_HTTP`` names no known choice.
+    """
+    loop = environ.get("CLR_UVICORN_LOOP", LOOPS[0])
+    http = environ.get("CLR_UVICORN_HTTP", PARSERS[0])
+    if loop not in LOOPS:
+        raise ValueError(f"CLR_UVICORN_LOOP must be one of {', '.join(LOOPS)}, not {loop!r}")
+    if http not in PARSERS:
+        raise ValueError(f"CLR_UVICORN_HTTP must be one of {', '.join(PARSERS)}, not {http!r}")
+    return {
+        "host": environ.get("CLR_HOST", "127.0.0.1"),
+        "loop": loop,
+        "http": http,
+        "log_level": environ.get("CLR_LOG_LEVEL", "info").lower(),
+        "access_log": environ.get("CLR_ACCESS_LOG", "0") == "1",
+    }
+
 
 def serve(build: Callable[[], FastAPI], *, default_port: int) -> None:
-    """Serve until SIGTERM/SIGINT (the lifespan stops relays and consumers cleanly)."""
+    """Serve until SIGTERM/SIGINT (the lifespan stops relays and consumers cleanly).
+
+    Raises:
+        ValueError: a server setting names no known choice (see ``server_options``).
+    """
+    options = server_options()
     logging.basicConfig(
         level=os.environ.get("CLR_LOG_LEVEL", "INFO"),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
-    uvicorn.run(
-        build(),
-        host=os.environ.get("CLR_HOST", "127.0.0.1"),
-        port=int(os.environ.get("CLR_PORT", default_port)),
-        log_level=os.environ.get("CLR_LOG_LEVEL", "info").lower(),
-        access_log=os.environ.get("CLR_ACCESS_LOG", "0") == "1",
-    )
+    uvicorn.run(build(), port=int(os.environ.get("CLR_PORT", default_port)), **options)
