@@ -1,5 +1,6 @@
 """What this service knows of organisations and experts: fed by the other services'
-public events (never their databases), read by the commands as the domain's facts.
+public events (never their databases), read by the commands as the domain's facts
+(through the unit of work's ``Rows``).
 
 Handlers are upserts keyed by the aggregate, so an event arriving twice changes nothing;
 Kafka keys keep one organisation's or person's events in order.
@@ -8,6 +9,7 @@ Kafka keys keep one organisation's or person's events in order.
 from __future__ import annotations
 
 from assessments.domain.model import Certification, ExpertFacts, OrgFacts
+from clr_events.application.uow import Rows
 from clr_events.consumers.dispatch import Subscriptions
 from clr_events.contracts import collaboration as orgs
 from clr_events.contracts import training_certification as people
@@ -104,26 +106,23 @@ async def _revoked(conn: Connection, event: people.CertificationRevoked, _: Enve
     )
 
 
-async def organisation(conn: Connection, org_id: str) -> OrgFacts | None:
+async def organisation(rows: Rows, org_id: str) -> OrgFacts | None:
     """The organisation as far as this service knows it."""
-    row = await conn.fetchrow(
-        "SELECT country, validated_on FROM assessments.known_organisations WHERE org_id = $1",
-        org_id,
+    found = await rows.find(
+        "known_organisations", ("org_id", "country", "validated_on"), org_id=org_id
     )
-    return None if row is None else OrgFacts(org_id, row["country"], row["validated_on"])
+    return None if not found else OrgFacts(org_id, found[0]["country"], found[0]["validated_on"])
 
 
-async def experts(conn: Connection, person_ids: list[str]) -> dict[str, ExpertFacts]:
+async def experts(rows: Rows, person_ids: list[str]) -> dict[str, ExpertFacts]:
     """The experts as far as this service knows them, with their certifications."""
-    rows = await conn.fetch(
-        "SELECT person_id, country, affiliations FROM assessments.known_experts"
-        " WHERE person_id = ANY($1)",
-        person_ids,
+    people = await rows.find(
+        "known_experts", ("person_id", "country", "affiliations"), person_id=person_ids
     )
-    certs = await conn.fetch(
-        "SELECT person_id, role, valid_from, valid_until, revoked_on"
-        " FROM assessments.expert_certifications WHERE person_id = ANY($1)",
-        person_ids,
+    certs = await rows.find(
+        "expert_certifications",
+        ("person_id", "role", "valid_from", "valid_until", "revoked_on"),
+        person_id=person_ids,
     )
     by_person: dict[str, dict[str, Certification]] = {}
     for c in certs:
@@ -137,5 +136,5 @@ async def experts(conn: Connection, person_ids: list[str]) -> dict[str, ExpertFa
             frozenset(r["affiliations"]),
             by_person.get(r["person_id"], {}),
         )
-        for r in rows
+        for r in people
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from clr_events.consumers.dispatch import Subscriptions
 from clr_events.contracts import collaboration as public
@@ -12,6 +13,7 @@ from clr_events.outbox.translation import contract_translator
 from clr_events.pg import Connection
 from clr_events.service.runtime import ConsumerSpec, RelaySpec, Runtime, create_app
 from collaboration import api
+from collaboration.domain.policy import LISTING_CRITERIA, PARTNERSHIP_RULES
 
 NAME = "collaboration"
 
@@ -39,6 +41,17 @@ TRANSLATE = contract_translator(
         "MatchmakingEventHeld": public.MatchmakingEventHeld,
     },
 )
+
+
+class CollaborationSettings(BaseSettings):
+    """The rule versions in force: ``CLR_COLLABORATION_LISTING_CRITERIA_VERSION`` (R13) and
+    ``CLR_COLLABORATION_PARTNERSHIP_RULES_VERSION`` (R14)."""
+
+    model_config = SettingsConfigDict(env_prefix="CLR_COLLABORATION_")
+
+    listing_criteria_version: str = LISTING_CRITERIA.default
+    partnership_rules_version: str = PARTNERSHIP_RULES.default
+
 
 label_events = Subscriptions()
 
@@ -110,16 +123,20 @@ async def _withdrawn(conn: Connection, event: labels.LabelWithdrawn, envelope: E
 
 def build() -> FastAPI:
     """The collaboration service."""
+    settings = CollaborationSettings()
     runtime = Runtime(
         NAME,
         migrations=MIGRATIONS,
         relays=[RelaySpec(f"{NAME}.events", TRANSLATE)],
         consumers=[ConsumerSpec(f"{NAME}.labels", ["label_decisions.events"], label_events)],
     )
-    return create_app(
+    app = create_app(
         runtime,
         title="Collaboration",
         description="Cluster organisation profiles (R13), partnerships (R14),"
         " cooperation agreements and matchmaking events.",
         routers=[api.router],
     )
+    app.state.listing_criteria = LISTING_CRITERIA.choose(settings.listing_criteria_version)
+    app.state.partnership_rules = PARTNERSHIP_RULES.choose(settings.partnership_rules_version)
+    return app

@@ -20,6 +20,7 @@ from assessments.domain.events import (
     SilverAuditConducted,
 )
 from assessments.domain.policy import AssessmentRules, CriteriaVersion, Kind
+from clr_events.application.aggregate import StreamId, stream_id
 from clr_events.months import add_months
 from clr_events.rules import ConflictError, Violations
 
@@ -34,6 +35,11 @@ SHARED_WITH_APPROVAL = {
     "expert_ids",
     "criteria_version",
 }
+
+
+def assessment_stream(assessment_id: str) -> StreamId:
+    """The stream of an assessment."""
+    return stream_id("assessment", assessment_id)
 
 
 @dataclass(frozen=True)

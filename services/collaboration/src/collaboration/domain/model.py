@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
+from clr_events.application.aggregate import StreamId, stream_id
 from clr_events.rules import Violations
 from collaboration.domain.events import (
     CollaborationEvent,
@@ -23,6 +24,27 @@ from collaboration.domain.events import (
     ProfileValidated,
 )
 from collaboration.domain.policy import STRANDS, ListingCriteria, PartnershipRules, is_country
+
+
+# ------------------------------------------------------------------- stream ids
+def organisation_stream(org_id: str) -> StreamId:
+    """The stream of an organisation's profile."""
+    return stream_id("organisation", org_id)
+
+
+def partnership_stream(partnership_id: str) -> StreamId:
+    """The stream of a partnership."""
+    return stream_id("partnership", partnership_id)
+
+
+def agreement_stream(agreement_id: str) -> StreamId:
+    """The stream of a cooperation agreement."""
+    return stream_id("agreement", agreement_id)
+
+
+def matchmaking_stream(event_id: str) -> StreamId:
+    """The stream of a matchmaking event."""
+    return stream_id("matchmaking", event_id)
 
 
 # ------------------------------------------------------------------ organisations

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from enum import StrEnum
 
+from clr_events.application.aggregate import StreamId, stream_id
 from clr_events.rules import RuleViolation, RuleViolationError
 from label_decisions.domain.events import (
     LabelAwarded,
@@ -125,9 +126,9 @@ RENEWAL_RULE = {Level.BRONZE: "R4", Level.SILVER: "R5", Level.GOLD: "R8"}
 """The rule that governs renewals of each level."""
 
 
-def stream_id(org_id: str, level: Level) -> str:
-    """The record's stream: one per organisation and level."""
-    return f"{org_id}:{level.value}"
+def record_stream(org_id: str, level: Level) -> StreamId:
+    """The record's stream: one per organisation and level (``<org_id>:<level>``)."""
+    return stream_id("", org_id, level.value)
 
 
 @dataclass
@@ -142,6 +143,11 @@ class LabelRecord:
     withdrawn_on: date | None = None
     expired_until: date | None = None
     decided_assessments: set[str] = field(default_factory=set)
+
+    @property
+    def stream(self) -> StreamId:
+        """The record's stream."""
+        return record_stream(self.org_id, self.level)
 
     # ----------------------------------------------------------------- queries
     def status(self, on: date, policy: DecisionPolicy) -> Status:

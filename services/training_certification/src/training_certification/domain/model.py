@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 
+from clr_events.application.aggregate import StreamId, stream_id
 from clr_events.months import add_months
 from clr_events.rules import Violations
 from training_certification.domain.events import (
@@ -28,6 +29,16 @@ from training_certification.domain.policy import (
     CertificationPolicy,
     ExpertRole,
 )
+
+
+def course_stream(course_id: str) -> StreamId:
+    """The stream of a course."""
+    return stream_id("course", course_id)
+
+
+def person_stream(person_id: str) -> StreamId:
+    """The stream of a person's training record and certifications."""
+    return stream_id("person", person_id)
 
 
 def register_course(
