@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from clr_events.application.uow import read_existing
+from clr_events.labels import label_status
 from clr_events.service.auth import Role
 from clr_events.service.commands import CommandContext, command
 from clr_events.service.inputs import Id, Offset
@@ -82,7 +83,7 @@ async def get_organisation(org_id: Id, request: Request) -> dict[str, Any]:
     )
     org = model.Organisation.replay(events)
     labels = await runtime.pool.fetch(
-        "SELECT level, valid_until, withdrawn_on, expired"
+        "SELECT level, valid_until, renewal_deadline, withdrawn_on"
         " FROM collaboration.organisation_labels WHERE org_id = $1 ORDER BY level",
         org_id,
     )
@@ -102,18 +103,13 @@ async def get_organisation(org_id: Id, request: Request) -> dict[str, Any]:
             {
                 "level": row["level"],
                 "valid_until": row["valid_until"],
-                "status": label_status(row["valid_until"], row["withdrawn_on"], today),
+                "status": label_status(
+                    today, row["valid_until"], row["renewal_deadline"], row["withdrawn_on"]
+                ).value,
             }
             for row in labels
         ],
     }
-
-
-def label_status(valid_until: date, withdrawn_on: date | None, today: date) -> str:
-    """What a profile shows of a label on a day."""
-    if withdrawn_on is not None and withdrawn_on <= today:
-        return "withdrawn"
-    return "valid" if today <= valid_until else "expired"
 
 
 @router.get("/organisations", tags=["organisations"])

@@ -27,6 +27,7 @@ MIGRATIONS = [
         org_id text NOT NULL, level text NOT NULL, valid_until date NOT NULL,
         withdrawn_on date, expired boolean NOT NULL DEFAULT false,
         stream_version int NOT NULL, PRIMARY KEY (org_id, level));
+    ALTER TABLE {schema}.organisation_labels ADD COLUMN IF NOT EXISTS renewal_deadline date;
     """
 ]
 
@@ -83,6 +84,7 @@ async def _awarded(conn: Connection, event: labels.LabelAwarded, envelope: Envel
         event.org_id,
         event.level,
         valid_until=event.valid_until,
+        renewal_deadline=event.renewal_deadline,
         withdrawn_on=None,
         expired=False,
     )
@@ -91,7 +93,13 @@ async def _awarded(conn: Connection, event: labels.LabelAwarded, envelope: Envel
 @label_events.on(labels.LabelRenewed)
 async def _renewed(conn: Connection, event: labels.LabelRenewed, envelope: Envelope) -> None:
     await _set_label(
-        conn, envelope, event.org_id, event.level, valid_until=event.valid_until, expired=False
+        conn,
+        envelope,
+        event.org_id,
+        event.level,
+        valid_until=event.valid_until,
+        renewal_deadline=event.renewal_deadline,
+        expired=False,
     )
 
 
@@ -99,7 +107,14 @@ async def _renewed(conn: Connection, event: labels.LabelRenewed, envelope: Envel
 async def _corrected(
     conn: Connection, event: labels.LabelRecordCorrected, envelope: Envelope
 ) -> None:
-    await _set_label(conn, envelope, event.org_id, event.level, valid_until=event.valid_until)
+    await _set_label(
+        conn,
+        envelope,
+        event.org_id,
+        event.level,
+        valid_until=event.valid_until,
+        renewal_deadline=event.renewal_deadline,
+    )
 
 
 @label_events.on(labels.LabelExpired)

@@ -24,7 +24,7 @@ from label_decisions.domain.label_record import (
     Outcome,
     record_stream,
 )
-from label_decisions.domain.policy import DecisionPolicy, Level, renewal_deadline
+from label_decisions.domain.policy import DecisionPolicy, Level
 
 EVENT_TYPES: DomainEvents[LabelEvent] = DomainEvents(*EVENTS)
 
@@ -91,15 +91,12 @@ async def save(uow: UnitOfWork, record: LabelRecord, new: list[LabelEvent]) -> N
 
 def view(record: LabelRecord, policy: DecisionPolicy, today: date) -> dict[str, Any]:
     """A record as the API shows it on a day, status derived from the dates (R10)."""
-    deadline = (
-        renewal_deadline(policy, record.level, record.valid_until) if record.valid_until else None
-    )
     return {
         "org_id": record.org_id,
         "level": record.level.value,
         "status": record.status(today, policy).value,
         "valid_until": record.valid_until,
-        "renewal_deadline": deadline,
+        "renewal_deadline": record.deadline(policy),
         "withdrawn_on": record.withdrawn_on,
         "as_of": today,
     }
@@ -173,7 +170,11 @@ async def correct_label(
     record = await _existing(uow, cmd.org_id, cmd.level)
     c = cmd.correction
     await save(
-        uow, record, record.correct(valid_until=c.valid_until, reason=c.reason, by=uow.cause.actor)
+        uow,
+        record,
+        record.correct(
+            valid_until=c.valid_until, reason=c.reason, by=uow.cause.actor, policy=policy
+        ),
     )
     return Result(201, view(record, policy, today))
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from enum import StrEnum
 
 from clr_events.application.aggregate import StreamId, stream_id
+from clr_events.labels import LabelStatus, label_status
 from clr_events.rules import RuleViolation, RuleViolationError
 from label_decisions.domain.events import (
     LabelAwarded,
@@ -32,15 +32,8 @@ from label_decisions.domain.policy import (
     renewed_valid_until,
 )
 
-
-class Status(StrEnum):
-    """A label's state on a day, derived from its dates (R10)."""
-
-    NONE = "none"
-    VALID = "valid"
-    IN_RENEWAL_WINDOW = "in_renewal_window"
-    EXPIRED = "expired"
-    WITHDRAWN = "withdrawn"
+Status = LabelStatus
+"""A label's state on a day, derived from its dates (R10: ``clr_events.labels``)."""
 
 
 @dataclass(frozen=True)
@@ -142,6 +135,7 @@ class LabelRecord:
     current_since: date | None = None
     withdrawn_on: date | None = None
     expired_until: date | None = None
+    renewal_deadline: date | None = None
     decided_assessments: set[str] = field(default_factory=set)
 
     @property
@@ -150,16 +144,16 @@ class LabelRecord:
         return record_stream(self.org_id, self.level)
 
     # ----------------------------------------------------------------- queries
+    def deadline(self, policy: DecisionPolicy) -> date | None:
+        """The last day an assessment renews the label: as its decision recorded it (a
+        decision recorded before decisions carried it: from ``policy``)."""
+        if self.renewal_deadline is not None or self.valid_until is None:
+            return self.renewal_deadline
+        return renewal_deadline(policy, self.level, self.valid_until)
+
     def status(self, on: date, policy: DecisionPolicy) -> Status:
         """R10: valid, in renewal window, expired, withdrawn, or none, on a day."""
-        if self.valid_until is None:
-            return Status.NONE
-        if self.withdrawn_on is not None and self.withdrawn_on <= on:
-            return Status.WITHDRAWN
-        if on <= self.valid_until:
-            return Status.VALID
-        deadline = renewal_deadline(policy, self.level, self.valid_until)
-        return Status.IN_RENEWAL_WINDOW if deadline and on <= deadline else Status.EXPIRED
+        return label_status(on, self.valid_until, self.deadline(policy), self.withdrawn_on)
 
     # ---------------------------------------------------------------- commands
     def decide(
@@ -221,21 +215,25 @@ class LabelRecord:
         }
         if renewing:
             assert self.valid_until is not None
+            valid_until = renewed_valid_until(
+                policy, self.level, self.valid_until, assessment.assessed_on
+            )
             return [
                 LabelRenewed(
                     **common,
                     renewed_on=assessment.approved_on,
                     previous_valid_until=self.valid_until,
-                    valid_until=renewed_valid_until(
-                        policy, self.level, self.valid_until, assessment.assessed_on
-                    ),
+                    valid_until=valid_until,
+                    renewal_deadline=renewal_deadline(policy, self.level, valid_until),
                 )
             ]
+        valid_until = first_valid_until(policy, self.level, assessment.assessed_on)
         return [
             LabelAwarded(
                 **common,
                 awarded_on=assessment.approved_on,
-                valid_until=first_valid_until(policy, self.level, assessment.assessed_on),
+                valid_until=valid_until,
+                renewal_deadline=renewal_deadline(policy, self.level, valid_until),
             )
         ]
 
@@ -305,7 +303,9 @@ class LabelRecord:
             )
         ]
 
-    def correct(self, *, valid_until: date, reason: str, by: str) -> list[LabelEvent]:
+    def correct(
+        self, *, valid_until: date, reason: str, by: str, policy: DecisionPolicy
+    ) -> list[LabelEvent]:
         """R15: correct the validity with a compensating event, never by rewriting.
 
         Raises:
@@ -327,6 +327,7 @@ class LabelRecord:
                 level=self.level.value,
                 previous_valid_until=self.valid_until,
                 valid_until=valid_until,
+                renewal_deadline=renewal_deadline(policy, self.level, valid_until),
                 reason=reason.strip(),
                 corrected_by=by,
             )
@@ -376,12 +377,14 @@ class LabelRecord:
         match event:
             case LabelAwarded():
                 self.valid_until = event.valid_until
+                self.renewal_deadline = event.renewal_deadline
                 self.current_since = event.assessed_on.replace(day=1)
                 self.withdrawn_on = None
                 self.expired_until = None
                 self.decided_assessments.add(event.assessment_id)
             case LabelRenewed():
                 self.valid_until = event.valid_until
+                self.renewal_deadline = event.renewal_deadline
                 self.decided_assessments.add(event.assessment_id)
             case LabelRefused():
                 self.decided_assessments.add(event.assessment_id)
@@ -391,6 +394,7 @@ class LabelRecord:
                 self.withdrawn_on = event.withdrawn_on
             case LabelRecordCorrected():
                 self.valid_until = event.valid_until
+                self.renewal_deadline = event.renewal_deadline
         self.version += 1
 
     @classmethod
