@@ -17,7 +17,7 @@ from assessments import application as app
 from assessments import reference
 from assessments.application import EVENT_TYPES, Approval, ApproveAssessment, Bronze, Gold, Silver
 from assessments.domain import model
-from assessments.domain.events import AssessmentApproved, AssessmentEvent, Conducted
+from assessments.domain.events import AssessmentEvent
 from assessments.domain.policy import AssessmentRules
 from clr_events.application.uow import read_existing
 from clr_events.rules import NotFoundError
@@ -77,9 +77,8 @@ async def _load(request: Request, assessment_id: str) -> list[AssessmentEvent]:
 
 
 def _public(events: list[AssessmentEvent]) -> dict[str, Any]:
-    recorded = events[0]
-    assert isinstance(recorded, Conducted)
-    approval = next((e for e in events if isinstance(e, AssessmentApproved)), None)
+    assessment = model.Assessment.replay(events)
+    recorded, approval = assessment.conducted, assessment.approval
     return {
         **recorded.model_dump(
             include={

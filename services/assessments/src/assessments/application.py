@@ -191,14 +191,14 @@ async def record_gold(cmd: Gold, uow: UnitOfWork, *, rules: AssessmentRules) -> 
 async def approve_assessment(cmd: ApproveAssessment, uow: UnitOfWork) -> Result:
     """The approving body approves an assessment, once (a second approval is a 409)."""
     s = streams(uow)
-    stream = model.assessment_stream(cmd.assessment_id)
-    events = await s.load_existing(stream, "assessment")
-    org = await reference.organisation(uow.rows, events[0].org_id)
+    events = await s.load_existing(model.assessment_stream(cmd.assessment_id), "assessment")
+    assessment = model.Assessment.replay(events)
+    org = await reference.organisation(uow.rows, assessment.conducted.org_id)
     approval = cmd.approval
     new = model.approve(
-        events, approved_on=approval.approved_on, approver=approval.approver, org=org
+        assessment, approved_on=approval.approved_on, approver=approval.approver, org=org
     )
-    s.append(stream, len(events), new)
+    s.append(assessment.stream, assessment.version, new)
     await uow.rows.update(
         "assessments", {"assessment_id": cmd.assessment_id}, {"approved_on": approval.approved_on}
     )

@@ -129,16 +129,14 @@ class RecordMatchmaking(BaseModel):
 
 
 # ------------------------------------------------------------------ helpers
-async def load_organisation(
-    s: Streams[CollaborationEvent], org_id: str
-) -> tuple[int, model.Organisation]:
-    """An organisation's version and profile.
+async def load_organisation(s: Streams[CollaborationEvent], org_id: str) -> model.Organisation:
+    """An organisation's profile, at its stream's version.
 
     Raises:
         NotFoundError: no such organisation.
     """
     events = await s.load_existing(model.organisation_stream(org_id), "organisation")
-    return len(events), model.Organisation.replay(events)
+    return model.Organisation.replay(events)
 
 
 async def _members(uow: UnitOfWork, org_ids: list[str]) -> tuple[list[model.Member], list[str]]:
@@ -179,12 +177,8 @@ async def register_organisation(cmd: RegisterOrganisation, uow: UnitOfWork) -> R
 async def update_figures(cmd: UpdateFigures, uow: UnitOfWork) -> Result:
     """Replace the profile figures R13 looks at."""
     s = streams(uow)
-    version, org = await load_organisation(s, cmd.org_id)
-    new = s.append(
-        model.organisation_stream(cmd.org_id),
-        version,
-        model.update_figures(org, cmd.figures.stored()),
-    )
+    org = await load_organisation(s, cmd.org_id)
+    new = s.append(org.stream, org.version, model.update_figures(org, cmd.figures.stored()))
     return Result(200, {"org_id": cmd.org_id, **_position(new)})
 
 
@@ -193,7 +187,7 @@ async def validate_profile(
 ) -> Result:
     """R13: validate the profile; a refusal names every criterion it fails."""
     s = streams(uow)
-    version, org = await load_organisation(s, cmd.org_id)
+    org = await load_organisation(s, cmd.org_id)
     on = cmd.validation.validated_on
     events = model.validate_profile(org, on=on, criteria=criteria, waive=cmd.validation.waive)
     if not events:
@@ -201,7 +195,7 @@ async def validate_profile(
         return Result(
             200, {"org_id": cmd.org_id, "validated_on": org.validated.validated_on.isoformat()}
         )
-    new = s.append(model.organisation_stream(cmd.org_id), version, events)
+    new = s.append(org.stream, org.version, events)
     await uow.rows.update("organisations", {"org_id": cmd.org_id}, {"validated_on": on})
     return Result(201, {"org_id": cmd.org_id, "validated_on": on.isoformat(), **_position(new)})
 
@@ -230,15 +224,13 @@ async def form_partnership(
 async def add_partner(cmd: JoinPartnership, uow: UnitOfWork, *, rules: PartnershipRules) -> Result:
     """R14: a new partner joins."""
     s = streams(uow)
-    stream = model.partnership_stream(cmd.partnership_id)
-    events = await s.load_existing(stream, "partnership")
+    events = await s.load_existing(model.partnership_stream(cmd.partnership_id), "partnership")
+    partnership = model.Partnership.replay(events)
     members, unknown = await _members(uow, [cmd.partner.org_id])
     if unknown:
         raise NotFoundError(f"no organisation {cmd.partner.org_id!r}")
-    new = model.add_partner(
-        model.Partnership.replay(events), members[0], joined_on=cmd.partner.joined_on, rules=rules
-    )
-    version = s.append(stream, len(events), new)
+    new = model.add_partner(partnership, members[0], joined_on=cmd.partner.joined_on, rules=rules)
+    version = s.append(partnership.stream, partnership.version, new)
     return Result(201, {"partnership_id": cmd.partnership_id, **_position(version)})
 
 

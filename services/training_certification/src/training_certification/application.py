@@ -104,11 +104,12 @@ Decide = Callable[[model.Person, Streams[TrainingEvent]], Awaitable[list[Trainin
 async def _on_person(uow: UnitOfWork, person_id: str, decide: Decide) -> Result:
     """Load a person, let the domain decide, stage, and keep the query rows in step."""
     s = streams(uow)
-    stream = model.person_stream(person_id)
-    events = await s.load_existing(stream, "person")
-    new = await decide(model.Person.replay(events), s)
-    version = s.append(stream, len(events), new)
-    await _index(uow, model.Person.replay([*events, *new]))
+    person = model.Person.replay(await s.load_existing(model.person_stream(person_id), "person"))
+    new = await decide(person, s)
+    version = s.append(person.stream, person.version, new)
+    for event in new:
+        person.apply(event)
+    await _index(uow, person)
     body: dict[str, object] = {"person_id": person_id, "events": [type(e).__name__ for e in new]}
     if version is not None:
         body["stream_version"] = version
