@@ -241,3 +241,24 @@ async def test_a_command_with_nothing_to_append_commits_its_rows(subject: Subjec
     assert await execute(subject.units, CAUSE, rows_only) == Result(200)
     assert await subject.store.head_position() == 0
     assert await things(subject.units) == [{"thing_id": "a", "name": "only", "n": None}]
+
+
+async def test_insert_keeps_an_existing_row_and_newer_guards_a_late_change(
+    subject: Subject,
+) -> None:
+    async def write(uow: UnitOfWork) -> Result:
+        rows = uow.rows
+        await rows.insert("things", {"thing_id": "a"}, {"name": "first", "n": 2})
+        await rows.insert("things", {"thing_id": "a"}, {"name": "again", "n": 9})  # nothing
+        await rows.upsert("things", {"thing_id": "a"}, {"name": "late", "n": 1}, newer="n")
+        await rows.update("things", {"thing_id": "a"}, {"name": "late", "n": 2}, newer="n")
+        await rows.upsert("things", {"thing_id": "b"}, {"name": "new", "n": 1}, newer="n")
+        await rows.upsert("things", {"thing_id": "b"}, {"name": "next", "n": 2}, newer="n")
+        await rows.update("things", {"thing_id": "a"}, {"name": "later", "n": 3}, newer="n")
+        return Result(200)
+
+    await execute(subject.units, CAUSE, write)
+    assert await things(subject.units) == [
+        {"thing_id": "a", "name": "later", "n": 3},
+        {"thing_id": "b", "name": "next", "n": 2},
+    ]

@@ -1,5 +1,5 @@
-"""Every assessments handler on the in-memory unit of work, with the reference facts the
-consumer keeps seeded in the unit's tables."""
+"""Every assessments handler on the in-memory unit of work, with the reference facts put
+in its tables by the reference consumer's own handlers; and those handlers."""
 
 from __future__ import annotations
 
@@ -10,9 +10,12 @@ from typing import Any
 import pytest
 
 from assessments import application as app
+from assessments import reference
 from assessments.domain.policy import RULES_2026_1
-from clr_events.application.memory import InMemoryUnitsOfWork
+from clr_events.application.memory import InMemoryRows, InMemoryUnitsOfWork
 from clr_events.application.uow import Cause, Result, UnitOfWork, execute
+from clr_events.contracts import collaboration as orgs
+from clr_events.contracts import training_certification as people
 from clr_events.errors import ConcurrencyError
 from clr_events.rules import ConflictError, NotFoundError, RuleViolationError
 
@@ -20,35 +23,57 @@ Handler = Callable[[UnitOfWork], Awaitable[Result]]
 RULES = RULES_2026_1
 
 
-def expert(person_id: str, country: str, *roles: str) -> list[dict[str, Any]]:
-    return [
-        {
-            "person_id": person_id,
-            "role": role,
-            "valid_from": date(2012, 1, 1),
-            "valid_until": date(2030, 12, 31),
-            "revoked_on": None,
-        }
-        for role in roles
-    ]
+async def learned(rows: InMemoryRows) -> None:
+    """What the reference consumer learns of organisation org-1 and experts at and de."""
+    await reference.organisation_registered(
+        orgs.OrganisationRegistered(org_id="org-1", name="One", country="DE", sector="Energy"),
+        rows,
+    )
+    await reference.profile_validated(
+        orgs.ProfileValidated(
+            org_id="org-1", validated_on=date(2020, 5, 1), criteria_version="eccp-2019"
+        ),
+        rows,
+    )
+    for person_id, country, roles in (
+        ("at", "AT", ["benchmarking_expert", "gold_assessor", "silver_auditor"]),
+        ("de", "DE", ["benchmarking_expert", "gold_assessor", "trainer"]),
+    ):
+        await reference.person_registered(
+            people.PersonRegistered(
+                person_id=person_id, name=person_id, country=country, affiliation_org_ids=[]
+            ),
+            rows,
+        )
+        for role in roles:
+            await reference.expert_certified(
+                people.ExpertCertified(
+                    person_id=person_id,
+                    role=role,
+                    valid_from=date(2012, 1, 1),
+                    valid_until=date(2025, 12, 31),
+                    certified_by="admin",
+                ),
+                rows,
+            )
+            await reference.certification_renewed(
+                people.CertificationRenewed(
+                    person_id=person_id, role=role, valid_until=date(2030, 12, 31)
+                ),
+                rows,
+            )
+    await reference.certification_revoked(
+        people.CertificationRevoked(
+            person_id="de", role="trainer", revoked_on=date(2020, 1, 1), reason="left"
+        ),
+        rows,
+    )
 
 
 @pytest.fixture
-def units() -> InMemoryUnitsOfWork:
+async def units() -> InMemoryUnitsOfWork:
     created = InMemoryUnitsOfWork()
-    created.tables = {
-        "known_organisations": [
-            {"org_id": "org-1", "country": "DE", "validated_on": date(2020, 5, 1)}
-        ],
-        "known_experts": [
-            {"person_id": "at", "country": "AT", "affiliations": []},
-            {"person_id": "de", "country": "DE", "affiliations": []},
-        ],
-        "expert_certifications": [
-            *expert("at", "AT", "benchmarking_expert", "gold_assessor", "silver_auditor"),
-            *expert("de", "DE", "benchmarking_expert", "gold_assessor"),
-        ],
-    }
+    await learned(InMemoryRows(created.tables))
     return created
 
 
@@ -178,3 +203,24 @@ async def test_approve_once_and_index_the_approval(units: InMemoryUnitsOfWork) -
     missing = cmd.model_copy(update={"assessment_id": "b-9"})
     with pytest.raises(NotFoundError):
         await run(units, lambda uow: app.approve_assessment(missing, uow))
+
+
+async def test_the_reference_handlers_keep_what_the_commands_read(
+    units: InMemoryUnitsOfWork,
+) -> None:
+    async with units.begin(Cause("t", "t")) as uow:
+        org = await reference.organisation(uow.rows, "org-1")
+        found = await reference.experts(uow.rows, ["at", "de", "nobody"])
+    assert org is not None and (org.country, org.validated_on) == ("DE", date(2020, 5, 1))
+    assert set(found) == {"at", "de"}
+    assert found["de"].certifications["gold_assessor"].valid_until == date(2030, 12, 31)
+    assert found["de"].certifications["trainer"].revoked_on == date(2020, 1, 1)
+    rows = InMemoryRows(units.tables)
+    again = people.PersonRegistered(person_id="at", name="x", country="FR", affiliation_org_ids=[])
+    await reference.person_registered(again, rows)  # a repeat changes nothing
+    changed = people.AffiliationsChanged(
+        person_id="at", affiliation_org_ids=["org-1"], changed_on=date(2024, 1, 1)
+    )
+    await reference.affiliations_changed(changed, rows)
+    (at,) = await rows.find("known_experts", ("country", "affiliations"), person_id="at")
+    assert at == {"country": "AT", "affiliations": ["org-1"]}

@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from clr_events.application.memory import InMemoryUnitsOfWork
+from clr_events.application.memory import InMemoryRows, InMemoryUnitsOfWork
 from clr_events.application.uow import Cause, Result, UnitOfWork, execute
+from clr_events.contracts import label_decisions as labels
 from clr_events.errors import ConcurrencyError
 from clr_events.rules import NotFoundError, RuleViolationError
 from collaboration import application as app
@@ -208,3 +209,48 @@ async def test_record_matchmaking_names_unknown_participants(units: InMemoryUnit
     with pytest.raises(RuleViolationError, match="participant ghost"):
         await run(units, lambda uow: app.record_matchmaking(ghost, uow))
     assert types(units, "matchmaking:m-2") == []
+
+
+async def test_the_label_handlers_keep_each_labels_latest_state(
+    units: InMemoryUnitsOfWork,
+) -> None:
+    rows = InMemoryRows(units.tables)
+    common = {"org_id": "org-1", "level": "bronze", "expert_ids": [], "decided_by": "b"}
+    award = labels.LabelAwarded(
+        **common,
+        assessment_id="a-1",
+        assessed_on=date(2024, 3, 5),
+        awarded_on=date(2024, 4, 2),
+        valid_until=date(2026, 3, 31),
+        renewal_deadline=date(2027, 3, 31),
+        policy_version="2026.2",
+    )
+    renewal = labels.LabelRenewed(
+        **common,
+        assessment_id="a-2",
+        assessed_on=date(2026, 2, 1),
+        renewed_on=date(2026, 2, 20),
+        previous_valid_until=date(2026, 3, 31),
+        valid_until=date(2029, 3, 31),
+        renewal_deadline=date(2030, 3, 31),
+        policy_version="2026.2",
+    )
+    await app.label_awarded(award, 1, rows)
+    await app.label_renewed(renewal, 2, rows)
+    await app.label_awarded(award, 1, rows)  # late: changes nothing
+    withdrawal = labels.LabelWithdrawn(
+        org_id="org-1", level="bronze", reason="r", withdrawn_on=date(2026, 6, 1), withdrawn_by="b"
+    )
+    await app.label_withdrawn(withdrawal, 3, rows)
+    await app.label_withdrawn(withdrawal.model_copy(update={"level": "gold"}), 1, rows)
+    assert units.tables["organisation_labels"] == [
+        {
+            "org_id": "org-1",
+            "level": "bronze",
+            "valid_until": date(2029, 3, 31),
+            "renewal_deadline": date(2030, 3, 31),
+            "withdrawn_on": date(2026, 6, 1),
+            "expired": False,
+            "stream_version": 3,
+        }
+    ]

@@ -30,6 +30,13 @@ def _matches(row: Mapping[str, Any], where: Mapping[str, Any]) -> bool:
     )
 
 
+def _is_newer(row: Mapping[str, Any], values: Mapping[str, Any], newer: str | None) -> bool:
+    if newer is None:
+        return True
+    current = row.get(newer)
+    return current is not None and current < values[newer]
+
+
 def _order(row: Mapping[str, Any], columns: Sequence[str]) -> tuple[tuple[bool, Any], ...]:
     return tuple((row.get(c) is None, row.get(c) if row.get(c) is not None else 0) for c in columns)
 
@@ -41,20 +48,43 @@ class InMemoryRows:
         self.tables = tables
 
     async def upsert(
-        self, table: str, key: Mapping[str, Any], values: Mapping[str, Any] | None = None
+        self,
+        table: str,
+        key: Mapping[str, Any],
+        values: Mapping[str, Any] | None = None,
+        *,
+        newer: str | None = None,
     ) -> None:
-        """Insert the row, or set ``values`` on the row with this key."""
+        """Insert the row, or set ``values`` on the row with this key; ``newer``: only
+        where the row's value of that column is below the new one."""
         rows = self.tables.setdefault(table, [])
         for row in rows:
             if _matches(row, key):
-                row.update(values or {})
+                if values and _is_newer(row, values, newer):
+                    row.update(values)
                 return
         rows.append({**key, **(values or {})})
 
-    async def update(self, table: str, key: Mapping[str, Any], values: Mapping[str, Any]) -> None:
-        """Set ``values`` on the rows matching ``key``; none: nothing."""
+    async def insert(
+        self, table: str, key: Mapping[str, Any], values: Mapping[str, Any] | None = None
+    ) -> None:
+        """Insert the row unless a row with this key exists (then nothing)."""
+        rows = self.tables.setdefault(table, [])
+        if not any(_matches(row, key) for row in rows):
+            rows.append({**key, **(values or {})})
+
+    async def update(
+        self,
+        table: str,
+        key: Mapping[str, Any],
+        values: Mapping[str, Any],
+        *,
+        newer: str | None = None,
+    ) -> None:
+        """Set ``values`` on the rows matching ``key``; none: nothing; ``newer``: only
+        where the row's value of that column is below the new one."""
         for row in self.tables.get(table, []):
-            if _matches(row, key):
+            if _matches(row, key) and _is_newer(row, values, newer):
                 row.update(values)
 
     async def find(self, table: str, columns: Sequence[str], **where: Any) -> list[dict[str, Any]]:

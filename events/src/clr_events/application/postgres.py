@@ -18,7 +18,7 @@ answers its result).
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -96,29 +96,54 @@ class IdempotencyStore:
 
 
 class PostgresRows:
-    """``Rows`` on a connection, in a schema; the first write opens the transaction."""
+    """``Rows`` on a connection, in a schema.
 
-    def __init__(self, uow: PostgresUnitOfWork, schema: str) -> None:
-        self._uow = uow
+    ``before_write``: called before each write (the unit of work opens its transaction on
+    the first); without it the rows join whatever transaction the connection is in (a
+    consumer's).
+    """
+
+    def __init__(
+        self,
+        conn: Connection,
+        schema: str,
+        before_write: Callable[[], Awaitable[object]] | None = None,
+    ) -> None:
+        self._conn = conn
         self._schema = _name(schema)
+        self._before_write = before_write
 
     def _table(self, table: str) -> str:
         return f"{self._schema}.{_name(table)}"
 
+    async def _writing(self) -> Connection:
+        if self._before_write is not None:
+            await self._before_write()
+        return self._conn
+
     async def upsert(
-        self, table: str, key: Mapping[str, Any], values: Mapping[str, Any] | None = None
+        self,
+        table: str,
+        key: Mapping[str, Any],
+        values: Mapping[str, Any] | None = None,
+        *,
+        newer: str | None = None,
     ) -> None:
-        """Insert the row, or set ``values`` on the row with this key (its primary key)."""
+        """Insert the row, or set ``values`` on the row with this key (its primary key);
+        ``newer``: only where the row's value of that column is below the new one."""
         values = values or {}
         columns = [_name(c) for c in [*key, *values]]
         params = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
-        conflict = ", ".join(key)
+        conflict = ", ".join(map(_name, key))
         action = (
             "DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in map(_name, values))
             if values
             else "DO NOTHING"
         )
-        conn = await self._uow.writing()
+        if values and newer is not None:
+            column = _name(newer)
+            action += f" WHERE {self._table(table)}.{column} < excluded.{column}"
+        conn = await self._writing()
         await conn.execute(
             f"INSERT INTO {self._table(table)} ({', '.join(columns)}) VALUES ({params})"
             f" ON CONFLICT ({conflict}) {action}",
@@ -126,11 +151,36 @@ class PostgresRows:
             *values.values(),
         )
 
-    async def update(self, table: str, key: Mapping[str, Any], values: Mapping[str, Any]) -> None:
-        """Set ``values`` on the rows matching ``key``; none: nothing."""
+    async def insert(
+        self, table: str, key: Mapping[str, Any], values: Mapping[str, Any] | None = None
+    ) -> None:
+        """Insert the row unless a row with this key exists (then nothing)."""
+        values = values or {}
+        columns = [_name(c) for c in [*key, *values]]
+        params = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
+        conn = await self._writing()
+        await conn.execute(
+            f"INSERT INTO {self._table(table)} ({', '.join(columns)}) VALUES ({params})"
+            f" ON CONFLICT ({', '.join(map(_name, key))}) DO NOTHING",
+            *key.values(),
+            *values.values(),
+        )
+
+    async def update(
+        self,
+        table: str,
+        key: Mapping[str, Any],
+        values: Mapping[str, Any],
+        *,
+        newer: str | None = None,
+    ) -> None:
+        """Set ``values`` on the rows matching ``key`` (none: nothing); ``newer``: only
+        where the row's value of that column is below the new one."""
         sets = ", ".join(f"{_name(c)} = ${i}" for i, c in enumerate(values, 1))
         where = " AND ".join(f"{_name(c)} = ${i}" for i, c in enumerate(key, len(values) + 1))
-        conn = await self._uow.writing()
+        if newer is not None:
+            where += f" AND {_name(newer)} < ${list(values).index(newer) + 1}"
+        conn = await self._writing()
         await conn.execute(
             f"UPDATE {self._table(table)} SET {sets} WHERE {where}", *values.values(), *key.values()
         )
@@ -141,7 +191,7 @@ class PostgresRows:
             f"{_name(c)} = ANY(${i})" if isinstance(v, list) else f"{_name(c)} = ${i}"
             for i, (c, v) in enumerate(where.items(), 1)
         ]
-        rows = await self._uow.conn.fetch(
+        rows = await self._conn.fetch(
             f"SELECT {', '.join(map(_name, columns))} FROM {self._table(table)}"
             + (f" WHERE {' AND '.join(conditions)}" if conditions else "")
             + f" ORDER BY {', '.join(map(_name, columns))}",
@@ -166,7 +216,7 @@ class PostgresUnitOfWork:
     ) -> None:
         self.conn = conn
         self.cause = cause
-        self.rows = PostgresRows(self, schema)
+        self.rows = PostgresRows(conn, schema, self.writing)
         self._store = store
         self._idempotency = idempotency
         self._max_event_bytes = max_event_bytes

@@ -131,13 +131,36 @@ class Rows(Protocol):
     """
 
     async def upsert(
-        self, table: str, key: Mapping[str, Any], values: Mapping[str, Any] | None = None
+        self,
+        table: str,
+        key: Mapping[str, Any],
+        values: Mapping[str, Any] | None = None,
+        *,
+        newer: str | None = None,
     ) -> None:
-        """Insert the row, or set ``values`` on the row with this key (its primary key)."""
+        """Insert the row, or set ``values`` on the row with this key (its primary key).
+
+        ``newer``: a column of ``values``; an existing row changes only where its value
+        of that column is below the new one (a late event changes nothing).
+        """
         ...
 
-    async def update(self, table: str, key: Mapping[str, Any], values: Mapping[str, Any]) -> None:
-        """Set ``values`` on the rows matching ``key``; none: nothing."""
+    async def insert(
+        self, table: str, key: Mapping[str, Any], values: Mapping[str, Any] | None = None
+    ) -> None:
+        """Insert the row unless a row with this key exists (then nothing)."""
+        ...
+
+    async def update(
+        self,
+        table: str,
+        key: Mapping[str, Any],
+        values: Mapping[str, Any],
+        *,
+        newer: str | None = None,
+    ) -> None:
+        """Set ``values`` on the rows matching ``key``; none: nothing (``newer``: as for
+        ``upsert``)."""
         ...
 
     async def find(self, table: str, columns: Sequence[str], **where: Any) -> list[dict[str, Any]]:
