@@ -35,6 +35,8 @@ from clr_events.pg import Connection, Pool
 from clr_events.store.base import StoredEvent, StreamAppend
 from clr_events.store.postgres import PostgresEventStore
 
+QUERY = Cause("query", "query")
+"""The cause of a query's unit of work (it records nothing)."""
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
@@ -225,7 +227,6 @@ class PostgresUnitOfWork:
         self._staged: list[StreamAppend] = []
         self._key: IdempotencyKey | None = None
         self._earlier: Result | None = None
-        self._done = False
 
     @property
     def max_event_bytes(self) -> int:
@@ -284,7 +285,6 @@ class PostgresUnitOfWork:
         if self._transaction is not None:
             await self._transaction.commit()
             self._transaction = None
-        self._done = True
 
     async def rollback(self) -> None:
         """Undo whatever was written (a unit left without a commit)."""
@@ -327,10 +327,10 @@ class PostgresUnitsOfWork:
                 await uow.rollback()
 
     @asynccontextmanager
-    async def reading(self) -> AsyncIterator[PostgresRows]:
-        """The service's rows for a query (nothing is written)."""
-        async with self.begin(Cause("query", "query")) as uow:
-            yield uow.rows
+    async def reading(self) -> AsyncIterator[PostgresUnitOfWork]:
+        """A unit of work for a query: its streams and rows are read, nothing is written."""
+        async with self.begin(QUERY) as uow:
+            yield uow
 
     def joined(self, conn: Connection, cause: Cause) -> PostgresUnitOfWork:
         """A unit of work in the caller's transaction (a consumer's): the caller commits."""

@@ -125,8 +125,8 @@ async def list_assessments(request: Request, org_id: Id) -> dict[str, Any]:
 @router.get("/reference/organisations/{org_id}", tags=["reference"])
 async def known_organisation(org_id: Id, request: Request) -> dict[str, Any]:
     """What this service has learned of an organisation from the collaboration events."""
-    async with request.app.state.runtime.units.reading() as rows:
-        org = await reference.organisation(rows, org_id)
+    async with request.app.state.runtime.units.reading() as uow:
+        org = await reference.organisation(uow.rows, org_id)
     if org is None:
         raise NotFoundError(f"organisation {org_id!r} is not known here (yet)")
     return {"org_id": org.org_id, "country": org.country, "validated_on": org.validated_on}
@@ -135,8 +135,8 @@ async def known_organisation(org_id: Id, request: Request) -> dict[str, Any]:
 @router.get("/reference/experts/{person_id}", tags=["reference"])
 async def known_expert(person_id: Id, request: Request) -> dict[str, Any]:
     """What this service has learned of an expert from the training events."""
-    async with request.app.state.runtime.units.reading() as rows:
-        found = await reference.experts(rows, [person_id])
+    async with request.app.state.runtime.units.reading() as uow:
+        found = await reference.experts(uow.rows, [person_id])
     if person_id not in found:
         raise NotFoundError(f"expert {person_id!r} is not known here (yet)")
     expert = found[person_id]

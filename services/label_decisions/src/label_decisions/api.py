@@ -15,7 +15,6 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from clr_events.application.uow import Cause
 from clr_events.rules import NotFoundError
 from clr_events.service.auth import Actor, Role, require
 from clr_events.service.commands import CommandContext, command
@@ -53,7 +52,7 @@ async def get_labels(org_id: Id, request: Request, on: Day | None = None) -> dic
     runtime, policy = runtime_of(request), policy_of(request)
     today = on or date.today()
     records = []
-    async with runtime.units.begin(Cause("query", "query")) as uow:
+    async with runtime.units.reading() as uow:
         for level in Level:
             record = await app.load(uow, org_id, level)
             if record.valid_until is not None:
