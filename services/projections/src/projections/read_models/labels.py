@@ -92,6 +92,11 @@ class LabelRegister:
         "feed_head": "one boolean PRIMARY KEY DEFAULT true CHECK (one), head bigint NOT NULL",
         "current_outbox": "org_id text PRIMARY KEY, position bigint NOT NULL",
     }
+    upgrades: tuple[str, ...] = (
+        "ALTER TABLE {schema}.labels ADD COLUMN IF NOT EXISTS renewal_deadline date",
+    )
+    """A generation made before label decisions carried their renewal deadline gets the
+    column (empty: those labels fall back to the configured windows until rebuilt)."""
     partitioned: bool = True
     """Labels, segments, history and feed rows by the decision's key (``org_id:level``),
     orgs by the organisation's; the snapshot outbox is per organisation, across levels, so
