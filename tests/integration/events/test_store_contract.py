@@ -16,7 +16,7 @@ import pytest
 
 from clr_events.errors import ConcurrencyError
 from clr_events.pg import Pool
-from clr_events.store.base import ANY, EventStore, NewEvent
+from clr_events.store.base import ANY, EventStore, NewEvent, StreamAppend
 from clr_events.store.memory import InMemoryEventStore
 from clr_events.store.postgres import PostgresEventStore
 
@@ -149,6 +149,29 @@ async def test_an_empty_append_or_negative_version_is_a_programming_error(subjec
         await subject.store.append("org-1", 0, [])
     with pytest.raises(ValueError):
         await subject.store.append("org-1", -1, events(1))
+
+
+async def test_an_atomic_append_writes_every_stream_or_none(subject: Subject) -> None:
+    store = subject.store
+    await store.append("org-1", 0, events(1))
+    results = await store.append_all(
+        [StreamAppend("org-1", 1, events(2)), StreamAppend("org-2", 0, events(1))]
+    )
+    assert [(r.stream_id, r.version, r.first_position, r.last_position) for r in results] == [
+        ("org-1", 3, 2, 3),
+        ("org-2", 1, 4, 4),
+    ]
+    with pytest.raises(ConcurrencyError) as refused:
+        await store.append_all(
+            [StreamAppend("org-3", 0, events(1)), StreamAppend("org-1", 1, events(1))]
+        )
+    assert (refused.value.stream_id, refused.value.actual) == ("org-1", 3)
+    assert await store.read_stream("org-3") == []
+    assert await store.head_position() == 4
+    for wrong in ([], [StreamAppend("org-4", 0, events(1)), StreamAppend("org-4", 1, events(1))]):
+        with pytest.raises(ValueError):
+            await store.append_all(wrong)
+    assert (await store.verify()).ok
 
 
 async def test_read_all_pages_in_position_order(subject: Subject) -> None:

@@ -195,11 +195,23 @@ def test_r9_gold_with_an_expert_not_certified_as_gold_assessor_is_refused() -> N
 
 def test_an_assessment_is_approved_once_with_what_its_decision_needs() -> None:
     recorded = bronze()
-    (approved,) = model.approve(recorded, approved_on=date(2024, 4, 2), approver="ESCA", org=ORG)
+    (approved,) = model.approve(
+        model.Assessment.replay(recorded), approved_on=date(2024, 4, 2), approver="ESCA", org=ORG
+    )
     assert isinstance(approved, AssessmentApproved)
     assert approved.indicator_count == 36
     assert approved.profile_validated_on == date(2023, 5, 1)
     with pytest.raises(ConflictError, match="already approved"):
-        model.approve([*recorded, approved], approved_on=date(2024, 4, 3), approver="ESCA", org=ORG)
+        model.approve(
+            model.Assessment.replay([*recorded, approved]),
+            approved_on=date(2024, 4, 3),
+            approver="ESCA",
+            org=ORG,
+        )
     with pytest.raises(RuleViolationError, match="approval: an approval cannot precede"):
-        model.approve(recorded, approved_on=date(2024, 3, 1), approver="ESCA", org=ORG)
+        model.approve(
+            model.Assessment.replay(recorded),
+            approved_on=date(2024, 3, 1),
+            approver="ESCA",
+            org=ORG,
+        )

@@ -261,12 +261,43 @@ def test_after_a_withdrawal_a_new_assessment_is_a_first_award() -> None:
 def test_r15_a_correction_is_a_compensating_event_with_a_reason() -> None:
     record = given(awarded(date(2022, 5, 10), date(2024, 5, 31)))
     with pytest.raises(RuleViolationError, match="R15: the correction changes nothing"):
-        record.correct(valid_until=date(2024, 5, 31), reason="typo", by="registry-admin")
-    (event,) = record.correct(valid_until=date(2024, 5, 10), reason="day-exact date", by="admin")
+        record.correct(
+            valid_until=date(2024, 5, 31), reason="typo", by="registry-admin", policy=POLICY_2026_1
+        )
+    (event,) = record.correct(
+        valid_until=date(2024, 5, 10), reason="day-exact date", by="admin", policy=POLICY_2026_1
+    )
     assert isinstance(event, LabelRecordCorrected)
     assert (event.previous_valid_until, event.valid_until) == (date(2024, 5, 31), date(2024, 5, 10))
+    assert event.renewal_deadline == date(2025, 5, 10)  # the window moves with the validity
     record.apply(event)
     assert record.version == 2 and record.valid_until == date(2024, 5, 10)
+    assert record.status(date(2025, 5, 10), POLICY_2026_1) is Status.IN_RENEWAL_WINDOW
+    assert record.status(date(2025, 5, 11), POLICY_2026_1) is Status.EXPIRED
+
+
+def test_r10_a_decision_carries_the_renewal_deadline_and_the_status_follows_it() -> None:
+    record = given()
+    awarded_now = when_decided(record, assessment(date(2024, 3, 14)))
+    assert isinstance(awarded_now, LabelAwarded)
+    assert (awarded_now.valid_until, awarded_now.renewal_deadline) == (
+        date(2026, 3, 31),
+        date(2027, 3, 31),
+    )
+    renewed = when_decided(record, assessment(date(2026, 1, 10), aid="a-2"))
+    assert isinstance(renewed, LabelRenewed)
+    assert renewed.renewal_deadline is not None
+    assert renewed.renewal_deadline == add_months(renewed.valid_until, 12)
+    # the status reads the carried deadline, whatever window the policy asked later has
+    no_window = replace(
+        POLICY_2026_1,
+        levels={
+            level: replace(rules, renewal_window_months=None)
+            for level, rules in POLICY_2026_1.levels.items()
+        },
+    )
+    day_in_window = add_months(renewed.valid_until, 6)
+    assert record.status(day_in_window, no_window) is Status.IN_RENEWAL_WINDOW
 
 
 def test_month_arithmetic_clamps_to_shorter_months() -> None:

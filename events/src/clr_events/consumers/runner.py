@@ -232,11 +232,13 @@ class ConsumerRunner:
 
     async def _apply(self, message: ConsumerRecord[bytes, bytes], envelope: Envelope) -> None:
         async with self._pool.acquire() as conn, conn.transaction():
-            if await self._checkpoints.first_delivery(conn, self.group, envelope):
-                await self._handler(conn, envelope)
+            # the checkpoint first: a handler that appends to an event store does so last,
+            # right before the commit (the store's head lock is then held one round trip)
             await self._checkpoints.save(
                 conn, self.group, message.topic, message.partition, message.offset
             )
+            if await self._checkpoints.first_delivery(conn, self.group, envelope):
+                await self._handler(conn, envelope)
 
     async def _dead_letter(
         self, message: ConsumerRecord[bytes, bytes], error: BaseException

@@ -21,6 +21,10 @@ class LabelAwarded(Contract):
     assessed_on: date
     awarded_on: date
     valid_until: date
+    renewal_deadline: date | None = None
+    """R4, R5, R8: the last day an assessment still renews the label; between
+    ``valid_until`` and this day the label is in its renewal window (R10). None: no
+    renewal window, or a decision recorded before decisions carried it."""
     expert_ids: list[str]
     policy_version: str
     decided_by: str
@@ -37,6 +41,10 @@ class LabelRenewed(Contract):
     renewed_on: date
     previous_valid_until: date
     valid_until: date
+    renewal_deadline: date | None = None
+    """R4, R5, R8: the last day an assessment still renews the label; between
+    ``valid_until`` and this day the label is in its renewal window (R10). None: no
+    renewal window, or a decision recorded before decisions carried it."""
     expert_ids: list[str]
     policy_version: str
     decided_by: str
@@ -71,6 +79,10 @@ class LabelRecordCorrected(Contract):
     level: str
     previous_valid_until: date
     valid_until: date
+    renewal_deadline: date | None = None
+    """R4, R5, R8: the last day an assessment still renews the label; between
+    ``valid_until`` and this day the label is in its renewal window (R10). None: no
+    renewal window, or a decision recorded before decisions carried it."""
     reason: str
     corrected_by: str
 

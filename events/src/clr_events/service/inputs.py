@@ -220,3 +220,6 @@ Happened = Annotated[Day, AfterValidator(happened)]
 
 Many = Annotated[list[T], Field(max_length=ITEMS_MAX)]
 """A list of at most 1000 items."""
+
+Id = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+"""An identifier in a path or body: what stream ids are made of."""

@@ -3,7 +3,7 @@
 ``CLR_MAX_BODY_BYTES`` (1 MiB by default) bounds a request body: ``BodyLimit`` answers
 413 before the application reads a byte of a larger one, whether the client declared its
 length or streams it chunked. ``CLR_MAX_EVENT_BYTES`` (256 KiB by default) bounds one
-stored event, its data and metadata encoded as JSON: ``Streams.append`` refuses a larger
+stored event, its data and metadata encoded as JSON: a unit of work refuses a larger
 one (413) before anything is stored, so no relay ever meets an event Kafka would refuse
 (a topic's ``max.message.bytes`` is about 1 MB by default).
 """
@@ -17,9 +17,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from clr_events.service.problems import problem_response
+from clr_events.service.problems import TOO_LARGE, event_too_large, problem_response
 
-TOO_LARGE = "urn:cluster-label-registry:problem:too-large"
+__all__ = ["TOO_LARGE", "BodyLimit", "LimitSettings", "settings", "too_large"]
+too_large = event_too_large
 
 
 class LimitSettings(BaseSettings):

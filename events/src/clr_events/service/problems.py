@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from clr_events.application.uow import EventTooLargeError, IdempotencyKeyReusedError
 from clr_events.errors import ConcurrencyError
 from clr_events.rules import ConflictError, NotFoundError, RuleViolationError
 
@@ -20,6 +21,7 @@ MEDIA_TYPE = "application/problem+json"
 RULE_VIOLATION = "urn:cluster-label-registry:problem:rule-violation"
 INVALID_REQUEST = "urn:cluster-label-registry:problem:invalid-request"
 CONCURRENT_CHANGE = "urn:cluster-label-registry:problem:concurrent-change"
+TOO_LARGE = "urn:cluster-label-registry:problem:too-large"
 UNAVAILABLE = "urn:cluster-label-registry:problem:unavailable"
 RETRY_AFTER_SECONDS = 5
 
@@ -57,6 +59,11 @@ class ProblemError(Exception):
         self.extensions = extensions
 
 
+def event_too_large(error: EventTooLargeError) -> ProblemError:
+    """The 413 problem of an event over ``CLR_MAX_EVENT_BYTES``, naming the limit."""
+    return ProblemError(413, "Event too large", str(error), type_=TOO_LARGE, max_bytes=error.limit)
+
+
 def problem_response(
     request: Request,
     status: int,
@@ -90,6 +97,14 @@ def install(app: FastAPI) -> None:
             headers=error.headers,
             **error.extensions,
         )
+
+    @app.exception_handler(EventTooLargeError)
+    async def _too_large(request: Request, error: EventTooLargeError) -> JSONResponse:
+        return await _problem(request, event_too_large(error))
+
+    @app.exception_handler(IdempotencyKeyReusedError)
+    async def _key_reused(request: Request, error: IdempotencyKeyReusedError) -> JSONResponse:
+        return problem_response(request, 422, "Idempotency key reused", str(error))
 
     @app.exception_handler(RuleViolationError)
     async def _refusal(request: Request, error: RuleViolationError) -> JSONResponse:

@@ -21,13 +21,13 @@ from aiokafka import AIOKafkaProducer
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 
+from clr_events.application.postgres import IdempotencyStore, PostgresUnitsOfWork
 from clr_events.consumers.runner import ConsumerRunner, Handler
 from clr_events.kafka.producer import new_producer
 from clr_events.outbox.relay import PostgresRelayCheckpoint, Relay, Translator
 from clr_events.pg import Pool
 from clr_events.service import limits, openapi, problems
 from clr_events.service.auth import AuthSettings, TokenVerifier
-from clr_events.service.commands import IdempotencyStore
 from clr_events.settings import ConnectionSettings
 from clr_events.store.postgres import PostgresEventStore
 
@@ -83,6 +83,7 @@ class Runtime:
         self.idempotency = IdempotencyStore(self.name)
         self._pool: Pool | None = None
         self._store: PostgresEventStore | None = None
+        self._units: PostgresUnitsOfWork | None = None
         self._producer: AIOKafkaProducer | None = None
         self._stop = asyncio.Event()
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -102,6 +103,12 @@ class Runtime:
         assert self._store is not None, "runtime not started"
         return self._store
 
+    @property
+    def units(self) -> PostgresUnitsOfWork:
+        """The service's units of work, one per command (after ``start``)."""
+        assert self._units is not None, "runtime not started"
+        return self._units
+
     async def start(self) -> None:
         """Connect, migrate, and start the background work if enabled."""
         self._pool = await asyncpg.create_pool(
@@ -109,6 +116,13 @@ class Runtime:
         )
         self._store = PostgresEventStore(self._pool, schema=self.name)
         await self._store.migrate()
+        self._units = PostgresUnitsOfWork(
+            self._pool,
+            self._store,
+            self.name,
+            max_event_bytes=limits.settings().max_event_bytes,
+            idempotency=self.idempotency,
+        )
         await self.idempotency.migrate(self._pool)
         async with self._pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"migrate:{self.name}")

@@ -55,6 +55,15 @@ class StoredEvent(NamedTuple):
 
 
 @dataclass(frozen=True, slots=True)
+class StreamAppend:
+    """One stream's part of an atomic append: its events and the version it expects."""
+
+    stream_id: str
+    expected_version: ExpectedVersion
+    events: Sequence[NewEvent]
+
+
+@dataclass(frozen=True, slots=True)
 class AppendResult:
     """Where an append landed: the stream's new version and the positions it took."""
 
@@ -100,6 +109,16 @@ def check_append(expected_version: ExpectedVersion, events: Sequence[NewEvent]) 
         raise ValueError("an expected version is 0 (new stream), a positive version, or ANY")
 
 
+def check_append_all(appends: Sequence[StreamAppend]) -> None:
+    """Refuse an atomic append with no appends, a stream named twice, or a bad append."""
+    if not appends:
+        raise ValueError("an atomic append needs at least one stream")
+    if len({a.stream_id for a in appends}) != len(appends):
+        raise ValueError("a stream appears twice in one atomic append")
+    for append in appends:
+        check_append(append.expected_version, append.events)
+
+
 def encode(stream_id: str, event: NewEvent, recorded_at: datetime | None = None) -> EncodedEvent:
     """Serialise one new event (data and metadata as compact JSON) and digest it."""
     moment = recorded_at or datetime.now(UTC)
@@ -134,6 +153,18 @@ class EventStore(Protocol):
 
         Raises:
             ConcurrencyError: the stream is at another version; nothing was written.
+        """
+        ...
+
+    async def append_all(self, appends: Sequence[StreamAppend]) -> list[AppendResult]:
+        """Append to several streams (each at most once) all or nothing, in one transaction.
+
+        The append a unit of work commits with; the PostgreSQL store also takes a
+        connection whose transaction the append joins.
+
+        Raises:
+            ConcurrencyError: a stream is at another version; nothing was written.
+            ValueError: no appends, or a stream named twice.
         """
         ...
 

@@ -19,8 +19,10 @@ from clr_events.store.base import (
     ExpectedVersion,
     NewEvent,
     StoredEvent,
+    StreamAppend,
     VerificationReport,
     check_append,
+    check_append_all,
     encode,
 )
 from clr_events.store.hashing import GENESIS_HASH, chain
@@ -73,6 +75,21 @@ class InMemoryEventStore:
         async with self._appended:
             self._appended.notify_all()
         return AppendResult(stream_id, current + len(events), first, len(self.rows))
+
+    async def append_all(self, appends: Sequence[StreamAppend]) -> list[AppendResult]:
+        """Append to several streams all or nothing (every version checked first).
+
+        Raises:
+            ConcurrencyError: a stream is at another version; nothing was written.
+            ValueError: no appends, or a stream named twice.
+        """
+        check_append_all(appends)
+        for append in appends:
+            current = self._versions.get(append.stream_id, 0)
+            expected = append.expected_version
+            if expected is not None and expected != current:
+                raise ConcurrencyError(append.stream_id, expected, current)
+        return [await self.append(a.stream_id, a.expected_version, a.events) for a in appends]
 
     async def read_stream(self, stream_id: str, from_version: int = 1) -> list[StoredEvent]:
         """The events of one stream from ``from_version`` on, in version order."""

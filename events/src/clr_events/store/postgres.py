@@ -2,8 +2,10 @@
 
 Writes go through one server-side function, ``event_store_append``, which takes the head
 row lock, checks expected versions, assigns contiguous positions, extends the hash chain
-and notifies tailing readers, all inside the server: the lock is never held across a
-client round trip.
+and notifies tailing readers, all inside the server: a plain ``append`` never holds the
+lock across a client round trip. An append that joins a caller's transaction
+(``append_all(conn=...)``, ``append_in``) holds it until that transaction commits: the unit
+of work (``clr_events.application.postgres``) appends last, right before its COMMIT.
 
 Group commit: within one process, appends that arrive while a write is in flight queue up
 and the next write takes them in one round trip and one durable commit (one version
@@ -39,8 +41,10 @@ from clr_events.store.base import (
     ExpectedVersion,
     NewEvent,
     StoredEvent,
+    StreamAppend,
     VerificationReport,
     check_append,
+    check_append_all,
     encode,
 )
 from clr_events.store.hashing import GENESIS_HASH
@@ -151,6 +155,36 @@ class PostgresEventStore:
         request = _prepare(stream_id, expected_version, events)
         (outcome,) = await self._write(conn, [request])
         return _unwrap(request, outcome)
+
+    async def append_all(
+        self, appends: Sequence[StreamAppend], *, conn: Connection | None = None
+    ) -> list[AppendResult]:
+        """Append to several streams all or nothing, in one call of the append function.
+
+        ``conn``: join the caller's transaction (READ COMMITTED); the head lock is then
+        held until the caller commits, so send the commit right after (a unit of work
+        appends last). Without it the append commits on its own.
+
+        Raises:
+            ConcurrencyError: a stream is at another version; nothing was written (in
+                the caller's transaction, roll it back).
+            ValueError: no appends, or a stream named twice.
+        """
+        check_append_all(appends)
+        now = datetime.now(UTC)
+        batch = [
+            _Append(
+                a.stream_id, a.expected_version, [encode(a.stream_id, e, now) for e in a.events]
+            )
+            for a in appends
+        ]
+        if conn is None:
+            async with self._pool.acquire() as own, own.transaction():
+                outcomes = await self._write(own, batch)
+                results = [_unwrap(r, o) for r, o in zip(batch, outcomes, strict=True)]
+            return results
+        outcomes = await self._write(conn, batch)
+        return [_unwrap(r, o) for r, o in zip(batch, outcomes, strict=True)]
 
     def _start_drain(self) -> None:
         if self._queue and self._idle.is_set():

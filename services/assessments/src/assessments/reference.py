@@ -1,5 +1,6 @@
 """What this service knows of organisations and experts: fed by the other services'
-public events (never their databases), read by the commands as the domain's facts.
+public events (never their databases), read by the commands as the domain's facts
+(through the unit of work's ``Rows``).
 
 Handlers are upserts keyed by the aggregate, so an event arriving twice changes nothing;
 Kafka keys keep one organisation's or person's events in order.
@@ -7,12 +8,20 @@ Kafka keys keep one organisation's or person's events in order.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Any
+
 from assessments.domain.model import Certification, ExpertFacts, OrgFacts
+from clr_events.application.postgres import PostgresRows
+from clr_events.application.uow import Rows
 from clr_events.consumers.dispatch import Subscriptions
 from clr_events.contracts import collaboration as orgs
 from clr_events.contracts import training_certification as people
 from clr_events.envelope import Envelope
 from clr_events.pg import Connection
+from clr_events.registry import Contract
+
+SCHEMA = "assessments"
 
 MIGRATIONS = [
     """
@@ -26,104 +35,116 @@ MIGRATIONS = [
     """
 ]
 
-subscriptions = Subscriptions()
+
+# ------------------------------------------------------------ what is learned
+async def organisation_registered(event: orgs.OrganisationRegistered, rows: Rows) -> None:
+    """An organisation and its country (R9 compares experts' countries with it)."""
+    await rows.upsert("known_organisations", {"org_id": event.org_id}, {"country": event.country})
 
 
-@subscriptions.on(orgs.OrganisationRegistered)
-async def _registered(conn: Connection, event: orgs.OrganisationRegistered, _: Envelope) -> None:
-    await conn.execute(
-        "INSERT INTO assessments.known_organisations (org_id, country) VALUES ($1, $2)"
-        " ON CONFLICT (org_id) DO UPDATE SET country = excluded.country",
-        event.org_id,
-        event.country,
+async def profile_validated(event: orgs.ProfileValidated, rows: Rows) -> None:
+    """The profile's validation day (R1)."""
+    await rows.update(
+        "known_organisations", {"org_id": event.org_id}, {"validated_on": event.validated_on}
     )
 
 
-@subscriptions.on(orgs.ProfileValidated)
-async def _validated(conn: Connection, event: orgs.ProfileValidated, _: Envelope) -> None:
-    await conn.execute(
-        "UPDATE assessments.known_organisations SET validated_on = $2 WHERE org_id = $1",
-        event.org_id,
-        event.validated_on,
+async def person_registered(event: people.PersonRegistered, rows: Rows) -> None:
+    """A person, their country and affiliations (R9)."""
+    await rows.insert(
+        "known_experts",
+        {"person_id": event.person_id},
+        {"country": event.country, "affiliations": event.affiliation_org_ids},
     )
 
 
-@subscriptions.on(people.PersonRegistered)
-async def _person(conn: Connection, event: people.PersonRegistered, _: Envelope) -> None:
-    await conn.execute(
-        "INSERT INTO assessments.known_experts (person_id, country, affiliations)"
-        " VALUES ($1, $2, $3) ON CONFLICT (person_id) DO NOTHING",
-        event.person_id,
-        event.country,
-        event.affiliation_org_ids,
+async def affiliations_changed(event: people.AffiliationsChanged, rows: Rows) -> None:
+    """The organisations a person now works for (R9)."""
+    await rows.update(
+        "known_experts",
+        {"person_id": event.person_id},
+        {"affiliations": event.affiliation_org_ids},
     )
 
 
-@subscriptions.on(people.AffiliationsChanged)
-async def _affiliations(conn: Connection, event: people.AffiliationsChanged, _: Envelope) -> None:
-    await conn.execute(
-        "UPDATE assessments.known_experts SET affiliations = $2 WHERE person_id = $1",
-        event.person_id,
-        event.affiliation_org_ids,
+async def expert_certified(event: people.ExpertCertified, rows: Rows) -> None:
+    """A role certification (a new one replaces a revoked or lapsed one)."""
+    await rows.upsert(
+        "expert_certifications",
+        {"person_id": event.person_id, "role": event.role},
+        {"valid_from": event.valid_from, "valid_until": event.valid_until, "revoked_on": None},
     )
 
 
-@subscriptions.on(people.ExpertCertified)
-async def _certified(conn: Connection, event: people.ExpertCertified, _: Envelope) -> None:
-    await conn.execute(
-        "INSERT INTO assessments.expert_certifications"
-        " (person_id, role, valid_from, valid_until) VALUES ($1, $2, $3, $4)"
-        " ON CONFLICT (person_id, role) DO UPDATE SET valid_from = excluded.valid_from,"
-        " valid_until = excluded.valid_until, revoked_on = NULL",
-        event.person_id,
-        event.role,
-        event.valid_from,
-        event.valid_until,
+async def certification_renewed(event: people.CertificationRenewed, rows: Rows) -> None:
+    """A certification extended."""
+    await rows.update(
+        "expert_certifications",
+        {"person_id": event.person_id, "role": event.role},
+        {"valid_until": event.valid_until},
     )
 
 
-@subscriptions.on(people.CertificationRenewed)
-async def _renewed(conn: Connection, event: people.CertificationRenewed, _: Envelope) -> None:
-    await conn.execute(
-        "UPDATE assessments.expert_certifications SET valid_until = $3"
-        " WHERE person_id = $1 AND role = $2",
-        event.person_id,
-        event.role,
-        event.valid_until,
+async def certification_revoked(event: people.CertificationRevoked, rows: Rows) -> None:
+    """A certification revoked from a day on."""
+    await rows.update(
+        "expert_certifications",
+        {"person_id": event.person_id, "role": event.role},
+        {"revoked_on": event.revoked_on},
     )
 
 
-@subscriptions.on(people.CertificationRevoked)
-async def _revoked(conn: Connection, event: people.CertificationRevoked, _: Envelope) -> None:
-    await conn.execute(
-        "UPDATE assessments.expert_certifications SET revoked_on = $3"
-        " WHERE person_id = $1 AND role = $2",
-        event.person_id,
-        event.role,
-        event.revoked_on,
-    )
+LEARN: dict[type[Contract], Callable[[Any, Rows], Awaitable[None]]] = {
+    orgs.OrganisationRegistered: organisation_registered,
+    orgs.ProfileValidated: profile_validated,
+    people.PersonRegistered: person_registered,
+    people.AffiliationsChanged: affiliations_changed,
+    people.ExpertCertified: expert_certified,
+    people.CertificationRenewed: certification_renewed,
+    people.CertificationRevoked: certification_revoked,
+}
+"""Each public event this service learns from, and its handler."""
 
 
-async def organisation(conn: Connection, org_id: str) -> OrgFacts | None:
+def _subscriptions() -> Subscriptions:
+    handlers = Subscriptions()
+    for contract, learn in LEARN.items():
+
+        async def handle(
+            conn: Connection,
+            event: Any,
+            _envelope: Envelope,
+            learn: Callable[[Any, Rows], Awaitable[None]] = learn,
+        ) -> None:
+            await learn(event, PostgresRows(conn, SCHEMA))
+
+        handlers.on(contract)(handle)
+    return handlers
+
+
+subscriptions = _subscriptions()
+"""The consumer of ``collaboration.events`` and ``training_certification.events``: each
+handler in the consumer's transaction (with the message's inbox entry and checkpoint)."""
+
+
+# ------------------------------------------------------------------ reads
+async def organisation(rows: Rows, org_id: str) -> OrgFacts | None:
     """The organisation as far as this service knows it."""
-    row = await conn.fetchrow(
-        "SELECT country, validated_on FROM assessments.known_organisations WHERE org_id = $1",
-        org_id,
+    found = await rows.find(
+        "known_organisations", ("org_id", "country", "validated_on"), org_id=org_id
     )
-    return None if row is None else OrgFacts(org_id, row["country"], row["validated_on"])
+    return None if not found else OrgFacts(org_id, found[0]["country"], found[0]["validated_on"])
 
 
-async def experts(conn: Connection, person_ids: list[str]) -> dict[str, ExpertFacts]:
+async def experts(rows: Rows, person_ids: list[str]) -> dict[str, ExpertFacts]:
     """The experts as far as this service knows them, with their certifications."""
-    rows = await conn.fetch(
-        "SELECT person_id, country, affiliations FROM assessments.known_experts"
-        " WHERE person_id = ANY($1)",
-        person_ids,
+    people = await rows.find(
+        "known_experts", ("person_id", "country", "affiliations"), person_id=person_ids
     )
-    certs = await conn.fetch(
-        "SELECT person_id, role, valid_from, valid_until, revoked_on"
-        " FROM assessments.expert_certifications WHERE person_id = ANY($1)",
-        person_ids,
+    certs = await rows.find(
+        "expert_certifications",
+        ("person_id", "role", "valid_from", "valid_until", "revoked_on"),
+        person_id=person_ids,
     )
     by_person: dict[str, dict[str, Certification]] = {}
     for c in certs:
@@ -137,5 +158,5 @@ async def experts(conn: Connection, person_ids: list[str]) -> dict[str, ExpertFa
             frozenset(r["affiliations"]),
             by_person.get(r["person_id"], {}),
         )
-        for r in rows
+        for r in people
     }

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from assessments import api, reference
+from assessments.domain.policy import POLICIES
 from clr_events.contracts import assessments as public
 from clr_events.outbox.translation import contract_translator
 from clr_events.registry import Contract
@@ -50,6 +52,14 @@ DECISIONS = contract_translator(
 keyed by organisation so one organisation's decisions are taken in order."""
 
 
+class AssessmentSettings(BaseSettings):
+    """``CLR_ASSESSMENT_RULES_VERSION``: the assessment rules in force."""
+
+    model_config = SettingsConfigDict(env_prefix="CLR_ASSESSMENT_")
+
+    rules_version: str = POLICIES.default
+
+
 def build() -> FastAPI:
     """The assessments service."""
     runtime = Runtime(
@@ -67,10 +77,13 @@ def build() -> FastAPI:
             )
         ],
     )
-    return create_app(
+    rules = POLICIES.choose(AssessmentSettings().rules_version)
+    app = create_app(
         runtime,
         title="Assessments",
         description="Bronze benchmarkings, Silver audits and Gold assessments, and their"
         " approval; eligibility (R1) and expert (R9) checks against the other services' events.",
         routers=[api.router],
     )
+    app.state.rules = rules
+    return app

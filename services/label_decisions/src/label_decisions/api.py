@@ -8,7 +8,6 @@ refusals included, and verifies the hash chain of the store.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import date
 from typing import Annotated, Any
 
@@ -16,16 +15,16 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from clr_events.pg import Connection
 from clr_events.rules import NotFoundError
 from clr_events.service.auth import Actor, Role, require
-from clr_events.service.commands import CommandContext, Id, command
-from clr_events.service.inputs import Day, Happened, Position, Text
+from clr_events.service.commands import CommandContext, command
+from clr_events.service.inputs import Day, Happened, Id, Position
 from clr_events.service.runtime import Runtime
+from label_decisions import application as app
 from label_decisions import decisions
-from label_decisions.domain.events import LabelEvent
-from label_decisions.domain.label_record import LabelRecord
-from label_decisions.domain.policy import DecisionPolicy, Level, renewal_deadline
+from label_decisions.application import Correction, CorrectLabel, Withdrawal, WithdrawLabel
+from label_decisions.domain.label_record import record_stream
+from label_decisions.domain.policy import DecisionPolicy, Level
 
 Board = Annotated[CommandContext, Depends(command(Role.LABELLING_BOARD))]
 Auditor = Annotated[Actor, Depends(require(Role.AUDITOR, Role.LABELLING_BOARD))]
@@ -43,33 +42,8 @@ def policy_of(request: Request) -> DecisionPolicy:
     return policy
 
 
-class Withdrawal(BaseModel):
-    reason: Text
-    withdrawn_on: Happened
-
-
-class Correction(BaseModel):
-    valid_until: Day
-    reason: Text
-
-
 class ExpiryRun(BaseModel):
     today: Happened | None = Field(None, description="default: today; never a later day")
-
-
-def _view(record: LabelRecord, policy: DecisionPolicy, today: date) -> dict[str, Any]:
-    deadline = (
-        renewal_deadline(policy, record.level, record.valid_until) if record.valid_until else None
-    )
-    return {
-        "org_id": record.org_id,
-        "level": record.level.value,
-        "status": record.status(today, policy).value,
-        "valid_until": record.valid_until,
-        "renewal_deadline": deadline,
-        "withdrawn_on": record.withdrawn_on,
-        "as_of": today,
-    }
 
 
 @router.get("/labels/{org_id}", tags=["labels"])
@@ -78,11 +52,11 @@ async def get_labels(org_id: Id, request: Request, on: Day | None = None) -> dic
     runtime, policy = runtime_of(request), policy_of(request)
     today = on or date.today()
     records = []
-    async with runtime.pool.acquire() as conn:
+    async with runtime.units.reading() as uow:
         for level in Level:
-            _, record = await decisions.load(conn, runtime, org_id, level)
+            record = await app.load(uow, org_id, level)
             if record.valid_until is not None:
-                records.append(_view(record, policy, today))
+                records.append(app.view(record, policy, today))
     return {"org_id": org_id, "labels": records}
 
 
@@ -92,7 +66,7 @@ async def get_history(
 ) -> dict[str, Any]:
     """Every decision on a record, refusals included, with who or what decided."""
     runtime = runtime_of(request)
-    stored = await runtime.store.read_stream(f"{org_id}:{level.value}")
+    stored = await runtime.store.read_stream(record_stream(org_id, level))
     if not stored:
         raise NotFoundError(f"no {level.value} label record for {org_id!r}")
     return {
@@ -113,37 +87,15 @@ async def get_history(
     }
 
 
-async def _change(
-    ctx: CommandContext,
-    request: Request,
-    org_id: str,
-    level: Level,
-    change: Callable[[LabelRecord], list[LabelEvent]],
-) -> JSONResponse:
-    runtime = runtime_of(request)
-
-    async def work(conn: Connection) -> tuple[int, dict[str, Any]]:
-        events, record = await decisions.load(conn, runtime, org_id, level)
-        if not events:
-            raise NotFoundError(f"no {level.value} label record for {org_id!r}")
-        new = change(record)
-        await decisions.save(conn, runtime, record, len(events), new, ctx.cause)
-        return 201, _view(record, policy_of(request), date.today())
-
-    return await ctx.run(work)
-
-
 @router.post("/labels/{org_id}/{level}/withdrawal", status_code=201, tags=["labels"])
 async def withdraw(
     org_id: Id, level: Level, body: Withdrawal, ctx: Board, request: Request
 ) -> JSONResponse:
     """The board withdraws a current label, with a reason."""
-    return await _change(
-        ctx,
-        request,
-        org_id,
-        level,
-        lambda r: r.withdraw(reason=body.reason, by=ctx.actor.subject, on=body.withdrawn_on),
+    cmd = WithdrawLabel(org_id=org_id, level=level, withdrawal=body)
+    policy = policy_of(request)
+    return await ctx.run(
+        lambda uow: app.withdraw_label(cmd, uow, policy=policy, today=date.today())
     )
 
 
@@ -152,13 +104,9 @@ async def correct(
     org_id: Id, level: Level, body: Correction, ctx: Board, request: Request
 ) -> JSONResponse:
     """R15: correct a validity by a compensating event; nothing is rewritten."""
-    return await _change(
-        ctx,
-        request,
-        org_id,
-        level,
-        lambda r: r.correct(valid_until=body.valid_until, reason=body.reason, by=ctx.actor.subject),
-    )
+    cmd = CorrectLabel(org_id=org_id, level=level, correction=body)
+    policy = policy_of(request)
+    return await ctx.run(lambda uow: app.correct_label(cmd, uow, policy=policy, today=date.today()))
 
 
 @router.post("/expiry-runs", tags=["labels"])

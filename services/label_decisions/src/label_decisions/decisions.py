@@ -1,9 +1,10 @@
 """Taking decisions: approved assessments in, label events out, and the expiry clock.
 
-Both run inside a transaction that loads the record, lets the domain decide, appends with
-the expected version and updates the ``records`` index. A concurrent change to the same
-record (a board withdrawal, another instance's expiry run) is a transient error for the
-consumer, which retries; an approval decided before is decided again to nothing.
+Both run the handlers of ``label_decisions.application`` in a unit of work: the consumer's
+joins the runner's transaction (with the message's inbox entry and checkpoint), each
+expiry its own. A concurrent change to the same record (a board withdrawal, another
+instance's expiry run) is a transient error for the consumer, which retries; an approval
+decided before is decided again to nothing.
 """
 
 from __future__ import annotations
@@ -13,29 +14,22 @@ from datetime import date
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from clr_events.application.uow import Cause, Result, UnitOfWork, execute
 from clr_events.consumers.dispatch import Subscriptions
 from clr_events.consumers.runner import TransientError
 from clr_events.contracts.assessments import ApprovedForDecision
 from clr_events.envelope import Envelope
 from clr_events.errors import ConcurrencyError
 from clr_events.pg import Connection
-from clr_events.rules import RuleViolationError
-from clr_events.service.commands import Cause, DomainEvents, Streams
 from clr_events.service.runtime import Runtime
-from label_decisions.domain.events import EVENTS, LabelEvent
-from label_decisions.domain.label_record import (
-    ApprovedAssessment,
-    LabelRecord,
-    Outcome,
-    stream_id,
-)
+from label_decisions import application
+from label_decisions.application import ExpireLabel
 from label_decisions.domain.policy import POLICIES, DecisionPolicy, Level
 
 log = logging.getLogger(__name__)
 
 NAME = "label_decisions"
 SYSTEM = "label_decisions"
-EVENT_TYPES: DomainEvents[LabelEvent] = DomainEvents(*EVENTS)
 
 
 class DecisionSettings(BaseSettings):
@@ -43,18 +37,12 @@ class DecisionSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="CLR_DECISION_")
 
-    policy_version: str = "2026.2"
+    policy_version: str = POLICIES.default
     expiry_interval_seconds: float = 60.0
 
     def policy(self) -> DecisionPolicy:
         """The chosen policy version."""
-        try:
-            return POLICIES[self.policy_version]
-        except KeyError as unknown:
-            known = ", ".join(POLICIES)
-            raise ValueError(
-                f"unknown decision policy {self.policy_version!r}; known: {known}"
-            ) from unknown
+        return POLICIES.choose(self.policy_version)
 
 
 MIGRATIONS = [
@@ -68,74 +56,6 @@ MIGRATIONS = [
 ]
 
 
-def streams(runtime: Runtime) -> Streams[LabelEvent]:
-    """The label record streams of the service's store."""
-    return Streams(runtime.store, EVENT_TYPES)
-
-
-async def load(
-    conn: Connection, runtime: Runtime, org_id: str, level: Level
-) -> tuple[list[LabelEvent], LabelRecord]:
-    """A record's events and state (an empty record if it has none)."""
-    _, events = await streams(runtime).load(conn, stream_id(org_id, level))
-    return events, LabelRecord.replay(org_id, level, events)
-
-
-async def save(
-    conn: Connection,
-    runtime: Runtime,
-    record: LabelRecord,
-    expected: int,
-    new: list[LabelEvent],
-    cause: Cause,
-) -> None:
-    """Append the new events and bring the index row up to date."""
-    if not new:
-        return
-    await streams(runtime).append(
-        conn, stream_id(record.org_id, record.level), expected, new, cause
-    )
-    for event in new:
-        record.apply(event)
-    await conn.execute(
-        f"INSERT INTO {NAME}.records (org_id, level, valid_until, withdrawn_on, expired_until,"
-        " stream_version) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (org_id, level) DO UPDATE"
-        " SET valid_until = excluded.valid_until, withdrawn_on = excluded.withdrawn_on,"
-        " expired_until = excluded.expired_until, stream_version = excluded.stream_version",
-        record.org_id,
-        record.level.value,
-        record.valid_until,
-        record.withdrawn_on,
-        record.expired_until,
-        record.version,
-    )
-
-
-def approved_assessment(event: ApprovedForDecision) -> ApprovedAssessment:
-    """The restricted contract as the domain's input."""
-    return ApprovedAssessment(
-        assessment_id=event.assessment_id,
-        org_id=event.org_id,
-        level=Level(event.level),
-        assessed_on=event.conducted_on,
-        approved_on=event.approved_on,
-        expert_ids=tuple(event.expert_ids),
-        outcome=Outcome(
-            indicator_count=event.indicator_count,
-            indicators_passed=event.indicators_passed,
-            score_pct=event.score_pct,
-            on_site_days=event.on_site_days,
-            evidence_documents=event.evidence_documents,
-            improvement_areas_validated=(
-                tuple(event.improvement_areas_validated)
-                if event.improvement_areas_validated is not None
-                else None
-            ),
-            baseline_met=event.baseline_met,
-        ),
-    )
-
-
 def subscriptions(runtime: Runtime, settings: DecisionSettings) -> Subscriptions:
     """The consumer of ``assessments.decisions``."""
     policy = settings.policy()
@@ -143,22 +63,11 @@ def subscriptions(runtime: Runtime, settings: DecisionSettings) -> Subscriptions
 
     @handlers.on(ApprovedForDecision)
     async def _decide(conn: Connection, event: ApprovedForDecision, envelope: Envelope) -> None:
-        assessment = approved_assessment(event)
-        events, record = await load(conn, runtime, assessment.org_id, assessment.level)
-        decided_by = f"decision policy {policy.version}, on approval by {event.approver}"
-        eligible = (
-            event.profile_validated_on is not None
-            and event.profile_validated_on <= assessment.assessed_on
-        )
-        try:
-            new = record.decide(assessment, eligible=eligible, policy=policy, decided_by=decided_by)
-        except RuleViolationError as refused:
-            new = record.refuse(
-                assessment, refused.violations, policy=policy, decided_by=decided_by
-            )
         cause = Cause(SYSTEM, envelope.correlationid or envelope.id, envelope.id)
+        uow = runtime.units.joined(conn, cause)
+        result = await application.decide_on_approval(event, uow, policy=policy)
         try:
-            await save(conn, runtime, record, len(events), new, cause)
+            await uow.commit(result)
         except ConcurrencyError as conflict:
             raise TransientError(str(conflict)) from conflict
 
@@ -179,19 +88,16 @@ async def expire_due(runtime: Runtime, today: date | None = None) -> int:
     )
     expired = 0
     for row in due:
+        cmd = ExpireLabel(org_id=row["org_id"], level=Level(row["level"]), today=day)
+
+        async def expire(uow: UnitOfWork, cmd: ExpireLabel = cmd) -> Result:
+            return await application.expire_label(cmd, uow)
+
         try:
-            async with runtime.pool.acquire() as conn, conn.transaction():
-                events, record = await load(conn, runtime, row["org_id"], Level(row["level"]))
-                new = record.expire(day)
-                await save(
-                    conn,
-                    runtime,
-                    record,
-                    len(events),
-                    new,
-                    Cause(SYSTEM, f"expiry:{day.isoformat()}"),
-                )
-                expired += len(new)
+            result = await execute(
+                runtime.units, Cause(SYSTEM, f"expiry:{day.isoformat()}"), expire
+            )
+            expired += int(result.body["expired"])
         except ConcurrencyError:
             log.info("record %s:%s changed during the expiry run", row["org_id"], row["level"])
     return expired

@@ -1,8 +1,9 @@
 """Every read of the read models, through the ``projections.*`` views (never a generation).
 
-Status is derived from dates on the day asked (R10): withdrawn from ``withdrawn_on`` on;
-valid up to ``valid_until``; then in the renewal window (the policy's months per level, a
-setting here); then expired.
+Status is derived from dates on the day asked (R10, ``clr_events.labels``): withdrawn from
+``withdrawn_on`` on; valid up to ``valid_until``; then in the renewal window up to the
+renewal deadline the label's decision carries; then expired. Only a decision recorded
+before decisions carried their deadline falls back to the windows configured here.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from clr_events.labels import status_sql
 from clr_events.pg import Connection
 from projections.params import like_pattern
 from projections.settings import ProjectionSettings
@@ -20,17 +22,16 @@ V = "projections"
 
 
 def _status_sql(on: str, settings: ProjectionSettings) -> str:
+    """R10 (``clr_events.labels``) on the label row ``l``, on the day ``on``."""
     windows = " ".join(
         f"WHEN '{level}' THEN {int(settings.renewal_window_months(level))}" for level in LEVELS
     )
-    return (
-        "CASE WHEN l.valid_until IS NULL THEN 'none'"
-        f" WHEN l.withdrawn_on IS NOT NULL AND l.withdrawn_on <= {on} THEN 'withdrawn'"
-        f" WHEN {on} <= l.valid_until THEN 'valid'"
-        f" WHEN {on} <= (l.valid_until + make_interval(months => CASE l.level {windows}"
-        " ELSE 12 END))::date THEN 'in_renewal_window'"
-        " ELSE 'expired' END"
+    # a decision recorded before decisions carried their deadline: the configured window
+    deadline = (
+        "coalesce(l.renewal_deadline, (l.valid_until + make_interval(months =>"
+        f" CASE l.level {windows} ELSE 12 END))::date)"
     )
+    return status_sql(on, "l.valid_until", deadline, "l.withdrawn_on")
 
 
 def _valid_segment(on: str) -> str:

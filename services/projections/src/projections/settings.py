@@ -12,8 +12,10 @@ class ProjectionSettings(ServiceSettings):
     """The service settings (``CLR_BACKGROUND``: run the agents here) plus the read side's.
 
     The renewal windows are the decision policy's (R4, R5: 12 months for Bronze and
-    Silver; Gold's is unconfirmed, R8). They only colour the public status "in renewal
-    window"; every decision is label_decisions' alone.
+    Silver; Gold's is unconfirmed, R8), and only a fallback: a label decision carries its
+    renewal deadline, and the status reads it; only decisions recorded before decisions
+    carried it are coloured "in renewal window" by these months. Every decision is
+    label_decisions' alone.
     """
 
     consumer_group: str = "projections"

@@ -1,231 +1,115 @@
-"""HTTP API of training and certification: commands need a training admin, reads are public."""
+"""HTTP API of training and certification: commands need a training admin, reads are public.
+
+A write route parses its command and runs its handler (``training_certification.application``).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
 
-from clr_events.pg import Connection
+from clr_events.application.uow import read_existing
 from clr_events.service.auth import Role
-from clr_events.service.commands import CommandContext, DomainEvents, Id, Streams, command, new_id
-from clr_events.service.inputs import Code, Day, Happened, Many, Name, Offset, Text
+from clr_events.service.commands import CommandContext, command
+from clr_events.service.inputs import Day, Id, Offset
+from training_certification import application as app
+from training_certification.application import (
+    EVENT_TYPES,
+    Affiliations,
+    Certify,
+    CertifyPerson,
+    ChangeAffiliations,
+    Complete,
+    CourseStep,
+    Enrol,
+    RegisterCourse,
+    RegisterPerson,
+    RenewCertification,
+    Revoke,
+    RevokeCertification,
+)
 from training_certification.domain import model
-from training_certification.domain.events import EVENTS, CourseRegistered, TrainingEvent
-from training_certification.domain.policy import CERTIFICATION_2026_1, ExpertRole
+from training_certification.domain.policy import CertificationPolicy, ExpertRole
 
 Admin = Annotated[CommandContext, Depends(command(Role.TRAINING_ADMIN))]
-EVENT_TYPES: DomainEvents[TrainingEvent] = DomainEvents(*EVENTS)
-POLICY = CERTIFICATION_2026_1
 
 router = APIRouter()
 
 
-def streams(request: Request) -> Streams[TrainingEvent]:
-    return Streams(request.app.state.runtime.store, EVENT_TYPES)
-
-
-class RegisterCourse(BaseModel):
-    course_id: Id | None = None
-    title: Name
-    kind: Code
-    starts_on: Day
-
-
-class RegisterPerson(BaseModel):
-    person_id: Id | None = None
-    name: Name
-    country: str = Field(pattern=r"^[A-Z]{2}$")
-    affiliation_org_ids: Many[Id] = []
-
-
-class Affiliations(BaseModel):
-    affiliation_org_ids: Many[Id]
-    changed_on: Happened
-
-
-class CourseStep(BaseModel):
-    course_id: Id
-    on: Happened
-
-
-class Certify(BaseModel):
-    role: ExpertRole
-    on: Happened
-
-
-class Revoke(BaseModel):
-    role: ExpertRole
-    on: Happened
-    reason: Text
-
-
-async def _course(conn: Connection, s: Streams[TrainingEvent], course_id: str) -> CourseRegistered:
-    events = await s.load_existing(conn, f"course:{course_id}", "course")
-    first = events[0]
-    assert isinstance(first, CourseRegistered)
-    return first
-
-
-async def _on_person(
-    ctx: CommandContext,
-    request: Request,
-    person_id: str,
-    decide: Callable[[model.Person, Connection], Any],
-) -> JSONResponse:
-    """Load a person, let the domain decide, append, and keep the index tables in step."""
-    s = streams(request)
-
-    async def work(conn: Connection) -> tuple[int, dict[str, Any]]:
-        events = await s.load_existing(conn, f"person:{person_id}", "person")
-        person = model.Person.replay(events)
-        new = await decide(person, conn)
-        result = await s.append(conn, f"person:{person_id}", len(events), new, ctx.cause)
-        await _index(conn, model.Person.replay([*events, *new]))
-        body: dict[str, Any] = {"person_id": person_id, "events": [type(e).__name__ for e in new]}
-        if result is not None:
-            body["stream_version"] = result.version
-        return (201 if new else 200), body
-
-    return await ctx.run(work)
-
-
-async def _index(conn: Connection, person: model.Person) -> None:
-    """The query tables: people and their certifications, as of the person's events."""
-    await conn.execute(
-        "INSERT INTO training_certification.people (person_id, name, country, affiliations)"
-        " VALUES ($1, $2, $3, $4) ON CONFLICT (person_id) DO UPDATE"
-        " SET affiliations = excluded.affiliations",
-        person.person_id,
-        person.registered.name,
-        person.registered.country,
-        list(person.affiliations),
-    )
-    for role, cert in person.certifications.items():
-        await conn.execute(
-            "INSERT INTO training_certification.certifications"
-            " (person_id, role, valid_from, valid_until, revoked_on) VALUES ($1, $2, $3, $4, $5)"
-            " ON CONFLICT (person_id, role) DO UPDATE SET valid_from = excluded.valid_from,"
-            " valid_until = excluded.valid_until, revoked_on = excluded.revoked_on",
-            person.person_id,
-            role,
-            cert.valid_from,
-            cert.valid_until,
-            cert.revoked_on,
-        )
+def policy_of(request: Request) -> CertificationPolicy:
+    """The certification policy in force."""
+    chosen: CertificationPolicy = request.app.state.policy
+    return chosen
 
 
 # -------------------------------------------------------------------- courses
 @router.post("/courses", status_code=201, tags=["courses"])
-async def register_course(body: RegisterCourse, ctx: Admin, request: Request) -> JSONResponse:
+async def register_course(body: RegisterCourse, ctx: Admin) -> JSONResponse:
     """Offer a course (its kind decides the certificate it leads to)."""
-    s = streams(request)
-    course_id = body.course_id or new_id()
-
-    async def work(conn: Connection) -> tuple[int, dict[str, Any]]:
-        events = model.register_course(
-            course_id=course_id, title=body.title, kind=body.kind, starts_on=body.starts_on
-        )
-        await s.append(conn, f"course:{course_id}", 0, events, ctx.cause)
-        return 201, {"course_id": course_id}
-
-    return await ctx.run(work)
+    return await ctx.run(lambda uow: app.register_course(body, uow))
 
 
 # --------------------------------------------------------------------- people
 @router.post("/people", status_code=201, tags=["people"])
-async def register_person(body: RegisterPerson, ctx: Admin, request: Request) -> JSONResponse:
+async def register_person(body: RegisterPerson, ctx: Admin) -> JSONResponse:
     """Register an expert or trainer with the organisations they work for."""
-    s = streams(request)
-    person_id = body.person_id or new_id()
-
-    async def work(conn: Connection) -> tuple[int, dict[str, Any]]:
-        events = model.register_person(
-            person_id=person_id,
-            name=body.name,
-            country=body.country,
-            affiliation_org_ids=body.affiliation_org_ids,
-        )
-        await s.append(conn, f"person:{person_id}", 0, events, ctx.cause)
-        await _index(conn, model.Person.replay(events))
-        return 201, {"person_id": person_id}
-
-    return await ctx.run(work)
+    return await ctx.run(lambda uow: app.register_person(body, uow))
 
 
 @router.put("/people/{person_id}/affiliations", tags=["people"])
-async def change_affiliations(
-    person_id: Id, body: Affiliations, ctx: Admin, request: Request
-) -> JSONResponse:
+async def change_affiliations(person_id: Id, body: Affiliations, ctx: Admin) -> JSONResponse:
     """Replace the organisations a person works for (R9 reads them)."""
-
-    async def decide(person: model.Person, _conn: Connection) -> list[TrainingEvent]:
-        return model.change_affiliations(person, body.affiliation_org_ids, body.changed_on)
-
-    return await _on_person(ctx, request, person_id, decide)
+    cmd = ChangeAffiliations(person_id=person_id, change=body)
+    return await ctx.run(lambda uow: app.change_affiliations(cmd, uow))
 
 
 @router.post("/people/{person_id}/enrolments", status_code=201, tags=["people"])
-async def enrol(person_id: Id, body: CourseStep, ctx: Admin, request: Request) -> JSONResponse:
+async def enrol(person_id: Id, body: CourseStep, ctx: Admin) -> JSONResponse:
     """Enrol a person in a course."""
-
-    async def decide(person: model.Person, conn: Connection) -> list[TrainingEvent]:
-        return model.enrol(person, await _course(conn, streams(request), body.course_id), body.on)
-
-    return await _on_person(ctx, request, person_id, decide)
+    cmd = Enrol(person_id=person_id, step=body)
+    return await ctx.run(lambda uow: app.enrol(cmd, uow))
 
 
 @router.post("/people/{person_id}/completions", status_code=201, tags=["people"])
-async def complete(person_id: Id, body: CourseStep, ctx: Admin, request: Request) -> JSONResponse:
+async def complete(person_id: Id, body: CourseStep, ctx: Admin) -> JSONResponse:
     """Record a completion: the course's certificate is issued."""
-
-    async def decide(person: model.Person, conn: Connection) -> list[TrainingEvent]:
-        course = await _course(conn, streams(request), body.course_id)
-        return model.complete(person, course, body.on)
-
-    return await _on_person(ctx, request, person_id, decide)
+    cmd = Complete(person_id=person_id, step=body)
+    return await ctx.run(lambda uow: app.complete(cmd, uow))
 
 
 @router.post("/people/{person_id}/certifications", status_code=201, tags=["people"])
 async def certify(person_id: Id, body: Certify, ctx: Admin, request: Request) -> JSONResponse:
     """Certify a person for an expert role (validity and prerequisites: the policy)."""
-
-    async def decide(person: model.Person, _conn: Connection) -> list[TrainingEvent]:
-        return model.certify(person, body.role, on=body.on, by=ctx.actor.subject, policy=POLICY)
-
-    return await _on_person(ctx, request, person_id, decide)
+    cmd = CertifyPerson(person_id=person_id, certification=body)
+    policy = policy_of(request)
+    return await ctx.run(lambda uow: app.certify(cmd, uow, policy=policy))
 
 
 @router.post("/people/{person_id}/certifications/renewals", status_code=201, tags=["people"])
 async def renew(person_id: Id, body: Certify, ctx: Admin, request: Request) -> JSONResponse:
     """Extend a certification in force."""
-
-    async def decide(person: model.Person, _conn: Connection) -> list[TrainingEvent]:
-        return model.renew(person, body.role, on=body.on, policy=POLICY)
-
-    return await _on_person(ctx, request, person_id, decide)
+    cmd = RenewCertification(person_id=person_id, renewal=body)
+    policy = policy_of(request)
+    return await ctx.run(lambda uow: app.renew(cmd, uow, policy=policy))
 
 
 @router.post("/people/{person_id}/certifications/revocations", status_code=201, tags=["people"])
-async def revoke(person_id: Id, body: Revoke, ctx: Admin, request: Request) -> JSONResponse:
+async def revoke(person_id: Id, body: Revoke, ctx: Admin) -> JSONResponse:
     """Revoke a certification from a day on."""
-
-    async def decide(person: model.Person, _conn: Connection) -> list[TrainingEvent]:
-        return model.revoke(person, body.role, on=body.on, reason=body.reason)
-
-    return await _on_person(ctx, request, person_id, decide)
+    cmd = RevokeCertification(person_id=person_id, revocation=body)
+    return await ctx.run(lambda uow: app.revoke(cmd, uow))
 
 
 # ---------------------------------------------------------------------- reads
 @router.get("/people/{person_id}", tags=["people"])
 async def get_person(person_id: Id, request: Request) -> dict[str, Any]:
     """A person's certificates and certifications (public)."""
-    async with request.app.state.runtime.pool.acquire() as conn:
-        events = await streams(request).load_existing(conn, f"person:{person_id}", "person")
+    events = await read_existing(
+        request.app.state.runtime.store, EVENT_TYPES, model.person_stream(person_id), "person"
+    )
     person = model.Person.replay(events)
     return {
         "person_id": person_id,
@@ -272,10 +156,11 @@ async def list_experts(
 
 
 @router.get("/policy", tags=["policy"])
-async def policy() -> dict[str, Any]:
+async def policy(request: Request) -> dict[str, Any]:
     """The certification policy in force (its values are design assumptions)."""
+    chosen = policy_of(request)
     return {
-        "version": POLICY.version,
-        "validity_months": {r.value: m for r, m in POLICY.validity_months.items()},
-        "prerequisites": {r.value: list(p) for r, p in POLICY.prerequisites.items()},
+        "version": chosen.version,
+        "validity_months": {r.value: m for r, m in chosen.validity_months.items()},
+        "prerequisites": {r.value: list(p) for r, p in chosen.prerequisites.items()},
     }

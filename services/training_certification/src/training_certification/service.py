@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from clr_events.contracts import training_certification as public
 from clr_events.outbox.translation import contract_translator
 from clr_events.service.runtime import RelaySpec, Runtime, create_app
 from training_certification import api
+from training_certification.domain.policy import POLICIES
 
 NAME = "training_certification"
 
@@ -35,12 +37,23 @@ TRANSLATE = contract_translator(
 )
 
 
+class CertificationSettings(BaseSettings):
+    """``CLR_CERTIFICATION_POLICY_VERSION``: the certification policy in force."""
+
+    model_config = SettingsConfigDict(env_prefix="CLR_CERTIFICATION_")
+
+    policy_version: str = POLICIES.default
+
+
 def build() -> FastAPI:
     """The training and certification service."""
     runtime = Runtime(NAME, migrations=MIGRATIONS, relays=[RelaySpec(f"{NAME}.events", TRANSLATE)])
-    return create_app(
+    policy = POLICIES.choose(CertificationSettings().policy_version)
+    app = create_app(
         runtime,
         title="Training and certification",
         description="People, courses, certificates, and expert certifications per role.",
         routers=[api.router],
     )
+    app.state.policy = policy
+    return app

@@ -20,6 +20,7 @@ from assessments.domain.events import (
     SilverAuditConducted,
 )
 from assessments.domain.policy import AssessmentRules, CriteriaVersion, Kind
+from clr_events.application.aggregate import StreamId, stream_id
 from clr_events.months import add_months
 from clr_events.rules import ConflictError, Violations
 
@@ -34,6 +35,11 @@ SHARED_WITH_APPROVAL = {
     "expert_ids",
     "criteria_version",
 }
+
+
+def assessment_stream(assessment_id: str) -> StreamId:
+    """The stream of an assessment."""
+    return stream_id("assessment", assessment_id)
 
 
 @dataclass(frozen=True)
@@ -359,8 +365,39 @@ def record_gold(
     ]
 
 
+@dataclass
+class Assessment:
+    """A recorded assessment and its approval, rebuilt from its stream (the first event is
+    the assessment conducted)."""
+
+    conducted: Conducted
+    approval: AssessmentApproved | None = None
+    version: int = 1
+
+    @classmethod
+    def replay(cls, events: list[AssessmentEvent]) -> Assessment:
+        """Rebuild from the stream."""
+        first = events[0]
+        assert isinstance(first, Conducted)
+        assessment = cls(first)
+        for event in events[1:]:
+            assessment.apply(event)
+        return assessment
+
+    @property
+    def stream(self) -> StreamId:
+        """The assessment's stream."""
+        return assessment_stream(self.conducted.assessment_id)
+
+    def apply(self, event: AssessmentEvent) -> None:
+        """Evolve by one later event."""
+        if isinstance(event, AssessmentApproved):
+            self.approval = event
+        self.version += 1
+
+
 def approve(
-    events: list[AssessmentEvent],
+    assessment: Assessment,
     *,
     approved_on: date,
     approver: str,
@@ -372,9 +409,8 @@ def approve(
         ConflictError: it is already approved.
         RuleViolationError: the approval would precede the assessment.
     """
-    conducted = events[0]
-    assert isinstance(conducted, Conducted)
-    if any(isinstance(e, AssessmentApproved) for e in events):
+    conducted = assessment.conducted
+    if assessment.approval is not None:
         raise ConflictError(f"assessment {conducted.assessment_id!r} is already approved")
     problems = Violations()
     problems.check(bool(approver.strip()), "approval", "the approving body is named")

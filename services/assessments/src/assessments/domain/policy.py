@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 
+from clr_events.application.aggregate import Policies
+
 
 class Kind(StrEnum):
     """What was assessed, and the label level it can lead to."""
@@ -102,3 +104,9 @@ RULES_2026_1 = AssessmentRules(
     gold_renewal_lookback_months=36,
 )
 """The current rules. A new reading of the sources is a new version, not an edit."""
+
+
+POLICIES: Policies[AssessmentRules] = Policies(
+    "assessment rules", {RULES_2026_1.version: RULES_2026_1}, RULES_2026_1.version
+)
+"""Assessment rules by version (``CLR_ASSESSMENT_RULES_VERSION``)."""

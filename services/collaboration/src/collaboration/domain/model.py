@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
+from clr_events.application.aggregate import StreamId, stream_id
 from clr_events.rules import Violations
 from collaboration.domain.events import (
     CollaborationEvent,
@@ -25,28 +26,61 @@ from collaboration.domain.events import (
 from collaboration.domain.policy import STRANDS, ListingCriteria, PartnershipRules, is_country
 
 
+# ------------------------------------------------------------------- stream ids
+def organisation_stream(org_id: str) -> StreamId:
+    """The stream of an organisation's profile."""
+    return stream_id("organisation", org_id)
+
+
+def partnership_stream(partnership_id: str) -> StreamId:
+    """The stream of a partnership."""
+    return stream_id("partnership", partnership_id)
+
+
+def agreement_stream(agreement_id: str) -> StreamId:
+    """The stream of a cooperation agreement."""
+    return stream_id("agreement", agreement_id)
+
+
+def matchmaking_stream(event_id: str) -> StreamId:
+    """The stream of a matchmaking event."""
+    return stream_id("matchmaking", event_id)
+
+
 # ------------------------------------------------------------------ organisations
 @dataclass
 class Organisation:
-    """A cluster organisation's profile, rebuilt from its events."""
+    """A cluster organisation's profile, rebuilt from its events (its stream's first event
+    is the registration)."""
 
     registered: OrganisationRegistered
     figures: ProfileFigures
     validated: ProfileValidated | None = None
+    version: int = 1
 
     @classmethod
     def replay(cls, events: list[CollaborationEvent]) -> Organisation:
-        """Rebuild from the stream (the first event is the registration)."""
+        """Rebuild from the stream."""
         first = events[0]
         assert isinstance(first, OrganisationRegistered)
         org = cls(first, first.figures)
         for event in events[1:]:
-            match event:
-                case ProfileFiguresUpdated():
-                    org.figures = event.figures
-                case ProfileValidated():
-                    org.validated = event
+            org.apply(event)
         return org
+
+    @property
+    def stream(self) -> StreamId:
+        """The organisation's stream."""
+        return organisation_stream(self.registered.org_id)
+
+    def apply(self, event: CollaborationEvent) -> None:
+        """Evolve by one later event."""
+        match event:
+            case ProfileFiguresUpdated():
+                self.figures = event.figures
+            case ProfileValidated():
+                self.validated = event
+        self.version += 1
 
     @property
     def country(self) -> str:
@@ -168,10 +202,11 @@ class Member:
 
 @dataclass
 class Partnership:
-    """A strategic cluster partnership, rebuilt from its events."""
+    """A strategic cluster partnership, rebuilt from its events (the first: its forming)."""
 
     formed: PartnershipFormed
     members: list[str]
+    version: int = 1
 
     @classmethod
     def replay(cls, events: list[CollaborationEvent]) -> Partnership:
@@ -180,9 +215,19 @@ class Partnership:
         assert isinstance(first, PartnershipFormed)
         partnership = cls(first, list(first.member_org_ids))
         for event in events[1:]:
-            if isinstance(event, PartnerJoined):
-                partnership.members.append(event.org_id)
+            partnership.apply(event)
         return partnership
+
+    @property
+    def stream(self) -> StreamId:
+        """The partnership's stream."""
+        return partnership_stream(self.formed.partnership_id)
+
+    def apply(self, event: CollaborationEvent) -> None:
+        """Evolve by one later event."""
+        if isinstance(event, PartnerJoined):
+            self.members.append(event.org_id)
+        self.version += 1
 
 
 def form_partnership(

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import pycountry
 
 import clr_events.countries
+from clr_events.application.aggregate import Policies
 
 EU_MEMBER_STATES = frozenset(clr_events.countries.EU_MEMBER_STATES)
 
@@ -61,3 +62,14 @@ STRANDS = ("ESCP-4i", "ESCP-S3", "ESCP-4x", "Euroclusters")
 def is_country(code: str) -> bool:
     """Whether ``code`` is an ISO 3166-1 alpha-2 code (XK, Kosovo, is user-assigned)."""
     return code == "XK" or pycountry.countries.get(alpha_2=code) is not None
+
+
+LISTING_CRITERIA: Policies[ListingCriteria] = Policies(
+    "listing criteria", {ECCP_2019.version: ECCP_2019}, ECCP_2019.version
+)
+"""R13's criteria by version (``CLR_COLLABORATION_LISTING_CRITERIA_VERSION``)."""
+
+PARTNERSHIP_RULES: Policies[PartnershipRules] = Policies(
+    "partnership rules", {PARTNERSHIPS_2020.version: PARTNERSHIPS_2020}, PARTNERSHIPS_2020.version
+)
+"""R14's rules by version (``CLR_COLLABORATION_PARTNERSHIP_RULES_VERSION``)."""

@@ -23,6 +23,9 @@ class LabelAwarded(LabelEvent):
     assessed_on: date
     awarded_on: date
     valid_until: date
+    renewal_deadline: date | None = None
+    """R10: the last day an assessment renews the label (None: no window, or a decision
+    recorded before decisions carried it)."""
     expert_ids: tuple[str, ...]
     policy_version: str
     decided_by: str
@@ -36,6 +39,9 @@ class LabelRenewed(LabelEvent):
     renewed_on: date
     previous_valid_until: date
     valid_until: date
+    renewal_deadline: date | None = None
+    """R10: the last day an assessment renews the label (None: no window, or a decision
+    recorded before decisions carried it)."""
     expert_ids: tuple[str, ...]
     policy_version: str
     decided_by: str
@@ -61,6 +67,9 @@ class LabelRecordCorrected(LabelEvent):
 
     previous_valid_until: date
     valid_until: date
+    renewal_deadline: date | None = None
+    """R10: the last day an assessment renews the label (None: no window, or a decision
+    recorded before decisions carried it)."""
     reason: str
     corrected_by: str
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from enum import StrEnum
 
-from clr_events.rules import RuleViolation, RuleViolationError
+from clr_events.application.aggregate import StreamId, stream_id
+from clr_events.labels import LabelStatus, label_status
+from clr_events.rules import RuleViolation, Violations
 from label_decisions.domain.events import (
     LabelAwarded,
     LabelEvent,
@@ -31,15 +32,8 @@ from label_decisions.domain.policy import (
     renewed_valid_until,
 )
 
-
-class Status(StrEnum):
-    """A label's state on a day, derived from its dates (R10)."""
-
-    NONE = "none"
-    VALID = "valid"
-    IN_RENEWAL_WINDOW = "in_renewal_window"
-    EXPIRED = "expired"
-    WITHDRAWN = "withdrawn"
+Status = LabelStatus
+"""A label's state on a day, derived from its dates (R10: ``clr_events.labels``)."""
 
 
 @dataclass(frozen=True)
@@ -68,66 +62,54 @@ class ApprovedAssessment:
     outcome: Outcome = field(default_factory=Outcome)
 
 
-def outcome_violations(
-    assessment: ApprovedAssessment, policy: DecisionPolicy
-) -> list[RuleViolation]:
+def check_outcome(
+    found: Violations, assessment: ApprovedAssessment, policy: DecisionPolicy
+) -> None:
     """R2, R6, R7: whether the approved results earn the level."""
     o = assessment.outcome
-    found: list[RuleViolation] = []
     match assessment.level:
         case Level.BRONZE:
             if o.indicator_count != policy.bronze_indicator_count:
-                found.append(
-                    RuleViolation(
-                        "R2",
-                        f"a Bronze benchmarking rates {policy.bronze_indicator_count} indicators,"
-                        f" this one {o.indicator_count or 0}",
-                    )
+                found.add(
+                    "R2",
+                    f"a Bronze benchmarking rates {policy.bronze_indicator_count} indicators,"
+                    f" this one {o.indicator_count or 0}",
                 )
         case Level.SILVER:
             areas = o.improvement_areas_validated or ()
             if len(areas) != policy.silver_improvement_areas or not all(areas):
-                found.append(
-                    RuleViolation(
-                        "R6",
-                        f"Silver needs all {policy.silver_improvement_areas} improvement areas"
-                        f" validated; {sum(areas)} of {len(areas)} were",
-                    )
+                found.add(
+                    "R6",
+                    f"Silver needs all {policy.silver_improvement_areas} improvement areas"
+                    f" validated; {sum(areas)} of {len(areas)} were",
                 )
             if not o.baseline_met:
-                found.append(
-                    RuleViolation("R6", "Silver needs every baseline minimum requirement met")
-                )
+                found.add("R6", "Silver needs every baseline minimum requirement met")
         case Level.GOLD:
             needed = policy.gold_indicator_count
             if o.indicator_count != needed or o.indicators_passed != needed:
-                found.append(
-                    RuleViolation(
-                        "R7",
-                        f"Gold needs all {needed} indicators at or above their threshold;"
-                        f" {o.indicators_passed or 0} of {o.indicator_count or 0} passed",
-                    )
+                found.add(
+                    "R7",
+                    f"Gold needs all {needed} indicators at or above their threshold;"
+                    f" {o.indicators_passed or 0} of {o.indicator_count or 0} passed",
                 )
             if o.score_pct is None or o.score_pct < policy.gold_min_score_pct:
-                found.append(
-                    RuleViolation(
-                        "R7",
-                        f"Gold needs a total score of at least {policy.gold_min_score_pct:g} %,"
-                        f" this one is {o.score_pct if o.score_pct is not None else 'missing'}",
-                    )
+                found.add(
+                    "R7",
+                    f"Gold needs a total score of at least {policy.gold_min_score_pct:g} %,"
+                    f" this one is {o.score_pct if o.score_pct is not None else 'missing'}",
                 )
             if not o.evidence_documents:
-                found.append(RuleViolation("R7", "Gold needs documentary evidence"))
-    return found
+                found.add("R7", "Gold needs documentary evidence")
 
 
 RENEWAL_RULE = {Level.BRONZE: "R4", Level.SILVER: "R5", Level.GOLD: "R8"}
 """The rule that governs renewals of each level."""
 
 
-def stream_id(org_id: str, level: Level) -> str:
-    """The record's stream: one per organisation and level."""
-    return f"{org_id}:{level.value}"
+def record_stream(org_id: str, level: Level) -> StreamId:
+    """The record's stream: one per organisation and level (``<org_id>:<level>``)."""
+    return stream_id("", org_id, level.value)
 
 
 @dataclass
@@ -141,19 +123,25 @@ class LabelRecord:
     current_since: date | None = None
     withdrawn_on: date | None = None
     expired_until: date | None = None
+    renewal_deadline: date | None = None
     decided_assessments: set[str] = field(default_factory=set)
 
+    @property
+    def stream(self) -> StreamId:
+        """The record's stream."""
+        return record_stream(self.org_id, self.level)
+
     # ----------------------------------------------------------------- queries
+    def deadline(self, policy: DecisionPolicy) -> date | None:
+        """The last day an assessment renews the label: as its decision recorded it (a
+        decision recorded before decisions carried it: from ``policy``)."""
+        if self.renewal_deadline is not None or self.valid_until is None:
+            return self.renewal_deadline
+        return renewal_deadline(policy, self.level, self.valid_until)
+
     def status(self, on: date, policy: DecisionPolicy) -> Status:
         """R10: valid, in renewal window, expired, withdrawn, or none, on a day."""
-        if self.valid_until is None:
-            return Status.NONE
-        if self.withdrawn_on is not None and self.withdrawn_on <= on:
-            return Status.WITHDRAWN
-        if on <= self.valid_until:
-            return Status.VALID
-        deadline = renewal_deadline(policy, self.level, self.valid_until)
-        return Status.IN_RENEWAL_WINDOW if deadline and on <= deadline else Status.EXPIRED
+        return label_status(on, self.valid_until, self.deadline(policy), self.withdrawn_on)
 
     # ---------------------------------------------------------------- commands
     def decide(
@@ -171,39 +159,32 @@ class LabelRecord:
         """
         if assessment.assessment_id in self.decided_assessments:
             return []
-        violations: list[RuleViolation] = []
+        violations = Violations()
         if assessment.org_id != self.org_id or assessment.level is not self.level:
-            violations.append(
-                RuleViolation("R10", "the assessment is for another organisation or level")
-            )
+            violations.add("R10", "the assessment is for another organisation or level")
         if assessment.assessed_on >= policy.eligibility_required_from and not eligible:
-            violations.append(
-                RuleViolation(
-                    "R1",
-                    "the organisation does not meet the eligibility criteria"
-                    " (validated ECCP profile) required since"
-                    f" {policy.eligibility_required_from.isoformat()}",
-                )
+            violations.add(
+                "R1",
+                "the organisation does not meet the eligibility criteria"
+                " (validated ECCP profile) required since"
+                f" {policy.eligibility_required_from.isoformat()}",
             )
-        violations.extend(outcome_violations(assessment, policy))
+        check_outcome(violations, assessment, policy)
         if assessment.approved_on < assessment.assessed_on:
-            violations.append(RuleViolation("R7", "approval cannot precede the assessment"))
+            violations.add("R7", "approval cannot precede the assessment")
         renewing = self._renews(assessment, policy)
         if (
             renewing
             and self.current_since is not None
             and assessment.assessed_on < self.current_since
         ):
-            violations.append(
-                RuleViolation(
-                    "R4",
-                    f"the assessment of {assessment.assessed_on.isoformat()} precedes the"
-                    f" current validity, which began {self.current_since.isoformat()}",
-                )
+            violations.add(
+                "R4",
+                f"the assessment of {assessment.assessed_on.isoformat()} precedes the"
+                f" current validity, which began {self.current_since.isoformat()}",
             )
-        violations.extend(self._timing_violations(assessment, policy, renewing))
-        if violations:
-            raise RuleViolationError(violations)
+        self._check_timing(violations, assessment, policy, renewing)
+        violations.raise_if_any()
         common = {
             "org_id": self.org_id,
             "level": self.level.value,
@@ -215,21 +196,25 @@ class LabelRecord:
         }
         if renewing:
             assert self.valid_until is not None
+            valid_until = renewed_valid_until(
+                policy, self.level, self.valid_until, assessment.assessed_on
+            )
             return [
                 LabelRenewed(
                     **common,
                     renewed_on=assessment.approved_on,
                     previous_valid_until=self.valid_until,
-                    valid_until=renewed_valid_until(
-                        policy, self.level, self.valid_until, assessment.assessed_on
-                    ),
+                    valid_until=valid_until,
+                    renewal_deadline=renewal_deadline(policy, self.level, valid_until),
                 )
             ]
+        valid_until = first_valid_until(policy, self.level, assessment.assessed_on)
         return [
             LabelAwarded(
                 **common,
                 awarded_on=assessment.approved_on,
-                valid_until=first_valid_until(policy, self.level, assessment.assessed_on),
+                valid_until=valid_until,
+                renewal_deadline=renewal_deadline(policy, self.level, valid_until),
             )
         ]
 
@@ -282,13 +267,12 @@ class LabelRecord:
         Raises:
             RuleViolationError: there is no label to withdraw, or no reason was given.
         """
-        violations = []
+        violations = Violations()
         if self.valid_until is None or self.withdrawn_on is not None:
-            violations.append(RuleViolation("R10", "there is no current label to withdraw"))
+            violations.add("R10", "there is no current label to withdraw")
         if not reason.strip():
-            violations.append(RuleViolation("R15", "a withdrawal needs a reason"))
-        if violations:
-            raise RuleViolationError(violations)
+            violations.add("R15", "a withdrawal needs a reason")
+        violations.raise_if_any()
         return [
             LabelWithdrawn(
                 org_id=self.org_id,
@@ -299,21 +283,22 @@ class LabelRecord:
             )
         ]
 
-    def correct(self, *, valid_until: date, reason: str, by: str) -> list[LabelEvent]:
+    def correct(
+        self, *, valid_until: date, reason: str, by: str, policy: DecisionPolicy
+    ) -> list[LabelEvent]:
         """R15: correct the validity with a compensating event, never by rewriting.
 
         Raises:
             RuleViolationError: nothing to correct, no change, or no reason.
         """
-        violations = []
+        violations = Violations()
         if self.valid_until is None:
-            violations.append(RuleViolation("R15", "there is no label record to correct"))
+            violations.add("R15", "there is no label record to correct")
         elif valid_until == self.valid_until:
-            violations.append(RuleViolation("R15", "the correction changes nothing"))
+            violations.add("R15", "the correction changes nothing")
         if not reason.strip():
-            violations.append(RuleViolation("R15", "a correction needs a reason"))
-        if violations:
-            raise RuleViolationError(violations)
+            violations.add("R15", "a correction needs a reason")
+        violations.raise_if_any()
         assert self.valid_until is not None
         return [
             LabelRecordCorrected(
@@ -321,41 +306,40 @@ class LabelRecord:
                 level=self.level.value,
                 previous_valid_until=self.valid_until,
                 valid_until=valid_until,
+                renewal_deadline=renewal_deadline(policy, self.level, valid_until),
                 reason=reason.strip(),
                 corrected_by=by,
             )
         ]
 
-    def _timing_violations(
-        self, assessment: ApprovedAssessment, policy: DecisionPolicy, renewing: bool
-    ) -> list[RuleViolation]:
+    def _check_timing(
+        self,
+        found: Violations,
+        assessment: ApprovedAssessment,
+        policy: DecisionPolicy,
+        renewing: bool,
+    ) -> None:
         """R4 / R5 / R8: a renewal not too early; R7: Gold's days on site, first or renewal,
         from this record (an earlier Gold assessment the board refused renews nothing)."""
-        found: list[RuleViolation] = []
         if renewing:
             assert self.valid_until is not None
             earliest = earliest_renewal(policy, self.level, self.valid_until)
             if earliest is not None and assessment.assessed_on < earliest:
-                found.append(
-                    RuleViolation(
-                        RENEWAL_RULE[self.level],
-                        f"a renewal is assessed on or after {earliest.isoformat()}"
-                        f" ({policy.rules(self.level).renewal_earliest_months} months before"
-                        f" the label's validity ends on {self.valid_until.isoformat()});"
-                        f" this one was assessed {assessment.assessed_on.isoformat()}",
-                    )
+                found.add(
+                    RENEWAL_RULE[self.level],
+                    f"a renewal is assessed on or after {earliest.isoformat()}"
+                    f" ({policy.rules(self.level).renewal_earliest_months} months before"
+                    f" the label's validity ends on {self.valid_until.isoformat()});"
+                    f" this one was assessed {assessment.assessed_on.isoformat()}",
                 )
         if self.level is Level.GOLD:
             days = policy.gold_days_renewal if renewing else policy.gold_days_first
             held = assessment.outcome.on_site_days
             if days is not None and (held or 0) < days:
                 what = "a renewal of a current Gold label" if renewing else "a first Gold award"
-                found.append(
-                    RuleViolation(
-                        "R7", f"{what} needs {days} day(s) on site; this assessment had {held or 0}"
-                    )
+                found.add(
+                    "R7", f"{what} needs {days} day(s) on site; this assessment had {held or 0}"
                 )
-        return found
 
     def _renews(self, assessment: ApprovedAssessment, policy: DecisionPolicy) -> bool:
         if self.valid_until is None or self.withdrawn_on is not None:
@@ -370,12 +354,14 @@ class LabelRecord:
         match event:
             case LabelAwarded():
                 self.valid_until = event.valid_until
+                self.renewal_deadline = event.renewal_deadline
                 self.current_since = event.assessed_on.replace(day=1)
                 self.withdrawn_on = None
                 self.expired_until = None
                 self.decided_assessments.add(event.assessment_id)
             case LabelRenewed():
                 self.valid_until = event.valid_until
+                self.renewal_deadline = event.renewal_deadline
                 self.decided_assessments.add(event.assessment_id)
             case LabelRefused():
                 self.decided_assessments.add(event.assessment_id)
@@ -385,6 +371,7 @@ class LabelRecord:
                 self.withdrawn_on = event.withdrawn_on
             case LabelRecordCorrected():
                 self.valid_until = event.valid_until
+                self.renewal_deadline = event.renewal_deadline
         self.version += 1
 
     @classmethod

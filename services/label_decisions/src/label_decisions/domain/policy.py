@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
 
+from clr_events.application.aggregate import Policies
 from clr_events.months import add_months, end_of_month
 
 
@@ -145,9 +146,11 @@ POLICY_2026_2 = DecisionPolicy(
 )
 """The current policy. A new reading of the sources is a new version, not an edit."""
 
-POLICIES: dict[str, DecisionPolicy] = {
-    policy.version: policy for policy in (POLICY_2026_1, POLICY_2026_2)
-}
+POLICIES: Policies[DecisionPolicy] = Policies(
+    "decision policy",
+    {policy.version: policy for policy in (POLICY_2026_1, POLICY_2026_2)},
+    POLICY_2026_2.version,
+)
 """Every policy version a deployment can choose (``CLR_DECISION_POLICY_VERSION``)."""
 
 

@@ -5,8 +5,8 @@ columns of each organisation: name, country, sector, website). Tables:
 
 - ``orgs``: the public columns of every registered organisation;
 - ``labels``: one row per label record (organisation and level): the latest award, its
-  validity, renewal, expiry and withdrawal, and the last position applied (a republished
-  event at or below it is a repeat and changes nothing);
+  validity and renewal deadline, renewal, expiry and withdrawal, and the last position
+  applied (a republished event at or below it is a repeat and changes nothing);
 - ``segments``: the periods in which a label was valid. An award opens one; a renewal
   before ``valid_until`` extends it (no gap), a renewal inside the renewal window opens a
   new one from the renewal day (the label was not valid in between); a withdrawal ends
@@ -57,6 +57,7 @@ class _Label:
     expired_on: date | None = None
     withdrawn_on: date | None = None
     position: int = 0
+    renewal_deadline: date | None = None
     changed: bool = False
 
 
@@ -79,7 +80,7 @@ class LabelRegister:
         " sector text NOT NULL, region text, website text, eccp_profile_id text",
         "labels": "org_id text NOT NULL, level text NOT NULL, awarded_on date,"
         " renewed_on date, valid_until date, expired_on date, withdrawn_on date,"
-        " position bigint NOT NULL, PRIMARY KEY (org_id, level)",
+        " position bigint NOT NULL, renewal_deadline date, PRIMARY KEY (org_id, level)",
         "segments": "org_id text NOT NULL, level text NOT NULL, seq integer NOT NULL,"
         " valid_from date NOT NULL, valid_until date NOT NULL, withdrawn_on date,"
         " PRIMARY KEY (org_id, level, seq)",
@@ -91,6 +92,11 @@ class LabelRegister:
         "feed_head": "one boolean PRIMARY KEY DEFAULT true CHECK (one), head bigint NOT NULL",
         "current_outbox": "org_id text PRIMARY KEY, position bigint NOT NULL",
     }
+    upgrades: tuple[str, ...] = (
+        "ALTER TABLE {schema}.labels ADD COLUMN IF NOT EXISTS renewal_deadline date",
+    )
+    """A generation made before label decisions carried their renewal deadline gets the
+    column (empty: those labels fall back to the configured windows until rebuilt)."""
     partitioned: bool = True
     """Labels, segments, history and feed rows by the decision's key (``org_id:level``),
     orgs by the organisation's; the snapshot outbox is per organisation, across levels, so
@@ -188,11 +194,11 @@ class LabelRegister:
             return
         await conn.execute(
             "INSERT INTO labels SELECT * FROM unnest($1::text[], $2::text[], $3::date[],"
-            " $4::date[], $5::date[], $6::date[], $7::date[], $8::bigint[])"
+            " $4::date[], $5::date[], $6::date[], $7::date[], $8::bigint[], $9::date[])"
             " ON CONFLICT (org_id, level) DO UPDATE SET awarded_on = excluded.awarded_on,"
             " renewed_on = excluded.renewed_on, valid_until = excluded.valid_until,"
             " expired_on = excluded.expired_on, withdrawn_on = excluded.withdrawn_on,"
-            " position = excluded.position",
+            " position = excluded.position, renewal_deadline = excluded.renewal_deadline",
             *zip(
                 *[
                     (
@@ -204,6 +210,7 @@ class LabelRegister:
                         lb.expired_on,
                         lb.withdrawn_on,
                         lb.position,
+                        lb.renewal_deadline,
                     )
                     for lb in changed
                 ],
@@ -289,11 +296,13 @@ def _fold(
     next_seq = segment.seq + 1 if segment else 1
     if type(c) is label_decisions.LabelAwarded:
         label.awarded_on, label.valid_until = c.awarded_on, c.valid_until
+        label.renewal_deadline = c.renewal_deadline
         label.renewed_on = label.expired_on = label.withdrawn_on = None
         opened = _Segment(next_seq, c.awarded_on, c.valid_until, changed=True)
         return opened, ("awarded", c.awarded_on, c.valid_until, None, None)
     if type(c) is label_decisions.LabelRenewed:
         label.renewed_on, label.valid_until = c.renewed_on, c.valid_until
+        label.renewal_deadline = c.renewal_deadline
         label.expired_on = None
         row: HistoryRow = ("renewed", c.renewed_on, c.valid_until, c.previous_valid_until, None)
         if segment and segment.withdrawn_on is None and c.renewed_on <= segment.valid_until:
@@ -309,7 +318,7 @@ def _fold(
             segment.withdrawn_on, segment.changed = c.withdrawn_on, True
         return segment, ("withdrawn", c.withdrawn_on, None, None, c.reason)
     if type(c) is label_decisions.LabelRecordCorrected:
-        label.valid_until = c.valid_until
+        label.valid_until, label.renewal_deadline = c.valid_until, c.renewal_deadline
         if segment:
             segment.valid_until, segment.changed = c.valid_until, True
         day = event.envelope.time.date()

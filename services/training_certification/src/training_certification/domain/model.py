@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 
+from clr_events.application.aggregate import StreamId, stream_id
 from clr_events.months import add_months
 from clr_events.rules import Violations
 from training_certification.domain.events import (
@@ -28,6 +29,16 @@ from training_certification.domain.policy import (
     CertificationPolicy,
     ExpertRole,
 )
+
+
+def course_stream(course_id: str) -> StreamId:
+    """The stream of a course."""
+    return stream_id("course", course_id)
+
+
+def person_stream(person_id: str) -> StreamId:
+    """The stream of a person's training record and certifications."""
+    return stream_id("person", person_id)
 
 
 def register_course(
@@ -77,6 +88,7 @@ class Person:
     certificates: dict[str, date] = field(default_factory=dict)
     completed_courses: set[str] = field(default_factory=set)
     certifications: dict[str, Certification] = field(default_factory=dict)
+    version: int = 1
 
     @classmethod
     def replay(cls, events: list[TrainingEvent]) -> Person:
@@ -85,23 +97,31 @@ class Person:
         assert isinstance(first, PersonRegistered)
         person = cls(first, first.affiliation_org_ids)
         for event in events[1:]:
-            match event:
-                case AffiliationsChanged():
-                    person.affiliations = event.affiliation_org_ids
-                case Enrolled():
-                    person.enrolments[event.course_id] = event.enrolled_on
-                case CertificateIssued():
-                    person.completed_courses.add(event.course_id)
-                    person.certificates.setdefault(event.certificate, event.issued_on)
-                case ExpertCertified():
-                    person.certifications[event.role] = Certification(
-                        event.valid_from, event.valid_until
-                    )
-                case CertificationRenewed():
-                    person.certifications[event.role].valid_until = event.valid_until
-                case CertificationRevoked():
-                    person.certifications[event.role].revoked_on = event.revoked_on
+            person.apply(event)
         return person
+
+    @property
+    def stream(self) -> StreamId:
+        """The person's stream."""
+        return person_stream(self.person_id)
+
+    def apply(self, event: TrainingEvent) -> None:
+        """Evolve by one later event."""
+        match event:
+            case AffiliationsChanged():
+                self.affiliations = event.affiliation_org_ids
+            case Enrolled():
+                self.enrolments[event.course_id] = event.enrolled_on
+            case CertificateIssued():
+                self.completed_courses.add(event.course_id)
+                self.certificates.setdefault(event.certificate, event.issued_on)
+            case ExpertCertified():
+                self.certifications[event.role] = Certification(event.valid_from, event.valid_until)
+            case CertificationRenewed():
+                self.certifications[event.role].valid_until = event.valid_until
+            case CertificationRevoked():
+                self.certifications[event.role].revoked_on = event.revoked_on
+        self.version += 1
 
     @property
     def person_id(self) -> str:

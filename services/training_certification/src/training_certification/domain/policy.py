@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from clr_events.application.aggregate import Policies
+
 
 class ExpertRole(StrEnum):
     """The roles an expert is certified for (R9 checks them per assessment kind)."""
@@ -57,3 +59,9 @@ CERTIFICATION_2026_1 = CertificationPolicy(
     },
 )
 """The current policy. A new reading of the sources is a new version, not an edit."""
+
+
+POLICIES: Policies[CertificationPolicy] = Policies(
+    "certification policy", {CERTIFICATION_2026_1.version: CERTIFICATION_2026_1}, "2026.1"
+)
+"""Certification policies by version (``CLR_CERTIFICATION_POLICY_VERSION``)."""

@@ -1,0 +1,1 @@
+"""The application layer: units of work, command results, the shape of aggregates (no HTTP)."""

@@ -1,0 +1,306 @@
+"""The unit of work every command runs in, free of HTTP: load, decide, write, commit.
+
+A command handler (``async def approve_assessment(cmd, uow) -> Result``) loads the streams
+it needs through ``uow.streams(codec)``, lets the pure domain decide, stages the new events
+with the version it loaded (``append``), writes the service's own rows through
+``uow.rows`` and returns its result. The caller (an HTTP route, a Kafka consumer, a clock
+job) commits: the idempotency record, then the appends, all in one transaction. A stream
+moved since it was loaded raises ``ConcurrencyError`` at commit and nothing of the command
+is stored, its rows included.
+
+Two adapters keep these promises and pass one behaviour suite
+(tests/integration/events/test_unit_of_work.py): ``PostgresUnitsOfWork`` and
+``InMemoryUnitsOfWork`` (the fake the handler tests run on).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from typing import Any, Generic, Protocol, TypeVar
+
+import orjson
+from pydantic import BaseModel
+from pydantic_core import to_jsonable_python
+
+from clr_events.rules import NotFoundError
+from clr_events.store.base import NewEvent, StoredEvent, StreamAppend
+
+E = TypeVar("E", bound=BaseModel)
+
+
+def new_id() -> str:
+    """A fresh identifier for an aggregate whose id the client left to us."""
+    return uuid.uuid4().hex
+
+
+class ApplicationError(Exception):
+    """Base of the errors the application layer raises (mapped to problems at the edge)."""
+
+
+class IdempotencyKeyReusedError(ApplicationError):
+    """An idempotency key was used before for another request (HTTP 422)."""
+
+    def __init__(self) -> None:
+        super().__init__("this Idempotency-Key was used for a different request")
+
+
+class EventTooLargeError(ApplicationError):
+    """An event's data and metadata, as JSON, exceed the event size limit (HTTP 413)."""
+
+    def __init__(self, event_type: str, size: int, limit: int) -> None:
+        self.event_type = event_type
+        self.size = size
+        self.limit = limit
+        super().__init__(
+            f"the {event_type} event would take {size} bytes; an event may take at most"
+            f" {limit} bytes (data and metadata as JSON)"
+        )
+
+
+@dataclass(frozen=True)
+class Cause:
+    """Who or what caused an event, and the chain it belongs to: stored as metadata."""
+
+    actor: str
+    correlation_id: str
+    causation_id: str | None = None
+
+    def metadata(self, **extra: Any) -> dict[str, Any]:
+        """Metadata of an event with this cause."""
+        data: dict[str, Any] = {"actor": self.actor, "correlation_id": self.correlation_id}
+        if self.causation_id:
+            data["causation_id"] = self.causation_id
+        data.update(extra)
+        return data
+
+
+@dataclass(frozen=True)
+class IdempotencyKey:
+    """A keyed command: its actor, the key, and a fingerprint of the request."""
+
+    actor: str
+    key: str
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class Result:
+    """What a command answers: a status and a JSON body (``replayed``: a stored answer)."""
+
+    status: int
+    body: dict[str, Any] = field(default_factory=dict)
+    replayed: bool = False
+
+
+class DomainEvents(Generic[E]):
+    """A service's private stored events: pydantic models stored under their class name."""
+
+    def __init__(self, *classes: type[E]) -> None:
+        self._types = {cls.__name__: cls for cls in classes}
+
+    def encode(self, event: E, metadata: dict[str, Any]) -> NewEvent:
+        """The event as a row to append."""
+        return NewEvent(
+            type=type(event).__name__, data=event.model_dump(mode="json"), metadata=metadata
+        )
+
+    def decode(self, stored: StoredEvent) -> E:
+        """A stored row as its event."""
+        return self._types[stored.type].model_validate(stored.data)
+
+
+def check_event_size(row: NewEvent, max_bytes: int) -> None:
+    """Refuse an event whose data and metadata, as JSON, exceed ``max_bytes``.
+
+    Raises:
+        EventTooLargeError: naming the size and the limit.
+    """
+    size = len(orjson.dumps(dict(row.data))) + len(orjson.dumps(dict(row.metadata)))
+    if size > max_bytes:
+        raise EventTooLargeError(row.type, size, max_bytes)
+
+
+class Rows(Protocol):
+    """The service's own tables (indexes, reference data), inside the unit of work.
+
+    Narrow on purpose: rows by key, so the in-memory fake can keep the same promises.
+    A table is named without its schema (the service's).
+    """
+
+    async def upsert(
+        self,
+        table: str,
+        key: Mapping[str, Any],
+        values: Mapping[str, Any] | None = None,
+        *,
+        newer: str | None = None,
+    ) -> None:
+        """Insert the row, or set ``values`` on the row with this key (its primary key).
+
+        ``newer``: a column of ``values``; an existing row changes only where its value
+        of that column is below the new one (a late event changes nothing).
+        """
+        ...
+
+    async def insert(
+        self, table: str, key: Mapping[str, Any], values: Mapping[str, Any] | None = None
+    ) -> None:
+        """Insert the row unless a row with this key exists (then nothing)."""
+        ...
+
+    async def update(
+        self,
+        table: str,
+        key: Mapping[str, Any],
+        values: Mapping[str, Any],
+        *,
+        newer: str | None = None,
+    ) -> None:
+        """Set ``values`` on the rows matching ``key``; none: nothing (``newer``: as for
+        ``upsert``)."""
+        ...
+
+    async def find(self, table: str, columns: Sequence[str], **where: Any) -> list[dict[str, Any]]:
+        """The ``columns`` of the rows whose columns equal ``where`` (a list: one of)."""
+        ...
+
+
+class UnitOfWork(Protocol):
+    """One command's transaction: streams to load and append, rows, one commit."""
+
+    @property
+    def cause(self) -> Cause:
+        """Who or what caused the command (its events' metadata)."""
+        ...
+
+    @property
+    def rows(self) -> Rows:
+        """The service's own tables."""
+        ...
+
+    async def read(self, stream_id: str) -> list[StoredEvent]:
+        """A stream's stored events (with the appends staged here not yet among them)."""
+        ...
+
+    def stage(self, append: StreamAppend) -> None:
+        """Append these events at commit, last (each stream at most once per unit)."""
+        ...
+
+    @property
+    def max_event_bytes(self) -> int:
+        """The largest event (data and metadata as JSON) this unit stores."""
+        ...
+
+
+class UnitsOfWork(Protocol):
+    """Where units of work come from: a service's PostgreSQL, or memory for tests."""
+
+    def begin(
+        self, cause: Cause, key: IdempotencyKey | None = None
+    ) -> AbstractAsyncContextManager[Transaction]:
+        """A unit of work for one command (claiming ``key`` first when given)."""
+        ...
+
+
+class Transaction(UnitOfWork, Protocol):
+    """A unit of work as its runner sees it: the earlier result of a key, and commit."""
+
+    @property
+    def earlier(self) -> Result | None:
+        """The stored result of this key's first command (then do nothing and answer it)."""
+        ...
+
+    async def commit(self, result: Result) -> None:
+        """Record the result under the key, append what was staged, commit: all or nothing.
+
+        Raises:
+            ConcurrencyError: a stream moved since it was loaded; nothing was stored.
+        """
+        ...
+
+
+Handler = Callable[[UnitOfWork], Awaitable[Result]]
+
+
+async def execute(
+    units: UnitsOfWork, cause: Cause, handler: Handler, key: IdempotencyKey | None = None
+) -> Result:
+    """Run ``handler`` in a unit of work and commit it; a retried key answers as before.
+
+    Raises:
+        IdempotencyKeyReusedError: the key was used for another request.
+        ConcurrencyError: a stream moved meanwhile; nothing was stored.
+    """
+    async with units.begin(cause, key) as uow:
+        if uow.earlier is not None:
+            return uow.earlier
+        result = await handler(uow)
+        result = Result(result.status, to_jsonable_python(result.body))
+        await uow.commit(result)
+        return result
+
+
+class Streams(Generic[E]):
+    """One kind of aggregate's streams in a unit of work: typed load and staged append."""
+
+    def __init__(self, uow: UnitOfWork, codec: DomainEvents[E]) -> None:
+        self.uow = uow
+        self.codec = codec
+
+    async def load(self, stream_id: str) -> tuple[int, list[E]]:
+        """The stream's version and its events (0 and [] for a new stream)."""
+        stored = await self.uow.read(stream_id)
+        return len(stored), [self.codec.decode(row) for row in stored]
+
+    async def load_existing(self, stream_id: str, what: str) -> list[E]:
+        """The events of a stream that must exist.
+
+        Raises:
+            NotFoundError: no such stream.
+        """
+        _, events = await self.load(stream_id)
+        if not events:
+            raise NotFoundError(f"no {what} {stream_id!r}")
+        return events
+
+    def append(
+        self, stream_id: str, expected: int, events: Sequence[E], **metadata: Any
+    ) -> int | None:
+        """Stage the events (none: nothing to do) for the commit; the stream's new version.
+
+        Raises:
+            EventTooLargeError: an event exceeds the limit; nothing is staged.
+        """
+        if not events:
+            return None
+        meta = self.uow.cause.metadata(**metadata)
+        rows = [self.codec.encode(event, meta) for event in events]
+        for row in rows:
+            check_event_size(row, self.uow.max_event_bytes)
+        self.uow.stage(StreamAppend(stream_id, expected, rows))
+        return expected + len(rows)
+
+
+class StreamReader(Protocol):
+    """What a read needs of a store: one stream."""
+
+    async def read_stream(self, stream_id: str, from_version: int = 1) -> list[StoredEvent]:
+        """The events of one stream in version order."""
+        ...
+
+
+async def read_existing(
+    store: StreamReader, codec: DomainEvents[E], stream_id: str, what: str
+) -> list[E]:
+    """The events of a stream that must exist, outside any unit of work (a query's read).
+
+    Raises:
+        NotFoundError: no such stream.
+    """
+    events = [codec.decode(row) for row in await store.read_stream(stream_id)]
+    if not events:
+        raise NotFoundError(f"no {what} {stream_id!r}")
+    return events

@@ -1,0 +1,208 @@
+"""Commands of the assessments service and their handlers (no HTTP here).
+
+Recording gathers the facts (the organisation and experts as the reference consumer keeps
+them, earlier assessments from the ``assessments`` index), lets the domain decide, stages
+the new stream and indexes it; approval appends to the assessment's stream.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from assessments import reference
+from assessments.domain import model
+from assessments.domain.events import EVENTS, AssessmentEvent, Conducted, IndicatorResult
+from assessments.domain.policy import AssessmentRules, Kind
+from clr_events.application.uow import DomainEvents, Result, Streams, UnitOfWork, new_id
+from clr_events.service.inputs import Code, Count, Happened, Id, Many, Measure, Name, Percent
+
+EVENT_TYPES: DomainEvents[AssessmentEvent] = DomainEvents(*EVENTS)
+
+
+def streams(uow: UnitOfWork) -> Streams[AssessmentEvent]:
+    """The service's streams in ``uow``."""
+    return Streams(uow, EVENT_TYPES)
+
+
+# ------------------------------------------------------------------ commands
+class Indicator(BaseModel):
+    """One Gold indicator against its threshold, as a client sends it (bounded)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    code: Code
+    score: Measure
+    threshold: Measure
+
+    def stored(self) -> IndicatorResult:
+        """The indicator as the domain keeps it."""
+        return IndicatorResult(**self.model_dump())
+
+
+class Bronze(BaseModel):
+    assessment_id: Id | None = None
+    org_id: Id
+    expert_id: Id
+    conducted_on: Happened
+    mode: Literal["on_site", "video"]
+    ratings: Many[Code] = Field(description="one of red, yellow, green per indicator (R2)")
+    criteria_version: Code | None = Field(None, description="default: the set in force (R12)")
+
+
+class Silver(BaseModel):
+    assessment_id: Id | None = None
+    org_id: Id
+    auditor_id: Id
+    conducted_on: Happened
+    mode: Literal["on_site", "video"] = "on_site"
+    first_benchmarking_id: Id
+    second_benchmarking_id: Id
+    improvement_areas: Many[Name]
+    areas_validated: Many[bool]
+    baseline_met: bool
+    criteria_version: Code | None = None
+
+
+class Gold(BaseModel):
+    assessment_id: Id | None = None
+    org_id: Id
+    expert_ids: Many[Id]
+    conducted_on: Happened
+    indicators: Many[Indicator]
+    score_pct: Percent
+    on_site_days: Count
+    evidence_documents: Count
+    criteria_version: Code | None = None
+
+
+class Approval(BaseModel):
+    approved_on: Happened
+    approver: Name = Field("EUCLES board", description="the approving body (ESCA, EUCLES board)")
+
+
+class ApproveAssessment(BaseModel):
+    assessment_id: Id
+    approval: Approval
+
+
+# ------------------------------------------------------------------ helpers
+_EARLIER = ("assessment_id", "org_id", "kind", "conducted_on", "approved_on")
+
+
+async def _earlier(uow: UnitOfWork, **where: Any) -> list[model.EarlierAssessment]:
+    """Assessments already recorded here, selected by column values."""
+    rows = await uow.rows.find("assessments", _EARLIER, **where)
+    return [
+        model.EarlierAssessment(
+            r["assessment_id"], r["org_id"], Kind(r["kind"]), r["conducted_on"], r["approved_on"]
+        )
+        for r in rows
+    ]
+
+
+async def _one_earlier(uow: UnitOfWork, assessment_id: str) -> model.EarlierAssessment | None:
+    found = await _earlier(uow, assessment_id=assessment_id)
+    return found[0] if found else None
+
+
+async def _subject(uow: UnitOfWork, org_id: str, expert_ids: list[str]) -> model.Subject:
+    return model.Subject(
+        org_id,
+        await reference.organisation(uow.rows, org_id),
+        tuple(expert_ids),
+        await reference.experts(uow.rows, expert_ids),
+    )
+
+
+async def _recorded(uow: UnitOfWork, events: list[AssessmentEvent]) -> Result:
+    """Stage a new assessment's stream and index it."""
+    recorded = events[0]
+    assert isinstance(recorded, Conducted)
+    streams(uow).append(model.assessment_stream(recorded.assessment_id), 0, events)
+    await uow.rows.upsert(
+        "assessments",
+        {"assessment_id": recorded.assessment_id},
+        {
+            "org_id": recorded.org_id,
+            "kind": recorded.kind,
+            "conducted_on": recorded.conducted_on,
+            "expert_ids": list(recorded.expert_ids),
+            "criteria_version": recorded.criteria_version,
+        },
+    )
+    return Result(
+        201,
+        {"assessment_id": recorded.assessment_id, "criteria_version": recorded.criteria_version},
+    )
+
+
+# ------------------------------------------------------------------ handlers
+async def record_bronze(cmd: Bronze, uow: UnitOfWork, *, rules: AssessmentRules) -> Result:
+    """Record a Bronze benchmarking interview (R1, R2, R9, R12)."""
+    events = model.record_bronze(
+        assessment_id=cmd.assessment_id or new_id(),
+        subject=await _subject(uow, cmd.org_id, [cmd.expert_id]),
+        conducted_on=cmd.conducted_on,
+        mode=cmd.mode,
+        ratings=cmd.ratings,
+        criteria_version=cmd.criteria_version,
+        rules=rules,
+    )
+    return await _recorded(uow, events)
+
+
+async def record_silver(cmd: Silver, uow: UnitOfWork, *, rules: AssessmentRules) -> Result:
+    """Record a Silver audit (R1, R6, R9, R12)."""
+    events = model.record_silver(
+        assessment_id=cmd.assessment_id or new_id(),
+        subject=await _subject(uow, cmd.org_id, [cmd.auditor_id]),
+        conducted_on=cmd.conducted_on,
+        mode=cmd.mode,
+        first=await _one_earlier(uow, cmd.first_benchmarking_id),
+        second=await _one_earlier(uow, cmd.second_benchmarking_id),
+        improvement_areas=cmd.improvement_areas,
+        areas_validated=cmd.areas_validated,
+        baseline_met=cmd.baseline_met,
+        criteria_version=cmd.criteria_version,
+        rules=rules,
+    )
+    return await _recorded(uow, events)
+
+
+async def record_gold(cmd: Gold, uow: UnitOfWork, *, rules: AssessmentRules) -> Result:
+    """Record a Gold assessment (R1, R7, R9, R12)."""
+    events = model.record_gold(
+        assessment_id=cmd.assessment_id or new_id(),
+        subject=await _subject(uow, cmd.org_id, cmd.expert_ids),
+        conducted_on=cmd.conducted_on,
+        indicators=[indicator.stored() for indicator in cmd.indicators],
+        score_pct=cmd.score_pct,
+        on_site_days=cmd.on_site_days,
+        evidence_documents=cmd.evidence_documents,
+        earlier_golds=await _earlier(uow, org_id=cmd.org_id, kind=Kind.GOLD.value),
+        criteria_version=cmd.criteria_version,
+        rules=rules,
+    )
+    return await _recorded(uow, events)
+
+
+async def approve_assessment(cmd: ApproveAssessment, uow: UnitOfWork) -> Result:
+    """The approving body approves an assessment, once (a second approval is a 409)."""
+    s = streams(uow)
+    events = await s.load_existing(model.assessment_stream(cmd.assessment_id), "assessment")
+    assessment = model.Assessment.replay(events)
+    org = await reference.organisation(uow.rows, assessment.conducted.org_id)
+    approval = cmd.approval
+    new = model.approve(
+        assessment, approved_on=approval.approved_on, approver=approval.approver, org=org
+    )
+    s.append(assessment.stream, assessment.version, new)
+    await uow.rows.update(
+        "assessments", {"assessment_id": cmd.assessment_id}, {"approved_on": approval.approved_on}
+    )
+    return Result(
+        201,
+        {"assessment_id": cmd.assessment_id, "approved_on": approval.approved_on.isoformat()},
+    )

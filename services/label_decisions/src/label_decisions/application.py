@@ -1,0 +1,187 @@
+"""Commands of label decisions and their handlers (no HTTP, no Kafka here).
+
+Every handler loads one label record, lets it decide, stages its new events and keeps the
+``records`` index (what the expiry clock scans) in step. The decision on an approved
+assessment comes from the consumer (``decisions``), withdrawals and corrections from the
+board over HTTP, expiries from the clock: all through these handlers and a unit of work.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from pydantic import BaseModel
+
+from clr_events.application.uow import DomainEvents, Result, Streams, UnitOfWork
+from clr_events.contracts.assessments import ApprovedForDecision
+from clr_events.rules import NotFoundError, RuleViolationError
+from clr_events.service.inputs import Day, Happened, Id, Text
+from label_decisions.domain.events import EVENTS, LabelEvent
+from label_decisions.domain.label_record import (
+    ApprovedAssessment,
+    LabelRecord,
+    Outcome,
+    record_stream,
+)
+from label_decisions.domain.policy import DecisionPolicy, Level
+
+EVENT_TYPES: DomainEvents[LabelEvent] = DomainEvents(*EVENTS)
+
+
+def streams(uow: UnitOfWork) -> Streams[LabelEvent]:
+    """The service's streams in ``uow``."""
+    return Streams(uow, EVENT_TYPES)
+
+
+# ------------------------------------------------------------------ commands
+class Withdrawal(BaseModel):
+    reason: Text
+    withdrawn_on: Happened
+
+
+class Correction(BaseModel):
+    valid_until: Day
+    reason: Text
+
+
+class WithdrawLabel(BaseModel):
+    org_id: Id
+    level: Level
+    withdrawal: Withdrawal
+
+
+class CorrectLabel(BaseModel):
+    org_id: Id
+    level: Level
+    correction: Correction
+
+
+class ExpireLabel(BaseModel):
+    org_id: str
+    level: Level
+    today: date
+
+
+# ------------------------------------------------------------------ helpers
+async def load(uow: UnitOfWork, org_id: str, level: Level) -> LabelRecord:
+    """A record as its events make it (an empty record, version 0, if it has none)."""
+    _, events = await streams(uow).load(record_stream(org_id, level))
+    return LabelRecord.replay(org_id, level, events)
+
+
+async def save(uow: UnitOfWork, record: LabelRecord, new: list[LabelEvent]) -> None:
+    """Stage the new events and bring the index row up to date."""
+    if not new:
+        return
+    streams(uow).append(record.stream, record.version, new)
+    for event in new:
+        record.apply(event)
+    await uow.rows.upsert(
+        "records",
+        {"org_id": record.org_id, "level": record.level.value},
+        {
+            "valid_until": record.valid_until,
+            "withdrawn_on": record.withdrawn_on,
+            "expired_until": record.expired_until,
+            "stream_version": record.version,
+        },
+    )
+
+
+def view(record: LabelRecord, policy: DecisionPolicy, today: date) -> dict[str, Any]:
+    """A record as the API shows it on a day, status derived from the dates (R10)."""
+    return {
+        "org_id": record.org_id,
+        "level": record.level.value,
+        "status": record.status(today, policy).value,
+        "valid_until": record.valid_until,
+        "renewal_deadline": record.deadline(policy),
+        "withdrawn_on": record.withdrawn_on,
+        "as_of": today,
+    }
+
+
+async def _existing(uow: UnitOfWork, org_id: str, level: Level) -> LabelRecord:
+    record = await load(uow, org_id, level)
+    if record.version == 0:
+        raise NotFoundError(f"no {level.value} label record for {org_id!r}")
+    return record
+
+
+def approved_assessment(event: ApprovedForDecision) -> ApprovedAssessment:
+    """The restricted contract as the domain's input."""
+    return ApprovedAssessment(
+        assessment_id=event.assessment_id,
+        org_id=event.org_id,
+        level=Level(event.level),
+        assessed_on=event.conducted_on,
+        approved_on=event.approved_on,
+        expert_ids=tuple(event.expert_ids),
+        outcome=Outcome(
+            indicator_count=event.indicator_count,
+            indicators_passed=event.indicators_passed,
+            score_pct=event.score_pct,
+            on_site_days=event.on_site_days,
+            evidence_documents=event.evidence_documents,
+            improvement_areas_validated=(
+                tuple(event.improvement_areas_validated)
+                if event.improvement_areas_validated is not None
+                else None
+            ),
+            baseline_met=event.baseline_met,
+        ),
+    )
+
+
+# ------------------------------------------------------------------ handlers
+async def decide_on_approval(
+    cmd: ApprovedForDecision, uow: UnitOfWork, *, policy: DecisionPolicy
+) -> Result:
+    """Award, renew or refuse a label on an approved assessment (decided once)."""
+    assessment = approved_assessment(cmd)
+    record = await load(uow, assessment.org_id, assessment.level)
+    decided_by = f"decision policy {policy.version}, on approval by {cmd.approver}"
+    eligible = (
+        cmd.profile_validated_on is not None and cmd.profile_validated_on <= assessment.assessed_on
+    )
+    try:
+        new = record.decide(assessment, eligible=eligible, policy=policy, decided_by=decided_by)
+    except RuleViolationError as refused:
+        new = record.refuse(assessment, refused.violations, policy=policy, decided_by=decided_by)
+    await save(uow, record, new)
+    return Result(200, {"events": [type(e).__name__ for e in new]})
+
+
+async def withdraw_label(
+    cmd: WithdrawLabel, uow: UnitOfWork, *, policy: DecisionPolicy, today: date
+) -> Result:
+    """The board withdraws a current label, with a reason."""
+    record = await _existing(uow, cmd.org_id, cmd.level)
+    w = cmd.withdrawal
+    await save(uow, record, record.withdraw(reason=w.reason, by=uow.cause.actor, on=w.withdrawn_on))
+    return Result(201, view(record, policy, today))
+
+
+async def correct_label(
+    cmd: CorrectLabel, uow: UnitOfWork, *, policy: DecisionPolicy, today: date
+) -> Result:
+    """R15: correct a validity by a compensating event; nothing is rewritten."""
+    record = await _existing(uow, cmd.org_id, cmd.level)
+    c = cmd.correction
+    await save(
+        uow,
+        record,
+        record.correct(
+            valid_until=c.valid_until, reason=c.reason, by=uow.cause.actor, policy=policy
+        ),
+    )
+    return Result(201, view(record, policy, today))
+
+
+async def expire_label(cmd: ExpireLabel, uow: UnitOfWork) -> Result:
+    """Record ``LabelExpired`` if the label's validity has passed (else nothing)."""
+    record = await load(uow, cmd.org_id, cmd.level)
+    new = record.expire(cmd.today)
+    await save(uow, record, new)
+    return Result(200, {"expired": len(new)})

@@ -1,0 +1,130 @@
+"""What only the PostgreSQL unit of work can show: the store's head lock is taken last, and
+two requests with one key serialise on the key's row."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+from pydantic import BaseModel
+
+from clr_events.application.postgres import IdempotencyStore, PostgresUnitsOfWork
+from clr_events.application.uow import (
+    Cause,
+    DomainEvents,
+    IdempotencyKey,
+    Result,
+    Streams,
+    UnitOfWork,
+    execute,
+)
+from clr_events.pg import Pool
+from clr_events.store.postgres import PostgresEventStore
+
+CAUSE = Cause("tester", "corr-1")
+
+
+class Happened(BaseModel):
+    thing_id: str
+
+
+CODEC: DomainEvents[Happened] = DomainEvents(Happened)
+
+
+@pytest.fixture
+async def store(pool: Pool, schema: str) -> AsyncIterator[PostgresEventStore]:
+    created = PostgresEventStore(pool, schema=schema)
+    await created.migrate()
+    yield created
+    await created.close()
+
+
+@pytest.fixture
+async def units(pool: Pool, schema: str, store: PostgresEventStore) -> PostgresUnitsOfWork:
+    idempotency = IdempotencyStore(schema)
+    await idempotency.migrate(pool)
+    await pool.execute(f"CREATE TABLE {schema}.things (thing_id text PRIMARY KEY, name text)")
+    return PostgresUnitsOfWork(pool, store, schema, max_event_bytes=10_000, idempotency=idempotency)
+
+
+async def head_is_free(pool: Pool, schema: str) -> bool:
+    """Whether another transaction could take the head row's lock right now."""
+    async with pool.acquire() as probe, probe.transaction():
+        try:
+            await probe.execute(f"SELECT FROM {schema}.event_store_head FOR UPDATE NOWAIT")
+        except asyncpg.LockNotAvailableError:
+            return False
+    return True
+
+
+async def test_the_head_lock_is_not_held_while_a_command_writes_its_rows(
+    pool: Pool, schema: str, units: PostgresUnitsOfWork, store: PostgresEventStore
+) -> None:
+    async with units.begin(CAUSE) as first:
+        # the handler stages its append first and writes its rows after it ...
+        Streams(first, CODEC).append("thing:a", 0, [Happened(thing_id="a")])
+        await first.rows.upsert("things", {"thing_id": "a"}, {"name": "first"})
+        # ... and while its transaction is open with those rows, the head is free:
+        assert await head_is_free(pool, schema)
+
+        # another command of the service, on another stream, commits meanwhile
+        async def second(uow: UnitOfWork) -> Result:
+            Streams(uow, CODEC).append("thing:b", 0, [Happened(thing_id="b")])
+            await uow.rows.upsert("things", {"thing_id": "b"}, {"name": "second"})
+            return Result(201)
+
+        await execute(units, CAUSE, second)
+        await first.commit(Result(201))
+    assert [e.stream_id for e in await store.read_all()] == ["thing:b", "thing:a"]
+    assert (await store.verify()).ok
+
+
+async def test_a_keyed_command_holds_the_head_only_after_its_key_and_rows(
+    pool: Pool, schema: str, units: PostgresUnitsOfWork
+) -> None:
+    key = IdempotencyKey("tester", "key-1", "fingerprint")
+    async with units.begin(CAUSE, key) as uow:
+        Streams(uow, CODEC).append("thing:a", 0, [Happened(thing_id="a")])
+        await uow.rows.upsert("things", {"thing_id": "a"}, {"name": "keyed"})
+        assert await head_is_free(pool, schema)
+        await uow.commit(Result(201, {"ok": True}))
+    assert await head_is_free(pool, schema)
+
+
+async def test_two_requests_with_one_key_serialise_on_the_key(
+    pool: Pool, units: PostgresUnitsOfWork, store: PostgresEventStore
+) -> None:
+    key = IdempotencyKey("tester", "key-1", "fingerprint")
+    entered = asyncio.Event()
+    release = asyncio.Event()
+    calls = 0
+
+    async def slow(uow: UnitOfWork) -> Result:
+        nonlocal calls
+        calls += 1
+        entered.set()
+        await release.wait()
+        Streams(uow, CODEC).append("thing:a", 0, [Happened(thing_id="a")])
+        return Result(201, {"thing_id": "a"})
+
+    first = asyncio.create_task(execute(units, CAUSE, slow, key))
+    await entered.wait()
+    second = asyncio.create_task(execute(units, CAUSE, slow, key))
+    for _ in range(1000):  # until the second waits for the key's row (the first's claim)
+        if await pool.fetchval(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        ):
+            break
+        await asyncio.sleep(0.01)
+    else:
+        pytest.fail("the second request never waited for the key")
+    assert not second.done()
+    release.set()
+    one, two = await asyncio.gather(first, second)
+    assert (one.replayed, two.replayed) == (False, True)
+    assert two.body == one.body == {"thing_id": "a"}
+    assert calls == 1
+    assert await store.head_position() == 1

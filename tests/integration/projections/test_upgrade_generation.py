@@ -1,0 +1,48 @@
+"""A generation made by an earlier version gets the columns the read model now writes, and
+its views show them (the register's queries read ``renewal_deadline`` through the views)."""
+
+from __future__ import annotations
+
+import uuid
+
+from clr_events.pg import Pool
+from projections.core import CONTROL, ensure_generation, generation_schema
+from projections.read_models.labels import LabelRegister
+
+
+class Before(LabelRegister):
+    """The label register as it was: no renewal deadline, no upgrades."""
+
+    upgrades: tuple[str, ...] = ()
+
+
+async def test_an_older_generation_gets_the_renewal_deadline_column_and_views(
+    pool: Pool,
+) -> None:
+    name = f"labels{uuid.uuid4().hex[:10]}"
+    before = Before()
+    before.name = name
+    before.tables = {
+        **LabelRegister.tables,
+        "labels": LabelRegister.tables["labels"].replace(" renewal_deadline date,", ""),
+    }
+    now = LabelRegister()
+    now.name = name
+    schema = generation_schema(now, 1)
+    view = f"{CONTROL}.{name}_labels"
+    columns = (
+        "SELECT column_name FROM information_schema.columns"
+        " WHERE table_schema || '.' || table_name = $1"
+    )
+    try:
+        assert await ensure_generation(pool, before) == 1
+        assert "renewal_deadline" not in {r[0] for r in await pool.fetch(columns, view)}
+        assert await ensure_generation(pool, now) == 1
+        assert "renewal_deadline" in {r[0] for r in await pool.fetch(columns, view)}
+        assert await ensure_generation(pool, now) == 1  # again: nothing to do
+    finally:
+        async with pool.acquire() as conn:
+            for table in (*now.tables, "checkpoint"):
+                await conn.execute(f"DROP VIEW IF EXISTS {CONTROL}.{name}_{table}")
+            await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+            await conn.execute(f"DELETE FROM {CONTROL}.read_models WHERE name = $1", name)
