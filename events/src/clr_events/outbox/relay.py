@@ -22,7 +22,7 @@ import importlib
 import logging
 import signal
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
@@ -40,21 +40,33 @@ log = logging.getLogger(__name__)
 Translator = Callable[[StoredEvent], Envelope | None]
 
 
+_VALIDATE_ENVELOPE = Envelope.__pydantic_validator__.validate_python
+
+
 def envelope_for(stored: StoredEvent, *, source: str, type_: str, data: dict[str, Any]) -> Envelope:
-    """The public envelope of a stored event: ids, order and causality carried over."""
-    return Envelope(
-        id=str(stored.event_id),
-        source=source,
-        type=type_,
-        subject=stored.stream_id,
-        time=stored.recorded_at,
-        dataschema=schema_uri(type_),
-        data=data,
-        streamversion=stored.version,
-        globalposition=stored.position,
-        correlationid=stored.metadata.get("correlation_id"),
-        causationid=stored.metadata.get("causation_id"),
+    """The public envelope of a stored event: ids, order and causality carried over.
+
+    Validated as ``Envelope(...)`` validates, by the model's validator directly (the
+    model's ``__init__`` is a Python call around it, a third of the time here).
+    """
+    metadata = stored.metadata
+    envelope: Envelope = _VALIDATE_ENVELOPE(
+        {
+            "id": str(stored.event_id),
+            "source": source,
+            "type": type_,
+            "subject": stored.stream_id,
+            "time": stored.recorded_at,
+            "dataschema": schema_uri(type_),
+            "data": data,
+            "streamversion": stored.version,
+            "globalposition": stored.position,
+            "correlationid": metadata.get("correlation_id"),
+            "causationid": metadata.get("causation_id"),
+        },
+        by_name=True,
     )
+    return envelope
 
 
 def publish_as_stored(source: str) -> Callable[[StoredEvent], Envelope]:
@@ -64,6 +76,18 @@ def publish_as_stored(source: str) -> Callable[[StoredEvent], Envelope]:
         return envelope_for(stored, source=source, type_=stored.type, data=stored.data)
 
     return translate
+
+
+class RelayCheckpoint(Protocol):
+    """Where a relay records the last position read and the last published."""
+
+    async def load(self) -> tuple[int, int | None]:
+        """The last position read and the last published (None if unknown)."""
+        ...
+
+    async def save(self, position: int, published: int) -> None:
+        """Record the last position read and the last published."""
+        ...
 
 
 class PostgresRelayCheckpoint:
@@ -106,12 +130,18 @@ class PostgresRelayCheckpoint:
 
 
 class Relay:
-    """Publishes a store's events to one topic, in position order, at least once."""
+    """Publishes a store's events to one topic, in position order, at least once.
+
+    Pipelined: while one batch's sends wait for their acknowledgements, the next batch is
+    read, translated and sent. Checkpoints still follow in order, each only once every
+    send of its batch and of the batches before it is acknowledged (``acks=all``); at most
+    two batches are in flight. ``position`` and ``published`` are what is checkpointed.
+    """
 
     def __init__(
         self,
         store: EventStore,
-        checkpoint: PostgresRelayCheckpoint,
+        checkpoint: RelayCheckpoint,
         producer: AIOKafkaProducer,
         topic: str,
         translate: Translator,
@@ -138,7 +168,7 @@ class Relay:
         )
         log.info("relay to %s resumes after position %d", self._topic, self.position)
         while not stop.is_set():
-            if await self.publish_batch():
+            if await self.publish_available(stop):
                 continue
             waiters = [
                 asyncio.ensure_future(stop.wait()),
@@ -164,28 +194,72 @@ class Relay:
         return last
 
     async def publish_batch(self) -> int:
-        """Publish the next batch of committed events; returns how many were read."""
+        """Publish the next batch of committed events and checkpoint it; returns how many
+        were read (0: nothing new)."""
         events = await self._store.read_all(self.position, self._batch_size)
         if not events:
             return 0
-        pending = []
+        acks, published = await self._send(events, self.published)
+        await self._confirm(acks, events[-1].position, published)
+        return len(events)
+
+    async def publish_available(self, stop: asyncio.Event | None = None) -> int:
+        """Publish every committed event, batch after batch, the next batch read and sent
+        while the previous one's acknowledgements are awaited; returns how many were read.
+
+        Returns when a read finds nothing new (or ``stop`` is set) and every batch sent is
+        acknowledged and checkpointed. If a send fails, the batches not yet checkpointed
+        go out again from the checkpoint (with the same event ids) on the next run.
+        """
+        after, published, read = self.position, self.published, 0
+        confirming: asyncio.Future[None] | None = None
+        try:
+            while stop is None or not stop.is_set():
+                events = await self._store.read_all(after, self._batch_size)
+                if not events:
+                    break
+                acks, published = await self._send(events, published)
+                after = events[-1].position
+                read += len(events)
+                if confirming is not None:
+                    await confirming  # checkpoints in order; at most two batches in flight
+                confirming = asyncio.ensure_future(self._confirm(acks, after, published))
+            if confirming is not None:
+                await confirming
+        finally:
+            if confirming is not None and not confirming.done():
+                confirming.cancel()
+                await asyncio.gather(confirming, return_exceptions=True)
+        return read
+
+    async def _send(
+        self, events: list[StoredEvent], published: int
+    ) -> tuple[list[asyncio.Future[Any]], int]:
+        """Hand a batch to the producer: the acknowledgements to await, and the position of
+        the last event published (the next envelope's ``prevposition``)."""
+        records = []
         for stored in events:
             envelope = self._translate(stored)
-            if envelope is None:
-                continue
-            envelope = envelope.model_copy(update={"prevposition": self.published})
-            self.published = envelope.globalposition
-            record = to_kafka(envelope)
-            pending.append(
-                await self._producer.send(
-                    self._topic, record.value, key=record.key, headers=record.headers
-                )
-            )
-        # every send acknowledged (acks=all) before the position moves on
-        await asyncio.gather(*pending)
-        self.position = events[-1].position
-        await self._checkpoint.save(self.position, self.published)
-        return len(events)
+            if envelope is not None:
+                records.append(to_kafka(envelope, prevposition=published))
+                published = envelope.globalposition
+        # then handed over in one go, as a bare producer would: the producer's sender
+        # takes what has queued up by its next turn, so records that arrive together
+        # leave in fewer, fuller requests
+        send, topic = self._producer.send, self._topic
+        acks = [
+            await send(topic, record.value, key=record.key, headers=record.headers)
+            for record in records
+        ]
+        return acks, published
+
+    async def _confirm(
+        self, acks: list[asyncio.Future[Any]], position: int, published: int
+    ) -> None:
+        """Checkpoint ``position`` once every send of its batch is acknowledged."""
+        await asyncio.gather(*acks)
+        await self._checkpoint.save(position, published)
+        self.position, self.published = position, published
 
 
 def _load_translator(spec: str, source: str) -> Translator:
