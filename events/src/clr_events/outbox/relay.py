@@ -26,8 +26,10 @@ from typing import Any, Protocol
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.producer.message_accumulator import BatchBuilder
 
-from clr_events.codec import to_kafka
+from clr_events.codec import KafkaRecord, to_kafka
 from clr_events.envelope import Envelope, schema_uri
 from clr_events.kafka.producer import new_producer
 from clr_events.pg import Pool
@@ -36,6 +38,9 @@ from clr_events.store.base import EventStore, StoredEvent
 from clr_events.store.postgres import PostgresEventStore
 
 log = logging.getLogger(__name__)
+
+_PARTITIONER = DefaultPartitioner()
+"""The producer's own partitioner (``new_producer`` keeps aiokafka's default)."""
 
 Translator = Callable[[StoredEvent], Envelope | None]
 
@@ -243,15 +248,44 @@ class Relay:
             if envelope is not None:
                 records.append(to_kafka(envelope, prevposition=published))
                 published = envelope.globalposition
-        # then handed over in one go, as a bare producer would: the producer's sender
-        # takes what has queued up by its next turn, so records that arrive together
-        # leave in fewer, fuller requests
-        send, topic = self._producer.send, self._topic
-        acks = [
-            await send(topic, record.value, key=record.key, headers=record.headers)
-            for record in records
-        ]
-        return acks, published
+        return await self._send_batches(records), published
+
+    async def _send_batches(self, records: list[KafkaRecord]) -> list[asyncio.Future[Any]]:
+        """Fill one producer batch per partition and hand each over when it is full.
+
+        What ``send`` does per record (wait for metadata, hash the key, find the partition's
+        open batch, append) done once per batch: the same partitions (the producer's
+        default partitioner on the key), the same batches (at most one queued per
+        partition, in order, sequenced by the idempotent producer when sent), so the same
+        order per key; one acknowledgement per batch.
+        """
+        producer, topic = self._producer, self._topic
+        partitions = list(await producer.partitions_for(topic))
+        partition_of: dict[bytes, int] = {}
+        open_batches: dict[int, BatchBuilder] = {}
+        acks = []
+        for record in records:
+            partition = partition_of.get(record.key)
+            if partition is None:
+                partition = partition_of[record.key] = _PARTITIONER(record.key, partitions, None)
+            batch = open_batches.get(partition)
+            if batch is None:
+                batch = open_batches[partition] = producer.create_batch()
+            if (
+                batch.append(
+                    key=record.key, value=record.value, timestamp=None, headers=record.headers
+                )
+                is None
+            ):
+                acks.append(await producer.send_batch(batch, topic, partition=partition))
+                batch = open_batches[partition] = producer.create_batch()
+                # an empty batch takes any one record (the broker judges its size)
+                batch.append(
+                    key=record.key, value=record.value, timestamp=None, headers=record.headers
+                )
+        for partition, batch in open_batches.items():
+            acks.append(await producer.send_batch(batch, topic, partition=partition))
+        return acks
 
     async def _confirm(
         self, acks: list[asyncio.Future[Any]], position: int, published: int
@@ -260,6 +294,12 @@ class Relay:
         await asyncio.gather(*acks)
         await self._checkpoint.save(position, published)
         self.position, self.published = position, published
+
+
+def _append(batch: BatchBuilder, record: KafkaRecord) -> bool:
+    """Add a record to a producer batch; False when the batch is full."""
+    added = batch.append(key=record.key, value=record.value, timestamp=None, headers=record.headers)
+    return added is not None
 
 
 def _load_translator(spec: str, source: str) -> Translator:
