@@ -242,7 +242,10 @@ async def _apply_lane(
     while True:
         chunk, last = await lane.queue.get()
         async with lane.applying:
-            state.applied += await _apply_retrying(pool, model, chunk, dead, schema)
+            # not ``state.applied += await ...``: that reads the sum before awaiting, and
+            # another lane's batch meanwhile would be lost from it
+            applied = await _apply_retrying(pool, model, chunk, dead, schema)
+        state.applied += applied
         state.messages += len(chunk)
         state.batches += 1
         state.done.update(last)
