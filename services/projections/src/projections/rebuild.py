@@ -144,6 +144,7 @@ async def rebuild(
             state.messages, state.applied = await _in_processes(
                 pool, producer, settings, model, schema, partitions, batch, lanes, helpers
             )
+            progress(f"{model.name}: {state.messages} read in {processes} processes, reading on")
         async with pool.acquire() as conn:
             state.done.update(await checkpoints(conn, schema))
         consumer = _consumer(settings)
@@ -260,6 +261,8 @@ async def _in_processes(
     finally:
         await offsets.stop()
     shares = [partitions[i :: len(helpers) + 1] for i in range(len(helpers) + 1)]
+    if len(shares[-1]) > 1:  # a helper starts later (a fresh interpreter): one partition less
+        shares[0].append(shares[-1].pop())
     for process, share in zip(helpers, shares[1:], strict=True):
         # the work order carries the settings (credentials): a pipe, not the command line
         assert process.stdin is not None
