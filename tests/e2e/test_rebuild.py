@@ -49,7 +49,13 @@ async def test_the_label_register_is_rebuilt_beside_the_live_one_and_swapped_in(
     progress: list[str] = []
     try:
         result = await rebuild(
-            pool, producer, settings, READ_MODELS["labels"], batch=50, progress=progress.append
+            pool,
+            producer,
+            settings,
+            READ_MODELS["labels"],
+            batch=50,
+            processes_from=0,  # in two processes (the default) however short the history
+            progress=progress.append,
         )
     finally:
         done.set()

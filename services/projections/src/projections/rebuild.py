@@ -100,6 +100,7 @@ async def rebuild(
     batch: int = 5000,
     lanes: int = 2,
     processes: int = 2,
+    processes_from: int = 50_000,
     progress: Callable[[str], None] = print,
 ) -> RebuildResult:
     """Rebuild ``model`` into a new generation and swap it in; returns the figures.
@@ -109,109 +110,142 @@ async def rebuild(
     statements run in PostgreSQL while Python prepares the other's. The pool needs a
     connection per lane and one more.
 
-    Such a model is first brought up to the end offsets of the start in ``processes``
-    processes, each over its own share of the partitions with its own lanes (decoding is
-    Python's work, one core per process; this one takes the first share while the others
-    start), each batch with its checkpoint as always. Then this process reads on from
-    those checkpoints, every partition, and swaps as below.
+    Such a model with ``processes_from`` messages or more is first brought up to the end
+    offsets of the start in ``processes`` processes, each over its own share of the
+    partitions with its own lanes (decoding is Python's work, one core per process), each
+    batch with its checkpoint as always. Then this process reads on from those
+    checkpoints, every partition, and swaps as below. (Starting a process takes about
+    half a second: below some tens of thousands of messages it costs more than it saves.)
     """
     shared = model.partitioned and processes > 1 and READ_MODELS.get(model.name) is model
-    # the other processes start first: they load while this one prepares the generation
+    # the helpers start first: they load (about half a second) while the generation is made
     async with _helpers(processes - 1 if shared else 0) as helpers:
-        live = await ensure_generation(pool, model)
-        async with pool.acquire() as conn, conn.transaction():
-            last = await conn.fetchval(
-                f"SELECT max(generation) FROM {CONTROL}.rebuilds WHERE name = $1", model.name
-            )
-            generation = max(live, int(last or 0)) + 1
-            schema = await create_generation(conn, model, generation)
-            await conn.execute(
-                f"INSERT INTO {CONTROL}.rebuilds (name, generation) VALUES ($1, $2)",
-                model.name,
-                generation,
-            )
-        progress(f"{model.name}: building generation {generation} beside generation {live}")
-        offsets = Offsets(settings)
-        await offsets.start()
-        try:
-            partitions = await offsets.partitions(topics_of(model, settings))
-        finally:
-            await offsets.stop()
-        started = time.perf_counter()
-        state = _State([_Lane() for _ in range(lanes if model.partitioned else 1)])
-        if helpers:
+        return await _rebuild(
+            pool, producer, settings, model, batch, lanes, helpers, processes_from, progress
+        )
+
+
+async def _rebuild(
+    pool: Pool,
+    producer: AIOKafkaProducer,
+    settings: ConnectionSettings,
+    model: ReadModel,
+    batch: int,
+    lanes: int,
+    helpers: list[asyncio.subprocess.Process],
+    processes_from: int,
+    progress: Callable[[str], None],
+) -> RebuildResult:
+    live = await ensure_generation(pool, model)
+    async with pool.acquire() as conn, conn.transaction():
+        last = await conn.fetchval(
+            f"SELECT max(generation) FROM {CONTROL}.rebuilds WHERE name = $1", model.name
+        )
+        generation = max(live, int(last or 0)) + 1
+        schema = await create_generation(conn, model, generation)
+        await conn.execute(
+            f"INSERT INTO {CONTROL}.rebuilds (name, generation) VALUES ($1, $2)",
+            model.name,
+            generation,
+        )
+    progress(f"{model.name}: building generation {generation} beside generation {live}")
+    offsets = Offsets(settings)
+    await offsets.start()
+    try:
+        partitions = await offsets.partitions(topics_of(model, settings))
+    finally:
+        await offsets.stop()
+    started = time.perf_counter()
+    state = _State([_Lane() for _ in range(lanes if model.partitioned else 1)])
+    if helpers:
+        at_start = await _end_offsets_now(settings, model)
+        processes = len(helpers) + 1
+        if remaining(at_start, {}) >= processes_from:
             progress(f"{model.name}: up to the end offsets of the start in {processes} processes")
             state.messages, state.applied = await _in_processes(
-                pool, producer, settings, model, schema, partitions, batch, lanes, helpers
+                pool,
+                producer,
+                settings,
+                model,
+                schema,
+                partitions,
+                at_start,
+                batch,
+                lanes,
+                helpers,
             )
             progress(f"{model.name}: {state.messages} read in {processes} processes, reading on")
-        async with pool.acquire() as conn:
-            state.done.update(await checkpoints(conn, schema))
-        consumer = _consumer(settings)
-        await consumer.start()
-        dead = dead_letterer(producer, settings, model, Counter())
-        lane_of = {
-            (tp.topic, tp.partition): state.lanes[i % len(state.lanes)]
-            for i, tp in enumerate(partitions)
-        }
-        gc.disable()  # see the module's docstring
+        else:
+            for process in helpers:  # no work order: it ends
+                assert process.stdin is not None
+                process.stdin.close()
+    async with pool.acquire() as conn:
+        state.done.update(await checkpoints(conn, schema))
+    consumer = _consumer(settings)
+    await consumer.start()
+    dead = dead_letterer(producer, settings, model, Counter())
+    lane_of = {
+        (tp.topic, tp.partition): state.lanes[i % len(state.lanes)]
+        for i, tp in enumerate(partitions)
+    }
+    gc.disable()  # see the module's docstring
+    try:
+        consumer.assign(partitions)
+        await _seek_past(consumer, partitions, state.done)
+        tasks = [
+            asyncio.create_task(_read(consumer, batch, lane_of)),
+            *(
+                asyncio.create_task(_apply_lane(pool, model, schema, dead, lane, state))
+                for lane in state.lanes
+            ),
+        ]
         try:
-            consumer.assign(partitions)
-            await _seek_past(consumer, partitions, state.done)
-            tasks = [
-                asyncio.create_task(_read(consumer, batch, lane_of)),
-                *(
-                    asyncio.create_task(_apply_lane(pool, model, schema, dead, lane, state))
-                    for lane in state.lanes
-                ),
-            ]
-            try:
-                reported = started
-                ends: dict[tuple[str, int], int] = {}
-                while True:
-                    if remaining(ends, state.done) == 0:
-                        # asked only here: the request waits behind the reader's fetch
-                        ends = await _end_offsets(consumer, partitions)
-                        async with _all_idle(state.lanes):
-                            swapped = remaining(ends, state.done) == 0 and await _swap(
-                                pool, model, live, generation
-                            )
-                            if swapped:  # no queued batch may reach the generation now live
-                                seconds = time.perf_counter() - started
-                                for task in tasks:
-                                    task.cancel()
-                        if swapped:
-                            break
-                    await _progressed(state, tasks)
-                    now = time.perf_counter()
-                    if now - reported >= 1.0:
-                        reported = now
-                        left = remaining(ends, state.done)
-                        progress(
-                            f"{model.name}: {state.messages} read, {left} to go,"
-                            f" {state.messages / (now - started):,.0f} messages/s"
+            reported = started
+            ends: dict[tuple[str, int], int] = {}
+            while True:
+                if remaining(ends, state.done) == 0:
+                    # asked only here: the request waits behind the reader's fetch
+                    ends = await _end_offsets(consumer, partitions)
+                    async with _all_idle(state.lanes):
+                        swapped = remaining(ends, state.done) == 0 and await _swap(
+                            pool, model, live, generation
                         )
-                        await pool.execute(
-                            f"UPDATE {CONTROL}.rebuilds SET applied = $3, remaining = $4,"
-                            " updated_at = now() WHERE name = $1 AND generation = $2",
-                            model.name,
-                            generation,
-                            state.messages,
-                            left,
-                        )
-            finally:
-                for task in tasks:
-                    task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
+                        if swapped:  # no queued batch may reach the generation now live
+                            seconds = time.perf_counter() - started
+                            for task in tasks:
+                                task.cancel()
+                    if swapped:
+                        break
+                await _progressed(state, tasks)
+                now = time.perf_counter()
+                if now - reported >= 1.0:
+                    reported = now
+                    left = remaining(ends, state.done)
+                    progress(
+                        f"{model.name}: {state.messages} read, {left} to go,"
+                        f" {state.messages / (now - started):,.0f} messages/s"
+                    )
+                    await pool.execute(
+                        f"UPDATE {CONTROL}.rebuilds SET applied = $3, remaining = $4,"
+                        " updated_at = now() WHERE name = $1 AND generation = $2",
+                        model.name,
+                        generation,
+                        state.messages,
+                        left,
+                    )
         finally:
-            gc.enable()
-            await consumer.stop()
-        await pool.execute(f"DROP SCHEMA IF EXISTS {generation_schema(model, live)} CASCADE")
-        progress(
-            f"{model.name}: generation {generation} is live: {state.messages} messages"
-            f" ({state.applied} events applied) in {seconds:.1f} s"
-        )
-        return RebuildResult(model.name, generation, state.messages, state.applied, seconds)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+    finally:
+        gc.enable()
+        await consumer.stop()
+    await pool.execute(f"DROP SCHEMA IF EXISTS {generation_schema(model, live)} CASCADE")
+    progress(
+        f"{model.name}: generation {generation} is live: {state.messages} messages"
+        f" ({state.applied} events applied) in {seconds:.1f} s"
+    )
+    return RebuildResult(model.name, generation, state.messages, state.applied, seconds)
 
 
 def _consumer(settings: ConnectionSettings) -> AIOKafkaConsumer:
@@ -236,6 +270,17 @@ async def _seek_past(
             consumer.seek(tp, done[(tp.topic, tp.partition)] + 1)
 
 
+async def _end_offsets_now(
+    settings: ConnectionSettings, model: ReadModel
+) -> dict[tuple[str, int], int]:
+    offsets = Offsets(settings)
+    await offsets.start()
+    try:
+        return await offsets.end_offsets(topics_of(model, settings))
+    finally:
+        await offsets.stop()
+
+
 async def _in_processes(
     pool: Pool,
     producer: AIOKafkaProducer,
@@ -243,23 +288,17 @@ async def _in_processes(
     model: ReadModel,
     schema: str,
     partitions: list[TopicPartition],
+    ends: dict[tuple[str, int], int],
     batch: int,
     lanes: int,
     helpers: list[asyncio.subprocess.Process],
 ) -> tuple[int, int]:
-    """Apply every partition up to its end offset as it is now, in this process and the
-    ``helpers``, each over its own share of the partitions; returns the messages read and
-    the events applied.
+    """Apply every partition up to ``ends``, in this process and the ``helpers``, each
+    over its own share of the partitions; returns the messages read and the events applied.
 
     Raises:
         RuntimeError: a helper process failed (its error is in its log).
     """
-    offsets = Offsets(settings)
-    await offsets.start()
-    try:
-        ends = await offsets.end_offsets(topics_of(model, settings))
-    finally:
-        await offsets.stop()
     shares = [partitions[i :: len(helpers) + 1] for i in range(len(helpers) + 1)]
     if len(shares[-1]) > 1:  # a helper starts later (a fresh interpreter): one partition less
         shares[0].append(shares[-1].pop())
@@ -275,9 +314,7 @@ async def _in_processes(
     for process in helpers:
         out, _ = await process.communicate()
         if process.returncode != 0:
-            raise RuntimeError(
-                f"{model.name}: a rebuild process failed (exit {process.returncode})"
-            )
+            raise RuntimeError(f"{model.name}: a rebuild process failed ({process.returncode})")
         more, more_applied = map(int, out.split())
         messages, applied = messages + more, applied + more_applied
     return messages, applied
@@ -287,7 +324,7 @@ async def _in_processes(
 async def _helpers(count: int) -> AsyncIterator[list[asyncio.subprocess.Process]]:
     """``count`` processes of ``python -m projections.rebuild``, each waiting for its work
     order on its standard input (see ``_process_main``); stopped if still running at the end
-    (the rebuild failed)."""
+    (not needed, or the rebuild failed)."""
     processes: list[asyncio.subprocess.Process] = []
     try:
         for _ in range(count):
