@@ -6,7 +6,9 @@ fsync and synchronous_commit on, which this script checks) and the same Kafka br
 - appends per second and p50/p99 latency, one event per append, with 1 and 16 concurrent
   writers, for this store, for the ``eventsourcing`` library's PostgreSQL recorder, and for
   raw asyncpg INSERTs of the same rows (the ceiling: no ordering or chain guarantee);
-- reading all events in position order, decoded, with the cyclic collector on and off;
+- reading all events in position order as ``StoredEvent``s, with the cyclic collector on
+  and off, and with every event's data and metadata decoded (they are decoded on first
+  use);
 - relay publish rate against a raw aiokafka producer sending the same records;
 - commit-to-Kafka latency of the relay at a steady rate;
 - the lone writer's floor: PostgreSQL's pgbench (a C client, no Python) running the raw
@@ -38,9 +40,9 @@ from urllib.parse import urlparse
 
 import asyncpg
 import orjson
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from clr_events.codec import to_kafka
+from clr_events.codec import KafkaRecord, to_kafka
 from clr_events.kafka.producer import new_producer
 from clr_events.kafka.topics import TopicSpec, ensure_topics
 from clr_events.outbox.relay import PostgresRelayCheckpoint, Relay, publish_as_stored
@@ -52,6 +54,11 @@ from clr_events.store.postgres import PostgresEventStore, sql_file
 DATA = {"org_id": "org-000042", "level": "bronze", "valid_until": "2028-03-31", "note": "x" * 120}
 TYPE = "bench.LabelAwarded.v1"
 RESULTS = Path(__file__).parent / "results" / "store_bench.json"
+PHASES = ("appends", "floor", "read", "relay", "latency")
+
+READ_ALL_TARGET = 200_000  # decoded events/s, collector on
+RELAY_TARGET = 0.7  # the relay's rate over a bare producer's, same records
+LATENCY_TARGET_MS = 50.0  # commit -> on Kafka, p99, at --latency-rate
 
 RAW_INSERT = (
     "INSERT INTO {schema}.raw_events (stream_id, version, event_id, type, schema_version,"
@@ -205,11 +212,30 @@ async def bench_appends(
     return results
 
 
+async def fill_for_reads(pool: Pool, events: int) -> None:
+    """Without the append phase (``--only``): fill ``bench_ours`` with ``events`` events,
+    as the append phase writes them (one event per append, a stream per writer)."""
+    store = PostgresEventStore(pool, schema="bench_ours")
+    await store.migrate()
+    missing = events - await store.head_position()
+    run = uuid.uuid4().hex[:8]
+
+    async def writer(w: int) -> None:
+        for version in range(missing // 16 + 1):
+            await store.append(f"{run}-{w}", version, [NewEvent(TYPE, DATA, {"actor": "bench"})])
+
+    if missing > 0:
+        await asyncio.gather(*(writer(w) for w in range(16)))
+    await store.close()
+
+
 async def bench_read_all(pool: Pool, repeats: int) -> dict[str, list[float]]:
     """Read every event through ``replay()``, with the cyclic collector on and off.
 
     Off is how a replaying process such as the projections' rebuild runs; on is a process
     that leaves it alone. Both are printed: the store itself never touches the collector.
+    A stored event decodes its data and metadata on first use, so a third run, collector
+    on, uses both of every event: a reader that looks at everything.
     """
     # Read a settled table, as a replay of past events does: without this the reads race
     # the write phase's checkpoint and autovacuum, and pay its hint-bit writes.
@@ -217,7 +243,7 @@ async def bench_read_all(pool: Pool, repeats: int) -> dict[str, list[float]]:
     await pool.execute("CHECKPOINT")
     store = PostgresEventStore(pool, schema="bench_ours")
     head = await store.head_position()
-    rates: dict[str, list[float]] = {"collector_on": [], "collector_off": []}
+    rates: dict[str, list[float]] = {"collector_on": [], "collector_off": [], "data_used": []}
     for _ in range(repeats):
         for mode in rates:
             gc.collect()  # start from a clean heap, not the garbage of the write phases
@@ -227,14 +253,35 @@ async def bench_read_all(pool: Pool, repeats: int) -> dict[str, list[float]]:
                 start, count = time.perf_counter(), 0
                 async for page in store.replay(0, 5000):
                     count += len(page)
+                    if mode == "data_used":  # a reader that looks at every event's data
+                        for stored in page:
+                            stored.data  # noqa: B018
+                            stored.metadata  # noqa: B018
                 rates[mode].append(count / (time.perf_counter() - start))
             finally:
                 gc.enable()
     print(
-        f"  read all: {head} events, {statistics.median(rates['collector_on']):,.0f} decoded"
-        f" events/s (collector off: {statistics.median(rates['collector_off']):,.0f})"
+        f"  read all: {head} events, {statistics.median(rates['collector_on']):,.0f}"
+        f" events/s (collector off: {statistics.median(rates['collector_off']):,.0f};"
+        f" collector on, every event's data and metadata used:"
+        f" {statistics.median(rates['data_used']):,.0f})"
     )
     return rates
+
+
+async def _through_relay(relay: Relay, events: int) -> float:
+    start = time.perf_counter()
+    await relay.publish_available()
+    return events / (time.perf_counter() - start)
+
+
+async def _bare_producer(
+    producer: AIOKafkaProducer, topic: str, records: list[KafkaRecord]
+) -> float:
+    start = time.perf_counter()
+    futures = [await producer.send(topic, r.value, key=r.key, headers=r.headers) for r in records]
+    await asyncio.gather(*futures)
+    return len(records) / (time.perf_counter() - start)
 
 
 async def bench_relay(
@@ -260,17 +307,14 @@ async def bench_relay(
             checkpoint = PostgresRelayCheckpoint(pool, "bench_relay", f"bench-{repeat}")
             await checkpoint.migrate()
             relay = Relay(store, checkpoint, producer, topic, translate)
-            start = time.perf_counter()
-            while await relay.publish_batch():
-                pass
-            rates["relay"].append(events / (time.perf_counter() - start))
-            start = time.perf_counter()
-            futures = [
-                await producer.send(raw_topic, r.value, key=r.key, headers=r.headers)
-                for r in records
+
+            # interleaved: each goes first every other repeat
+            runs = [
+                ("relay", _through_relay(relay, events)),
+                ("raw_producer", _bare_producer(producer, raw_topic, records)),
             ]
-            await asyncio.gather(*futures)
-            rates["raw_producer"].append(events / (time.perf_counter() - start))
+            for name, run in runs if repeat % 2 == 0 else runs[::-1]:
+                rates[name].append(await run)
         finally:
             await producer.stop()
         print(
@@ -420,31 +464,36 @@ def report(
     latency: dict[str, float],
 ) -> dict[str, Any]:
     summary: dict[str, Any] = {"appends": {}, "ratios": {}}
-    print("\nAppends, one event each (durable commits), medians over interleaved repeats")
-    print(f"{'writers':<8}{'system':<22}{'appends/s':>11}{'range':>14}{'p50 ms':>9}{'p99 ms':>9}")
-    for key, systems in appends.items():
-        for name, runs in systems.items():
-            rate = median_of(runs, "appends_per_s")
-            summary["appends"].setdefault(key, {})[name] = {
-                "appends_per_s": rate,
-                "p50_ms": median_of(runs, "p50_ms"),
-                "p99_ms": median_of(runs, "p99_ms"),
-                "runs": runs,
+    if appends:
+        print("\nAppends, one event each (durable commits), medians over interleaved repeats")
+        print(
+            f"{'writers':<8}{'system':<22}{'appends/s':>11}{'range':>14}{'p50 ms':>9}{'p99 ms':>9}"
+        )
+        for key, systems in appends.items():
+            for name, runs in systems.items():
+                rate = median_of(runs, "appends_per_s")
+                summary["appends"].setdefault(key, {})[name] = {
+                    "appends_per_s": rate,
+                    "p50_ms": median_of(runs, "p50_ms"),
+                    "p99_ms": median_of(runs, "p99_ms"),
+                    "runs": runs,
+                }
+                print(
+                    f"{key:<8}{name:<22}{rate:>11.0f}{spread(runs, 'appends_per_s'):>14}"
+                    f"{median_of(runs, 'p50_ms'):>9.2f}{median_of(runs, 'p99_ms'):>9.2f}"
+                )
+            figures = summary["appends"][key]
+            ours = figures["ours"]["appends_per_s"]
+            summary["ratios"][key] = {
+                f"ours_over_{name}": ours / figures[name]["appends_per_s"]
+                for name in figures
+                if name != "ours"
             }
+        print("\nRatios (throughput)")
+        for key, ratios in summary["ratios"].items():
             print(
-                f"{key:<8}{name:<22}{rate:>11.0f}{spread(runs, 'appends_per_s'):>14}"
-                f"{median_of(runs, 'p50_ms'):>9.2f}{median_of(runs, 'p99_ms'):>9.2f}"
+                f"  {key}: " + ", ".join(f"{name} {ratio:.2f}x" for name, ratio in ratios.items())
             )
-        figures = summary["appends"][key]
-        ours = figures["ours"]["appends_per_s"]
-        summary["ratios"][key] = {
-            f"ours_over_{name}": ours / figures[name]["appends_per_s"]
-            for name in figures
-            if name != "ours"
-        }
-    print("\nRatios (throughput)")
-    for key, ratios in summary["ratios"].items():
-        print(f"  {key}: " + ", ".join(f"{name} {ratio:.2f}x" for name, ratio in ratios.items()))
     if floor:
         one_writer = summary["appends"]["1w"]
         summary["floor"] = {name: statistics.median(runs) for name, runs in floor.items()}
@@ -459,32 +508,68 @@ def report(
             f" {summary['floor']['ours_statement_ms']:.3f} ms per append; 5x the library"
             " would need " + ", ".join(f"{ms:.3f} ms ({name})" for name, ms in needs.items())
         )
-    summary["read_all_events_per_s"] = statistics.median(reads["collector_on"])
-    summary["read_all_collector_off_events_per_s"] = statistics.median(reads["collector_off"])
-    summary["relay"] = {
-        "relay_per_s": statistics.median(relay["relay"]),
-        "raw_producer_per_s": statistics.median(relay["raw_producer"]),
-        "runs": relay,
-    }
-    summary["relay"]["ours_over_raw_producer"] = (
-        summary["relay"]["relay_per_s"] / summary["relay"]["raw_producer_per_s"]
-    )
-    summary["relay_latency"] = latency
-    print(
-        f"\nRead all in position order: {summary['read_all_events_per_s']:,.0f} decoded events/s"
-        f" (collector off, as a replaying process runs:"
-        f" {summary['read_all_collector_off_events_per_s']:,.0f})"
-    )
-    print(
-        f"Relay: {summary['relay']['relay_per_s']:,.0f}/s vs raw producer"
-        f" {summary['relay']['raw_producer_per_s']:,.0f}/s"
-        f" ({summary['relay']['ours_over_raw_producer']:.2f}x)"
-    )
-    print(
-        f"Relay commit-to-Kafka latency at {latency['rate_per_s']:.0f}/s:"
-        f" p50 {latency['p50_ms']:.1f} ms, p99 {latency['p99_ms']:.1f} ms"
-    )
+    if reads:
+        summary["read_all_events_per_s"] = statistics.median(reads["collector_on"])
+        summary["read_all_collector_off_events_per_s"] = statistics.median(reads["collector_off"])
+        summary["read_all_runs"] = reads
+        summary["read_all_data_used_events_per_s"] = statistics.median(reads["data_used"])
+        print(
+            "\nRead all in position order:"
+            f" {summary['read_all_events_per_s']:,.0f} events/s"
+            f" ({spread_of(reads['collector_on'])}); collector off, as a replaying process runs:"
+            f" {summary['read_all_collector_off_events_per_s']:,.0f}"
+            f" ({spread_of(reads['collector_off'])}); collector on, every event's data and"
+            f" metadata decoded: {summary['read_all_data_used_events_per_s']:,.0f}"
+            f" ({spread_of(reads['data_used'])})"
+        )
+        target(
+            "read all, collector on",
+            summary["read_all_events_per_s"] >= READ_ALL_TARGET,
+            f">= {READ_ALL_TARGET:,} events/s",
+        )
+    if relay:
+        ratios = [
+            ours / bare for ours, bare in zip(relay["relay"], relay["raw_producer"], strict=True)
+        ]
+        summary["relay"] = {
+            "relay_per_s": statistics.median(relay["relay"]),
+            "raw_producer_per_s": statistics.median(relay["raw_producer"]),
+            "ours_over_raw_producer": statistics.median(ratios),
+            "runs": relay,
+        }
+        print(
+            f"Relay: {summary['relay']['relay_per_s']:,.0f}/s"
+            f" ({spread_of(relay['relay'])}) vs raw producer"
+            f" {summary['relay']['raw_producer_per_s']:,.0f}/s"
+            f" ({spread_of(relay['raw_producer'])}): median of the interleaved ratios"
+            f" {summary['relay']['ours_over_raw_producer']:.2f}x"
+            f" ({min(ratios):.2f}..{max(ratios):.2f})"
+        )
+        target(
+            "relay over a bare producer",
+            summary["relay"]["ours_over_raw_producer"] >= RELAY_TARGET,
+            f">= {RELAY_TARGET}x",
+        )
+    if latency:
+        summary["relay_latency"] = latency
+        print(
+            f"Relay commit-to-Kafka latency at {latency['rate_per_s']:.0f}/s:"
+            f" p50 {latency['p50_ms']:.1f} ms, p99 {latency['p99_ms']:.1f} ms"
+        )
+        target(
+            "relay latency p99",
+            latency["p99_ms"] <= LATENCY_TARGET_MS,
+            f"<= {LATENCY_TARGET_MS} ms at {latency['rate_per_s']:.0f}/s",
+        )
     return summary
+
+
+def spread_of(values: list[float]) -> str:
+    return f"{min(values):,.0f}..{max(values):,.0f}"
+
+
+def target(what: str, met: bool, goal: str) -> None:
+    print(f"  target {what} {goal}: {'met' if met else 'NOT MET'}")
 
 
 async def main() -> None:
@@ -493,7 +578,21 @@ async def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0, help="per append run")
     parser.add_argument("--relay-events", type=int, default=20000)
     parser.add_argument("--latency-rate", type=float, default=200.0)
+    parser.add_argument(
+        "--only",
+        default=",".join(PHASES),
+        help=f"comma-separated phases to run, of {','.join(PHASES)} (default: all)",
+    )
+    parser.add_argument(
+        "--read-events",
+        type=int,
+        default=100_000,
+        help="events to read when the append phase does not run (it writes about as many)",
+    )
     args = parser.parse_args()
+    phases = set(args.only.split(","))
+    if unknown := phases - set(PHASES):
+        raise SystemExit(f"unknown phases: {', '.join(sorted(unknown))}")
     settings = ConnectionSettings()
     pool = await asyncpg.create_pool(settings.database_url, min_size=4, max_size=40)
     durable = {
@@ -502,11 +601,19 @@ async def main() -> None:
     print(f"PostgreSQL {await pool.fetchval('SHOW server_version')}, {durable}")
     if set(durable.values()) != {"on"}:
         raise SystemExit("the benchmark measures durable commits: fsync and synchronous_commit on")
-    appends = await bench_appends(pool, settings.database_url, args.repeats, args.seconds)
-    floor = await bench_floor(pool, settings.database_url, args.repeats, round(args.seconds))
-    reads = await bench_read_all(pool, args.repeats)
-    relay = await bench_relay(pool, settings, args.repeats, args.relay_events)
-    latency = await bench_relay_latency(pool, settings, args.latency_rate, 5.0)
+    appends, floor, reads, relay, latency = {}, {}, {}, {}, {}
+    if "appends" in phases:
+        appends = await bench_appends(pool, settings.database_url, args.repeats, args.seconds)
+    if "floor" in phases and appends:
+        floor = await bench_floor(pool, settings.database_url, args.repeats, round(args.seconds))
+    if "read" in phases:
+        if not appends:
+            await fill_for_reads(pool, args.read_events)
+        reads = await bench_read_all(pool, args.repeats)
+    if "relay" in phases:
+        relay = await bench_relay(pool, settings, args.repeats, args.relay_events)
+    if "latency" in phases:
+        latency = await bench_relay_latency(pool, settings, args.latency_rate, 5.0)
     summary = report(appends, floor, reads, relay, latency)
     summary["settings"] = {**vars(args), **durable}
     RESULTS.parent.mkdir(exist_ok=True)

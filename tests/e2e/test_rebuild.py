@@ -49,7 +49,13 @@ async def test_the_label_register_is_rebuilt_beside_the_live_one_and_swapped_in(
     progress: list[str] = []
     try:
         result = await rebuild(
-            pool, producer, settings, READ_MODELS["labels"], batch=50, progress=progress.append
+            pool,
+            producer,
+            settings,
+            READ_MODELS["labels"],
+            batch=50,
+            processes_from=0,  # in two processes (the default) however short the history
+            progress=progress.append,
         )
     finally:
         done.set()
@@ -69,8 +75,10 @@ async def test_the_label_register_is_rebuilt_beside_the_live_one_and_swapped_in(
     assert (await system.get("projections", "/api/feed?limit=1000")).json() == feed_before
     assert answers and set(answers) == {200}
     assert progress[-1].startswith("labels: generation")
+    assert "labels: up to the end offsets of the start in 2 processes" in progress
 
-    # and one lane (a transaction at a time) builds the very same rows as the two lanes did
+    # and one process with one lane (a transaction at a time) builds the very same rows as
+    # two processes of two lanes (the default) did
     lanes_rows = await rows_of(system.database_url)
     pool = await asyncpg.create_pool(system.database_url, min_size=1, max_size=4)
     producer = new_producer(ConnectionSettings(kafka_bootstrap_servers=system.kafka))
@@ -83,6 +91,7 @@ async def test_the_label_register_is_rebuilt_beside_the_live_one_and_swapped_in(
             READ_MODELS["labels"],
             batch=50,
             lanes=1,
+            processes=1,
             progress=progress.append,
         )
     finally:

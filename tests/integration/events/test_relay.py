@@ -8,11 +8,12 @@ import signal
 import sys
 
 from clr_events.codec import from_kafka
+from clr_events.outbox.relay import PostgresRelayCheckpoint, Relay, publish_as_stored
 from clr_events.pg import Pool
 from clr_events.store.base import ANY, NewEvent
 from clr_events.store.postgres import PostgresEventStore
 from tests.conftest import TopicFactory
-from tests.integration.events.kafka_helpers import read_topic
+from tests.integration.events.kafka_helpers import new_producer, read_topic
 
 STREAMS = 25
 
@@ -115,3 +116,37 @@ async def _above(pool: Pool, schema: str, position: int) -> bool:
 
 async def _at_least(pool: Pool, schema: str, position: int) -> bool:
     return await relayed_position(pool, schema) >= position
+
+
+async def test_the_relay_puts_each_key_on_the_partition_a_plain_send_would(
+    kafka_bootstrap: str, pool: Pool, schema: str, new_topic: TopicFactory
+) -> None:
+    # the relay fills producer batches itself: same partitioner, same partitions
+    relayed, sent = await new_topic("relayed", partitions=5), await new_topic("sent", partitions=5)
+    store = PostgresEventStore(pool, schema=schema)
+    await store.migrate()
+    keys = [f"org-{k}" for k in range(40)]
+    for key in keys:
+        await store.append(key, ANY, [NewEvent("tests.Happened.v1", {"k": key})])
+    await PostgresRelayCheckpoint(pool, schema, "partitions").migrate()
+    producer = new_producer(kafka_bootstrap)
+    await producer.start()
+    try:
+        relay = Relay(
+            store,
+            PostgresRelayCheckpoint(pool, schema, "partitions"),
+            producer,
+            relayed,
+            publish_as_stored("/tests"),
+            batch_size=7,
+        )
+        assert await relay.publish_available() == len(keys)
+        for key in keys:
+            await producer.send_and_wait(sent, b"x", key=key.encode())
+    finally:
+        await producer.stop()
+        await store.close()
+    by_relay = {r.key: r.partition for r in await read_topic(kafka_bootstrap, relayed, len(keys))}
+    by_send = {r.key: r.partition for r in await read_topic(kafka_bootstrap, sent, len(keys))}
+    assert by_relay == by_send
+    assert len(set(by_send.values())) > 1

@@ -22,12 +22,14 @@ import importlib
 import logging
 import signal
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.producer.message_accumulator import BatchBuilder
 
-from clr_events.codec import to_kafka
+from clr_events.codec import KafkaRecord, to_kafka
 from clr_events.envelope import Envelope, schema_uri
 from clr_events.kafka.producer import new_producer
 from clr_events.pg import Pool
@@ -37,24 +39,39 @@ from clr_events.store.postgres import PostgresEventStore
 
 log = logging.getLogger(__name__)
 
+_PARTITIONER = DefaultPartitioner()
+"""The producer's own partitioner (``new_producer`` keeps aiokafka's default)."""
+
 Translator = Callable[[StoredEvent], Envelope | None]
 
 
+_VALIDATE_ENVELOPE = Envelope.__pydantic_validator__.validate_python
+
+
 def envelope_for(stored: StoredEvent, *, source: str, type_: str, data: dict[str, Any]) -> Envelope:
-    """The public envelope of a stored event: ids, order and causality carried over."""
-    return Envelope(
-        id=str(stored.event_id),
-        source=source,
-        type=type_,
-        subject=stored.stream_id,
-        time=stored.recorded_at,
-        dataschema=schema_uri(type_),
-        data=data,
-        streamversion=stored.version,
-        globalposition=stored.position,
-        correlationid=stored.metadata.get("correlation_id"),
-        causationid=stored.metadata.get("causation_id"),
+    """The public envelope of a stored event: ids, order and causality carried over.
+
+    Validated as ``Envelope(...)`` validates, by the model's validator directly (the
+    model's ``__init__`` is a Python call around it, a third of the time here).
+    """
+    metadata = stored.metadata
+    envelope: Envelope = _VALIDATE_ENVELOPE(
+        {
+            "id": str(stored.event_id),
+            "source": source,
+            "type": type_,
+            "subject": stored.stream_id,
+            "time": stored.recorded_at,
+            "dataschema": schema_uri(type_),
+            "data": data,
+            "streamversion": stored.version,
+            "globalposition": stored.position,
+            "correlationid": metadata.get("correlation_id"),
+            "causationid": metadata.get("causation_id"),
+        },
+        by_name=True,
     )
+    return envelope
 
 
 def publish_as_stored(source: str) -> Callable[[StoredEvent], Envelope]:
@@ -64,6 +81,18 @@ def publish_as_stored(source: str) -> Callable[[StoredEvent], Envelope]:
         return envelope_for(stored, source=source, type_=stored.type, data=stored.data)
 
     return translate
+
+
+class RelayCheckpoint(Protocol):
+    """Where a relay records the last position read and the last published."""
+
+    async def load(self) -> tuple[int, int | None]:
+        """The last position read and the last published (None if unknown)."""
+        ...
+
+    async def save(self, position: int, published: int) -> None:
+        """Record the last position read and the last published."""
+        ...
 
 
 class PostgresRelayCheckpoint:
@@ -106,12 +135,18 @@ class PostgresRelayCheckpoint:
 
 
 class Relay:
-    """Publishes a store's events to one topic, in position order, at least once."""
+    """Publishes a store's events to one topic, in position order, at least once.
+
+    Pipelined: while one batch's sends wait for their acknowledgements, the next batch is
+    read, translated and sent. Checkpoints still follow in order, each only once every
+    send of its batch and of the batches before it is acknowledged (``acks=all``); at most
+    two batches are in flight. ``position`` and ``published`` are what is checkpointed.
+    """
 
     def __init__(
         self,
         store: EventStore,
-        checkpoint: PostgresRelayCheckpoint,
+        checkpoint: RelayCheckpoint,
         producer: AIOKafkaProducer,
         topic: str,
         translate: Translator,
@@ -138,7 +173,7 @@ class Relay:
         )
         log.info("relay to %s resumes after position %d", self._topic, self.position)
         while not stop.is_set():
-            if await self.publish_batch():
+            if await self.publish_available(stop):
                 continue
             waiters = [
                 asyncio.ensure_future(stop.wait()),
@@ -164,28 +199,107 @@ class Relay:
         return last
 
     async def publish_batch(self) -> int:
-        """Publish the next batch of committed events; returns how many were read."""
+        """Publish the next batch of committed events and checkpoint it; returns how many
+        were read (0: nothing new)."""
         events = await self._store.read_all(self.position, self._batch_size)
         if not events:
             return 0
-        pending = []
+        acks, published = await self._send(events, self.published)
+        await self._confirm(acks, events[-1].position, published)
+        return len(events)
+
+    async def publish_available(self, stop: asyncio.Event | None = None) -> int:
+        """Publish every committed event, batch after batch, the next batch read and sent
+        while the previous one's acknowledgements are awaited; returns how many were read.
+
+        Returns when a read finds nothing new (or ``stop`` is set) and every batch sent is
+        acknowledged and checkpointed. If a send fails, the batches not yet checkpointed
+        go out again from the checkpoint (with the same event ids) on the next run.
+        """
+        after, published, read = self.position, self.published, 0
+        confirming: asyncio.Future[None] | None = None
+        try:
+            while stop is None or not stop.is_set():
+                events = await self._store.read_all(after, self._batch_size)
+                if not events:
+                    break
+                acks, published = await self._send(events, published)
+                after = events[-1].position
+                read += len(events)
+                if confirming is not None:
+                    await confirming  # checkpoints in order; at most two batches in flight
+                confirming = asyncio.ensure_future(self._confirm(acks, after, published))
+            if confirming is not None:
+                await confirming
+        finally:
+            if confirming is not None and not confirming.done():
+                confirming.cancel()
+                await asyncio.gather(confirming, return_exceptions=True)
+        return read
+
+    async def _send(
+        self, events: list[StoredEvent], published: int
+    ) -> tuple[list[asyncio.Future[Any]], int]:
+        """Hand a batch to the producer: the acknowledgements to await, and the position of
+        the last event published (the next envelope's ``prevposition``)."""
+        records = []
         for stored in events:
             envelope = self._translate(stored)
-            if envelope is None:
-                continue
-            envelope = envelope.model_copy(update={"prevposition": self.published})
-            self.published = envelope.globalposition
-            record = to_kafka(envelope)
-            pending.append(
-                await self._producer.send(
-                    self._topic, record.value, key=record.key, headers=record.headers
+            if envelope is not None:
+                records.append(to_kafka(envelope, prevposition=published))
+                published = envelope.globalposition
+        return await self._send_batches(records), published
+
+    async def _send_batches(self, records: list[KafkaRecord]) -> list[asyncio.Future[Any]]:
+        """Fill one producer batch per partition and hand each over when it is full.
+
+        What ``send`` does per record (wait for metadata, hash the key, find the partition's
+        open batch, append) done once per batch: the same partitions (the producer's
+        default partitioner on the key), the same batches (at most one queued per
+        partition, in order, sequenced by the idempotent producer when sent), so the same
+        order per key; one acknowledgement per batch.
+        """
+        producer, topic = self._producer, self._topic
+        partitions = list(await producer.partitions_for(topic))
+        partition_of: dict[bytes, int] = {}
+        open_batches: dict[int, BatchBuilder] = {}
+        acks = []
+        for record in records:
+            partition = partition_of.get(record.key)
+            if partition is None:
+                partition = partition_of[record.key] = _PARTITIONER(record.key, partitions, None)
+            batch = open_batches.get(partition)
+            if batch is None:
+                batch = open_batches[partition] = producer.create_batch()
+            if (
+                batch.append(
+                    key=record.key, value=record.value, timestamp=None, headers=record.headers
                 )
-            )
-        # every send acknowledged (acks=all) before the position moves on
-        await asyncio.gather(*pending)
-        self.position = events[-1].position
-        await self._checkpoint.save(self.position, self.published)
-        return len(events)
+                is None
+            ):
+                acks.append(await producer.send_batch(batch, topic, partition=partition))
+                batch = open_batches[partition] = producer.create_batch()
+                # an empty batch takes any one record (the broker judges its size)
+                batch.append(
+                    key=record.key, value=record.value, timestamp=None, headers=record.headers
+                )
+        for partition, batch in open_batches.items():
+            acks.append(await producer.send_batch(batch, topic, partition=partition))
+        return acks
+
+    async def _confirm(
+        self, acks: list[asyncio.Future[Any]], position: int, published: int
+    ) -> None:
+        """Checkpoint ``position`` once every send of its batch is acknowledged."""
+        await asyncio.gather(*acks)
+        await self._checkpoint.save(position, published)
+        self.position, self.published = position, published
+
+
+def _append(batch: BatchBuilder, record: KafkaRecord) -> bool:
+    """Add a record to a producer batch; False when the batch is full."""
+    added = batch.append(key=record.key, value=record.value, timestamp=None, headers=record.headers)
+    return added is not None
 
 
 def _load_translator(spec: str, source: str) -> Translator:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Final, NamedTuple, Protocol
+from typing import Any, Final, NamedTuple, Protocol, overload
 from uuid import UUID, uuid4
 
 import orjson
@@ -35,23 +35,63 @@ class NewEvent:
     event_id: UUID = field(default_factory=uuid4)
 
 
-class StoredEvent(NamedTuple):
-    """An event as stored, with its stream version, global position and chain hash.
-
-    A NamedTuple rather than a frozen dataclass: reading builds one per row, and a tuple
-    is built several times faster (the read-all benchmark is decode-bound).
-    """
-
+class _StoredRow(NamedTuple):
     position: int
     stream_id: str
     version: int
     event_id: UUID
     type: str
     schema_version: int
-    data: dict[str, Any]
-    metadata: dict[str, Any]
+    data_json: str
+    metadata_json: str
     recorded_at: datetime
     hash: bytes
+
+
+class _DecodedOnFirstUse:
+    """``data`` and ``metadata``: the JSON text decoded on first access, then kept.
+
+    A non-data descriptor: the decoded dict goes into the instance's ``__dict__``, where
+    attribute lookup finds it from then on without calling back here.
+    """
+
+    def __init__(self, text_field: str) -> None:
+        self._text_field = text_field
+        self._name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name
+
+    @overload
+    def __get__(self, instance: None, owner: type) -> _DecodedOnFirstUse: ...
+
+    @overload
+    def __get__(self, instance: StoredEvent, owner: type) -> dict[str, Any]: ...
+
+    def __get__(
+        self, instance: StoredEvent | None, owner: type
+    ) -> dict[str, Any] | _DecodedOnFirstUse:
+        if instance is None:
+            return self
+        value: dict[str, Any] = orjson.loads(getattr(instance, self._text_field))
+        instance.__dict__[self._name] = value
+        return value
+
+
+class StoredEvent(_StoredRow):
+    """An event as stored, with its stream version, global position and chain hash.
+
+    A tuple of the stored columns, data and metadata as their stored JSON text
+    (``data_json``, ``metadata_json``), decoded on first access of ``data`` and
+    ``metadata`` and kept. Reading builds one per row and many readers never look at the
+    data (the relay skips private events, a replay counts or filters by type): built from
+    a row with ``tuple.__new__`` and nothing decoded, reading all events is bound by the
+    driver's own row parsing rather than by JSON and the garbage collector's walks over
+    the decoded dicts.
+    """
+
+    data = _DecodedOnFirstUse("data_json")
+    metadata = _DecodedOnFirstUse("metadata_json")
 
 
 @dataclass(frozen=True, slots=True)

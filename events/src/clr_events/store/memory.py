@@ -11,8 +11,6 @@ import asyncio
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 
-import orjson
-
 from clr_events.errors import ConcurrencyError
 from clr_events.store.base import (
     AppendResult,
@@ -139,15 +137,4 @@ class InMemoryEventStore:
 
 
 def _to_stored(row: RawRow) -> StoredEvent:
-    return StoredEvent(
-        row.position,
-        row.stream_id,
-        row.version,
-        row.event_id,
-        row.type,
-        row.schema_version,
-        orjson.loads(row.data_json),
-        orjson.loads(row.metadata_json),
-        row.recorded_at,
-        row.hash,
-    )
+    return StoredEvent(*row)

@@ -30,7 +30,6 @@ from datetime import UTC, datetime
 from importlib import resources
 
 import asyncpg
-import orjson
 from asyncpg.pool import PoolConnectionProxy
 
 from clr_events.errors import ConcurrencyError
@@ -70,16 +69,14 @@ class _Append:
 
 
 def _to_stored(rows: list[asyncpg.Record]) -> list[StoredEvent]:
-    """Rows of ``_COLUMNS`` as stored events, data and metadata decoded.
+    """Rows of ``_COLUMNS`` as stored events (data and metadata decoded on first use).
 
-    Built with ``tuple.__new__``: a NamedTuple's own constructor is a Python function call
-    per row, a seventh of the decoding time, and decoding bounds reading all events.
+    Each row's tuple is built from the record by ``tuple.__new__``: a NamedTuple's own
+    constructor is a Python function call per row, and building the events bounds
+    reading all of them.
     """
-    loads, new = orjson.loads, tuple.__new__
-    return [
-        new(StoredEvent, (p, s, v, e, t, sv, loads(data), loads(meta), at, h))
-        for p, s, v, e, t, sv, data, meta, at, h in rows
-    ]
+    new = tuple.__new__
+    return [new(StoredEvent, row) for row in rows]
 
 
 class PostgresEventStore:

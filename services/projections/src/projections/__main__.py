@@ -18,13 +18,13 @@ from projections.service import build
 from projections.settings import ProjectionSettings
 
 
-async def _rebuild(name: str, lanes: int) -> None:
+async def _rebuild(name: str, lanes: int, processes: int) -> None:
     settings = ProjectionSettings()
     pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=lanes + 2)
     producer = new_producer(settings)
     await producer.start()
     try:
-        await rebuild(pool, producer, settings, READ_MODELS[name], lanes=lanes)
+        await rebuild(pool, producer, settings, READ_MODELS[name], lanes=lanes, processes=processes)
     finally:
         await producer.stop()
         await pool.close()
@@ -63,11 +63,17 @@ def main() -> None:
         default=2,
         help="concurrent transactions over shares of the partitions (default 2)",
     )
+    again.add_argument(
+        "--processes",
+        type=int,
+        default=2,
+        help="processes over shares of the partitions, each with its lanes (default 2)",
+    )
     commands.add_parser("status", help="generation and lag of every read model")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     if args.command == "rebuild":
-        asyncio.run(_rebuild(args.name, max(1, args.lanes)))
+        asyncio.run(_rebuild(args.name, max(1, args.lanes), max(1, args.processes)))
     elif args.command == "status":
         asyncio.run(_status())
     else:

@@ -7,7 +7,11 @@
    batch while PostgreSQL applies the previous one. Python's cyclic garbage collector is
    off meanwhile, but for a full collection every ``_COLLECT_EVERY`` batches: a replay
    allocates millions of objects that live for a batch or two (freed by reference
-   counting), and collecting them took a third of the rebuild's time.
+   counting), and collecting them took a third of the rebuild's time. A model keyed by
+   the records' keys (``partitioned``) is first brought up to the end offsets of the start
+   in several processes (``python -m projections.rebuild``, started with the rebuild, one
+   share of the partitions each, this process taking the first): decoding is Python's
+   work, one core per process. This process then reads on from their checkpoints.
 3. Once at the end offsets, swap in one transaction: lock the active generation's row (the
    live agents wait on it for a moment), check the new generation has applied at least
    everything the live one has, settle it (the batches did not: the label feed's head is
@@ -27,15 +31,19 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import pickle
+import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 
+import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from clr_events.consumers.errors import is_transient
+from clr_events.kafka.producer import new_producer
 from clr_events.pg import Pool
 from clr_events.settings import ConnectionSettings
 from projections.core import (
@@ -53,6 +61,7 @@ from projections.core import (
     point_views,
 )
 from projections.offsets import Offsets, remaining, topics_of
+from projections.read_models.all import READ_MODELS
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +99,8 @@ async def rebuild(
     *,
     batch: int = 5000,
     lanes: int = 2,
+    processes: int = 2,
+    processes_from: int = 50_000,
     progress: Callable[[str], None] = print,
 ) -> RebuildResult:
     """Rebuild ``model`` into a new generation and swap it in; returns the figures.
@@ -98,7 +109,33 @@ async def rebuild(
     ``lanes`` concurrent transactions, each over its own share of the partitions: one lane's
     statements run in PostgreSQL while Python prepares the other's. The pool needs a
     connection per lane and one more.
+
+    Such a model with ``processes_from`` messages or more is first brought up to the end
+    offsets of the start in ``processes`` processes, each over its own share of the
+    partitions with its own lanes (decoding is Python's work, one core per process), each
+    batch with its checkpoint as always. Then this process reads on from those
+    checkpoints, every partition, and swaps as below. (Starting a process takes about
+    half a second: below some tens of thousands of messages it costs more than it saves.)
     """
+    shared = model.partitioned and processes > 1 and READ_MODELS.get(model.name) is model
+    # the helpers start first: they load (about half a second) while the generation is made
+    async with _helpers(processes - 1 if shared else 0) as helpers:
+        return await _rebuild(
+            pool, producer, settings, model, batch, lanes, helpers, processes_from, progress
+        )
+
+
+async def _rebuild(
+    pool: Pool,
+    producer: AIOKafkaProducer,
+    settings: ConnectionSettings,
+    model: ReadModel,
+    batch: int,
+    lanes: int,
+    helpers: list[asyncio.subprocess.Process],
+    processes_from: int,
+    progress: Callable[[str], None],
+) -> RebuildResult:
     live = await ensure_generation(pool, model)
     async with pool.acquire() as conn, conn.transaction():
         last = await conn.fetchval(
@@ -118,25 +155,43 @@ async def rebuild(
         partitions = await offsets.partitions(topics_of(model, settings))
     finally:
         await offsets.stop()
-    consumer = AIOKafkaConsumer(
-        **settings.kafka_options(),
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        max_partition_fetch_bytes=8 * 1024 * 1024,
-        fetch_max_bytes=64 * 1024 * 1024,
-    )
+    started = time.perf_counter()
+    state = _State([_Lane() for _ in range(lanes if model.partitioned else 1)])
+    if helpers:
+        at_start = await _end_offsets_now(settings, model)
+        processes = len(helpers) + 1
+        if remaining(at_start, {}) >= processes_from:
+            progress(f"{model.name}: up to the end offsets of the start in {processes} processes")
+            state.messages, state.applied = await _in_processes(
+                pool,
+                producer,
+                settings,
+                model,
+                schema,
+                partitions,
+                at_start,
+                batch,
+                lanes,
+                helpers,
+            )
+            progress(f"{model.name}: {state.messages} read in {processes} processes, reading on")
+        else:
+            for process in helpers:  # no work order: it ends
+                assert process.stdin is not None
+                process.stdin.close()
+    async with pool.acquire() as conn:
+        state.done.update(await checkpoints(conn, schema))
+    consumer = _consumer(settings)
     await consumer.start()
     dead = dead_letterer(producer, settings, model, Counter())
-    state = _State([_Lane() for _ in range(lanes if model.partitioned else 1)])
     lane_of = {
         (tp.topic, tp.partition): state.lanes[i % len(state.lanes)]
         for i, tp in enumerate(partitions)
     }
-    started = time.perf_counter()
     gc.disable()  # see the module's docstring
     try:
         consumer.assign(partitions)
-        await consumer.seek_to_beginning()
+        await _seek_past(consumer, partitions, state.done)
         tasks = [
             asyncio.create_task(_read(consumer, batch, lane_of)),
             *(
@@ -193,6 +248,181 @@ async def rebuild(
     return RebuildResult(model.name, generation, state.messages, state.applied, seconds)
 
 
+def _consumer(settings: ConnectionSettings) -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(
+        **settings.kafka_options(),
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=8 * 1024 * 1024,
+        fetch_max_bytes=64 * 1024 * 1024,
+    )
+
+
+async def _seek_past(
+    consumer: AIOKafkaConsumer, partitions: list[TopicPartition], done: dict[tuple[str, int], int]
+) -> None:
+    """Each partition from just after its checkpoint, or from its beginning."""
+    fresh = [tp for tp in partitions if (tp.topic, tp.partition) not in done]
+    if fresh:
+        await consumer.seek_to_beginning(*fresh)
+    for tp in partitions:
+        if (tp.topic, tp.partition) in done:
+            consumer.seek(tp, done[(tp.topic, tp.partition)] + 1)
+
+
+async def _end_offsets_now(
+    settings: ConnectionSettings, model: ReadModel
+) -> dict[tuple[str, int], int]:
+    offsets = Offsets(settings)
+    await offsets.start()
+    try:
+        return await offsets.end_offsets(topics_of(model, settings))
+    finally:
+        await offsets.stop()
+
+
+async def _in_processes(
+    pool: Pool,
+    producer: AIOKafkaProducer,
+    settings: ConnectionSettings,
+    model: ReadModel,
+    schema: str,
+    partitions: list[TopicPartition],
+    ends: dict[tuple[str, int], int],
+    batch: int,
+    lanes: int,
+    helpers: list[asyncio.subprocess.Process],
+) -> tuple[int, int]:
+    """Apply every partition up to ``ends``, in this process and the ``helpers``, each
+    over its own share of the partitions; returns the messages read and the events applied.
+
+    Raises:
+        RuntimeError: a helper process failed (its error is in its log).
+    """
+    shares = [partitions[i :: len(helpers) + 1] for i in range(len(helpers) + 1)]
+    if len(shares[-1]) > 1:  # a helper starts later (a fresh interpreter): one partition less
+        shares[0].append(shares[-1].pop())
+    for process, share in zip(helpers, shares[1:], strict=True):
+        # the work order carries the settings (credentials): a pipe, not the command line
+        assert process.stdin is not None
+        process.stdin.write(pickle.dumps((settings, model.name, schema, share, ends, batch, lanes)))
+        await process.stdin.drain()
+        process.stdin.close()
+    messages, applied = await _bulk(
+        pool, producer, settings, model, schema, shares[0], ends, batch, lanes
+    )
+    for process in helpers:
+        out, _ = await process.communicate()
+        if process.returncode != 0:
+            raise RuntimeError(f"{model.name}: a rebuild process failed ({process.returncode})")
+        more, more_applied = map(int, out.split())
+        messages, applied = messages + more, applied + more_applied
+    return messages, applied
+
+
+@asynccontextmanager
+async def _helpers(count: int) -> AsyncIterator[list[asyncio.subprocess.Process]]:
+    """``count`` processes of ``python -m projections.rebuild``, each waiting for its work
+    order on its standard input (see ``_process_main``); stopped if still running at the end
+    (not needed, or the rebuild failed)."""
+    processes: list[asyncio.subprocess.Process] = []
+    try:
+        for _ in range(count):
+            processes.append(
+                await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    "-m",
+                    "projections.rebuild",
+                    stdin=asyncio.subprocess.PIPE,
+                    stdout=asyncio.subprocess.PIPE,
+                )
+            )
+        yield processes
+    finally:
+        for process in processes:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+
+
+def _process_main() -> None:
+    """A rebuild helper process: its work order from its standard input (nothing, if the
+    rebuild ended before it was needed), its own connections, its figures on its standard
+    output."""
+    order = sys.stdin.buffer.read()
+    if not order:
+        return
+    settings, name, schema, partitions, ends, batch, lanes = pickle.loads(order)
+
+    async def run() -> tuple[int, int]:
+        pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=lanes + 1)
+        producer = new_producer(settings)
+        await producer.start()
+        try:
+            return await _bulk(
+                pool, producer, settings, READ_MODELS[name], schema, partitions, ends, batch, lanes
+            )
+        finally:
+            await producer.stop()
+            await pool.close()
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+    messages, applied = asyncio.run(run())
+    sys.stdout.write(f"{messages} {applied}\n")
+
+
+async def _bulk(
+    pool: Pool,
+    producer: AIOKafkaProducer,
+    settings: ConnectionSettings,
+    model: ReadModel,
+    schema: str,
+    partitions: list[TopicPartition],
+    ends: dict[tuple[str, int], int],
+    batch: int,
+    lanes: int,
+) -> tuple[int, int]:
+    """Apply ``partitions`` from their beginning up to ``ends`` (at least), in ``lanes``,
+    each batch with its checkpoint; returns the messages read and the events applied."""
+    if not partitions:
+        return 0, 0
+    mine = {(tp.topic, tp.partition) for tp in partitions}
+    ends = {tp: end for tp, end in ends.items() if tp in mine}
+    consumer = _consumer(settings)
+    await consumer.start()
+    dead = dead_letterer(producer, settings, model, Counter())
+    state = _State([_Lane() for _ in range(lanes)])
+    lane_of = {
+        (tp.topic, tp.partition): state.lanes[i % len(state.lanes)]
+        for i, tp in enumerate(partitions)
+    }
+    gc.disable()  # see the module's docstring
+    try:
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning()
+        tasks = [
+            asyncio.create_task(_read(consumer, batch, lane_of)),
+            *(
+                asyncio.create_task(_apply_lane(pool, model, schema, dead, lane, state))
+                for lane in state.lanes
+            ),
+        ]
+        try:
+            while remaining(ends, state.done) > 0:
+                await _progressed(state, tasks)
+            async with _all_idle(state.lanes):  # no batch cut off mid-transaction
+                for task in tasks:
+                    task.cancel()
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+    finally:
+        gc.enable()
+        await consumer.stop()
+    return state.messages, state.applied
+
+
 _Chunk = tuple[list[Decoded], dict[tuple[str, int], int]]
 """Decoded messages and the last offset among them per topic partition."""
 
@@ -242,7 +472,10 @@ async def _apply_lane(
     while True:
         chunk, last = await lane.queue.get()
         async with lane.applying:
-            state.applied += await _apply_retrying(pool, model, chunk, dead, schema)
+            # not ``state.applied += await ...``: that reads the sum before awaiting, and
+            # another lane's batch meanwhile would be lost from it
+            applied = await _apply_retrying(pool, model, chunk, dead, schema)
+        state.applied += applied
         state.messages += len(chunk)
         state.batches += 1
         state.done.update(last)
@@ -333,3 +566,7 @@ async def _swap(pool: Pool, model: ReadModel, live: int, generation: int) -> boo
             generation,
         )
         return True
+
+
+if __name__ == "__main__":
+    _process_main()
