@@ -18,7 +18,7 @@ help:
 	@echo "make stop    stop PostgreSQL and Kafka"
 	@echo "make reset   stop them and delete their data (events, read models, topics)"
 	@echo "make schemas regenerate schemas/ (JSON Schema, AsyncAPI, golden examples) from the contracts"
-	@echo "make rebuild-projection NAME=labels [LANES=2]   rebuild a read model beside the live one, then swap"
+	@echo "make rebuild-projection NAME=labels [LANES=2] [PROCESSES=2]   rebuild a read model beside the live one, then swap"
 	@echo "make projections-status   generation and lag of every read model"
 	@echo "make dlq-replay GROUP=assessments.reference [DRY=1]   redeliver a group's dead letters to it"
 
@@ -85,7 +85,7 @@ schemas-check: setup
 
 rebuild-projection: topics
 	@test -n "$(NAME)" || { echo "usage: make rebuild-projection NAME=labels|experts|organisations"; exit 2; }
-	$(WITH_ENV) $(RUN) python -m projections rebuild $(NAME) $(if $(LANES),--lanes $(LANES))
+	$(WITH_ENV) $(RUN) python -m projections rebuild $(NAME) $(if $(LANES),--lanes $(LANES)) $(if $(PROCESSES),--processes $(PROCESSES))
 
 projections-status: topics
 	$(WITH_ENV) $(RUN) python -m projections status
