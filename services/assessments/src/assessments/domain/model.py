@@ -239,36 +239,8 @@ def record_silver(
     problems.check(mode == "on_site", "R6", "a Silver audit is on site")
     _check_subject(problems, subject, kind, conducted_on, rules)
     criteria = _criteria(problems, kind, conducted_on, criteria_version, rules)
-    n = rules.improvement_areas
-    problems.check(
-        len(improvement_areas) == n and len(set(improvement_areas)) == n,
-        "R6",
-        f"exactly {n} different improvement areas, not {len(improvement_areas)}",
-    )
-    problems.check(
-        len(areas_validated) == len(improvement_areas),
-        "R6",
-        "the auditor gives one verdict per improvement area",
-    )
-    for label, earlier in (("first", first), ("second", second)):
-        if earlier is None or earlier.kind is not Kind.BRONZE or earlier.org_id != subject.org_id:
-            problems.add(
-                "R6", f"the {label} benchmarking is not a Bronze benchmarking of this organisation"
-            )
-    if first is not None and second is not None:
-        low, high = rules.silver_gap_months
-        earliest, latest = add_months(first.conducted_on, low), add_months(first.conducted_on, high)
-        problems.check(
-            earliest <= second.conducted_on <= latest,
-            "R6",
-            f"the second benchmarking ({second.conducted_on.isoformat()}) must fall"
-            f" {low} to {high} months after the first ({first.conducted_on.isoformat()})",
-        )
-        problems.check(
-            second.conducted_on <= conducted_on,
-            "R6",
-            "the audit cannot precede the second benchmarking",
-        )
+    _check_improvement_areas(problems, improvement_areas, areas_validated, rules)
+    _check_benchmarkings(problems, subject, conducted_on, first, second, rules)
     problems.raise_if_any()
     assert criteria is not None and first is not None and second is not None
     return [
@@ -284,6 +256,58 @@ def record_silver(
             }
         )
     ]
+
+
+def _check_improvement_areas(
+    problems: Violations,
+    improvement_areas: list[str],
+    areas_validated: list[bool],
+    rules: AssessmentRules,
+) -> None:
+    """R6: the required number of different improvement areas, one verdict for each."""
+    n = rules.improvement_areas
+    problems.check(
+        len(improvement_areas) == n and len(set(improvement_areas)) == n,
+        "R6",
+        f"exactly {n} different improvement areas, not {len(improvement_areas)}",
+    )
+    problems.check(
+        len(areas_validated) == len(improvement_areas),
+        "R6",
+        "the auditor gives one verdict per improvement area",
+    )
+
+
+def _check_benchmarkings(
+    problems: Violations,
+    subject: Subject,
+    conducted_on: date,
+    first: EarlierAssessment | None,
+    second: EarlierAssessment | None,
+    rules: AssessmentRules,
+) -> None:
+    """R6: two Bronze benchmarkings of the organisation, the second the required months
+    after the first, and the audit not before the second."""
+    for label, earlier in (("first", first), ("second", second)):
+        if earlier is None or earlier.kind is not Kind.BRONZE or earlier.org_id != subject.org_id:
+            problems.add(
+                "R6", f"the {label} benchmarking is not a Bronze benchmarking of this organisation"
+            )
+    if first is None or second is None:
+        return
+    low, high = rules.silver_gap_months
+    earliest, latest = add_months(first.conducted_on, low), add_months(first.conducted_on, high)
+    problems.check(
+        earliest <= second.conducted_on <= latest,
+        "R6",
+        f"the second benchmarking ({second.conducted_on.isoformat()}) must fall"
+        f" {low} to {high} months after the first ({first.conducted_on.isoformat()})",
+    )
+    problems.check(
+        second.conducted_on <= conducted_on,
+        "R6",
+        "the audit cannot precede the second benchmarking",
+    )
 
 
 def record_gold(
@@ -310,43 +334,10 @@ def record_gold(
     problems = Violations()
     _check_subject(problems, subject, kind, conducted_on, rules)
     criteria = _criteria(problems, kind, conducted_on, criteria_version, rules)
-    problems.check(
-        len(subject.expert_ids) == rules.gold_experts,
-        "R7",
-        f"a Gold assessment has {rules.gold_experts} experts, not {len(subject.expert_ids)}",
-    )
-    org = subject.org
-    known = [subject.experts[e] for e in subject.expert_ids if e in subject.experts]
-    if org is not None and len(known) == len(subject.expert_ids) == rules.gold_experts:
-        national = sum(e.country == org.country for e in known)
-        problems.check(
-            national == 1,
-            "R7",
-            f"one expert must be national ({org.country}) and one foreign; {national} are national",
-        )
-    if criteria is not None and len(indicators) != criteria.indicator_count:
-        problems.add(
-            "R7",
-            f"{len(indicators)} indicators assessed; {criteria.name} has"
-            f" {criteria.indicator_count}",
-        )
-    problems.check(
-        len({i.code for i in indicators}) == len(indicators), "R7", "an indicator appears twice"
-    )
-    problems.check(0 <= score_pct <= 100, "R7", "the total score is a percentage")
-    renewal = any(
-        g.approved_on is not None
-        and g.conducted_on < conducted_on
-        and add_months(g.conducted_on, rules.gold_renewal_lookback_months) >= conducted_on
-        for g in earlier_golds
-    )
-    days = rules.gold_days_renewal if renewal else rules.gold_days_first
-    problems.check(
-        on_site_days >= days,
-        "R7",
-        f"a {'renewal' if renewal else 'first'} Gold assessment takes {days} day(s) on site,"
-        f" not {on_site_days}",
-    )
+    _check_gold_experts(problems, subject, rules)
+    _check_gold_indicators(problems, indicators, score_pct, criteria)
+    renewal = _renews_gold(earlier_golds, conducted_on, rules)
+    _check_days_on_site(problems, on_site_days, renewal, rules)
     problems.check(evidence_documents > 0, "R7", "a Gold assessment needs documentary evidence")
     problems.raise_if_any()
     assert criteria is not None
@@ -363,6 +354,70 @@ def record_gold(
             }
         )
     ]
+
+
+def _check_gold_experts(problems: Violations, subject: Subject, rules: AssessmentRules) -> None:
+    """R7: the required number of experts, one national and one foreign (checked once every
+    expert and the organisation are known)."""
+    problems.check(
+        len(subject.expert_ids) == rules.gold_experts,
+        "R7",
+        f"a Gold assessment has {rules.gold_experts} experts, not {len(subject.expert_ids)}",
+    )
+    org = subject.org
+    known = [subject.experts[e] for e in subject.expert_ids if e in subject.experts]
+    if org is not None and len(known) == len(subject.expert_ids) == rules.gold_experts:
+        national = sum(e.country == org.country for e in known)
+        problems.check(
+            national == 1,
+            "R7",
+            f"one expert must be national ({org.country}) and one foreign; {national} are national",
+        )
+
+
+def _check_gold_indicators(
+    problems: Violations,
+    indicators: list[IndicatorResult],
+    score_pct: float,
+    criteria: CriteriaVersion | None,
+) -> None:
+    """R7: every indicator of the set assessed once, and the total score a percentage."""
+    if criteria is not None and len(indicators) != criteria.indicator_count:
+        problems.add(
+            "R7",
+            f"{len(indicators)} indicators assessed; {criteria.name} has"
+            f" {criteria.indicator_count}",
+        )
+    problems.check(
+        len({i.code for i in indicators}) == len(indicators), "R7", "an indicator appears twice"
+    )
+    problems.check(0 <= score_pct <= 100, "R7", "the total score is a percentage")
+
+
+def _renews_gold(
+    earlier_golds: list[EarlierAssessment], conducted_on: date, rules: AssessmentRules
+) -> bool:
+    """R7: a renewal if an approved Gold assessment of the organisation was conducted before,
+    within the lookback."""
+    return any(
+        g.approved_on is not None
+        and g.conducted_on < conducted_on
+        and add_months(g.conducted_on, rules.gold_renewal_lookback_months) >= conducted_on
+        for g in earlier_golds
+    )
+
+
+def _check_days_on_site(
+    problems: Violations, on_site_days: int, renewal: bool, rules: AssessmentRules
+) -> None:
+    """R7: the days on site a first Gold assessment, or a renewal, takes."""
+    days = rules.gold_days_renewal if renewal else rules.gold_days_first
+    problems.check(
+        on_site_days >= days,
+        "R7",
+        f"a {'renewal' if renewal else 'first'} Gold assessment takes {days} day(s) on site,"
+        f" not {on_site_days}",
+    )
 
 
 @dataclass
