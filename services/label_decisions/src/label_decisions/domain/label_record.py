@@ -160,63 +160,13 @@ class LabelRecord:
         if assessment.assessment_id in self.decided_assessments:
             return []
         violations = Violations()
-        if assessment.org_id != self.org_id or assessment.level is not self.level:
-            violations.add("R10", "the assessment is for another organisation or level")
-        if assessment.assessed_on >= policy.eligibility_required_from and not eligible:
-            violations.add(
-                "R1",
-                "the organisation does not meet the eligibility criteria"
-                " (validated ECCP profile) required since"
-                f" {policy.eligibility_required_from.isoformat()}",
-            )
-        check_outcome(violations, assessment, policy)
-        if assessment.approved_on < assessment.assessed_on:
-            violations.add("R7", "approval cannot precede the assessment")
+        self._check_assessment(violations, assessment, eligible=eligible, policy=policy)
         renewing = self._renews(assessment, policy)
-        if (
-            renewing
-            and self.current_since is not None
-            and assessment.assessed_on < self.current_since
-        ):
-            violations.add(
-                "R4",
-                f"the assessment of {assessment.assessed_on.isoformat()} precedes the"
-                f" current validity, which began {self.current_since.isoformat()}",
-            )
         self._check_timing(violations, assessment, policy, renewing)
         violations.raise_if_any()
-        common = {
-            "org_id": self.org_id,
-            "level": self.level.value,
-            "assessment_id": assessment.assessment_id,
-            "assessed_on": assessment.assessed_on,
-            "expert_ids": assessment.expert_ids,
-            "policy_version": policy.version,
-            "decided_by": decided_by,
-        }
         if renewing:
-            assert self.valid_until is not None
-            valid_until = renewed_valid_until(
-                policy, self.level, self.valid_until, assessment.assessed_on
-            )
-            return [
-                LabelRenewed(
-                    **common,
-                    renewed_on=assessment.approved_on,
-                    previous_valid_until=self.valid_until,
-                    valid_until=valid_until,
-                    renewal_deadline=renewal_deadline(policy, self.level, valid_until),
-                )
-            ]
-        valid_until = first_valid_until(policy, self.level, assessment.assessed_on)
-        return [
-            LabelAwarded(
-                **common,
-                awarded_on=assessment.approved_on,
-                valid_until=valid_until,
-                renewal_deadline=renewal_deadline(policy, self.level, valid_until),
-            )
-        ]
+            return [self._renewed(assessment, policy, decided_by)]
+        return [self._awarded(assessment, policy, decided_by)]
 
     def refuse(
         self,
@@ -312,6 +262,29 @@ class LabelRecord:
             )
         ]
 
+    def _check_assessment(
+        self,
+        found: Violations,
+        assessment: ApprovedAssessment,
+        *,
+        eligible: bool,
+        policy: DecisionPolicy,
+    ) -> None:
+        """R10: the assessment is of this record; R1: the organisation eligible on the day;
+        R2 / R6 / R7: its results earn the level, approved no earlier than assessed."""
+        if assessment.org_id != self.org_id or assessment.level is not self.level:
+            found.add("R10", "the assessment is for another organisation or level")
+        if assessment.assessed_on >= policy.eligibility_required_from and not eligible:
+            found.add(
+                "R1",
+                "the organisation does not meet the eligibility criteria"
+                " (validated ECCP profile) required since"
+                f" {policy.eligibility_required_from.isoformat()}",
+            )
+        check_outcome(found, assessment, policy)
+        if assessment.approved_on < assessment.assessed_on:
+            found.add("R7", "approval cannot precede the assessment")
+
     def _check_timing(
         self,
         found: Violations,
@@ -319,10 +292,17 @@ class LabelRecord:
         policy: DecisionPolicy,
         renewing: bool,
     ) -> None:
-        """R4 / R5 / R8: a renewal not too early; R7: Gold's days on site, first or renewal,
-        from this record (an earlier Gold assessment the board refused renews nothing)."""
+        """R4: a renewal not of an assessment before the current validity began; R4 / R5 /
+        R8: a renewal not too early; R7: Gold's days on site, first or renewal, from this
+        record (an earlier Gold assessment the board refused renews nothing)."""
         if renewing:
             assert self.valid_until is not None
+            if self.current_since is not None and assessment.assessed_on < self.current_since:
+                found.add(
+                    "R4",
+                    f"the assessment of {assessment.assessed_on.isoformat()} precedes the"
+                    f" current validity, which began {self.current_since.isoformat()}",
+                )
             earliest = earliest_renewal(policy, self.level, self.valid_until)
             if earliest is not None and assessment.assessed_on < earliest:
                 found.add(
@@ -347,6 +327,48 @@ class LabelRecord:
         deadline = renewal_deadline(policy, self.level, self.valid_until)
         # R4: after the window, a benchmarking is a new first award (design assumption)
         return deadline is not None and assessment.assessed_on <= deadline
+
+    def _decided(
+        self, assessment: ApprovedAssessment, policy: DecisionPolicy, decided_by: str
+    ) -> dict[str, object]:
+        """The fields of an award or a renewal that name the record and the decision."""
+        return {
+            "org_id": self.org_id,
+            "level": self.level.value,
+            "assessment_id": assessment.assessment_id,
+            "assessed_on": assessment.assessed_on,
+            "expert_ids": assessment.expert_ids,
+            "policy_version": policy.version,
+            "decided_by": decided_by,
+        }
+
+    def _renewed(
+        self, assessment: ApprovedAssessment, policy: DecisionPolicy, decided_by: str
+    ) -> LabelRenewed:
+        """The renewal, as of the approval: the validity extended without a gap."""
+        assert self.valid_until is not None
+        valid_until = renewed_valid_until(
+            policy, self.level, self.valid_until, assessment.assessed_on
+        )
+        return LabelRenewed(
+            **self._decided(assessment, policy, decided_by),
+            renewed_on=assessment.approved_on,
+            previous_valid_until=self.valid_until,
+            valid_until=valid_until,
+            renewal_deadline=renewal_deadline(policy, self.level, valid_until),
+        )
+
+    def _awarded(
+        self, assessment: ApprovedAssessment, policy: DecisionPolicy, decided_by: str
+    ) -> LabelAwarded:
+        """A first award, as of the approval: the validity counted from the assessment."""
+        valid_until = first_valid_until(policy, self.level, assessment.assessed_on)
+        return LabelAwarded(
+            **self._decided(assessment, policy, decided_by),
+            awarded_on=assessment.approved_on,
+            valid_until=valid_until,
+            renewal_deadline=renewal_deadline(policy, self.level, valid_until),
+        )
 
     # ------------------------------------------------------------------ evolve
     def apply(self, event: LabelEvent) -> None:
