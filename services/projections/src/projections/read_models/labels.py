@@ -141,111 +141,156 @@ class LabelRegister:
         )
 
     async def _decisions(self, conn: Connection, events: list[Event]) -> None:
+        """Fold the batch's decisions into their labels and latest segments in memory,
+        then write each table in one statement."""
         keyed = [(_key(e.contract), e) for e in events]
-        keys = {key for key, _ in keyed}
-        orgs, levels = [k[0] for k in keys], [k[1] for k in keys]
-        labels = {
-            (r["org_id"], r["level"]): _Label(**dict(r))
-            for r in await conn.fetch(
-                "SELECT * FROM labels WHERE (org_id, level) IN"
-                " (SELECT * FROM unnest($1::text[], $2::text[]))",
-                orgs,
-                levels,
-            )
-        }
-        segments = {
-            (r["org_id"], r["level"]): _Segment(
-                r["seq"], r["valid_from"], r["valid_until"], r["withdrawn_on"]
-            )
-            for r in await conn.fetch(
-                "SELECT DISTINCT ON (org_id, level) * FROM segments WHERE (org_id, level) IN"
-                " (SELECT * FROM unnest($1::text[], $2::text[]))"
-                " ORDER BY org_id, level, seq DESC",
-                orgs,
-                levels,
-            )
-        }
-        touched: dict[tuple[str, str, int], _Segment] = {}
-        history: list[tuple[Any, ...]] = []
-        feed: list[tuple[Any, ...]] = []
-        for key, event in keyed:
-            label = labels.setdefault(key, _Label(*key))
-            position = event.envelope.globalposition
-            if position <= label.position:
-                continue  # a republished event this label has already seen
-            label.position, label.changed = position, True
-            segment, row = _fold(label, segments.get(key), event)
-            if segment is not None:
-                segments[key] = segment
-                if segment.changed:
-                    touched[(*key, segment.seq)] = segment
-            history.append((position, *key, *row))
-            feed.append(
-                (
-                    position,
-                    event.envelope.prevposition,
-                    event.envelope.type,
-                    key[0],
-                    to_structured(event.envelope).decode(),
-                )
-            )
+        labels, segments = await _latest(conn, {key for key, _ in keyed})
+        touched, history, feed = _fold_batch(keyed, labels, segments)
         changed = [label for label in labels.values() if label.changed]
         if not changed:
             return
-        await conn.execute(
-            "INSERT INTO labels SELECT * FROM unnest($1::text[], $2::text[], $3::date[],"
-            " $4::date[], $5::date[], $6::date[], $7::date[], $8::bigint[], $9::date[])"
-            " ON CONFLICT (org_id, level) DO UPDATE SET awarded_on = excluded.awarded_on,"
-            " renewed_on = excluded.renewed_on, valid_until = excluded.valid_until,"
-            " expired_on = excluded.expired_on, withdrawn_on = excluded.withdrawn_on,"
-            " position = excluded.position, renewal_deadline = excluded.renewal_deadline",
-            *zip(
-                *[
-                    (
-                        lb.org_id,
-                        lb.level,
-                        lb.awarded_on,
-                        lb.renewed_on,
-                        lb.valid_until,
-                        lb.expired_on,
-                        lb.withdrawn_on,
-                        lb.position,
-                        lb.renewal_deadline,
-                    )
-                    for lb in changed
-                ],
-                strict=True,
-            ),
-        )
+        await _write_labels(conn, changed)
         if touched:
-            await conn.execute(
-                "INSERT INTO segments SELECT * FROM unnest($1::text[], $2::text[], $3::int[],"
-                " $4::date[], $5::date[], $6::date[]) ON CONFLICT (org_id, level, seq)"
-                " DO UPDATE SET valid_from = excluded.valid_from,"
-                " valid_until = excluded.valid_until, withdrawn_on = excluded.withdrawn_on",
-                *zip(
-                    *[
-                        (org, level, seq, s.valid_from, s.valid_until, s.withdrawn_on)
-                        for (org, level, seq), s in touched.items()
-                    ],
-                    strict=True,
-                ),
-            )
+            await _write_segments(conn, touched)
         # A position reaches history and feed once: only an event above its label's
         # position gets this far, so plain COPY (no conflict to handle) is enough.
         await conn.copy_records_to_table("history", records=history)
         await conn.copy_records_to_table("feed", records=feed)
-        await conn.execute(
-            "INSERT INTO current_outbox SELECT org, max(pos) FROM unnest($1::text[],"
-            " $2::bigint[]) AS u(org, pos) GROUP BY org ORDER BY org ON CONFLICT (org_id)"
-            " DO UPDATE SET position = greatest(current_outbox.position, excluded.position)",
-            [label.org_id for label in changed],
-            [label.position for label in changed],
-        )
+        await _snapshots_due(conn, changed)
 
     async def settle(self, conn: Connection) -> None:
         """Advance the feed's head."""
         await _advance_feed_head(conn)
+
+
+_Key = tuple[str, str]
+"""A label record's key: (org_id, level)."""
+
+_SegmentKey = tuple[str, str, int]
+"""A validity segment's key: (org_id, level, seq)."""
+
+
+async def _latest(
+    conn: Connection, keys: set[_Key]
+) -> tuple[dict[_Key, _Label], dict[_Key, _Segment]]:
+    """The stored labels of ``keys`` and the latest validity segment of each."""
+    orgs, levels = [k[0] for k in keys], [k[1] for k in keys]
+    labels = {
+        (r["org_id"], r["level"]): _Label(**dict(r))
+        for r in await conn.fetch(
+            "SELECT * FROM labels WHERE (org_id, level) IN"
+            " (SELECT * FROM unnest($1::text[], $2::text[]))",
+            orgs,
+            levels,
+        )
+    }
+    segments = {
+        (r["org_id"], r["level"]): _Segment(
+            r["seq"], r["valid_from"], r["valid_until"], r["withdrawn_on"]
+        )
+        for r in await conn.fetch(
+            "SELECT DISTINCT ON (org_id, level) * FROM segments WHERE (org_id, level) IN"
+            " (SELECT * FROM unnest($1::text[], $2::text[]))"
+            " ORDER BY org_id, level, seq DESC",
+            orgs,
+            levels,
+        )
+    }
+    return labels, segments
+
+
+def _fold_batch(
+    keyed: list[tuple[_Key, Event]],
+    labels: dict[_Key, _Label],
+    segments: dict[_Key, _Segment],
+) -> tuple[dict[_SegmentKey, _Segment], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """Fold the decisions in order into ``labels`` and ``segments`` (a label missing from
+    ``labels`` is added), skipping one at or below its label's position (a republished
+    event); returns the segments to write by (org_id, level, seq), and the history and
+    feed rows of the decisions folded."""
+    touched: dict[_SegmentKey, _Segment] = {}
+    history: list[tuple[Any, ...]] = []
+    feed: list[tuple[Any, ...]] = []
+    for key, event in keyed:
+        label = labels.setdefault(key, _Label(*key))
+        position = event.envelope.globalposition
+        if position <= label.position:
+            continue  # a republished event this label has already seen
+        label.position, label.changed = position, True
+        segment, row = _fold(label, segments.get(key), event)
+        if segment is not None:
+            segments[key] = segment
+            if segment.changed:
+                touched[(*key, segment.seq)] = segment
+        history.append((position, *key, *row))
+        feed.append(
+            (
+                position,
+                event.envelope.prevposition,
+                event.envelope.type,
+                key[0],
+                to_structured(event.envelope).decode(),
+            )
+        )
+    return touched, history, feed
+
+
+async def _write_labels(conn: Connection, changed: list[_Label]) -> None:
+    """Upsert the labels the batch changed."""
+    await conn.execute(
+        "INSERT INTO labels SELECT * FROM unnest($1::text[], $2::text[], $3::date[],"
+        " $4::date[], $5::date[], $6::date[], $7::date[], $8::bigint[], $9::date[])"
+        " ON CONFLICT (org_id, level) DO UPDATE SET awarded_on = excluded.awarded_on,"
+        " renewed_on = excluded.renewed_on, valid_until = excluded.valid_until,"
+        " expired_on = excluded.expired_on, withdrawn_on = excluded.withdrawn_on,"
+        " position = excluded.position, renewal_deadline = excluded.renewal_deadline",
+        *zip(
+            *[
+                (
+                    lb.org_id,
+                    lb.level,
+                    lb.awarded_on,
+                    lb.renewed_on,
+                    lb.valid_until,
+                    lb.expired_on,
+                    lb.withdrawn_on,
+                    lb.position,
+                    lb.renewal_deadline,
+                )
+                for lb in changed
+            ],
+            strict=True,
+        ),
+    )
+
+
+async def _write_segments(conn: Connection, touched: dict[_SegmentKey, _Segment]) -> None:
+    """Upsert the validity segments the batch opened or changed."""
+    await conn.execute(
+        "INSERT INTO segments SELECT * FROM unnest($1::text[], $2::text[], $3::int[],"
+        " $4::date[], $5::date[], $6::date[]) ON CONFLICT (org_id, level, seq)"
+        " DO UPDATE SET valid_from = excluded.valid_from,"
+        " valid_until = excluded.valid_until, withdrawn_on = excluded.withdrawn_on",
+        *zip(
+            *[
+                (org, level, seq, s.valid_from, s.valid_until, s.withdrawn_on)
+                for (org, level, seq), s in touched.items()
+            ],
+            strict=True,
+        ),
+    )
+
+
+async def _snapshots_due(conn: Connection, changed: list[_Label]) -> None:
+    """Mark the ``label_decisions.current`` snapshot of each changed label's organisation
+    due, at its latest position (in ``org_id`` order: see ``partitioned``)."""
+    await conn.execute(
+        "INSERT INTO current_outbox SELECT org, max(pos) FROM unnest($1::text[],"
+        " $2::bigint[]) AS u(org, pos) GROUP BY org ORDER BY org ON CONFLICT (org_id)"
+        " DO UPDATE SET position = greatest(current_outbox.position, excluded.position)",
+        [label.org_id for label in changed],
+        [label.position for label in changed],
+    )
 
 
 async def _advance_feed_head(conn: Connection) -> None:
@@ -280,7 +325,7 @@ async def _advance_feed_head(conn: Connection) -> None:
         await conn.execute("SELECT pg_notify('projections_feed', $1::text)", str(moved))
 
 
-def _key(contract: Any) -> tuple[str, str]:
+def _key(contract: Any) -> _Key:
     return str(contract.org_id), str(contract.level)
 
 
