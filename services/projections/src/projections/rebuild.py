@@ -114,8 +114,9 @@ async def rebuild(
     offsets of the start in ``processes`` processes, each over its own share of the
     partitions with its own lanes (decoding is Python's work, one core per process), each
     batch with its checkpoint as always. Then this process reads on from those
-    checkpoints, every partition, and swaps as below. (Starting a process takes about
-    half a second: below some tens of thousands of messages it costs more than it saves.)
+    checkpoints, every partition, and swaps as the module's docstring says. (Starting a
+    process takes about half a second: below some tens of thousands of messages it costs
+    more than it saves.)
     """
     shared = model.partitioned and processes > 1 and READ_MODELS.get(model.name) is model
     # the helpers start first: they load (about half a second) while the generation is made
@@ -136,6 +137,44 @@ async def _rebuild(
     processes_from: int,
     progress: Callable[[str], None],
 ) -> RebuildResult:
+    """The rebuild once its helper processes (if any) are started: see ``rebuild``."""
+    live, generation, schema = await _new_generation(pool, model)
+    progress(f"{model.name}: building generation {generation} beside generation {live}")
+    partitions = await _partitions(settings, model)
+    started = time.perf_counter()
+    state = _State([_Lane() for _ in range(lanes if model.partitioned else 1)])
+    if helpers:
+        state.messages, state.applied = await _catch_up_in_processes(
+            pool,
+            producer,
+            settings,
+            model,
+            schema,
+            partitions,
+            batch,
+            lanes,
+            helpers,
+            processes_from,
+            progress,
+        )
+    async with pool.acquire() as conn:
+        state.done.update(await checkpoints(conn, schema))
+    applying = _applying(pool, producer, settings, model, schema, partitions, batch, state)
+    async with applying as (consumer, tasks):
+        seconds = await _read_on_and_swap(
+            pool, model, live, generation, consumer, partitions, tasks, state, started, progress
+        )
+    await pool.execute(f"DROP SCHEMA IF EXISTS {generation_schema(model, live)} CASCADE")
+    progress(
+        f"{model.name}: generation {generation} is live: {state.messages} messages"
+        f" ({state.applied} events applied) in {seconds:.1f} s"
+    )
+    return RebuildResult(model.name, generation, state.messages, state.applied, seconds)
+
+
+async def _new_generation(pool: Pool, model: ReadModel) -> tuple[int, int, str]:
+    """Create the next generation of ``model`` (empty tables, empty checkpoint) and record
+    its rebuild; returns the live generation, the new one and the new one's schema."""
     live = await ensure_generation(pool, model)
     async with pool.acquire() as conn, conn.transaction():
         last = await conn.fetchval(
@@ -148,39 +187,69 @@ async def _rebuild(
             model.name,
             generation,
         )
-    progress(f"{model.name}: building generation {generation} beside generation {live}")
+    return live, generation, schema
+
+
+async def _partitions(settings: ConnectionSettings, model: ReadModel) -> list[TopicPartition]:
+    """Every partition of the model's topics."""
     offsets = Offsets(settings)
     await offsets.start()
     try:
-        partitions = await offsets.partitions(topics_of(model, settings))
+        return await offsets.partitions(topics_of(model, settings))
     finally:
         await offsets.stop()
-    started = time.perf_counter()
-    state = _State([_Lane() for _ in range(lanes if model.partitioned else 1)])
-    if helpers:
-        at_start = await _end_offsets_now(settings, model)
-        processes = len(helpers) + 1
-        if remaining(at_start, {}) >= processes_from:
-            progress(f"{model.name}: up to the end offsets of the start in {processes} processes")
-            state.messages, state.applied = await _in_processes(
-                pool,
-                producer,
-                settings,
-                model,
-                schema,
-                partitions,
-                at_start,
-                batch,
-                lanes,
-                helpers,
-            )
-            progress(f"{model.name}: {state.messages} read in {processes} processes, reading on")
-        else:
-            for process in helpers:  # no work order: it ends
-                assert process.stdin is not None
-                process.stdin.close()
-    async with pool.acquire() as conn:
-        state.done.update(await checkpoints(conn, schema))
+
+
+async def _catch_up_in_processes(
+    pool: Pool,
+    producer: AIOKafkaProducer,
+    settings: ConnectionSettings,
+    model: ReadModel,
+    schema: str,
+    partitions: list[TopicPartition],
+    batch: int,
+    lanes: int,
+    helpers: list[asyncio.subprocess.Process],
+    processes_from: int,
+    progress: Callable[[str], None],
+) -> tuple[int, int]:
+    """Bring every partition up to the end offsets of the start in this process and the
+    ``helpers`` if there are ``processes_from`` messages or more to read, or let the helpers
+    go; returns the messages read and the events applied.
+
+    Raises:
+        RuntimeError: a helper process failed (its error is in its log).
+    """
+    at_start = await _end_offsets_now(settings, model)
+    processes = len(helpers) + 1
+    if remaining(at_start, {}) < processes_from:
+        for process in helpers:  # no work order: it ends
+            assert process.stdin is not None
+            process.stdin.close()
+        return 0, 0
+    progress(f"{model.name}: up to the end offsets of the start in {processes} processes")
+    messages, applied = await _in_processes(
+        pool, producer, settings, model, schema, partitions, at_start, batch, lanes, helpers
+    )
+    progress(f"{model.name}: {messages} read in {processes} processes, reading on")
+    return messages, applied
+
+
+@asynccontextmanager
+async def _applying(
+    pool: Pool,
+    producer: AIOKafkaProducer,
+    settings: ConnectionSettings,
+    model: ReadModel,
+    schema: str,
+    partitions: list[TopicPartition],
+    batch: int,
+    state: _State,
+) -> AsyncIterator[tuple[AIOKafkaConsumer, list[asyncio.Task[None]]]]:
+    """A reader task and a task per lane of ``state`` applying ``partitions`` from just
+    after their checkpoints in ``state.done`` (or from their beginning), until the block
+    ends; yields the consumer and the tasks. The garbage collector is off meanwhile (see
+    the module's docstring)."""
     consumer = _consumer(settings)
     await consumer.start()
     dead = dead_letterer(producer, settings, model, Counter())
@@ -188,7 +257,7 @@ async def _rebuild(
         (tp.topic, tp.partition): state.lanes[i % len(state.lanes)]
         for i, tp in enumerate(partitions)
     }
-    gc.disable()  # see the module's docstring
+    gc.disable()
     try:
         consumer.assign(partitions)
         await _seek_past(consumer, partitions, state.done)
@@ -200,39 +269,7 @@ async def _rebuild(
             ),
         ]
         try:
-            reported = started
-            ends: dict[tuple[str, int], int] = {}
-            while True:
-                if remaining(ends, state.done) == 0:
-                    # asked only here: the request waits behind the reader's fetch
-                    ends = await _end_offsets(consumer, partitions)
-                    async with _all_idle(state.lanes):
-                        swapped = remaining(ends, state.done) == 0 and await _swap(
-                            pool, model, live, generation
-                        )
-                        if swapped:  # no queued batch may reach the generation now live
-                            seconds = time.perf_counter() - started
-                            for task in tasks:
-                                task.cancel()
-                    if swapped:
-                        break
-                await _progressed(state, tasks)
-                now = time.perf_counter()
-                if now - reported >= 1.0:
-                    reported = now
-                    left = remaining(ends, state.done)
-                    progress(
-                        f"{model.name}: {state.messages} read, {left} to go,"
-                        f" {state.messages / (now - started):,.0f} messages/s"
-                    )
-                    await pool.execute(
-                        f"UPDATE {CONTROL}.rebuilds SET applied = $3, remaining = $4,"
-                        " updated_at = now() WHERE name = $1 AND generation = $2",
-                        model.name,
-                        generation,
-                        state.messages,
-                        left,
-                    )
+            yield consumer, tasks
         finally:
             for task in tasks:
                 task.cancel()
@@ -240,12 +277,70 @@ async def _rebuild(
     finally:
         gc.enable()
         await consumer.stop()
-    await pool.execute(f"DROP SCHEMA IF EXISTS {generation_schema(model, live)} CASCADE")
+
+
+async def _read_on_and_swap(
+    pool: Pool,
+    model: ReadModel,
+    live: int,
+    generation: int,
+    consumer: AIOKafkaConsumer,
+    partitions: list[TopicPartition],
+    tasks: list[asyncio.Task[None]],
+    state: _State,
+    started: float,
+    progress: Callable[[str], None],
+) -> float:
+    """Apply on (the ``tasks`` do) until the new generation has reached the end offsets
+    and everything the live one has, then swap it in; returns the seconds from ``started``
+    to the swap.
+
+    Raises:
+        Exception: the reader's or a lane's failure.
+        RuntimeError: another generation went live meanwhile.
+    """
+    reported = started
+    ends: dict[tuple[str, int], int] = {}
+    while True:
+        if remaining(ends, state.done) == 0:
+            # asked only here: the request waits behind the reader's fetch
+            ends = await _end_offsets(consumer, partitions)
+            async with _all_idle(state.lanes):
+                if remaining(ends, state.done) == 0 and await _swap(pool, model, live, generation):
+                    seconds = time.perf_counter() - started
+                    for task in tasks:  # no queued batch may reach the generation now live
+                        task.cancel()
+                    return seconds
+        await _progressed(state, tasks)
+        now = time.perf_counter()
+        if now - reported >= 1.0:
+            reported = now
+            left = remaining(ends, state.done)
+            await _report(pool, model, generation, state, left, now - started, progress)
+
+
+async def _report(
+    pool: Pool,
+    model: ReadModel,
+    generation: int,
+    state: _State,
+    left: int,
+    seconds: float,
+    progress: Callable[[str], None],
+) -> None:
+    """The rebuild's progress, printed and in its row (``GET /read-models``)."""
     progress(
-        f"{model.name}: generation {generation} is live: {state.messages} messages"
-        f" ({state.applied} events applied) in {seconds:.1f} s"
+        f"{model.name}: {state.messages} read, {left} to go,"
+        f" {state.messages / seconds:,.0f} messages/s"
     )
-    return RebuildResult(model.name, generation, state.messages, state.applied, seconds)
+    await pool.execute(
+        f"UPDATE {CONTROL}.rebuilds SET applied = $3, remaining = $4,"
+        " updated_at = now() WHERE name = $1 AND generation = $2",
+        model.name,
+        generation,
+        state.messages,
+        left,
+    )
 
 
 def _consumer(settings: ConnectionSettings) -> AIOKafkaConsumer:
@@ -388,38 +483,14 @@ async def _bulk(
         return 0, 0
     mine = {(tp.topic, tp.partition) for tp in partitions}
     ends = {tp: end for tp, end in ends.items() if tp in mine}
-    consumer = _consumer(settings)
-    await consumer.start()
-    dead = dead_letterer(producer, settings, model, Counter())
     state = _State([_Lane() for _ in range(lanes)])
-    lane_of = {
-        (tp.topic, tp.partition): state.lanes[i % len(state.lanes)]
-        for i, tp in enumerate(partitions)
-    }
-    gc.disable()  # see the module's docstring
-    try:
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning()
-        tasks = [
-            asyncio.create_task(_read(consumer, batch, lane_of)),
-            *(
-                asyncio.create_task(_apply_lane(pool, model, schema, dead, lane, state))
-                for lane in state.lanes
-            ),
-        ]
-        try:
-            while remaining(ends, state.done) > 0:
-                await _progressed(state, tasks)
-            async with _all_idle(state.lanes):  # no batch cut off mid-transaction
-                for task in tasks:
-                    task.cancel()
-        finally:
+    applying = _applying(pool, producer, settings, model, schema, partitions, batch, state)
+    async with applying as (_, tasks):
+        while remaining(ends, state.done) > 0:
+            await _progressed(state, tasks)
+        async with _all_idle(state.lanes):  # no batch cut off mid-transaction
             for task in tasks:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-    finally:
-        gc.enable()
-        await consumer.stop()
     return state.messages, state.applied
 
 
