@@ -461,3 +461,15 @@ def test_policy_2026_1_stays_as_it_decided() -> None:
     event = when_decided(record, assessment(date(2025, 3, 1), aid="a-1"))
     assert isinstance(event, LabelRenewed) and event.policy_version == "2026.1"
     assert set(POLICIES) == {"2026.1", "2026.2"}
+
+
+def test_r10_an_assessment_renews_exactly_when_the_status_shows_the_renewal_window() -> None:
+    # a decision recorded a renewal deadline other than today's policy would compute
+    recorded = awarded(date(2022, 5, 10), date(2024, 5, 31)).model_copy(
+        update={"renewal_deadline": date(2025, 11, 30)}
+    )
+    record = given(recorded)
+    on = date(2025, 8, 1)  # after the policy's 12 months, before the recorded deadline
+    assert record.status(on, POLICY_2026_2) is Status.IN_RENEWAL_WINDOW
+    event = when_decided(record, assessment(on, aid="a-2"), policy=POLICY_2026_2)
+    assert isinstance(event, LabelRenewed)

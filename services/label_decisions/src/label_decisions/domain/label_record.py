@@ -324,8 +324,10 @@ class LabelRecord:
     def _renews(self, assessment: ApprovedAssessment, policy: DecisionPolicy) -> bool:
         if self.valid_until is None or self.withdrawn_on is not None:
             return False
-        deadline = renewal_deadline(policy, self.level, self.valid_until)
-        # R4: after the window, a benchmarking is a new first award (design assumption)
+        # the deadline the status shows (R10, as the decision recorded it): the same day
+        # decides whether an assessment renews; after the window, a benchmarking is a new
+        # first award (R4, design assumption)
+        deadline = self.deadline(policy)
         return deadline is not None and assessment.assessed_on <= deadline
 
     def _decided(
