@@ -283,3 +283,35 @@ async def test_close_waits_for_appends_under_way_and_releases_every_connection(
         assert own_pool.get_idle_size() == own_pool.get_size()  # the writer is back
     finally:
         own_pool.terminate()
+
+
+async def test_waiting_listens_again_after_its_connection_is_lost_and_leaks_none(
+    database_url: str, schema: str, pool: Pool
+) -> None:
+    own_pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    store = PostgresEventStore(own_pool, schema=schema)
+    try:
+        await store.migrate()
+        assert not await store.wait_beyond(0, 0.05)  # LISTEN on one of the two connections
+        listening = await pool.fetchval(
+            "SELECT pid FROM pg_stat_activity WHERE query LIKE 'LISTEN%' AND datname ="
+            " current_database() AND pid <> pg_backend_pid() ORDER BY backend_start DESC LIMIT 1"
+        )
+        await pool.execute("SELECT pg_terminate_backend($1)", listening)
+        for _ in range(3):  # the lost listener goes back to the pool each time, not kept
+            await asyncio.sleep(0.2)
+            waiting = asyncio.create_task(store.wait_beyond(0, 5.0))
+            await asyncio.sleep(0.1)
+            await store.append(f"org-{uuid.uuid4().hex[:6]}", 0, [event(n=1)])
+            assert await asyncio.wait_for(waiting, 5)
+        # lost again, then closed before anyone waits: nothing to give back twice
+        listening = await pool.fetchval(
+            "SELECT pid FROM pg_stat_activity WHERE query LIKE 'LISTEN%' AND datname ="
+            " current_database() AND pid <> pg_backend_pid() ORDER BY backend_start DESC LIMIT 1"
+        )
+        await pool.execute("SELECT pg_terminate_backend($1)", listening)
+        await asyncio.sleep(0.2)
+        await store.close()
+        assert own_pool.get_idle_size() == own_pool.get_size()
+    finally:
+        own_pool.terminate()

@@ -130,3 +130,40 @@ async def test_a_failed_ack_leaves_the_checkpoint_and_the_next_run_sends_again()
     assert resent == first_ids  # the same event ids: the repeat is recognisable
     assert producer.sent[4]["ce_prevposition"] == b"0"  # the chain restarts from the checkpoint
     assert checkpoints.saved == [(2, 2), (4, 4)]
+
+
+class LostListener(InMemoryEventStore):
+    """A store whose wait for new events fails at once, as LISTEN on a lost connection."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    async def read_all(self, after_position: int = 0, limit: int = 1000) -> list[Any]:
+        self.reads += 1
+        return await super().read_all(after_position, limit)
+
+    async def wait_beyond(self, position: int, timeout: float) -> bool:
+        raise ConnectionError("the LISTEN connection is gone")
+
+
+async def test_a_failing_wait_backs_off_instead_of_spinning_and_warns_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store, stop = LostListener(), asyncio.Event()
+    relay = Relay(
+        store,
+        Checkpoints(),
+        cast(AIOKafkaProducer, HeldAcks()),
+        "t",
+        publish_as_stored("/test"),
+        idle_wait=0.01,
+    )
+    running = asyncio.create_task(relay.run(stop))
+    await asyncio.sleep(1.2)
+    stop.set()
+    await asyncio.wait_for(running, 5)
+    # backoff 0.5 s (with jitter), then 1 s: a handful of reads, not thousands
+    assert store.reads <= 5
+    warnings = [r for r in caplog.records if "waiting for new events failed" in r.message]
+    assert len(warnings) == 1

@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import importlib
 import logging
+import random
 import signal
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -38,6 +39,11 @@ from clr_events.store.base import EventStore, StoredEvent
 from clr_events.store.postgres import PostgresEventStore
 
 log = logging.getLogger(__name__)
+
+WAIT_RETRY_FIRST = 0.5
+"""Seconds before the first retry of a wait for new events that failed (doubling)."""
+WAIT_RETRY_MAX = 30.0
+"""The longest pause between retries of a failing wait."""
 
 _PARTITIONER = DefaultPartitioner()
 """The producer's own partitioner (``new_producer`` keeps aiokafka's default)."""
@@ -172,18 +178,36 @@ class Relay:
             published if published is not None else await self._last_published(self.position)
         )
         log.info("relay to %s resumes after position %d", self._topic, self.position)
+        failing: BaseException | None = None
+        delay = WAIT_RETRY_FIRST
         while not stop.is_set():
             if await self.publish_available(stop):
                 continue
-            waiters = [
-                asyncio.ensure_future(stop.wait()),
-                asyncio.ensure_future(self._store.wait_beyond(self.position, self._idle_wait)),
-            ]
+            stopping = asyncio.ensure_future(stop.wait())
+            waiting = asyncio.ensure_future(self._store.wait_beyond(self.position, self._idle_wait))
             try:
-                await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait((stopping, waiting), return_when=asyncio.FIRST_COMPLETED)
             finally:
-                for waiter in waiters:
-                    waiter.cancel()
+                stopping.cancel()
+                waiting.cancel()
+            error = waiting.exception() if waiting.done() and not waiting.cancelled() else None
+            if error is None:
+                if failing is not None:
+                    log.info("relay to %s: waiting for new events works again", self._topic)
+                failing, delay = None, WAIT_RETRY_FIRST
+                continue
+            # the wait failed at once (say, LISTEN on a connection PostgreSQL dropped): never
+            # loop straight back to the store; back off with jitter, warn once per outage
+            if failing is None:
+                log.warning(
+                    "relay to %s: waiting for new events failed (%r); retrying with backoff",
+                    self._topic,
+                    error,
+                )
+            failing = error
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay * random.uniform(0.5, 1.0))
+            delay = min(delay * 2, WAIT_RETRY_MAX)
 
     async def _last_published(self, upto: int) -> int:
         """A checkpoint from before ``published`` was recorded: find it in the store once."""

@@ -357,10 +357,20 @@ class PostgresEventStore:
                 return await self.head_position() > position
 
     async def _listen(self) -> None:
-        if self._listener is not None and not self._listener.is_closed():
-            return
-        self._listener = await self._pool.acquire()
-        await self._listener.add_listener(self._channel, self._on_notify)
+        if self._listener is not None:
+            try:
+                if not self._listener.is_closed():
+                    return
+            except asyncpg.InterfaceError:
+                pass  # detached: asyncpg gave it back to the pool when its connection was lost
+            self._listener = None
+        listener = await self._pool.acquire()
+        try:
+            await listener.add_listener(self._channel, self._on_notify)
+        except BaseException:
+            await self._pool.release(listener)
+            raise
+        self._listener = listener
 
     def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
         self._notified_position = max(self._notified_position, int(str(payload)))
@@ -375,7 +385,10 @@ class PostgresEventStore:
             await self._pool.release(writer)
         if self._listener is not None:
             listener, self._listener = self._listener, None
-            await listener.remove_listener(self._channel, self._on_notify)
+            try:
+                await listener.remove_listener(self._channel, self._on_notify)
+            except asyncpg.InterfaceError:
+                return  # lost with its connection: asyncpg has given it back to the pool
             await self._pool.release(listener)
 
     # ----------------------------------------------------------------- auditing
