@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import asyncpg
 import pytest
@@ -128,3 +129,62 @@ async def test_two_requests_with_one_key_serialise_on_the_key(
     assert two.body == one.body == {"thing_id": "a"}
     assert calls == 1
     assert await store.head_position() == 1
+
+
+def thing(thing_id: str, expected: int = 0, n: object = 1) -> Any:
+    """A handler: a row of its own, then an event on its stream at ``expected``."""
+
+    async def handler(uow: UnitOfWork) -> Result:
+        await uow.rows.upsert("things", {"thing_id": thing_id}, {"name": str(n)})
+        Streams(uow, CODEC).append(f"thing:{thing_id}", expected, [Happened(thing_id=thing_id)])
+        return Result(201)
+
+    return handler
+
+
+async def test_commands_committing_together_share_one_transaction_a_refused_one_stores_nothing(
+    pool: Pool, schema: str, units: PostgresUnitsOfWork, store: PostgresEventStore
+) -> None:
+    await execute(units, CAUSE, thing("stale"))
+    outcomes = await asyncio.gather(
+        *(execute(units, CAUSE, thing(f"t{i}")) for i in range(5)),
+        execute(units, CAUSE, thing("stale", expected=0, n="again")),
+        return_exceptions=True,
+    )
+    assert [type(o).__name__ for o in outcomes] == [*["Result"] * 5, "ConcurrencyError"]
+    rows = await pool.fetch(f"SELECT thing_id, name, xmin::text AS tx FROM {schema}.things")
+    assert {r["thing_id"]: r["name"] for r in rows} == {
+        "stale": "1",  # the refused command's row went with it
+        **{f"t{i}": "1" for i in range(5)},
+    }
+    # the five were written in one transaction (one batch, one commit) with their events
+    batch = {r["tx"] for r in rows if r["thing_id"] != "stale"}
+    events = await pool.fetch(
+        f"SELECT DISTINCT xmin::text AS tx FROM {schema}.event_store"
+        " WHERE stream_id <> 'thing:stale'"
+    )
+    assert len(batch) == 1 and {e["tx"] for e in events} == batch
+    assert (await store.verify()).ok
+
+
+async def test_a_command_whose_rows_fail_fails_alone_in_its_batch(
+    pool: Pool, schema: str, units: PostgresUnitsOfWork, store: PostgresEventStore
+) -> None:
+    async def broken(uow: UnitOfWork) -> Result:
+        await uow.rows.upsert("no_such_table", {"thing_id": "x"})
+        Streams(uow, CODEC).append("thing:x", 0, [Happened(thing_id="x")])
+        return Result(201)
+
+    outcomes = await asyncio.gather(
+        execute(units, CAUSE, thing("a")),
+        execute(units, CAUSE, broken),
+        execute(units, CAUSE, thing("b")),
+        return_exceptions=True,
+    )
+    assert isinstance(outcomes[1], asyncpg.UndefinedTableError)
+    assert isinstance(outcomes[0], Result) and isinstance(outcomes[2], Result)
+    assert sorted(r["thing_id"] for r in await pool.fetch(f"SELECT * FROM {schema}.things")) == [
+        "a",
+        "b",
+    ]
+    assert sorted(e.stream_id for e in await store.read_all()) == ["thing:a", "thing:b"]

@@ -186,6 +186,34 @@ class PostgresEventStore:
         outcomes = await self._write(conn, batch)
         return [_unwrap(r, o) for r, o in zip(batch, outcomes, strict=True)]
 
+    async def append_each(
+        self, appends: Sequence[StreamAppend], *, conn: Connection
+    ) -> list[AppendResult | ConcurrencyError]:
+        """Append to several streams in the caller's transaction, each on its own terms.
+
+        Unlike ``append_all`` a refused append does not stop the others: each append's
+        outcome is its result, or the ``ConcurrencyError`` it met (nothing of it written).
+        The head lock is held until the caller commits or rolls back.
+
+        Raises:
+            ValueError: no appends, or a stream named twice.
+        """
+        check_append_all(appends)
+        now = datetime.now(UTC)
+        batch = [
+            _Append(
+                a.stream_id, a.expected_version, [encode(a.stream_id, e, now) for e in a.events]
+            )
+            for a in appends
+        ]
+        outcomes: list[AppendResult | ConcurrencyError] = []
+        for request, outcome in zip(batch, await self._write(conn, batch), strict=True):
+            try:
+                outcomes.append(_unwrap(request, outcome))
+            except ConcurrencyError as refused:
+                outcomes.append(refused)
+        return outcomes
+
     def _start_drain(self) -> None:
         if self._queue and self._idle.is_set():
             self._idle.clear()
