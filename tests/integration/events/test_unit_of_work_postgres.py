@@ -188,3 +188,59 @@ async def test_a_command_whose_rows_fail_fails_alone_in_its_batch(
         "b",
     ]
     assert sorted(e.stream_id for e in await store.read_all()) == ["thing:a", "thing:b"]
+
+
+async def test_a_command_that_read_answers_without_waiting_for_its_connection_reset(
+    database_url: str, schema: str, units: PostgresUnitsOfWork
+) -> None:
+    await execute(units, CAUSE, thing("a"))
+    gate = asyncio.Event()
+    resets = 0
+
+    async def held_reset(conn: asyncpg.Connection) -> None:
+        nonlocal resets
+        resets += 1
+        await gate.wait()
+
+    gated = await asyncpg.create_pool(database_url, min_size=1, max_size=4, reset=held_reset)
+    store = PostgresEventStore(gated, schema=schema)
+    reading = PostgresUnitsOfWork(gated, store, schema, max_event_bytes=10_000)
+
+    async def next_event(uow: UnitOfWork) -> Result:
+        version, _ = await Streams(uow, CODEC).load("thing:a")
+        Streams(uow, CODEC).append("thing:a", version, [Happened(thing_id="a")])
+        return Result(201, {"version": version + 1})
+
+    answer = asyncio.create_task(execute(reading, CAUSE, next_event))
+    done, _ = await asyncio.wait({answer}, timeout=30)  # a guard against hanging, no timing
+    assert answer in done and answer.result().body == {"version": 2}
+    assert resets >= 1  # its read connection is on its way back, its reset still held
+    gate.set()
+    await store.close()
+    await gated.close()
+
+
+async def test_more_commands_than_connections_reading_then_committing_all_commit(
+    database_url: str, schema: str, units: PostgresUnitsOfWork
+) -> None:
+    for name in ("a", "b", "c", "d", "e", "f"):
+        await execute(units, CAUSE, thing(name))
+    small = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    store = PostgresEventStore(small, schema=schema)
+    few = PostgresUnitsOfWork(small, store, schema, max_event_bytes=10_000)
+
+    def next_event(name: str) -> Any:
+        async def handler(uow: UnitOfWork) -> Result:
+            version, _ = await Streams(uow, CODEC).load(f"thing:{name}")
+            Streams(uow, CODEC).append(f"thing:{name}", version, [Happened(thing_id=name)])
+            await uow.rows.upsert("things", {"thing_id": name}, {"name": "next"})
+            return Result(201)
+
+        return handler
+
+    # six commands on a pool of two: those waiting for the committer hold no connection
+    commands = [asyncio.create_task(execute(few, CAUSE, next_event(n))) for n in "abcdef"]
+    done, _ = await asyncio.wait(commands, timeout=30)  # a guard against hanging, no timing
+    assert len(done) == 6 and all(c.result().status == 201 for c in commands)
+    await store.close()
+    await small.close()

@@ -251,6 +251,18 @@ class UnitCommitter:
         self._store = store
         self._queue: list[_Unit] = []
         self._task: asyncio.Task[None] | None = None  # held: the loop keeps tasks weakly
+        self._releasing: set[asyncio.Task[None]] = set()
+
+    def release_later(self, conn: PoolConnectionProxy[asyncpg.Record]) -> None:
+        """Give a unit's read connection back to the pool without waiting for its reset."""
+        task = asyncio.get_running_loop().create_task(self._pool.release(conn))
+        self._releasing.add(task)
+        task.add_done_callback(self._released)
+
+    def _released(self, task: asyncio.Task[None]) -> None:
+        self._releasing.discard(task)
+        if not task.cancelled():
+            task.exception()  # a failed reset: the pool has closed that connection already
 
     async def commit(self, writes: list[Write], appends: list[StreamAppend]) -> None:
         """Write the rows, then the appends, and commit, in a batch with others waiting.
@@ -468,6 +480,9 @@ class PostgresUnitOfWork:
         if self._writes is not None:  # nothing written yet: the committer writes it all
             writes, self._writes = self._writes, []
             assert self._committer is not None
+            # the reads are over: a unit waiting for a writer holds no connection, or
+            # as many units as the pool has connections would starve the writers of one
+            self._let_go()
             if len(staged) == 1 and not writes:
                 (only,) = staged  # the store's group-commit writer, one statement
                 await self._store.append(only.stream_id, only.expected_version, only.events)
@@ -492,14 +507,28 @@ class PostgresUnitOfWork:
             await transaction.rollback()
 
     async def release(self) -> None:
-        """Roll back what is left and give the connection back to the pool."""
+        """Roll back what is left and give the connection back to the pool.
+
+        A connection the unit only read on goes back in the background: the pool's reset
+        of it (a round trip) need not delay the command's answer.
+        """
+        read_only = self._transaction is None
         try:
             await self.rollback()
         finally:
-            if self._acquired is not None:
+            if read_only and self._committer is not None:
+                self._let_go()
+            elif self._acquired is not None:
                 assert self._pool is not None
                 acquired, self._acquired, self._conn = self._acquired, None, None
                 await self._pool.release(acquired)
+
+    def _let_go(self) -> None:
+        """Give the connection the unit read on back to the pool (in the background)."""
+        if self._acquired is not None:
+            assert self._committer is not None
+            acquired, self._acquired, self._conn = self._acquired, None, None
+            self._committer.release_later(acquired)
 
 
 class PostgresUnitsOfWork:
