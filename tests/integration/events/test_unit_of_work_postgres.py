@@ -146,6 +146,15 @@ async def test_commands_committing_together_share_one_transaction_a_refused_one_
     pool: Pool, schema: str, units: PostgresUnitsOfWork, store: PostgresEventStore
 ) -> None:
     await execute(units, CAUSE, thing("stale"))
+    appended = store.append_each
+    calls = 0
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        return await appended(*args, **kwargs)
+
+    store.append_each = counted  # type: ignore[method-assign]
     outcomes = await asyncio.gather(
         *(execute(units, CAUSE, thing(f"t{i}")) for i in range(5)),
         execute(units, CAUSE, thing("stale", expected=0, n="again")),
@@ -164,6 +173,7 @@ async def test_commands_committing_together_share_one_transaction_a_refused_one_
         " WHERE stream_id <> 'thing:stale'"
     )
     assert len(batch) == 1 and {e["tx"] for e in events} == batch
+    assert calls == 1  # the stale one was refused before the batch was written, not after
     assert (await store.verify()).ok
 
 

@@ -304,6 +304,8 @@ class UnitCommitter:
         return batch
 
     async def _write(self, conn: Connection, batch: list[_Unit]) -> None:
+        if len(batch) > 1:  # a stale unit refused now costs the others no rollback
+            batch = await self._refuse_stale(conn, batch)
         while batch:
             refused: dict[int, ConcurrencyError] = {}
             try:
@@ -336,6 +338,19 @@ class UnitCommitter:
             for unit in batch:
                 _settle(unit, None)
             return
+
+    async def _refuse_stale(self, conn: Connection, batch: list[_Unit]) -> list[_Unit]:
+        """The batch without its units whose streams have moved on (each refused)."""
+        appends = [(unit, a) for unit in batch for a in unit.appends]
+        if not appends:
+            return batch
+        stale = await self._store.stale([a for _, a in appends], conn=conn)
+        refused: set[int] = set()
+        for (unit, _), conflict in zip(appends, stale, strict=True):
+            if conflict is not None and id(unit) not in refused:
+                refused.add(id(unit))
+                _settle(unit, conflict)
+        return [unit for unit in batch if id(unit) not in refused]
 
 
 class _RefusedError(Exception):

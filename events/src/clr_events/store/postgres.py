@@ -96,6 +96,9 @@ class PostgresEventStore:
             "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
         )
         self._append_one_sql = sql_file("append_one.sql", schema)
+        self._versions_sql = (
+            f"SELECT version FROM {schema}.event_store_versions($1, $2) ORDER BY ord"
+        )
         self._read_all_sql = (
             f"SELECT {_COLUMNS} FROM {schema}.event_store"
             " WHERE position > $1 ORDER BY position LIMIT $2"
@@ -213,6 +216,29 @@ class PostgresEventStore:
             except ConcurrencyError as refused:
                 outcomes.append(refused)
         return outcomes
+
+    async def stale(
+        self, appends: Sequence[StreamAppend], *, conn: Connection
+    ) -> list[ConcurrencyError | None]:
+        """Per append, the refusal it would meet because its stream has moved on already.
+
+        Read without the head lock, from committed data: a stream's version only grows, so
+        an append found stale here would be refused; one found current (None) may still be
+        refused by the append, if another commit moves its stream meanwhile.
+        """
+        checked = [i for i, a in enumerate(appends) if a.expected_version is not None]
+        stale: list[ConcurrencyError | None] = [None] * len(appends)
+        if checked:
+            versions = await conn.fetch(
+                self._versions_sql,
+                [appends[i].stream_id for i in checked],
+                [appends[i].expected_version for i in checked],
+            )
+            for i, (version,) in zip(checked, versions, strict=True):
+                append = appends[i]
+                if version != append.expected_version:
+                    stale[i] = ConcurrencyError(append.stream_id, append.expected_version, version)
+        return stale
 
     def _start_drain(self) -> None:
         if self._queue and self._idle.is_set():
