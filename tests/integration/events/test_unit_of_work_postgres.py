@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import asyncpg
 import pytest
@@ -128,3 +129,128 @@ async def test_two_requests_with_one_key_serialise_on_the_key(
     assert two.body == one.body == {"thing_id": "a"}
     assert calls == 1
     assert await store.head_position() == 1
+
+
+def thing(thing_id: str, expected: int = 0, n: object = 1) -> Any:
+    """A handler: a row of its own, then an event on its stream at ``expected``."""
+
+    async def handler(uow: UnitOfWork) -> Result:
+        await uow.rows.upsert("things", {"thing_id": thing_id}, {"name": str(n)})
+        Streams(uow, CODEC).append(f"thing:{thing_id}", expected, [Happened(thing_id=thing_id)])
+        return Result(201)
+
+    return handler
+
+
+async def test_commands_committing_together_share_one_transaction_a_refused_one_stores_nothing(
+    pool: Pool, schema: str, units: PostgresUnitsOfWork, store: PostgresEventStore
+) -> None:
+    await execute(units, CAUSE, thing("stale"))
+    appended = store.append_each
+    calls = 0
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        return await appended(*args, **kwargs)
+
+    store.append_each = counted  # type: ignore[method-assign]
+    outcomes = await asyncio.gather(
+        *(execute(units, CAUSE, thing(f"t{i}")) for i in range(5)),
+        execute(units, CAUSE, thing("stale", expected=0, n="again")),
+        return_exceptions=True,
+    )
+    assert [type(o).__name__ for o in outcomes] == [*["Result"] * 5, "ConcurrencyError"]
+    rows = await pool.fetch(f"SELECT thing_id, name, xmin::text AS tx FROM {schema}.things")
+    assert {r["thing_id"]: r["name"] for r in rows} == {
+        "stale": "1",  # the refused command's row went with it
+        **{f"t{i}": "1" for i in range(5)},
+    }
+    # the five were written in one transaction (one batch, one commit) with their events
+    batch = {r["tx"] for r in rows if r["thing_id"] != "stale"}
+    events = await pool.fetch(
+        f"SELECT DISTINCT xmin::text AS tx FROM {schema}.event_store"
+        " WHERE stream_id <> 'thing:stale'"
+    )
+    assert len(batch) == 1 and {e["tx"] for e in events} == batch
+    assert calls == 1  # the stale one was refused before the batch was written, not after
+    assert (await store.verify()).ok
+
+
+async def test_a_command_whose_rows_fail_fails_alone_in_its_batch(
+    pool: Pool, schema: str, units: PostgresUnitsOfWork, store: PostgresEventStore
+) -> None:
+    async def broken(uow: UnitOfWork) -> Result:
+        await uow.rows.upsert("no_such_table", {"thing_id": "x"})
+        Streams(uow, CODEC).append("thing:x", 0, [Happened(thing_id="x")])
+        return Result(201)
+
+    outcomes = await asyncio.gather(
+        execute(units, CAUSE, thing("a")),
+        execute(units, CAUSE, broken),
+        execute(units, CAUSE, thing("b")),
+        return_exceptions=True,
+    )
+    assert isinstance(outcomes[1], asyncpg.UndefinedTableError)
+    assert isinstance(outcomes[0], Result) and isinstance(outcomes[2], Result)
+    assert sorted(r["thing_id"] for r in await pool.fetch(f"SELECT * FROM {schema}.things")) == [
+        "a",
+        "b",
+    ]
+    assert sorted(e.stream_id for e in await store.read_all()) == ["thing:a", "thing:b"]
+
+
+async def test_a_command_that_read_answers_without_waiting_for_its_connection_reset(
+    database_url: str, schema: str, units: PostgresUnitsOfWork
+) -> None:
+    await execute(units, CAUSE, thing("a"))
+    gate = asyncio.Event()
+    resets = 0
+
+    async def held_reset(conn: asyncpg.Connection) -> None:
+        nonlocal resets
+        resets += 1
+        await gate.wait()
+
+    gated = await asyncpg.create_pool(database_url, min_size=1, max_size=4, reset=held_reset)
+    store = PostgresEventStore(gated, schema=schema)
+    reading = PostgresUnitsOfWork(gated, store, schema, max_event_bytes=10_000)
+
+    async def next_event(uow: UnitOfWork) -> Result:
+        version, _ = await Streams(uow, CODEC).load("thing:a")
+        Streams(uow, CODEC).append("thing:a", version, [Happened(thing_id="a")])
+        return Result(201, {"version": version + 1})
+
+    answer = asyncio.create_task(execute(reading, CAUSE, next_event))
+    done, _ = await asyncio.wait({answer}, timeout=30)  # a guard against hanging, no timing
+    assert answer in done and answer.result().body == {"version": 2}
+    assert resets >= 1  # its read connection is on its way back, its reset still held
+    gate.set()
+    await store.close()
+    await gated.close()
+
+
+async def test_more_commands_than_connections_reading_then_committing_all_commit(
+    database_url: str, schema: str, units: PostgresUnitsOfWork
+) -> None:
+    for name in ("a", "b", "c", "d", "e", "f"):
+        await execute(units, CAUSE, thing(name))
+    small = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    store = PostgresEventStore(small, schema=schema)
+    few = PostgresUnitsOfWork(small, store, schema, max_event_bytes=10_000)
+
+    def next_event(name: str) -> Any:
+        async def handler(uow: UnitOfWork) -> Result:
+            version, _ = await Streams(uow, CODEC).load(f"thing:{name}")
+            Streams(uow, CODEC).append(f"thing:{name}", version, [Happened(thing_id=name)])
+            await uow.rows.upsert("things", {"thing_id": name}, {"name": "next"})
+            return Result(201)
+
+        return handler
+
+    # six commands on a pool of two: those waiting for the committer hold no connection
+    commands = [asyncio.create_task(execute(few, CAUSE, next_event(n))) for n in "abcdef"]
+    done, _ = await asyncio.wait(commands, timeout=30)  # a guard against hanging, no timing
+    assert len(done) == 6 and all(c.result().status == 201 for c in commands)
+    await store.close()
+    await small.close()

@@ -62,17 +62,51 @@ class Actor(BaseModel):
 
 
 class TokenVerifier:
-    """Verifies bearer tokens with the configured keys."""
+    """Verifies bearer tokens with the configured keys.
 
-    def __init__(self, settings: AuthSettings) -> None:
+    A token verified once is remembered by its exact text until it expires (``exp``, with
+    the leeway): a client sends the same token with every request, and verifying its
+    signature and claims again each time was a tenth of a command's CPU. At most
+    ``cache_size`` tokens are remembered (the oldest forgotten first); a refused token is
+    never remembered, so it is checked (and refused) every time.
+    """
+
+    def __init__(
+        self,
+        settings: AuthSettings,
+        *,
+        cache_size: int = 4096,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._settings = settings
+        self._cache_size = cache_size
+        self._clock = clock
+        self._verified: dict[str, tuple[Actor, float]] = {}
+
+    def verify(self, token: str) -> Actor:
+        """The actor a valid token names (remembered until the token expires).
+
+        Raises:
+            ProblemError: 401, the token is missing a key, expired, or not ours.
+        """
+        known = self._verified.get(token)
+        if known is not None:
+            actor, until = known
+            if self._clock() < until:
+                return actor
+            del self._verified[token]
+        actor, expires = self._decode(token)
+        if len(self._verified) >= self._cache_size:
+            del self._verified[next(iter(self._verified))]
+        self._verified[token] = (actor, expires + self._settings.leeway_seconds)
+        return actor
 
     @cached_property
     def _jwks(self) -> jwt.PyJWKClient | None:
         return jwt.PyJWKClient(self._settings.jwks_url) if self._settings.jwks_url else None
 
-    def verify(self, token: str) -> Actor:
-        """The actor a valid token names.
+    def _decode(self, token: str) -> tuple[Actor, float]:
+        """The actor a valid token names and when the token expires (epoch seconds).
 
         Raises:
             ProblemError: 401, the token is missing a key, expired, or not ours.
@@ -100,7 +134,8 @@ class TokenVerifier:
         roles: Any = claims
         for part in settings.roles_claim.split("."):
             roles = roles.get(part, []) if isinstance(roles, dict) else []
-        return Actor(subject=str(claims["sub"]), roles=frozenset(str(r) for r in roles))
+        actor = Actor(subject=str(claims["sub"]), roles=frozenset(str(r) for r in roles))
+        return actor, float(claims["exp"])
 
 
 def _unauthorised(detail: str) -> ProblemError:

@@ -93,6 +93,9 @@ class PostgresEventStore:
             "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
         )
         self._append_one_sql = sql_file("append_one.sql", schema)
+        self._versions_sql = (
+            f"SELECT version FROM {schema}.event_store_versions($1, $2) ORDER BY ord"
+        )
         self._read_all_sql = (
             f"SELECT {_COLUMNS} FROM {schema}.event_store"
             " WHERE position > $1 ORDER BY position LIMIT $2"
@@ -182,6 +185,57 @@ class PostgresEventStore:
             return results
         outcomes = await self._write(conn, batch)
         return [_unwrap(r, o) for r, o in zip(batch, outcomes, strict=True)]
+
+    async def append_each(
+        self, appends: Sequence[StreamAppend], *, conn: Connection
+    ) -> list[AppendResult | ConcurrencyError]:
+        """Append to several streams in the caller's transaction, each on its own terms.
+
+        Unlike ``append_all`` a refused append does not stop the others: each append's
+        outcome is its result, or the ``ConcurrencyError`` it met (nothing of it written).
+        The head lock is held until the caller commits or rolls back.
+
+        Raises:
+            ValueError: no appends, or a stream named twice.
+        """
+        check_append_all(appends)
+        now = datetime.now(UTC)
+        batch = [
+            _Append(
+                a.stream_id, a.expected_version, [encode(a.stream_id, e, now) for e in a.events]
+            )
+            for a in appends
+        ]
+        outcomes: list[AppendResult | ConcurrencyError] = []
+        for request, outcome in zip(batch, await self._write(conn, batch), strict=True):
+            try:
+                outcomes.append(_unwrap(request, outcome))
+            except ConcurrencyError as refused:
+                outcomes.append(refused)
+        return outcomes
+
+    async def stale(
+        self, appends: Sequence[StreamAppend], *, conn: Connection
+    ) -> list[ConcurrencyError | None]:
+        """Per append, the refusal it would meet because its stream has moved on already.
+
+        Read without the head lock, from committed data: a stream's version only grows, so
+        an append found stale here would be refused; one found current (None) may still be
+        refused by the append, if another commit moves its stream meanwhile.
+        """
+        checked = [i for i, a in enumerate(appends) if a.expected_version is not None]
+        stale: list[ConcurrencyError | None] = [None] * len(appends)
+        if checked:
+            versions = await conn.fetch(
+                self._versions_sql,
+                [appends[i].stream_id for i in checked],
+                [appends[i].expected_version for i in checked],
+            )
+            for i, (version,) in zip(checked, versions, strict=True):
+                append = appends[i]
+                if version != append.expected_version:
+                    stale[i] = ConcurrencyError(append.stream_id, append.expected_version, version)
+        return stale
 
     def _start_drain(self) -> None:
         if self._queue and self._idle.is_set():
