@@ -232,8 +232,12 @@ def table(name: str, summary: dict[int, dict[str, dict[str, Any]]]) -> list[str]
         f"  target throughput not falling as clients grow (within {FALL_TOLERANCE:.0%}):"
         f" {met(v['not_falling_met'])}"
         + (f" (falls at {', '.join(map(str, v['falls_at']))} clients)" if v["falls_at"] else ""),
-        f"  target p99 at {P99_TARGET_CLIENTS} clients <= {P99_TARGET_MS:.0f} ms:"
-        f" {v['p99_at_16_ms']:.1f} ms, {met(v['p99_met'])}",
+        f"  target p99 at {P99_TARGET_CLIENTS} clients <= {P99_TARGET_MS:.0f} ms: "
+        + (
+            f"{v['p99_at_16_ms']:.1f} ms, {met(v['p99_met'])}"
+            if v["p99_at_16_ms"] is not None
+            else f"not measured (no run at {P99_TARGET_CLIENTS} clients)"
+        ),
     ]
     return lines
 

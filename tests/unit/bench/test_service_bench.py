@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from bench.service_bench import correction_bodies, summarise, trial, verdicts
+from bench.service_bench import correction_bodies, summarise, table, trial, verdicts
 
 
 def figures(ok_per_s: float, p99_ms: float = 10.0) -> dict[str, Any]:
@@ -57,6 +57,15 @@ def test_targets_not_met() -> None:
     assert not v["ratio_met"]
     assert v["falls_at"] == [64]  # below 95 % of the best rate at fewer clients
     assert not v["p99_met"]
+
+
+def test_a_run_without_16_clients_says_the_p99_target_was_not_measured() -> None:
+    runs = summary([100, 200, 300, 290], [200, 400, 600, 500], p99_16=40.0)
+    del runs[16]
+    for c in runs:
+        for system in ("service", "bare"):
+            runs[c][system] |= {"cpu_ms_per_ok": 1.0, "runs_ok_per_s": [1.0]}
+    assert table("organisation", runs)[-1].endswith("not measured (no run at 16 clients)")
 
 
 def test_correction_bodies_are_one_json_document_a_line_each_with_another_day(
