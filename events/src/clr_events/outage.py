@@ -19,8 +19,9 @@ import random
 import time
 from dataclasses import dataclass, field
 
-LOUD_LOGGERS = ("aiokafka", "kafka")
-"""Loggers of libraries that log every failed attempt to reach a broker."""
+LOUD_LOGGERS = ("aiokafka", "kafka", "clr_events.service.problems.unavailable")
+"""Loggers that write a line per failed attempt while a dependency is away: aiokafka's
+per connection, ours per request answered 503 because the database is away."""
 
 
 def backoff(delay: float, *, maximum: float) -> tuple[float, float]:

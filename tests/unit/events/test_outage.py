@@ -27,6 +27,18 @@ def test_the_filter_lets_the_first_of_each_kind_through_per_outage_and_counts_th
     assert repeat.suppressed == {("aiokafka.client", unable): 1800}
 
 
+def test_a_503_per_request_while_the_database_is_away_is_logged_once() -> None:
+    repeat = RepeatFilter(quiet_seconds=3600)
+    away = "database unavailable on %s %s: %r"
+    name = "clr_events.service.problems.unavailable"
+    passed = [
+        repeat.filter(record(name, away, "POST", "/x", "refused", level=logging.WARNING))
+        for _ in range(600)
+    ]
+    assert passed.count(True) == 1
+    assert repeat.suppressed == {(name, away): 599}
+
+
 def test_after_a_quiet_spell_the_next_outage_is_logged_with_the_count_of_the_last() -> None:
     repeat = RepeatFilter(quiet_seconds=0.0)  # every record comes after a quiet spell
     repeat.suppressed[("aiokafka.client", "Unable")] = 5

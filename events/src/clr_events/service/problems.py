@@ -16,6 +16,9 @@ from clr_events.errors import ConcurrencyError
 from clr_events.rules import ConflictError, NotFoundError, RuleViolationError
 
 log = logging.getLogger(__name__)
+unavailable_log = logging.getLogger(f"{__name__}.unavailable")
+"""One line per request while the database is away: ``clr_events.outage.RepeatFilter``
+lets the first of an outage through and counts the rest."""
 
 MEDIA_TYPE = "application/problem+json"
 RULE_VIOLATION = "urn:cluster-label-registry:problem:rule-violation"
@@ -163,7 +166,9 @@ def install(app: FastAPI) -> None:
         )
 
     async def _unavailable(request: Request, error: Exception) -> JSONResponse:
-        log.warning("database unavailable on %s %s: %r", request.method, request.url.path, error)
+        unavailable_log.warning(
+            "database unavailable on %s %s: %r", request.method, request.url.path, error
+        )
         return problem_response(
             request,
             503,
