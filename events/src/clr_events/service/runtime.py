@@ -27,7 +27,7 @@ from clr_events.kafka.probe import KafkaProbe
 from clr_events.kafka.producer import new_producer
 from clr_events.outage import Outage, backoff
 from clr_events.outbox.relay import PostgresRelayCheckpoint, Relay, Translator
-from clr_events.pg import Pool
+from clr_events.pg import Connection, Pool
 from clr_events.service import limits, openapi, problems
 from clr_events.service.auth import AuthSettings, TokenVerifier
 from clr_events.settings import ConnectionSettings
@@ -86,6 +86,8 @@ class Runtime:
     """The longest pause between restarts."""
     healthy_after: float = 5.0
     """A restarted task running this long has recovered (logged once, backoff reset)."""
+    relay_lock_check: float = 2.0
+    """Seconds between checks that the session holding a relay's advisory lock lives."""
 
     def __post_init__(self) -> None:
         self.idempotency = IdempotencyStore(self.name)
@@ -232,12 +234,37 @@ class Runtime:
                 )
                 self.live_relays[name] = relay
                 self.failing.pop(f"relay:{name}", None)
-                await relay.run(self._stop)
+                stop = asyncio.Event()
+                holding = asyncio.ensure_future(self._hold(lock, stop))
+                try:
+                    await relay.run(stop)
+                finally:
+                    stop.set()
+                await holding  # raises when the lock's session was lost
             finally:
                 self.live_relays.pop(name, None)
-                await lock.execute(
-                    "SELECT pg_advisory_unlock(hashtext($1))", f"relay:{self.name}:{name}"
-                )
+                # a lost session took its advisory lock along: nothing left to unlock
+                with contextlib.suppress(asyncpg.InterfaceError, asyncpg.PostgresError, OSError):
+                    await lock.execute(
+                        "SELECT pg_advisory_unlock(hashtext($1))", f"relay:{self.name}:{name}"
+                    )
+
+    async def _hold(self, lock: Connection, stop: asyncio.Event) -> None:
+        """While the relay runs: check that the session holding its advisory lock lives
+        (PostgreSQL drops the lock with the session, and another instance may then take
+        the relay over); set ``stop`` when the service stops or the session is lost.
+
+        Raises:
+            Exception: the lock's session is lost (the supervisor restarts the relay,
+                which takes the lock again).
+        """
+        try:
+            while not stop.is_set() and not self._stop.is_set():
+                await lock.fetchval("SELECT 1", timeout=5.0)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.relay_lock_check)
+        finally:
+            stop.set()
 
     async def _consume(self, spec: ConsumerSpec) -> None:
         # the same runner across restarts: its counters and its outage carry on
