@@ -168,6 +168,7 @@ class Load:
     accepted: dict[str, set[str]] = field(default_factory=lambda: {"org": set(), "course": set()})
     retries: int = 0
     errors: Counter[str] = field(default_factory=Counter)
+    examples: dict[str, str] = field(default_factory=dict)
     refused: list[str] = field(default_factory=list)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -197,10 +198,12 @@ class Load:
                 return
             self.retries += 1
             if answer is not None:  # a database away is 503 with Retry-After, never 500
-                retry_after = "Retry-After" in answer.headers
-                self.errors[
-                    f"{answer.status_code}{'' if retry_after else ' without Retry-After'}"
-                ] += 1
+                kind = f"{answer.status_code}" + (
+                    "" if "Retry-After" in answer.headers else " without Retry-After"
+                )
+                self.errors[kind] += 1
+                if kind != "503":
+                    self.examples.setdefault(kind, f"{service}{path}: {answer.text[:300]}")
             await asyncio.sleep(0.2)
 
     async def organisation(self, client: httpx.AsyncClient, org_id: str) -> None:
@@ -323,7 +326,9 @@ class Chaos:
         log(f"answers retried: {dict(self.load.errors)}")
         wrong = {k: n for k, n in self.load.errors.items() if k != "503"}
         if wrong:
-            failures.append(f"errors other than 503 with Retry-After: {wrong}")
+            failures.append(
+                f"errors other than 503 with Retry-After: {wrong}, e.g. {self.load.examples}"
+            )
         if self.load.refused:
             failures.append(f"{len(self.load.refused)} commands refused: {self.load.refused[:3]}")
         pool = await asyncpg.create_pool(self.settings.database_url, min_size=1, max_size=4)

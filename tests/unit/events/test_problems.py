@@ -36,6 +36,8 @@ async def get(app: FastAPI) -> httpx.Response:
         pg.CannotConnectNowError("the database system is starting up"),
         pg.AdminShutdownError("terminating connection due to administrator command"),
         pg.TooManyConnectionsError("sorry, too many clients already"),
+        # a pooled connection PostgreSQL dropped mid-operation, met again by the next request
+        pg.InternalClientError("cannot switch to state 15; another operation (2) is in progress"),
     ],
     ids=lambda error: type(error).__name__,
 )

@@ -35,9 +35,12 @@ DATABASE_AWAY = (
     pg.AdminShutdownError,
     pg.CrashShutdownError,
     pg.TooManyConnectionsError,
+    pg.InternalClientError,
 )
 """What a request meets while PostgreSQL is down, restarting or full: refused or dropped
-connections, a server shutting down or not yet accepting, no connection slot left."""
+connections, a server shutting down or not yet accepting, no connection slot left, a
+pooled connection the server dropped mid-operation (asyncpg's "cannot switch to state";
+``consumers.errors.is_transient`` counts it transient too)."""
 
 
 class ProblemError(Exception):
