@@ -508,6 +508,14 @@ async def chaos(full: bool, base: int, state: Path) -> int:
         log(f"  {which:<24} {'never' if seconds is None else f'{seconds:5.1f} s'}")
     for failure in failures:
         log(f"FAILED: {failure}")
+    if failures:
+        for name in SERVICES:  # what the services could not handle: each error's last line
+            lines = (state / "logs" / f"{name}.log").read_text(errors="replace").splitlines()
+            raised = Counter(
+                line for line in lines if line[:1].isalpha() and "Error: " in line.split(" ")[0]
+            )
+            for line, times in raised.most_common(5):
+                log(f"  {name}: {times} x {line[:300]}")
     log("all proofs hold" if not failures else f"{len(failures)} proofs failed")
     return 1 if failures else 0
 

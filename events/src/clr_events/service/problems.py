@@ -188,3 +188,12 @@ def install(app: FastAPI) -> None:
     async def _unexpected(request: Request, _error: Exception) -> JSONResponse:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
         return problem_response(request, 500, "Internal error", "see the service log")
+
+    @app.exception_handler(pg.InterfaceError)
+    async def _interface(request: Request, error: Exception) -> JSONResponse:
+        # asyncpg's InterfaceError is a closed connection or a closing pool (the database
+        # went away under the request: 503), or, when also a ValueError, an argument it
+        # refused (a bug: 500)
+        if isinstance(error, ValueError):
+            return await _unexpected(request, error)
+        return await _unavailable(request, error)

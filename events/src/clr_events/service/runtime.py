@@ -240,7 +240,9 @@ class Runtime:
                     await relay.run(stop)
                 finally:
                     stop.set()
-                await holding  # raises when the lock's session was lost
+                    lost = (await asyncio.gather(holding, return_exceptions=True))[0]
+                if isinstance(lost, Exception):
+                    raise lost  # the lock's session is gone: restart under a new lock
             finally:
                 self.live_relays.pop(name, None)
                 # a lost session took its advisory lock along: nothing left to unlock
