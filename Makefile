@@ -7,13 +7,14 @@ RUN := $(UV) run --frozen
 WITH_ENV := set -a && source .local/env && set +a &&
 
 .PHONY: help setup stack stop reset status topics browser run token test test-unit test-integration \
-	lint fmt bench schemas schemas-check rebuild-projection projections-status dlq-replay
+	lint fmt bench chaos schemas schemas-check rebuild-projection projections-status dlq-replay
 
 help:
 	@echo "make run     PostgreSQL, Kafka, topics and every service (installs what is missing)"
 	@echo "make run DEMO=1   the same, with the demo history generated through the APIs"
 	@echo "make token ROLE=assessor   a development bearer token"
 	@echo "make test    lint (ruff, mypy, import rules) and every test against the real PostgreSQL and Kafka"
+	@echo "make chaos   kill -9 each service, the broker and PostgreSQL under load; prove nothing lost (a stack of its own)"
 	@echo "make bench   benchmarks of the store, relay, read side and services (durable; bench/README.md)"
 	@echo "make stop    stop PostgreSQL and Kafka"
 	@echo "make reset   stop them and delete their data (events, read models, topics)"
@@ -71,6 +72,9 @@ test-unit: setup
 
 test-integration: topics
 	$(WITH_ENV) $(RUN) pytest -q tests/integration
+
+chaos: stack  ## the long chaos run (make test runs a short one): its own PostgreSQL and Kafka
+	$(RUN) python -m tests.chaos.run --full
 
 bench: topics
 	$(WITH_ENV) $(RUN) python -m bench.store_bench

@@ -30,11 +30,11 @@ HOW_TO = (
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark tests by their folder: unit, integration, contracts, e2e."""
+    """Mark tests by their folder: unit, integration, contracts, e2e, chaos."""
     root = Path(__file__).parent
     for item in items:
         tier = Path(str(item.fspath)).relative_to(root).parts[0]
-        if tier in ("unit", "integration", "contracts", "e2e"):
+        if tier in ("unit", "integration", "contracts", "e2e", "chaos"):
             item.add_marker(getattr(pytest.mark, tier))
 
 

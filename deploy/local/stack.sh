@@ -34,6 +34,9 @@ KAFKA_PASSWORDS="$KAFKA_DIR/passwords"
 PRINCIPALS="admin collaboration training_certification assessments label_decisions projections subscriber"
 
 log() { printf '[stack] %s\n' "$*" >&2; }
+# a process that runs: not gone, and not a zombie (a server killed with -9 stays one until
+# its parent, often an init that reaps late, collects it; kill -0 alone calls it running)
+alive() { kill -0 "$1" 2>/dev/null && [ "$(ps -o stat= -p "$1" 2>/dev/null | cut -c1)" != Z ]; }
 die() { log "error: $*"; exit 1; }
 
 as_root() {
@@ -73,7 +76,7 @@ EOF
 
 # ---------------------------------------------------------------- PostgreSQL
 pg_running() {
-  [ -f "$PG_DIR/data/postmaster.pid" ] && kill -0 "$(head -n 1 "$PG_DIR/data/postmaster.pid")" 2>/dev/null
+  [ -f "$PG_DIR/data/postmaster.pid" ] && alive "$(head -n 1 "$PG_DIR/data/postmaster.pid")"
 }
 
 pg_start() {
@@ -115,7 +118,7 @@ pg_stop() {
   pid=$(head -n 1 "$PG_DIR/data/postmaster.pid")
   log "stopping postgresql (pid $pid)"
   kill -INT "$pid"  # fast shutdown: roll back open transactions, checkpoint, exit
-  for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+  for _ in $(seq 1 100); do alive "$pid" || return 0; sleep 0.1; done
   die "postgresql (pid $pid) did not stop"
 }
 
@@ -148,7 +151,7 @@ kafka_config() {
 }
 
 kafka_running() {
-  [ -f "$KAFKA_DIR/kafka.pid" ] && kill -0 "$(cat "$KAFKA_DIR/kafka.pid")" 2>/dev/null
+  [ -f "$KAFKA_DIR/kafka.pid" ] && alive "$(cat "$KAFKA_DIR/kafka.pid")"
 }
 
 kafka_fetch() {
@@ -208,7 +211,7 @@ kafka_stop() {
   log "stopping kafka (pid $pid)"
   kill -TERM "$pid"  # controlled shutdown
   for _ in $(seq 1 300); do
-    kill -0 "$pid" 2>/dev/null || { rm -f "$KAFKA_DIR/kafka.pid"; return 0; }
+    alive "$pid" || { rm -f "$KAFKA_DIR/kafka.pid"; return 0; }
     sleep 0.1
   done
   log "kafka did not stop within 30 s; killing it"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -163,10 +164,16 @@ async def test_poison_messages_go_to_the_dead_letter_topic_and_the_next_one_is_p
 
 
 async def test_a_transient_failure_is_retried_and_takes_effect_once(
-    pool: Pool, schema: str, effects: str, kafka_bootstrap: str, new_topic: TopicFactory
+    pool: Pool,
+    schema: str,
+    effects: str,
+    kafka_bootstrap: str,
+    new_topic: TopicFactory,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO, "clr_events.consumers.runner")
     topic = await new_topic("consumer")
-    failures = {"left": 2}
+    failures = {"left": 4}
     record = recording_handler(effects)
 
     async def flaky(conn: Connection, envelope: Envelope) -> None:
@@ -188,6 +195,11 @@ async def test_a_transient_failure_is_retried_and_takes_effect_once(
     await run_until(runner, counter(pool, effects, 1))
     assert failures["left"] == 0 and runner.dead_lettered == 0
     assert [r["n"] for r in await pool.fetch(f"SELECT n FROM {effects}")] == [1]
+    # one warning for the outage, one line when it ended; not one per retry
+    logged = [r.getMessage() for r in caplog.records if r.name == "clr_events.consumers.runner"]
+    assert len(logged) == 2, logged
+    assert "the database is briefly away" in logged[0]
+    assert "recovered" in logged[1] and "4 failed attempts" in logged[1]
 
 
 async def test_values_postgresql_refuses_are_dead_lettered_and_the_next_one_applied(

@@ -35,6 +35,9 @@ class Idle:
     async def metrics(self) -> dict[str, float]:
         return {}
 
+    async def unready(self) -> dict[str, str]:
+        return {}
+
 
 class Body(BaseModel):
     on: date

@@ -36,6 +36,11 @@ async def get(app: FastAPI) -> httpx.Response:
         pg.CannotConnectNowError("the database system is starting up"),
         pg.AdminShutdownError("terminating connection due to administrator command"),
         pg.TooManyConnectionsError("sorry, too many clients already"),
+        # a pooled connection PostgreSQL dropped mid-operation, met again by the next request
+        pg.InternalClientError("cannot switch to state 15; another operation (2) is in progress"),
+        pg.InterfaceError(
+            "cannot call Transaction.rollback(): the underlying connection is closed"
+        ),
     ],
     ids=lambda error: type(error).__name__,
 )
@@ -49,6 +54,14 @@ async def test_a_database_that_is_away_is_a_503_to_retry(error: Exception) -> No
     assert body["status"] == 503
     assert body["instance"] == "/read"
     assert "retry" in body["detail"]
+
+
+async def test_an_argument_asyncpg_refuses_is_a_500_not_a_503() -> None:
+    refused = pg._base.DataError("invalid input for query argument $1")  # InterfaceError too
+    assert isinstance(refused, pg.InterfaceError)
+    answer = await get(app_raising(refused))
+    assert answer.status_code == 500
+    assert "retry-after" not in answer.headers
 
 
 async def test_any_other_error_stays_a_500_that_says_nothing_inside() -> None:

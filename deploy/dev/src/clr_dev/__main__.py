@@ -55,7 +55,8 @@ def main() -> None:
         print(  # noqa: T201
             "development tokens: make token ROLE=assessor (roles: registry_admin,"
             " collaboration_admin, training_admin, assessor, labelling_board, auditor)\n"
-            "logs in .local/logs; Ctrl-C stops the services (make stop stops the stack)"
+            "logs in .local/logs; a service that exits is restarted; Ctrl-C stops the services"
+            " (make stop stops the stack)"
         )
         stop = False
 
@@ -65,11 +66,7 @@ def main() -> None:
 
         signal.signal(signal.SIGINT, on_signal)
         signal.signal(signal.SIGTERM, on_signal)
-        while not stop:
-            for name, process in running.processes.items():
-                if process.poll() is not None:
-                    raise SystemExit(f"{name} exited:\n{running.log_tail(name)}")
-            time.sleep(1.0)
+        running.supervise(lambda: stop, report=lambda line: print(line, flush=True))  # noqa: T201
     finally:
         print("\nstopping the services ...")  # noqa: T201
         running.stop()

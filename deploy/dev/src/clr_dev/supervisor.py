@@ -1,18 +1,22 @@
-"""Start every service as its own process, wait until each is ready, stop them all.
+"""Start every service as its own process, wait until each is ready, keep them running,
+stop them all.
 
 Used by ``make run`` and by the end-to-end tests alike, so both run the system the same
 way: ``python -m <service>`` with ``CLR_PORT`` set and, on the local stack, the service's
 own Kafka principal (``clr_dev.installation.principal_env``), logs in a folder, ready when
-``/readyz`` answers 200.
+``/readyz`` answers 200. :meth:`Running.supervise` restarts a service that exits (with
+backoff and jitter) and leaves the others alone.
 """
 
 from __future__ import annotations
 
 import os
+import random
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +41,54 @@ class Running:
     urls: dict[str, str]
     logs: Path
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    environments: dict[str, dict[str, str]] = field(default_factory=dict)
+    restarts: dict[str, int] = field(default_factory=dict)
+
+    def launch(self, name: str) -> None:
+        """Start (or start again) service ``name``, its output appended to its log."""
+        with (self.logs / f"{name}.log").open("ab") as log:
+            self.processes[name] = subprocess.Popen(
+                [sys.executable, "-m", name],
+                env=self.environments[name],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def supervise(
+        self,
+        stopping: Callable[[], bool],
+        *,
+        report: Callable[[str], None] = print,
+        restart_first: float = 1.0,
+        restart_max: float = 30.0,
+        healthy_after: float = 60.0,
+        poll: float = 0.5,
+    ) -> None:
+        """Until ``stopping()``: restart each service that exits, after a pause that
+        doubles (with jitter) while it keeps dying within ``healthy_after`` seconds of
+        its start; the other services are left alone."""
+        delays = dict.fromkeys(self.processes, restart_first)
+        started = dict.fromkeys(self.processes, time.monotonic())
+        due: dict[str, float] = {}
+        while not stopping():
+            now = time.monotonic()
+            for name, process in self.processes.items():
+                if name in due or process.poll() is None:
+                    continue
+                if now - started[name] >= healthy_after:
+                    delays[name] = restart_first
+                pause = delays[name] * random.uniform(0.5, 1.0)
+                delays[name] = min(delays[name] * 2, restart_max)
+                due[name] = now + pause
+                report(f"{name} exited with {process.returncode}; restarting in {pause:.1f} s")
+            for name, when in list(due.items()):
+                if now >= when:
+                    del due[name]
+                    self.launch(name)
+                    started[name] = time.monotonic()
+                    self.restarts[name] = self.restarts.get(name, 0) + 1
+                    report(f"{name} restarted (pid {self.processes[name].pid})")
+            time.sleep(poll)
 
     def stop(self, timeout: float = 20.0) -> None:
         """SIGTERM every service (they stop relays and consumers cleanly), then wait."""
@@ -74,13 +126,8 @@ def start(
     running = Running({name: f"http://127.0.0.1:{port}" for name, port in chosen.items()}, logs)
     base = {**os.environ, **(env or {})}
     for name, port in chosen.items():
-        with (logs / f"{name}.log").open("ab") as log:
-            running.processes[name] = subprocess.Popen(
-                [sys.executable, "-m", name],
-                env={**base, **principal_env(name, base), "CLR_PORT": str(port)},
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        running.environments[name] = {**base, **principal_env(name, base), "CLR_PORT": str(port)}
+        running.launch(name)
     try:
         _wait_ready(running, timeout)
     except BaseException:

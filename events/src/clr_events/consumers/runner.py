@@ -36,6 +36,7 @@ from clr_events.consumers.dlq import DeadLetter, Redeliver, dead_letter_headers,
 from clr_events.consumers.errors import TransientError, is_transient
 from clr_events.envelope import Envelope
 from clr_events.kafka.producer import new_producer
+from clr_events.outage import Outage, backoff
 from clr_events.pg import Connection, Pool
 from clr_events.settings import ConnectionSettings
 
@@ -161,6 +162,7 @@ class ConsumerRunner:
         self._producer: AIOKafkaProducer | None = None
         self.processed = 0
         self.dead_lettered = 0
+        self.outage = Outage(f"consumer {group}", log)
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Consume until ``stop`` is set; leaves the group cleanly on the way out."""
@@ -214,21 +216,17 @@ class ConsumerRunner:
             try:
                 await self._apply(message, envelope)
                 self.processed += 1
+                self.outage.ended()
                 return
             except Exception as error:
                 if not is_transient(error):
                     await self._dead_letter(message, error)
                     return
                 if attempt == self._max_retries:
-                    log.error(
-                        "%s: giving up on %s after %d retries", self.group, envelope.id, attempt
-                    )
-                    raise
-                log.warning(
-                    "%s: transient error on %s, retrying: %r", self.group, envelope.id, error
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self._backoff_max)
+                    raise  # the runner stops; its restart resumes from the checkpoint
+                pause, delay = backoff(delay, maximum=self._backoff_max)
+                self.outage.failed(error, retry_in=pause)  # logged once per outage
+                await asyncio.sleep(pause)
 
     async def _apply(self, message: ConsumerRecord[bytes, bytes], envelope: Envelope) -> None:
         async with self._pool.acquire() as conn, conn.transaction():

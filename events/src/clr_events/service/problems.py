@@ -16,6 +16,9 @@ from clr_events.errors import ConcurrencyError
 from clr_events.rules import ConflictError, NotFoundError, RuleViolationError
 
 log = logging.getLogger(__name__)
+unavailable_log = logging.getLogger(f"{__name__}.unavailable")
+"""One line per request while the database is away: ``clr_events.outage.RepeatFilter``
+lets the first of an outage through and counts the rest."""
 
 MEDIA_TYPE = "application/problem+json"
 RULE_VIOLATION = "urn:cluster-label-registry:problem:rule-violation"
@@ -32,9 +35,12 @@ DATABASE_AWAY = (
     pg.AdminShutdownError,
     pg.CrashShutdownError,
     pg.TooManyConnectionsError,
+    pg.InternalClientError,
 )
 """What a request meets while PostgreSQL is down, restarting or full: refused or dropped
-connections, a server shutting down or not yet accepting, no connection slot left."""
+connections, a server shutting down or not yet accepting, no connection slot left, a
+pooled connection the server dropped mid-operation (asyncpg's "cannot switch to state";
+``consumers.errors.is_transient`` counts it transient too)."""
 
 
 class ProblemError(Exception):
@@ -163,7 +169,9 @@ def install(app: FastAPI) -> None:
         )
 
     async def _unavailable(request: Request, error: Exception) -> JSONResponse:
-        log.warning("database unavailable on %s %s: %r", request.method, request.url.path, error)
+        unavailable_log.warning(
+            "database unavailable on %s %s: %r", request.method, request.url.path, error
+        )
         return problem_response(
             request,
             503,
@@ -180,3 +188,12 @@ def install(app: FastAPI) -> None:
     async def _unexpected(request: Request, _error: Exception) -> JSONResponse:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
         return problem_response(request, 500, "Internal error", "see the service log")
+
+    @app.exception_handler(pg.InterfaceError)
+    async def _interface(request: Request, error: Exception) -> JSONResponse:
+        # asyncpg's InterfaceError is a closed connection or a closing pool (the database
+        # went away under the request: 503), or, when also a ValueError, an argument it
+        # refused (a bug: 500)
+        if isinstance(error, ValueError):
+            return await _unexpected(request, error)
+        return await _unavailable(request, error)

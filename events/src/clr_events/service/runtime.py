@@ -23,9 +23,11 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 
 from clr_events.application.postgres import IdempotencyStore, PostgresUnitsOfWork
 from clr_events.consumers.runner import ConsumerRunner, Handler
+from clr_events.kafka.probe import KafkaProbe
 from clr_events.kafka.producer import new_producer
+from clr_events.outage import Outage, backoff
 from clr_events.outbox.relay import PostgresRelayCheckpoint, Relay, Translator
-from clr_events.pg import Pool
+from clr_events.pg import Connection, Pool
 from clr_events.service import limits, openapi, problems
 from clr_events.service.auth import AuthSettings, TokenVerifier
 from clr_events.settings import ConnectionSettings
@@ -78,6 +80,14 @@ class Runtime:
     consumers: list[ConsumerSpec] = field(default_factory=list)
     jobs: list[JobSpec] = field(default_factory=list)
     settings: ServiceSettings = field(default_factory=ServiceSettings)
+    restart_first: float = 0.5
+    """Seconds before the first restart of a failed background task (doubling)."""
+    restart_max: float = 30.0
+    """The longest pause between restarts."""
+    healthy_after: float = 5.0
+    """A restarted task running this long has recovered (logged once, backoff reset)."""
+    relay_lock_check: float = 2.0
+    """Seconds between checks that the session holding a relay's advisory lock lives."""
 
     def __post_init__(self) -> None:
         self.idempotency = IdempotencyStore(self.name)
@@ -90,6 +100,7 @@ class Runtime:
         self.failing: dict[str, str] = {}
         self.live_relays: dict[str, Relay] = {}
         self.live_consumers: dict[str, ConsumerRunner] = {}
+        self._kafka_probe: KafkaProbe | None = None
 
     @property
     def pool(self) -> Pool:
@@ -129,6 +140,8 @@ class Runtime:
             for sql in self.migrations:
                 await conn.execute(sql.format(schema=self.name))
         if self.settings.background:
+            if self.relays or self.consumers:
+                self._kafka_probe = KafkaProbe(self.settings)
             self._stop.clear()
             for relay in self.relays:
                 self._spawn(f"relay:{relay.name or relay.topic}", self._relay, relay)
@@ -150,6 +163,9 @@ class Runtime:
             with contextlib.suppress(Exception):
                 await self._producer.stop()
             self._producer = None
+        if self._kafka_probe is not None:
+            await self._kafka_probe.close()
+            self._kafka_probe = None
         if self._store is not None:
             await self._store.close()
         if self._pool is not None:
@@ -157,18 +173,36 @@ class Runtime:
 
     # ---------------------------------------------------------------- background
     def _spawn(self, name: str, body: Callable[[Any], Awaitable[None]], spec: Any) -> None:
+        """Run ``body(spec)`` until stopped; restart it with backoff and jitter when it fails.
+
+        One warning (with the traceback) per outage, one line when the body has run
+        ``healthy_after`` seconds again; the failures in between are only counted.
+        """
+
         async def supervised() -> None:
-            delay = 0.5
+            outage = Outage(name, log)
+            delay = self.restart_first
             while not self._stop.is_set():
+                run = asyncio.ensure_future(body(spec))
                 try:
-                    await body(spec)
+                    done, _ = await asyncio.wait({run}, timeout=self.healthy_after)
+                    if not done:  # running for a while: whatever failed before works again
+                        outage.ended()
+                        self.failing.pop(name, None)
+                        delay = self.restart_first
+                    await run
                     self.failing.pop(name, None)
                     return
                 except Exception as error:
                     self.failing[name] = repr(error)
-                    log.exception("%s failed; restarting in %.1f s", name, delay)
-                    await self._sleep(delay)
-                    delay = min(delay * 2, 30.0)
+                    pause, delay = backoff(delay, maximum=self.restart_max)
+                    outage.failed(error, retry_in=pause)
+                    await self._sleep(pause)
+                finally:
+                    if not run.done():
+                        run.cancel()
+                        with contextlib.suppress(asyncio.CancelledError, Exception):
+                            await run
 
         self._tasks[name] = asyncio.get_running_loop().create_task(supervised(), name=name)
 
@@ -200,15 +234,43 @@ class Runtime:
                 )
                 self.live_relays[name] = relay
                 self.failing.pop(f"relay:{name}", None)
-                await relay.run(self._stop)
+                stop = asyncio.Event()
+                holding = asyncio.ensure_future(self._hold(lock, stop))
+                try:
+                    await relay.run(stop)
+                finally:
+                    stop.set()
+                    lost = (await asyncio.gather(holding, return_exceptions=True))[0]
+                if isinstance(lost, Exception):
+                    raise lost  # the lock's session is gone: restart under a new lock
             finally:
                 self.live_relays.pop(name, None)
-                await lock.execute(
-                    "SELECT pg_advisory_unlock(hashtext($1))", f"relay:{self.name}:{name}"
-                )
+                # a lost session took its advisory lock along: nothing left to unlock
+                with contextlib.suppress(asyncpg.InterfaceError, asyncpg.PostgresError, OSError):
+                    await lock.execute(
+                        "SELECT pg_advisory_unlock(hashtext($1))", f"relay:{self.name}:{name}"
+                    )
+
+    async def _hold(self, lock: Connection, stop: asyncio.Event) -> None:
+        """While the relay runs: check that the session holding its advisory lock lives
+        (PostgreSQL drops the lock with the session, and another instance may then take
+        the relay over); set ``stop`` when the service stops or the session is lost.
+
+        Raises:
+            Exception: the lock's session is lost (the supervisor restarts the relay,
+                which takes the lock again).
+        """
+        try:
+            while not stop.is_set() and not self._stop.is_set():
+                await lock.fetchval("SELECT 1", timeout=5.0)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.relay_lock_check)
+        finally:
+            stop.set()
 
     async def _consume(self, spec: ConsumerSpec) -> None:
-        runner = ConsumerRunner(
+        # the same runner across restarts: its counters and its outage carry on
+        runner = self.live_consumers.get(self.settings.topic(spec.group)) or ConsumerRunner(
             self.pool,
             group=self.settings.topic(spec.group),
             topics=[self.settings.topic(topic) for topic in spec.topics],
@@ -226,6 +288,12 @@ class Runtime:
             await self._sleep(spec.interval)
 
     # ------------------------------------------------------------------ health
+    async def unready(self) -> dict[str, str]:
+        """What keeps this service from its work: PostgreSQL, Kafka (when it publishes or
+        consumes here), failing background tasks; each with the reason."""
+        reasons = await dependencies_unready(self.pool, self._kafka_probe)
+        return {**reasons, **self.failing}
+
     async def metrics(self) -> dict[str, float]:
         """Gauges and counters for ``/metrics``."""
         head = await self.store.head_position()
@@ -237,6 +305,21 @@ class Runtime:
             values[f'clr_consumer_dead_letters_total{{group="{group}"}}'] = runner.dead_lettered
         values["clr_background_tasks_failing"] = len(self.failing)
         return values
+
+
+async def dependencies_unready(
+    pool: Pool, kafka: KafkaProbe | None, timeout: float = 1.0
+) -> dict[str, str]:
+    """``postgresql`` and ``kafka`` (when a probe is given) with the reason each is not
+    reachable; empty when both are."""
+    reasons: dict[str, str] = {}
+    try:
+        await pool.fetchval("SELECT 1", timeout=timeout)
+    except Exception as error:  # the database is away (refused, reset, timed out)
+        reasons["postgresql"] = repr(error)
+    if kafka is not None and (reason := await kafka.check()) is not None:
+        reasons["kafka"] = reason
+    return reasons
 
 
 class Background(Protocol):
@@ -259,6 +342,10 @@ class Background(Protocol):
 
     async def metrics(self) -> dict[str, float]:
         """Gauges and counters for ``/metrics``."""
+        ...
+
+    async def unready(self) -> dict[str, str]:
+        """What keeps the service from its work, with the reason (empty: ready)."""
         ...
 
 
@@ -290,13 +377,15 @@ def create_app(
 
     @app.get("/readyz", tags=["operations"])
     async def readyz(request: Request) -> JSONResponse:
-        try:
-            await runtime.pool.fetchval("SELECT 1")
-        except Exception as error:  # the database is away
-            return problems.problem_response(request, 503, "Not ready", repr(error))
-        if runtime.failing:
+        unready = await runtime.unready()
+        if unready:
             return problems.problem_response(
-                request, 503, "Not ready", "background work is failing", failing=runtime.failing
+                request,
+                503,
+                "Not ready",
+                "; ".join(f"{name}: {reason}" for name, reason in unready.items()),
+                unready=unready,
+                headers={"Retry-After": "1"},
             )
         return JSONResponse({"status": "ready"})
 

@@ -16,6 +16,8 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 
+from clr_events.outage import install_log_filter
+
 LOOPS = ("uvloop", "asyncio")
 """Event loops a service may run on; the first is the default."""
 PARSERS = ("httptools", "h11")
@@ -54,4 +56,5 @@ def serve(build: Callable[[], FastAPI], *, default_port: int) -> None:
         level=os.environ.get("CLR_LOG_LEVEL", "INFO"),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
+    install_log_filter()  # aiokafka logs every failed attempt while a broker is away
     uvicorn.run(build(), port=int(os.environ.get("CLR_PORT", default_port)), **options)

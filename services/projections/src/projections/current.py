@@ -18,6 +18,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from clr_events.contracts.label_decisions import CurrentLabels
+from clr_events.outage import Outage, backoff
 from clr_events.pg import Pool
 from clr_events.registry import registry
 from projections import queries
@@ -27,6 +28,15 @@ log = logging.getLogger(__name__)
 
 TOPIC = "label_decisions.current"
 TYPE = registry.type_of(CurrentLabels)
+RETRY_FIRST = 0.5
+"""Seconds before the first retry after a failed round (doubling, with jitter)."""
+RETRY_MAX = 30.0
+"""The longest pause between retries."""
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
 
 
 class CurrentPublisher:
@@ -37,15 +47,26 @@ class CurrentPublisher:
         self._producer = producer
         self._settings = settings
         self.published = 0
+        self.failing: str | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Publish, then wait a little, until ``stop``."""
+        """Publish, then wait a little, until ``stop``; a lost PostgreSQL or Kafka is
+        retried with backoff and jitter (``failing`` says why meanwhile)."""
+        outage = Outage("snapshot publisher", log)
+        delay = RETRY_FIRST
         while not stop.is_set():
-            if await self.publish_due() == 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(
-                        stop.wait(), self._settings.current_publish_interval_seconds
-                    )
+            try:
+                published = await self.publish_due()
+            except Exception as error:  # the database or the broker is away
+                self.failing = repr(error)
+                pause, delay = backoff(delay, maximum=RETRY_MAX)
+                outage.failed(error, retry_in=pause)
+                await _wait(stop, pause)
+                continue
+            self.failing, delay = None, RETRY_FIRST
+            outage.ended()
+            if published == 0:
+                await _wait(stop, self._settings.current_publish_interval_seconds)
 
     async def publish_due(self, limit: int = 500) -> int:
         """Publish up to ``limit`` due snapshots; returns how many."""

@@ -23,6 +23,7 @@ import faust
 from aiokafka import AIOKafkaProducer
 
 from clr_events.consumers.errors import is_transient
+from clr_events.outage import Outage, backoff
 from clr_events.pg import Pool
 from projections.core import (
     DeadLetter,
@@ -54,6 +55,7 @@ class LiveProjections:
         self.applied: Counter[str] = Counter()
         self.dead_lettered: Counter[str] = Counter()
         self.failing: dict[str, str] = {}
+        self._outages: dict[str, Outage] = {}
         # faust makes a data folder even for in-memory tables: not in the working directory
         datadir = Path(tempfile.gettempdir()) / "clr-faust"
         datadir.mkdir(exist_ok=True)
@@ -71,6 +73,13 @@ class LiveProjections:
             producer_acks=-1,
             broker_commit_every=100,
             broker_commit_interval=1.0,
+            # a member killed without leaving is noticed after the session timeout: the
+            # next instance's rebalance waits that long (faust's default is 60 s)
+            broker_session_timeout=settings.session_timeout_seconds,
+            broker_heartbeat_interval=settings.session_timeout_seconds / 4,
+            # static membership: an instance restarted under the same id takes its
+            # partitions back at once, without a rebalance
+            consumer_group_instance_id=settings.group_instance_id or None,
         )
         for model in models:
             self._add_agent(model)
@@ -106,17 +115,21 @@ class LiveProjections:
         self.app.agent(topic, name=f"projections.{model.name}", concurrency=1)(project)
 
     async def _apply(self, model: ReadModel, batch: list[Decoded], dead_letter: DeadLetter) -> None:
+        outage = self._outages.setdefault(model.name, Outage(f"projection {model.name}", log))
         delay = 0.1
         while True:
             try:
                 self.applied[model.name] += await apply_batch(self._pool, model, batch, dead_letter)
                 self.failing.pop(model.name, None)
+                outage.ended()
                 return
             except Exception as error:
                 # transient (apply_batch dead-letters what the records cause), or the dead
-                # letter could not be sent: the batch waits (and /readyz says why)
+                # letter could not be sent: the batch waits (and /readyz says why); one
+                # warning per outage, one line when it ends
                 self.failing[model.name] = repr(error)
-                level = logging.WARNING if is_transient(error) else logging.ERROR
-                log.log(level, "%s: batch failed, retrying in %.1f s: %r", model.name, delay, error)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
+                pause, delay = backoff(delay, maximum=10.0)
+                if not is_transient(error) and not outage.away:
+                    log.error("%s: batch failed (not transient): %r", model.name, error)
+                outage.failed(error, retry_in=pause)
+                await asyncio.sleep(pause)

@@ -14,10 +14,11 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from faust.contrib.asgi import faust_app_running
 
+from clr_events.kafka.probe import KafkaProbe
 from clr_events.kafka.producer import new_producer
 from clr_events.pg import Pool
 from clr_events.service import problems
-from clr_events.service.runtime import create_app
+from clr_events.service.runtime import create_app, dependencies_unready
 from projections import api, web
 from projections.core import ensure_generation
 from projections.current import CurrentPublisher
@@ -67,6 +68,7 @@ class ProjectionsRuntime:
         self.current: CurrentPublisher | None = None
         self.offsets: Offsets | None = None
         self._lags: Recent[dict[str, int]] = Recent(self.settings.lag_cache_seconds)
+        self._kafka_probe: KafkaProbe | None = None
 
     @property
     def pool(self) -> Pool:
@@ -105,6 +107,8 @@ class ProjectionsRuntime:
         self._stack.push_async_callback(self.offsets.stop)
         if not s.background:
             return
+        self._kafka_probe = KafkaProbe(s)
+        self._stack.push_async_callback(self._kafka_probe.close)
         producer = new_producer(s)
         await producer.start()
         self._stack.push_async_callback(producer.stop)
@@ -130,6 +134,13 @@ class ProjectionsRuntime:
         """Stop everything started, in reverse."""
         await self._stack.aclose()
         self._stack = contextlib.AsyncExitStack()
+
+    async def unready(self) -> dict[str, str]:
+        """PostgreSQL, Kafka (with the agents here) and failing agents, with the reason."""
+        reasons = await dependencies_unready(self.pool, self._kafka_probe)
+        if self.current is not None and self.current.failing is not None:
+            reasons["current"] = self.current.failing
+        return {**reasons, **self.failing}
 
     async def lags(self) -> dict[str, int]:
         """Messages each read model has still to apply (at most ``lag_cache_seconds`` old)."""

@@ -32,6 +32,11 @@ class ProjectionSettings(ServiceSettings):
     query_pool_max_size: int = 10
     cache_max_age_seconds: int = 30
     """``Cache-Control: public, max-age`` of public GETs (pages, API, exports)."""
+    session_timeout_seconds: float = 10.0
+    """The faust consumer's Kafka session: how soon a killed instance's partitions move."""
+    group_instance_id: str = ""
+    """Kafka static group membership (``CLR_GROUP_INSTANCE_ID``), unique per instance;
+    empty: dynamic membership."""
 
     def faust_credentials(self) -> CredentialsT | None:
         """The Kafka principal of ``kafka_options`` in faust's terms (None: PLAINTEXT)."""
