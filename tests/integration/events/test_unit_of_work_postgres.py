@@ -254,3 +254,19 @@ async def test_more_commands_than_connections_reading_then_committing_all_commit
     assert len(done) == 6 and all(c.result().status == 201 for c in commands)
     await store.close()
     await small.close()
+
+
+async def test_a_connection_postgresql_dropped_leaves_the_commands_own_error(
+    pool: Pool, units: PostgresUnitsOfWork
+) -> None:
+    key = IdempotencyKey("tester", "key-lost", "fingerprint")
+    with pytest.raises(RuntimeError, match="the command's own error"):
+        async with units.begin(CAUSE, key) as uow:
+            await uow.rows.upsert("things", {"thing_id": "b"}, {"name": "lost"})
+            pid = await pool.fetchval(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+                " AND state = 'idle in transaction' AND pid <> pg_backend_pid() LIMIT 1"
+            )
+            await pool.execute("SELECT pg_terminate_backend($1)", pid)
+            await asyncio.sleep(0.2)
+            raise RuntimeError("the command's own error")

@@ -19,6 +19,7 @@ answers its result).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -519,7 +520,12 @@ class PostgresUnitOfWork:
             self._writes = []
         if self._transaction is not None:
             transaction, self._transaction = self._transaction, None
-            await transaction.rollback()
+            # a lost connection took its transaction with it: nothing to undo, and the
+            # error that brought us here is the one to report
+            with contextlib.suppress(
+                asyncpg.InterfaceError, asyncpg.PostgresConnectionError, OSError
+            ):
+                await transaction.rollback()
 
     async def release(self) -> None:
         """Roll back what is left and give the connection back to the pool.
