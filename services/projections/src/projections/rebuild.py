@@ -32,6 +32,7 @@ import asyncio
 import gc
 import logging
 import pickle
+import random
 import sys
 import time
 from collections import Counter
@@ -608,10 +609,30 @@ async def _end_offsets(
     }
 
 
+SWAP_LOCK_TIMEOUT = "200ms"
+"""How long the swap waits for a view a public read holds before it gives way: well under
+PostgreSQL's deadlock_timeout (1 s), so a reader that holds one view and waits for another
+the swap already replaced is never the one a deadlock check cancels (a 500 on the page)."""
+SWAP_ATTEMPTS = 50
+
+
 async def _swap(pool: Pool, model: ReadModel, live: int, generation: int) -> bool:
-    """Swap the new generation in if it has everything the live one has."""
+    """Swap the new generation in if it has everything the live one has; give way to
+    public reads and try again while they hold the views."""
+    for attempt in range(SWAP_ATTEMPTS):
+        try:
+            return await _swap_once(pool, model, live, generation)
+        except asyncpg.LockNotAvailableError:
+            if attempt == SWAP_ATTEMPTS - 1:
+                raise
+            await asyncio.sleep(random.uniform(0.02, 0.1))
+    raise AssertionError("unreachable")
+
+
+async def _swap_once(pool: Pool, model: ReadModel, live: int, generation: int) -> bool:
     new = generation_schema(model, generation)
     async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(f"SET LOCAL lock_timeout = '{SWAP_LOCK_TIMEOUT}'")
         active = await conn.fetchval(
             f"SELECT generation FROM {CONTROL}.read_models WHERE name = $1 FOR UPDATE",
             model.name,
