@@ -73,7 +73,8 @@ test-unit: setup
 test-integration: topics
 	$(WITH_ENV) $(RUN) pytest -q tests/integration
 
-chaos: stack  ## the long chaos run (make test runs a short one): its own PostgreSQL and Kafka
+chaos: stack  ## the chaos runs, short then long (not in make test): their own PostgreSQL and Kafka
+	$(WITH_ENV) $(RUN) pytest -q -o addopts="" tests/chaos
 	$(RUN) python -m tests.chaos.run --full
 
 bench: topics
