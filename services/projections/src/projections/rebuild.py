@@ -191,14 +191,21 @@ async def _new_generation(pool: Pool, model: ReadModel) -> tuple[int, int, str]:
     return live, generation, schema
 
 
-async def _partitions(settings: ConnectionSettings, model: ReadModel) -> list[TopicPartition]:
-    """Every partition of the model's topics."""
+@asynccontextmanager
+async def _offsets(settings: ConnectionSettings) -> AsyncIterator[Offsets]:
+    """A short-lived reader of partitions and end offsets."""
     offsets = Offsets(settings)
     await offsets.start()
     try:
-        return await offsets.partitions(topics_of(model, settings))
+        yield offsets
     finally:
         await offsets.stop()
+
+
+async def _partitions(settings: ConnectionSettings, model: ReadModel) -> list[TopicPartition]:
+    """Every partition of the model's topics."""
+    async with _offsets(settings) as offsets:
+        return await offsets.partitions(topics_of(model, settings))
 
 
 async def _catch_up_in_processes(
@@ -369,12 +376,8 @@ async def _seek_past(
 async def _end_offsets_now(
     settings: ConnectionSettings, model: ReadModel
 ) -> dict[tuple[str, int], int]:
-    offsets = Offsets(settings)
-    await offsets.start()
-    try:
+    async with _offsets(settings) as offsets:
         return await offsets.end_offsets(topics_of(model, settings))
-    finally:
-        await offsets.stop()
 
 
 async def _in_processes(
