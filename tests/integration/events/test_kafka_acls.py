@@ -147,8 +147,8 @@ async def test_a_service_writes_its_own_topic(installation: ConnectionSettings) 
     await write_one(as_principal(installation, "collaboration"), "collaboration.events")
 
 
-@pytest.mark.parametrize("service", ["collaboration", "projections", "assessments"])
-async def test_no_service_but_label_decisions_reads_the_restricted_decisions_topic(
+@pytest.mark.parametrize("service", ["collaboration", "projections", "training_certification"])
+async def test_no_service_but_its_writer_and_label_decisions_reads_the_restricted_topic(
     installation: ConnectionSettings, service: str
 ) -> None:
     with pytest.raises(TopicAuthorizationFailedError):

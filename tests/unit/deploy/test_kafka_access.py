@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import ssl
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -65,9 +66,19 @@ def test_the_subscriber_reads_the_public_topics_only_and_writes_nothing() -> Non
 
 
 def test_label_decisions_alone_reads_the_restricted_topic_and_assessments_alone_writes_it() -> None:
+    # the writer reads what it wrote too: its relay's last records, on restart
     readers = {p for p in declared_principals() if RESTRICTED in granted(p, Operation.READ)}
     writers = {p for p in declared_principals() if RESTRICTED in granted(p, Operation.WRITE)}
-    assert (readers, writers) == ({"label_decisions"}, {"assessments"})
+    assert (readers, writers) == ({"label_decisions", "assessments"}, {"assessments"})
+
+
+def test_a_service_tails_the_event_topics_it_writes_and_nothing_else() -> None:
+    tails = {
+        e["name"]: set(e.get("tails", [])) for e in tomllib.loads(TOPICS.read_text())["principal"]
+    }
+    for principal, tailed in tails.items():
+        assert tailed <= {t for t in granted(principal, Operation.WRITE) if not t.endswith(".dlq")}
+    assert tails["assessments"] == {"assessments.events", RESTRICTED}
 
 
 def test_each_topic_has_one_writer() -> None:

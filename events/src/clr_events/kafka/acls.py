@@ -1,6 +1,7 @@
 """Kafka ACLs declared beside the topics (``[[principal]]`` tables of the topics file).
 
 Each principal gets ``writes`` (WRITE on those topics), ``reads`` (READ on those topics),
+``tails`` (READ on the topics its relay publishes, whose last records it reads on restart),
 ``groups`` (READ on those consumer groups) and ``group_prefixes`` (READ on every group
 whose name starts so); every name is prefixed with the installation (``CLR_INSTANCE``)
 like the topics. Kafka's READ and WRITE include DESCRIBE, and since Kafka 3.0 WRITE on a
@@ -97,6 +98,7 @@ def load_acls(path: Path, instance: str = "") -> list[AclBinding]:
         grants: list[tuple[str, Resource, Operation, Pattern]] = [
             ("writes", Resource.TOPIC, Operation.WRITE, Pattern.LITERAL),
             ("reads", Resource.TOPIC, Operation.READ, Pattern.LITERAL),
+            ("tails", Resource.TOPIC, Operation.READ, Pattern.LITERAL),
             ("groups", Resource.GROUP, Operation.READ, Pattern.LITERAL),
             ("group_prefixes", Resource.GROUP, Operation.READ, Pattern.PREFIXED),
         ]

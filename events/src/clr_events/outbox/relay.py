@@ -18,11 +18,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import importlib
 import logging
 import random
 import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import asyncpg
@@ -33,6 +34,7 @@ from aiokafka.producer.message_accumulator import BatchBuilder
 from clr_events.codec import KafkaRecord, to_kafka
 from clr_events.envelope import Envelope, schema_uri
 from clr_events.kafka.producer import new_producer
+from clr_events.kafka.tail import last_positions
 from clr_events.pg import Pool
 from clr_events.settings import ConnectionSettings
 from clr_events.store.base import EventStore, StoredEvent
@@ -49,6 +51,8 @@ _PARTITIONER = DefaultPartitioner()
 """The producer's own partitioner (``new_producer`` keeps aiokafka's default)."""
 
 Translator = Callable[[StoredEvent], Envelope | None]
+Tail = Callable[[list[int]], Awaitable[dict[int, int]]]
+"""The position of the last record on each of the topic's partitions (``kafka.tail``)."""
 
 
 _VALIDATE_ENVELOPE = Envelope.__pydantic_validator__.validate_python
@@ -159,6 +163,7 @@ class Relay:
         *,
         batch_size: int = 1000,
         idle_wait: float = 5.0,
+        tail: Tail | None = None,
     ) -> None:
         self._store = store
         self._checkpoint = checkpoint
@@ -167,16 +172,16 @@ class Relay:
         self._translate = translate
         self._batch_size = batch_size
         self._idle_wait = idle_wait
+        self._tail = tail
+        self._on_topic: dict[int, int] = {}
+        """Per partition, the last position a relay before this one already sent there."""
         self.position = 0
         self.published = 0
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Publish until ``stop`` is set (or forever)."""
         stop = stop or asyncio.Event()
-        self.position, published = await self._checkpoint.load()
-        self.published = (
-            published if published is not None else await self._last_published(self.position)
-        )
+        await self.resume()
         log.info("relay to %s resumes after position %d", self._topic, self.position)
         failing: BaseException | None = None
         delay = WAIT_RETRY_FIRST
@@ -208,6 +213,21 @@ class Relay:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), delay * random.uniform(0.5, 1.0))
             delay = min(delay * 2, WAIT_RETRY_MAX)
+
+    async def resume(self) -> None:
+        """Take up from the checkpoint, knowing what is already on the topic above it (what
+        a relay killed between the broker's acknowledgement and the checkpoint sent)."""
+        self.position, published = await self._checkpoint.load()
+        self.published = (
+            published if published is not None else await self._last_published(self.position)
+        )
+        if self._tail is not None:
+            partitions = sorted(await self._producer.partitions_for(self._topic))
+            self._on_topic = {
+                p: last
+                for p, last in (await self._tail(partitions)).items()
+                if last > self.position
+            }
 
     async def _last_published(self, upto: int) -> int:
         """A checkpoint from before ``published`` was recorded: find it in the store once."""
@@ -270,28 +290,34 @@ class Relay:
         for stored in events:
             envelope = self._translate(stored)
             if envelope is not None:
-                records.append(to_kafka(envelope, prevposition=published))
+                records.append((stored.position, to_kafka(envelope, prevposition=published)))
                 published = envelope.globalposition
         return await self._send_batches(records), published
 
-    async def _send_batches(self, records: list[KafkaRecord]) -> list[asyncio.Future[Any]]:
+    async def _send_batches(
+        self, records: list[tuple[int, KafkaRecord]]
+    ) -> list[asyncio.Future[Any]]:
         """Fill one producer batch per partition and hand each over when it is full.
 
         What ``send`` does per record (wait for metadata, hash the key, find the partition's
         open batch, append) done once per batch: the same partitions (the producer's
         default partitioner on the key), the same batches (at most one queued per
         partition, in order, sequenced by the idempotent producer when sent), so the same
-        order per key; one acknowledgement per batch.
+        order per key; one acknowledgement per batch. A record that a relay before this one
+        already sent to its partition (``_on_topic``) is left out: it is there once.
         """
         producer, topic = self._producer, self._topic
         partitions = list(await producer.partitions_for(topic))
         partition_of: dict[bytes, int] = {}
         open_batches: dict[int, BatchBuilder] = {}
         acks = []
-        for record in records:
+        on_topic = self._on_topic
+        for position, record in records:
             partition = partition_of.get(record.key)
             if partition is None:
                 partition = partition_of[record.key] = _PARTITIONER(record.key, partitions, None)
+            if on_topic and position <= on_topic.get(partition, 0):
+                continue
             batch = open_batches.get(partition)
             if batch is None:
                 batch = open_batches[partition] = producer.create_batch()
@@ -309,6 +335,8 @@ class Relay:
                 )
         for partition, batch in open_batches.items():
             acks.append(await producer.send_batch(batch, topic, partition=partition))
+        if on_topic and records and records[-1][0] >= max(on_topic.values()):
+            self._on_topic = {}  # past everything sent before: nothing more to leave out
         return acks
 
     async def _confirm(
@@ -318,12 +346,6 @@ class Relay:
         await asyncio.gather(*acks)
         await self._checkpoint.save(position, published)
         self.position, self.published = position, published
-
-
-def _append(batch: BatchBuilder, record: KafkaRecord) -> bool:
-    """Add a record to a producer batch; False when the batch is full."""
-    added = batch.append(key=record.key, value=record.value, timestamp=None, headers=record.headers)
-    return added is not None
 
 
 def _load_translator(spec: str, source: str) -> Translator:
@@ -348,9 +370,15 @@ async def serve(schema: str, topic: str, translator: str, name: str, source: str
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
-        await Relay(store, checkpoint, producer, topic, _load_translator(translator, source)).run(
-            stop
+        relay = Relay(
+            store,
+            checkpoint,
+            producer,
+            topic,
+            _load_translator(translator, source),
+            tail=functools.partial(last_positions, settings, topic),
         )
+        await relay.run(stop)
     finally:
         with contextlib.suppress(Exception):
             await producer.stop()

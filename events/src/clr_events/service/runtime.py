@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from clr_events.application.postgres import IdempotencyStore, PostgresUnitsOfWor
 from clr_events.consumers.runner import ConsumerRunner, Handler
 from clr_events.kafka.probe import KafkaProbe
 from clr_events.kafka.producer import new_producer
+from clr_events.kafka.tail import last_positions
 from clr_events.outage import Outage, backoff
 from clr_events.outbox.relay import PostgresRelayCheckpoint, Relay, Translator
 from clr_events.pg import Connection, Pool
@@ -225,12 +227,14 @@ class Runtime:
                     await self._producer.start()
                 checkpoint = PostgresRelayCheckpoint(self.pool, self.name, name)
                 await checkpoint.migrate()
+                topic = self.settings.topic(spec.topic)
                 relay = Relay(
                     self.store,
                     checkpoint,
                     self._producer,
-                    self.settings.topic(spec.topic),
+                    topic,
                     spec.translate,
+                    tail=functools.partial(last_positions, self.settings, topic),
                 )
                 self.live_relays[name] = relay
                 self.failing.pop(f"relay:{name}", None)
