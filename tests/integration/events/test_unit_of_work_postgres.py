@@ -21,6 +21,7 @@ from clr_events.application.uow import (
     UnitOfWork,
     execute,
 )
+from clr_events.errors import ConcurrencyError
 from clr_events.pg import Pool
 from clr_events.store.postgres import PostgresEventStore
 
@@ -270,3 +271,64 @@ async def test_a_connection_postgresql_dropped_leaves_the_commands_own_error(
             await pool.execute("SELECT pg_terminate_backend($1)", pid)
             await asyncio.sleep(0.2)
             raise RuntimeError("the command's own error")
+
+
+async def test_a_lone_command_writes_its_rows_and_events_in_one_statement(
+    pool: Pool, schema: str, units: PostgresUnitsOfWork, store: PostgresEventStore
+) -> None:
+    left: list[Any] = []
+    committer = units.committer
+    original = committer._write_in_one_statement
+
+    async def watched(conn: Any, batch: Any) -> Any:
+        left.append(await original(conn, batch))
+        return left[-1]
+
+    committer._write_in_one_statement = watched  # type: ignore[method-assign]
+    assert (await execute(units, CAUSE, thing("a"))).status == 201
+    assert left == [[]]  # written in the one statement, nothing left for a transaction
+    row = await pool.fetchrow(f"SELECT name, xmin::text AS tx FROM {schema}.things")
+    events = await pool.fetch(f"SELECT xmin::text AS tx FROM {schema}.event_store")
+    assert row is not None and row["name"] == "1"
+    assert [e["tx"] for e in events] == [row["tx"]]  # one transaction: the statement's own
+    assert (await store.verify()).ok
+
+
+async def test_a_lone_stale_command_in_one_statement_stores_neither_rows_nor_events(
+    pool: Pool, schema: str, units: PostgresUnitsOfWork, store: PostgresEventStore
+) -> None:
+    await execute(units, CAUSE, thing("a", n="first"))
+    with pytest.raises(ConcurrencyError) as refused:
+        await execute(units, CAUSE, thing("a", expected=0, n="second"))
+    assert (refused.value.expected, refused.value.actual) == (0, 1)
+    assert await pool.fetchval(f"SELECT name FROM {schema}.things") == "first"
+    assert await store.head_position() == 1
+    assert (await store.verify()).ok
+
+
+async def test_a_lone_command_whose_row_fails_in_one_statement_gets_its_own_error(
+    pool: Pool, schema: str, units: PostgresUnitsOfWork, store: PostgresEventStore
+) -> None:
+    async def broken(uow: UnitOfWork) -> Result:
+        await uow.rows.upsert("things", {"thing_id": "x"}, {"no_such_column": 1})
+        Streams(uow, CODEC).append("thing:x", 0, [Happened(thing_id="x")])
+        return Result(201)
+
+    with pytest.raises(asyncpg.UndefinedColumnError):
+        await execute(units, CAUSE, broken)
+    assert await store.head_position() == 0
+
+
+async def test_a_command_writing_one_table_twice_sees_its_own_first_write(
+    pool: Pool, schema: str, units: PostgresUnitsOfWork, store: PostgresEventStore
+) -> None:
+    # not one statement: WITH clauses share a snapshot, so the update would miss the insert
+    async def twice(uow: UnitOfWork) -> Result:
+        await uow.rows.insert("things", {"thing_id": "t"}, {"name": "inserted"})
+        await uow.rows.update("things", {"thing_id": "t"}, {"name": "updated"})
+        Streams(uow, CODEC).append("thing:t", 0, [Happened(thing_id="t")])
+        return Result(201)
+
+    await execute(units, CAUSE, twice)
+    assert await pool.fetchval(f"SELECT name FROM {schema}.things") == "updated"
+    assert await store.head_position() == 1

@@ -307,6 +307,11 @@ class UnitCommitter:
     async def _write(self, conn: Connection, batch: list[_Unit]) -> None:
         if len(batch) > 1:  # a stale unit refused now costs the others no rollback
             batch = await self._refuse_stale(conn, batch)
+        while batch and _one_statement(batch):
+            left = await self._write_in_one_statement(conn, batch)
+            if left is None:
+                break  # whose error? the transaction below says, unit by unit
+            batch = left
         while batch:
             refused: dict[int, ConcurrencyError] = {}
             try:
@@ -340,6 +345,45 @@ class UnitCommitter:
                 _settle(unit, None)
             return
 
+    async def _write_in_one_statement(
+        self, conn: Connection, batch: list[_Unit]
+    ) -> list[_Unit] | None:
+        """The batch's rows and appends in one statement, one round trip, committed on its
+        own: each row write in a WITH clause, the all-or-nothing append last.
+
+        Returns the units to write again (the others' refusals settled, nothing of theirs
+        written), or None when the statement failed otherwise (nothing written either).
+        """
+        writes = [write for unit in batch for write in unit.writes]
+        clauses: list[str] = []
+        arguments: list[Any] = []
+        for i, (sql, args) in enumerate(writes):
+            clauses.append(f"w{i} AS ({_renumbered(sql, len(arguments))})")
+            arguments += args
+        appends = [append for unit in batch for append in unit.appends]
+        call = self._store.append_statement(appends, first=len(arguments) + 1)
+        sql = (f"WITH {', '.join(clauses)} " if clauses else "") + call.sql
+        try:
+            await conn.fetchrow(sql, *arguments, *call.arguments)
+        except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError) as error:
+            for unit in batch:
+                _settle(unit, error)
+            raise
+        except asyncpg.PostgresError as error:
+            refusals = call.refusals(error)
+            if refusals is None:
+                return None
+            refused: set[int] = set()
+            owners = [unit for unit in batch for _ in unit.appends]
+            for unit, refusal in zip(owners, refusals, strict=True):
+                if refusal is not None and id(unit) not in refused:
+                    refused.add(id(unit))
+                    _settle(unit, refusal)
+            return [unit for unit in batch if id(unit) not in refused]
+        for unit in batch:
+            _settle(unit, None)
+        return []
+
     async def _refuse_stale(self, conn: Connection, batch: list[_Unit]) -> list[_Unit]:
         """The batch without its units whose streams have moved on (each refused)."""
         appends = [(unit, a) for unit in batch for a in unit.appends]
@@ -352,6 +396,31 @@ class UnitCommitter:
                 refused.add(id(unit))
                 _settle(unit, conflict)
         return [unit for unit in batch if id(unit) not in refused]
+
+
+_PARAMETER = re.compile(r"\$(\d+)")
+_TARGET = re.compile(r"^(?:INSERT INTO|UPDATE) ([a-z0-9_.]+) ")
+
+
+def _renumbered(sql: str, offset: int) -> str:
+    """The statement with its parameters ``$n`` as ``$(n + offset)``."""
+    return _PARAMETER.sub(lambda m: f"${int(m[1]) + offset}", sql)
+
+
+def _one_statement(batch: list[_Unit]) -> bool:
+    """Whether the batch can be written as one statement: it appends, and no two of its row
+    writes touch one table (WITH clauses share one snapshot: a later write would not see an
+    earlier one's row, where in a transaction it does)."""
+    if not any(unit.appends for unit in batch):
+        return False
+    tables: set[str] = set()
+    for unit in batch:
+        for sql, _ in unit.writes:
+            target = _TARGET.match(sql)
+            if target is None or target[1] in tables:
+                return False
+            tables.add(target[1])
+    return True
 
 
 class _RefusedError(Exception):

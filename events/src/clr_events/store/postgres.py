@@ -24,10 +24,12 @@ to the append function.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from importlib import resources
+from typing import Any
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
@@ -329,22 +331,32 @@ class PostgresEventStore:
         return None if position is None else (position, version)
 
     async def _write(self, conn: Connection, batch: list[_Append]) -> list[tuple[int | None, int]]:
-        events = [event for request in batch for event in request.events]
-        row = await conn.fetchrow(
-            self._append_sql,
-            [request.stream_id for request in batch],
-            [request.expected for request in batch],
-            [len(request.events) for request in batch],
-            [event.event_id for event in events],
-            [event.type for event in events],
-            [event.schema_version for event in events],
-            [event.data_json for event in events],
-            [event.metadata_json for event in events],
-            [event.recorded_at for event in events],
-            [event.digest for event in events],
-        )
+        row = await conn.fetchrow(self._append_sql, *_arguments(batch))
         assert row is not None
         return list(zip(row[0], row[1], strict=True))
+
+    def append_statement(self, appends: Sequence[StreamAppend], first: int) -> AppendStatement:
+        """The all-or-nothing append of ``appends`` as a query whose parameters are numbered
+        from ``$first``, to end a statement that writes other rows in WITH clauses: one
+        round trip and its own commit for all of it (see ``AppendStatement``).
+
+        Raises:
+            ValueError: no appends, or a stream named twice.
+        """
+        check_append_all(appends)
+        now = datetime.now(UTC)
+        batch = [
+            _Append(
+                a.stream_id, a.expected_version, [encode(a.stream_id, e, now) for e in a.events]
+            )
+            for a in appends
+        ]
+        params = ", ".join(f"${first + i}" for i in range(_APPEND_PARAMETERS))
+        return AppendStatement(
+            f"SELECT positions, versions FROM {self._schema}.event_store_append_or_fail({params})",
+            _arguments(batch),
+            batch,
+        )
 
     # ------------------------------------------------------------------ reading
     async def read_stream(
@@ -504,6 +516,66 @@ def _prepare(stream_id: str, expected: ExpectedVersion, events: Sequence[NewEven
     check_append(expected, events)
     now = datetime.now(UTC)
     return _Append(stream_id, expected, [encode(stream_id, event, now) for event in events])
+
+
+_APPEND_PARAMETERS = 10
+"""The append function's parameters (``_arguments``)."""
+
+
+def _arguments(batch: list[_Append]) -> list[list[Any]]:
+    """The append function's arguments for a batch: per append, then per event."""
+    events = [event for request in batch for event in request.events]
+    return [
+        [request.stream_id for request in batch],
+        [request.expected for request in batch],
+        [len(request.events) for request in batch],
+        [event.event_id for event in events],
+        [event.type for event in events],
+        [event.schema_version for event in events],
+        [event.data_json for event in events],
+        [event.metadata_json for event in events],
+        [event.recorded_at for event in events],
+        [event.digest for event in events],
+    ]
+
+
+class AppendStatement:
+    """An append to end a statement with: its query, its arguments, and the outcomes.
+
+    The query calls ``event_store_append_or_fail``, which raises when any append is
+    refused, so the rows the statement writes besides are undone with it.
+    """
+
+    REFUSED = "event_store_append_refused"
+
+    __slots__ = ("_batch", "arguments", "sql")
+
+    def __init__(self, sql: str, arguments: list[list[Any]], batch: list[_Append]) -> None:
+        self.sql = sql
+        self.arguments = arguments
+        self._batch = batch
+
+    def results(self, row: asyncpg.Record) -> list[AppendResult]:
+        """The appends' results from the statement's row (all written)."""
+        outcomes = zip(row[0], row[1], strict=True)
+        return [_unwrap(r, o) for r, o in zip(self._batch, outcomes, strict=True)]
+
+    def refusals(self, error: asyncpg.PostgresError) -> list[ConcurrencyError | None] | None:
+        """Per append, its refusal (None: it would have been written), when ``error`` is the
+        append refusing; None for any other error. Nothing of the statement was written."""
+        if not isinstance(error, asyncpg.RaiseError) or error.args[:1] != (self.REFUSED,):
+            return None
+        detail = json.loads(error.detail or "{}")
+        refused: list[ConcurrencyError | None] = []
+        for request, position, version in zip(
+            self._batch, detail["positions"], detail["versions"], strict=True
+        ):
+            refused.append(
+                None
+                if position is not None
+                else ConcurrencyError(request.stream_id, request.expected, version)
+            )
+        return refused
 
 
 def _unwrap(request: _Append, outcome: tuple[int | None, int]) -> AppendResult:

@@ -156,3 +156,35 @@ BEGIN
         PERFORM pg_notify('{channel}', head_position::text);
     END IF;
 END $$;
+
+-- The same append, all or nothing within the statement that calls it: when any append is
+-- refused it raises (SQLSTATE P0001, the DETAIL a JSON object of what it would have
+-- returned: positions and versions) instead of returning, so the whole statement is undone. A unit of work then
+-- writes its own rows and its appends in ONE statement (its rows in WITH clauses around
+-- this call) and one round trip, committed on its own.
+CREATE OR REPLACE FUNCTION {schema}.event_store_append_or_fail(
+    a_stream_ids      text[],
+    a_expected        integer[],
+    a_counts          integer[],
+    e_event_ids       uuid[],
+    e_types           text[],
+    e_schema_versions integer[],
+    e_data            text[],
+    e_metadata        text[],
+    e_recorded_at     timestamptz[],
+    e_digests         bytea[],
+    OUT positions     bigint[],
+    OUT versions      integer[]
+) LANGUAGE plpgsql
+SET plan_cache_mode = force_generic_plan
+AS $$
+BEGIN
+    SELECT a.positions, a.versions INTO positions, versions
+      FROM {schema}.event_store_append(a_stream_ids, a_expected, a_counts, e_event_ids, e_types,
+                                       e_schema_versions, e_data, e_metadata, e_recorded_at,
+                                       e_digests) a;
+    IF array_position(positions, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION 'event_store_append_refused'
+              USING DETAIL = json_build_object('positions', positions, 'versions', versions)::text;
+    END IF;
+END $$;
