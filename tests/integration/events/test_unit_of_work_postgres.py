@@ -147,15 +147,20 @@ async def test_commands_committing_together_share_one_transaction_a_refused_one_
     pool: Pool, schema: str, units: PostgresUnitsOfWork, store: PostgresEventStore
 ) -> None:
     await execute(units, CAUSE, thing("stale"))
-    appended = store.append_each
     calls = 0
 
-    async def counted(*args: Any, **kwargs: Any) -> Any:
-        nonlocal calls
-        calls += 1
-        return await appended(*args, **kwargs)
+    def counting(method: Any) -> Any:
+        async def counted(*args: Any, **kwargs: Any) -> Any:
+            nonlocal calls
+            calls += 1
+            return await method(*args, **kwargs)
 
-    store.append_each = counted  # type: ignore[method-assign]
+        return counted
+
+    # a batch is written in one statement, or in a transaction: either is one call here
+    store.append_each = counting(store.append_each)  # type: ignore[method-assign]
+    committer = units.committer
+    committer._write_in_one_statement = counting(committer._write_in_one_statement)  # type: ignore[method-assign]
     outcomes = await asyncio.gather(
         *(execute(units, CAUSE, thing(f"t{i}")) for i in range(5)),
         execute(units, CAUSE, thing("stale", expected=0, n="again")),
@@ -280,11 +285,11 @@ async def test_a_lone_command_writes_its_rows_and_events_in_one_statement(
     committer = units.committer
     original = committer._write_in_one_statement
 
-    async def watched(conn: Any, batch: Any) -> Any:
-        left.append(await original(conn, batch))
+    async def watched(*args: Any) -> Any:
+        left.append(await original(*args))
         return left[-1]
 
-    committer._write_in_one_statement = watched  # type: ignore[method-assign]
+    committer._write_in_one_statement = watched  # type: ignore[method-assign,assignment]
     assert (await execute(units, CAUSE, thing("a"))).status == 201
     assert left == [[]]  # written in the one statement, nothing left for a transaction
     row = await pool.fetchrow(f"SELECT name, xmin::text AS tx FROM {schema}.things")
@@ -332,3 +337,36 @@ async def test_a_command_writing_one_table_twice_sees_its_own_first_write(
     await execute(units, CAUSE, twice)
     assert await pool.fetchval(f"SELECT name FROM {schema}.things") == "updated"
     assert await store.head_position() == 1
+
+
+async def test_commands_writing_one_table_commit_in_one_statement_of_many_rows(
+    pool: Pool, schema: str, units: PostgresUnitsOfWork, store: PostgresEventStore
+) -> None:
+    outcomes = await asyncio.gather(*(execute(units, CAUSE, thing(f"t{i}")) for i in range(6)))
+    assert [o.status for o in outcomes] == [201] * 6
+    rows = await pool.fetch(f"SELECT thing_id, xmin::text AS tx FROM {schema}.things")
+    assert sorted(r["thing_id"] for r in rows) == [f"t{i}" for i in range(6)]
+    events = await pool.fetch(f"SELECT xmin::text AS tx FROM {schema}.event_store")
+    assert len(events) == 6
+    assert len({r["tx"] for r in rows} | {e["tx"] for e in events}) <= 2  # one batch, or two
+
+
+async def test_two_commands_upserting_one_row_in_a_batch_both_commit_in_order(
+    pool: Pool, schema: str, units: PostgresUnitsOfWork, store: PostgresEventStore
+) -> None:
+    # one INSERT of both rows would meet the same key twice: the batch takes a transaction
+    def named(n: str, stream: str) -> Any:
+        async def handler(uow: UnitOfWork) -> Result:
+            await uow.rows.upsert("things", {"thing_id": "shared"}, {"name": n})
+            Streams(uow, CODEC).append(stream, 0, [Happened(thing_id=stream)])
+            return Result(201)
+
+        return handler
+
+    first, second = await asyncio.gather(
+        execute(units, CAUSE, named("first", "thing:1")),
+        execute(units, CAUSE, named("second", "thing:2")),
+    )
+    assert (first.status, second.status) == (201, 201)
+    assert await pool.fetchval(f"SELECT name FROM {schema}.things") == "second"
+    assert await store.head_position() == 2

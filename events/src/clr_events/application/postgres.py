@@ -307,8 +307,8 @@ class UnitCommitter:
     async def _write(self, conn: Connection, batch: list[_Unit]) -> None:
         if len(batch) > 1:  # a stale unit refused now costs the others no rollback
             batch = await self._refuse_stale(conn, batch)
-        while batch and _one_statement(batch):
-            left = await self._write_in_one_statement(conn, batch)
+        while batch and (statement := _with_clauses(batch)) is not None:
+            left = await self._write_in_one_statement(conn, batch, *statement)
             if left is None:
                 break  # whose error? the transaction below says, unit by unit
             batch = left
@@ -346,20 +346,14 @@ class UnitCommitter:
             return
 
     async def _write_in_one_statement(
-        self, conn: Connection, batch: list[_Unit]
+        self, conn: Connection, batch: list[_Unit], clauses: list[str], arguments: list[Any]
     ) -> list[_Unit] | None:
-        """The batch's rows and appends in one statement, one round trip, committed on its
-        own: each row write in a WITH clause, the all-or-nothing append last.
+        """The batch's rows (``clauses``, see ``_with_clauses``) and appends in one
+        statement, one round trip, committed on its own, the all-or-nothing append last.
 
         Returns the units to write again (the others' refusals settled, nothing of theirs
         written), or None when the statement failed otherwise (nothing written either).
         """
-        writes = [write for unit in batch for write in unit.writes]
-        clauses: list[str] = []
-        arguments: list[Any] = []
-        for i, (sql, args) in enumerate(writes):
-            clauses.append(f"w{i} AS ({_renumbered(sql, len(arguments))})")
-            arguments += args
         appends = [append for unit in batch for append in unit.appends]
         call = self._store.append_statement(appends, first=len(arguments) + 1)
         sql = (f"WITH {', '.join(clauses)} " if clauses else "") + call.sql
@@ -400,6 +394,7 @@ class UnitCommitter:
 
 _PARAMETER = re.compile(r"\$(\d+)")
 _TARGET = re.compile(r"^(?:INSERT INTO|UPDATE) ([a-z0-9_.]+) ")
+_INSERT = re.compile(r"^(INSERT INTO [a-z0-9_.]+ \([^)]*\) VALUES )(\([$0-9, ]*\))(.*)$", re.S)
 
 
 def _renumbered(sql: str, offset: int) -> str:
@@ -407,20 +402,45 @@ def _renumbered(sql: str, offset: int) -> str:
     return _PARAMETER.sub(lambda m: f"${int(m[1]) + offset}", sql)
 
 
-def _one_statement(batch: list[_Unit]) -> bool:
-    """Whether the batch can be written as one statement: it appends, and no two of its row
-    writes touch one table (WITH clauses share one snapshot: a later write would not see an
-    earlier one's row, where in a transaction it does)."""
+def _with_clauses(batch: list[_Unit]) -> tuple[list[str], list[Any]] | None:
+    """The batch's row writes as WITH clauses of one statement, and their arguments; None
+    when that would not do what a transaction does.
+
+    The writes of one statement share its snapshot: a write would not see a row an earlier
+    one wrote, as it does in a transaction. So each table gets one clause: one write, or
+    the same INSERT from several units as one INSERT of many rows (should two of those
+    rows share a key, PostgreSQL refuses the statement, and the batch goes through a
+    transaction instead). A batch that writes one table with two different statements
+    (an insert and an update, say) is not written this way.
+    """
     if not any(unit.appends for unit in batch):
-        return False
-    tables: set[str] = set()
+        return None
+    by_table: dict[str, tuple[str, list[tuple[Any, ...]]]] = {}
     for unit in batch:
-        for sql, _ in unit.writes:
+        for sql, args in unit.writes:
             target = _TARGET.match(sql)
-            if target is None or target[1] in tables:
-                return False
-            tables.add(target[1])
-    return True
+            if target is None:
+                return None
+            same = by_table.setdefault(target[1], (sql, []))
+            if same[0] != sql or (same[1] and _INSERT.match(sql) is None):
+                return None
+            same[1].append(args)
+    clauses: list[str] = []
+    arguments: list[Any] = []
+    for i, (sql, rows) in enumerate(by_table.values()):
+        if len(rows) == 1:
+            clauses.append(f"w{i} AS ({_renumbered(sql, len(arguments))})")
+            arguments += rows[0]
+            continue
+        insert = _INSERT.match(sql)
+        assert insert is not None
+        head, values, tail = insert.groups()
+        tuples = []
+        for args in rows:
+            tuples.append(_renumbered(values, len(arguments)))
+            arguments += args
+        clauses.append(f"w{i} AS ({head}{', '.join(tuples)}{tail})")
+    return clauses, arguments
 
 
 class _RefusedError(Exception):

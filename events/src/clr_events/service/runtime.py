@@ -29,7 +29,7 @@ from clr_events.kafka.producer import new_producer
 from clr_events.kafka.tail import last_positions
 from clr_events.outage import Outage, backoff
 from clr_events.outbox.relay import PostgresRelayCheckpoint, Relay, Translator
-from clr_events.pg import Connection, Pool
+from clr_events.pg import Connection, Pool, create_pool
 from clr_events.service import limits, openapi, problems
 from clr_events.service.auth import AuthSettings, TokenVerifier
 from clr_events.settings import ConnectionSettings
@@ -124,7 +124,7 @@ class Runtime:
 
     async def start(self) -> None:
         """Connect, migrate, and start the background work if enabled."""
-        self._pool = await asyncpg.create_pool(
+        self._pool = await create_pool(
             self.settings.database_url, min_size=2, max_size=self.settings.pool_max_size
         )
         self._store = PostgresEventStore(self._pool, schema=self.name)

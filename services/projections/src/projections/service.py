@@ -16,7 +16,7 @@ from faust.contrib.asgi import faust_app_running
 
 from clr_events.kafka.probe import KafkaProbe
 from clr_events.kafka.producer import new_producer
-from clr_events.pg import Pool
+from clr_events.pg import Pool, create_pool
 from clr_events.service import problems
 from clr_events.service.runtime import create_app, dependencies_unready
 from projections import api, web
@@ -85,9 +85,9 @@ class ProjectionsRuntime:
     async def start(self) -> None:
         """Read models ready, then (with ``CLR_BACKGROUND``) the agents and the publisher."""
         s = self.settings
-        self._pool = await asyncpg.create_pool(s.database_url, min_size=2, max_size=s.pool_max_size)
+        self._pool = await create_pool(s.database_url, min_size=2, max_size=s.pool_max_size)
         self._stack.push_async_callback(self._pool.close)
-        self._reads = await asyncpg.create_pool(
+        self._reads = await create_pool(
             s.database_url,
             min_size=1,
             max_size=s.query_pool_max_size,
