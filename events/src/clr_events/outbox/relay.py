@@ -173,6 +173,7 @@ class Relay:
         self._batch_size = batch_size
         self._idle_wait = idle_wait
         self._tail = tail
+        self._tail_pending = False
         self._on_topic: dict[int, int] = {}
         """Per partition, the last position a relay before this one already sent there."""
         self.position = 0
@@ -215,19 +216,14 @@ class Relay:
             delay = min(delay * 2, WAIT_RETRY_MAX)
 
     async def resume(self) -> None:
-        """Take up from the checkpoint, knowing what is already on the topic above it (what
-        a relay killed between the broker's acknowledgement and the checkpoint sent)."""
+        """Take up from the checkpoint. What is already on the topic above it (sent by a
+        relay killed between the broker's acknowledgement and the checkpoint) is read
+        before the first send."""
         self.position, published = await self._checkpoint.load()
         self.published = (
             published if published is not None else await self._last_published(self.position)
         )
-        if self._tail is not None:
-            partitions = sorted(await self._producer.partitions_for(self._topic))
-            self._on_topic = {
-                p: last
-                for p, last in (await self._tail(partitions)).items()
-                if last > self.position
-            }
+        self._tail_pending = self._tail is not None
 
     async def _last_published(self, upto: int) -> int:
         """A checkpoint from before ``published`` was recorded: find it in the store once."""
@@ -308,6 +304,10 @@ class Relay:
         """
         producer, topic = self._producer, self._topic
         partitions = list(await producer.partitions_for(topic))
+        if self._tail is not None and self._tail_pending:
+            last = await self._tail(sorted(partitions))
+            self._on_topic = {p: at for p, at in last.items() if at > self.position}
+            self._tail_pending = False
         partition_of: dict[bytes, int] = {}
         open_batches: dict[int, BatchBuilder] = {}
         acks = []
