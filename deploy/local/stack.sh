@@ -26,6 +26,7 @@ STATE=${CLR_STATE_DIR:-$ROOT/.local}
 PG_PORT=${CLR_PG_PORT:-55432}
 KAFKA_PORT=${CLR_KAFKA_PORT:-19092}
 KAFKA_CONTROLLER_PORT=${CLR_KAFKA_CONTROLLER_PORT:-19093}
+# CLR_PG_MAX_CONNECTIONS (default 300): more for several test sessions on one stack at once
 PG_DIR="$STATE/postgres"
 KAFKA_DIR="$STATE/kafka"
 KAFKA_LIBS="$KAFKA_DIR/libs"
@@ -108,7 +109,7 @@ pg_start() {
   fi
   log "starting postgresql on 127.0.0.1:$PG_PORT"
   "${run[@]}" "$bin/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w -t 60 start \
-    -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $PG_DIR -c max_connections=300 -c shared_buffers=256MB -c fsync=on -c synchronous_commit=on" \
+    -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $PG_DIR -c max_connections=${CLR_PG_MAX_CONNECTIONS:-300} -c shared_buffers=256MB -c fsync=on -c synchronous_commit=on" \
     >/dev/null || { tail -n 30 "$PG_DIR/server.log" >&2; die "postgresql did not start"; }
 }
 
