@@ -167,3 +167,30 @@ async def test_a_failing_wait_backs_off_instead_of_spinning_and_warns_once(
     assert store.reads <= 5
     warnings = [r for r in caplog.records if "waiting for new events failed" in r.message]
     assert len(warnings) == 1
+
+
+async def test_a_woken_relay_lingers_and_sends_the_commits_right_behind_the_first_together() -> (
+    None
+):
+    store, producer, stop = InMemoryEventStore(), HeldAcks(), asyncio.Event()
+    relay = Relay(
+        store,
+        Checkpoints(),
+        cast(AIOKafkaProducer, producer),
+        "topic",
+        publish_as_stored("/test"),
+        linger=0.05,
+    )
+    running = asyncio.create_task(relay.run(stop))
+    await settle()
+    for i in range(3):  # a steady stream: the relay wakes on the first commit
+        await store.append(f"org-{i}", None, [NewEvent("t.Happened.v1", {"i": i})])
+        await asyncio.sleep(0.005)
+    for _ in range(100):
+        if producer.acks:
+            break
+        await asyncio.sleep(0.01)
+    producer.ack(0)
+    stop.set()
+    await asyncio.wait_for(running, 5)
+    assert len(producer.sent) == 3 and len(producer.acks) == 1  # one batch, not three

@@ -164,6 +164,7 @@ class Relay:
         batch_size: int = 1000,
         idle_wait: float = 5.0,
         tail: Tail | None = None,
+        linger: float = 0.0,
     ) -> None:
         self._store = store
         self._checkpoint = checkpoint
@@ -172,6 +173,7 @@ class Relay:
         self._translate = translate
         self._batch_size = batch_size
         self._idle_wait = idle_wait
+        self._linger = linger
         self._tail = tail
         self._tail_pending = False
         self._on_topic: dict[int, int] = {}
@@ -201,6 +203,9 @@ class Relay:
                 if failing is not None:
                     log.info("relay to %s: waiting for new events works again", self._topic)
                 failing, delay = None, WAIT_RETRY_FIRST
+                woken = waiting.done() and not waiting.cancelled() and waiting.result()
+                if self._linger and woken and not stop.is_set():
+                    await asyncio.sleep(self._linger)  # let the commits right behind it in
                 continue
             # the wait failed at once (say, LISTEN on a connection PostgreSQL dropped): never
             # loop straight back to the store; back off with jitter, warn once per outage

@@ -21,6 +21,7 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import Field
 
 from clr_events.application.postgres import IdempotencyStore, PostgresUnitsOfWork
 from clr_events.consumers.runner import ConsumerRunner, Handler
@@ -43,6 +44,10 @@ class ServiceSettings(ConnectionSettings):
 
     background: bool = True
     pool_max_size: int = 20
+    relay_linger_seconds: float = Field(default=0.01, ge=0.0, le=1.0)
+    """After a commit wakes a relay, how long it waits for more before reading: a few
+    events per read, checkpoint and Kafka request under a steady stream of commands,
+    instead of one each (``CLR_RELAY_LINGER_SECONDS``)."""
 
 
 @dataclass(frozen=True)
@@ -235,6 +240,7 @@ class Runtime:
                     topic,
                     spec.translate,
                     tail=functools.partial(last_positions, self.settings, topic),
+                    linger=self.settings.relay_linger_seconds,
                 )
                 self.live_relays[name] = relay
                 self.failing.pop(f"relay:{name}", None)
