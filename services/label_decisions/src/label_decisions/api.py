@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 from clr_events.rules import NotFoundError
 from clr_events.service.auth import Actor, Role, require
 from clr_events.service.commands import CommandContext, command
-from clr_events.service.inputs import Day, Happened, Id, Position
+from clr_events.service.inputs import Day, Happened, Id, Position, RecordedAt
 from clr_events.service.runtime import Runtime
 from label_decisions import application as app
 from label_decisions import decisions
@@ -47,17 +47,24 @@ class ExpiryRun(BaseModel):
 
 
 @router.get("/labels/{org_id}", tags=["labels"])
-async def get_labels(org_id: Id, request: Request, on: Day | None = None) -> dict[str, Any]:
-    """An organisation's label record per level, status derived from the dates (R10)."""
+async def get_labels(
+    org_id: Id, request: Request, on: Day | None = None, recorded_at: RecordedAt | None = None
+) -> dict[str, Any]:
+    """An organisation's label record per level on a day (``on``, valid time; default
+    today), status from the record's history (R10); ``recorded_at`` (transaction time):
+    as the records stood then, before any later decision or correction."""
     runtime, policy = runtime_of(request), policy_of(request)
     today = on or date.today()
     records = []
     async with runtime.units.reading() as uow:
         for level in Level:
-            record = await app.load(uow, org_id, level)
-            if record.valid_until is not None:
+            record = await app.load(uow, org_id, level, recorded_at)
+            if record.period_on(today, policy) is not None:
                 records.append(app.view(record, policy, today))
-    return {"org_id": org_id, "labels": records}
+    body: dict[str, Any] = {"org_id": org_id, "labels": records}
+    if recorded_at is not None:
+        body["recorded_at"] = recorded_at
+    return body
 
 
 @router.get("/labels/{org_id}/{level}/history", tags=["labels"])
