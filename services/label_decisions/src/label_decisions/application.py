@@ -145,12 +145,13 @@ def approved_assessment(event: ApprovedForDecision) -> ApprovedAssessment:
 
 
 # ------------------------------------------------------------------ handlers
-async def decide_on_approval(
-    cmd: ApprovedForDecision, uow: UnitOfWork, *, policy: DecisionPolicy
-) -> Result:
-    """Award, renew or refuse a label on an approved assessment (decided once)."""
+def decide(
+    record: LabelRecord, cmd: ApprovedForDecision, policy: DecisionPolicy
+) -> list[LabelEvent]:
+    """The decision on an approved assessment, given the record as it stood: an award, a
+    renewal or a refusal, recording the policy's version and fingerprint and the inputs
+    (``approval``); [] if decided before. Pure: the handler and ``redecide`` share it."""
     assessment = approved_assessment(cmd)
-    record = await load(uow, assessment.org_id, assessment.level)
     decided_by = f"decision policy {policy.version}, on approval by {cmd.approver}"
     eligible = (
         cmd.profile_validated_on is not None and cmd.profile_validated_on <= assessment.assessed_on
@@ -159,6 +160,16 @@ async def decide_on_approval(
         new = record.decide(assessment, eligible=eligible, policy=policy, decided_by=decided_by)
     except RuleViolationError as refused:
         new = record.refuse(assessment, refused.violations, policy=policy, decided_by=decided_by)
+    approval = cmd.model_dump(mode="json")
+    return [event.model_copy(update={"approval": approval}) for event in new]
+
+
+async def decide_on_approval(
+    cmd: ApprovedForDecision, uow: UnitOfWork, *, policy: DecisionPolicy
+) -> Result:
+    """Award, renew or refuse a label on an approved assessment (decided once)."""
+    record = await load(uow, cmd.org_id, Level(cmd.level))
+    new = decide(record, cmd, policy)
     await save(uow, record, new)
     return Result(200, {"events": [type(e).__name__ for e in new]})
 

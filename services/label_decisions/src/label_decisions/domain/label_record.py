@@ -205,6 +205,7 @@ class LabelRecord:
                 violations=tuple(Refusal(rule=v.rule, message=v.message) for v in violations),
                 expert_ids=assessment.expert_ids,
                 policy_version=policy.version,
+                policy_fingerprint=policy.fingerprint,
                 decided_by=decided_by,
             )
         ]
@@ -357,6 +358,7 @@ class LabelRecord:
             "assessed_on": assessment.assessed_on,
             "expert_ids": assessment.expert_ids,
             "policy_version": policy.version,
+            "policy_fingerprint": policy.fingerprint,
             "decided_by": decided_by,
         }
 
