@@ -10,6 +10,7 @@ from clr_events.application.memory import InMemoryUnitsOfWork
 from clr_events.application.uow import Cause, execute
 from label_decisions import application as app
 from label_decisions.application import Correction, CorrectLabel, Withdrawal, WithdrawLabel
+from label_decisions.domain.label_record import LabelRecord
 from label_decisions.domain.policy import POLICY_2026_1, POLICY_2026_2, Level
 from label_decisions.redecide import redecide_events
 from tests.unit.label_decisions.test_handlers import POLICY, approval, decide, run
@@ -17,14 +18,12 @@ from tests.unit.label_decisions.test_handlers import POLICY, approval, decide, r
 ORG = "org-1"
 
 
-async def record_as(
-    units: InMemoryUnitsOfWork, recorded_at: datetime | None = None
-) -> app.LabelRecord:
+async def record_as(units: InMemoryUnitsOfWork, recorded_at: datetime | None = None) -> LabelRecord:
     async with units.begin(Cause("reader", "corr")) as uow:
         return await app.load(uow, ORG, Level.BRONZE, recorded_at)
 
 
-def view(record: app.LabelRecord, on: date) -> tuple[str, date | None]:
+def view(record: LabelRecord, on: date) -> tuple[str, date | None]:
     shown = app.view(record, POLICY, on)
     return shown["status"], shown["valid_until"]
 
@@ -71,9 +70,7 @@ async def test_as_recorded_at_shows_the_record_before_a_correction_of_a_past_val
     assert view(now, date(2025, 12, 1)) == ("in_renewal_window", date(2025, 9, 30))
     before = await record_as(units, moment + timedelta(hours=1))
     assert view(before, date(2025, 12, 1)) == ("valid", date(2026, 3, 31))
-    assert await record_as(units, moment - timedelta(seconds=1)) == app.LabelRecord(
-        ORG, Level.BRONZE
-    )
+    assert await record_as(units, moment - timedelta(seconds=1)) == LabelRecord(ORG, Level.BRONZE)
 
 
 async def test_every_recorded_decision_is_re_decided_alike() -> None:
