@@ -227,11 +227,59 @@ async def test_redecide_finds_no_difference_and_names_a_tampered_decision(system
             position,
         )
         tampered = await redecide.redecide_store(system.database_url, scratch)
-        assert [(d.position, d.field, d.recorded) for d in tampered.differences] == [
-            (position, "valid_until", "2031-12-31")
-        ]
+        first, *later = tampered.differences
+        assert (first.position, first.field, first.recorded) == (
+            position,
+            "valid_until",
+            "2031-12-31",
+        )
+        # a later decision on the same record rested on the altered validity: named too
+        assert all(d.position > position and d.stream_id == first.stream_id for d in later), later
         argv = ["--database-url", system.database_url, "--schema", scratch]
         assert await asyncio.to_thread(redecide.main, argv) == 1
     finally:
         await conn.execute(f"DROP SCHEMA IF EXISTS {scratch} CASCADE")
         await conn.close()
+
+
+async def test_experts_on_a_day_and_as_recorded_at_come_from_every_certification(
+    system: System,
+) -> None:
+    # given an expert certified in 2015 (for 36 months), certified again in 2020
+    person = await scenario.expert(system, "MT", ["benchmarking_expert"], "2015-06-01")
+    again = {"role": "benchmarking_expert", "on": "2020-01-10"}
+    path = f"/people/{person}/certifications"
+    response = await system.post("training_certification", path, again, scenario.TRAINING)
+    assert response.status_code == 201, response.text
+    # and whose certification was then revoked from 2021-06-01
+    revoke = {"role": "benchmarking_expert", "on": "2021-06-01", "reason": "R9 check"}
+    response = await system.post(
+        "training_certification", f"{path}/revocations", revoke, scenario.TRAINING
+    )
+    assert response.status_code == 201, response.text
+    events = await system.events("training_certification.events", f"person:{person}", at_least=5)
+    revoked_at = max(e.time for e in events if e.type.endswith("CertificationRevoked.v1"))
+    before = revoked_at - timedelta(microseconds=1)
+
+    async def certified(on: date, moment: datetime | None) -> tuple[bool, bool]:
+        """(training_certification, projections): is the person listed?"""
+        q = query(on=on, recorded_at=moment)
+        own = await system.get("training_certification", f"/experts?country=MT&limit=1000&{q}")
+        public = await system.get("projections", f"/api/experts?country=MT&{q}")
+        assert own.status_code == public.status_code == 200, (own.text, public.text)
+        return (
+            any(e["person_id"] == person for e in own.json()["items"]),
+            any(e["person_id"] == person for e in public.json()["items"]),
+        )
+
+    async def projected() -> bool:
+        return await certified(date(2021, 7, 1), None) == (False, False)
+
+    await system.until(projected, "the revocation in the expert register")
+    # then the first certification still answers for its own days
+    assert await certified(date(2016, 1, 1), None) == (True, True)
+    assert await certified(date(2019, 1, 1), None) == (False, False)
+    assert await certified(date(2021, 1, 1), None) == (True, True)
+    # and as recorded before the revocation, the expert was certified in 2022
+    assert await certified(date(2022, 1, 1), before) == (True, True)
+    assert await certified(date(2022, 1, 1), revoked_at) == (False, False)

@@ -197,10 +197,15 @@ async def experts(
     on: Annotated[Day | None, Blank] = None,
     role: Annotated[Role | None, Blank] = None,
     country: Annotated[Country | None, Blank] = None,
+    recorded_at: Annotated[RecordedAt | None, Blank] = None,
 ) -> Response:
     day = on or date.today()
     async with runtime_of(request).reads.acquire() as conn:
-        return json_response({"on": day, "items": await queries.experts(conn, day, role, country)})
+        items = await queries.experts(conn, day, role, country, recorded_at)
+    body: dict[str, Any] = {"on": day, "items": items}
+    if recorded_at is not None:
+        body["recorded_at"] = recorded_at
+    return json_response(body)
 
 
 @router.get("/api/organisations/{org_id}", summary="An organisation's labels and history")

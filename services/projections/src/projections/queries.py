@@ -225,9 +225,15 @@ async def first_award(conn: Connection) -> date | None:
 
 
 async def experts(
-    conn: Connection, on: date, role: str | None, country: str | None
+    conn: Connection,
+    on: date,
+    role: str | None,
+    country: str | None,
+    recorded_at: datetime | None = None,
 ) -> list[dict[str, Any]]:
-    """Experts certified on a day, by role and country."""
+    """Experts certified on a day, by role and country; another day than today, or
+    ``recorded_at``: from every period of each certification (as recorded at that moment),
+    the latest period in force on the day."""
     args: list[Any] = [on]
     where = [
         "c.valid_from <= $1 AND $1 <= c.valid_until AND (c.revoked_on IS NULL OR $1 < c.revoked_on)"
@@ -236,9 +242,26 @@ async def experts(
         if value:
             args.append(value)
             where.append(f"{column} = ${len(args)}")
+    if _current(on, recorded_at):
+        source = f"{V}.experts_certifications"
+    else:
+        recorded = ""
+        if recorded_at is not None:
+            args.append(recorded_at)
+            recorded = f" WHERE recorded_at <= ${len(args)}"
+        periods = (
+            "SELECT DISTINCT ON (person_id, role, seq) person_id, role, seq, valid_from,"
+            f" valid_until, revoked_on FROM {V}.experts_certification_versions{recorded}"
+            " ORDER BY person_id, role, seq, position DESC"
+        )
+        source = (
+            "(SELECT DISTINCT ON (person_id, role) * FROM (" + periods + ") AS v"
+            " WHERE valid_from <= $1 AND $1 <= valid_until"
+            " AND (revoked_on IS NULL OR $1 < revoked_on) ORDER BY person_id, role, seq DESC)"
+        )
     rows = await conn.fetch(
         "SELECT p.person_id, p.name, p.country, c.role, c.valid_from, c.valid_until"
-        f" FROM {V}.experts_certifications c JOIN {V}.experts_people p USING (person_id)"
+        f" FROM {source} c JOIN {V}.experts_people p USING (person_id)"
         f" WHERE {' AND '.join(where)} ORDER BY c.role, p.country, p.name",
         *args,
     )
