@@ -64,6 +64,11 @@ def _governing(on: str, recorded_at: str | None, org: str | None = None) -> str:
     )
 
 
+_RECORDED_BY_2 = " AND (recorded_at IS NULL OR recorded_at <= $2)"
+"""A history row recorded by the moment ``$2`` (no recorded time: applied by a generation
+made before history rows carried one, so recorded before any moment asked of it)."""
+
+
 def _current(on: date, recorded_at: datetime | None) -> bool:
     """Whether the current label rows answer: today, as recorded now."""
     return recorded_at is None and on == date.today()
@@ -175,7 +180,7 @@ async def counts(conn: Connection, on: date, recorded_at: datetime | None = None
     ever = await conn.fetch(
         f"SELECT level, count(DISTINCT org_id) AS organisations, count(*) AS awards"
         f" FROM {V}.labels_history WHERE kind = 'awarded' AND on_date <= $1"
-        f"{' AND recorded_at <= $2' if moment else ''} GROUP BY level",
+        f"{_RECORDED_BY_2 if moment else ''} GROUP BY level",
         on,
         *moment,
     )
@@ -311,7 +316,7 @@ async def organisation(
     history = await conn.fetch(
         "SELECT position, level, kind, on_date, valid_until, previous_valid_until, detail"
         f" FROM {V}.labels_history WHERE org_id = $1"
-        f"{' AND recorded_at <= $2' if moment else ''} ORDER BY position",
+        f"{_RECORDED_BY_2 if moment else ''} ORDER BY position",
         org_id,
         *moment,
     )

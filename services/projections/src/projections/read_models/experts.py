@@ -51,9 +51,13 @@ class ExpertRegister:
     }
     upgrades: tuple[str, ...] = (
         "CREATE TABLE IF NOT EXISTS {schema}.certification_versions (" + VERSIONS + ")",
+        "INSERT INTO {schema}.certification_versions SELECT person_id, role, 1, 0, '-infinity',"
+        " valid_from, valid_until, revoked_on FROM {schema}.certifications"
+        " WHERE NOT EXISTS (SELECT FROM {schema}.certification_versions)",
     )
-    """A generation made before the versions were kept gets the table, empty for what it
-    applied before: rebuild it for reads of a past day or moment."""
+    """A generation made before the versions were kept gets the table, with one version of
+    each certification as it stands (position 0, recorded at ``-infinity``): a past day
+    reads as before until the generation is rebuilt, which records every period."""
     partitioned: bool = True  # people and certifications by person: the key of every event
     indexes: tuple[str, ...] = ("CREATE INDEX ON {schema}.certifications (role, valid_until)",)
 

@@ -131,12 +131,18 @@ class LabelRegister:
         " level text NOT NULL, seq integer NOT NULL, position bigint NOT NULL,"
         f" recorded_at timestamptz NOT NULL, {SEGMENT},"
         " PRIMARY KEY (org_id, level, seq, position))",
+        "INSERT INTO {schema}.segment_versions SELECT org_id, level, seq, 0, '-infinity',"
+        " valid_from, valid_until, withdrawn_on, renewal_deadline, awarded_on, renewed_on"
+        " FROM {schema}.segments WHERE NOT EXISTS (SELECT FROM {schema}.segment_versions)",
     )
     """A generation made before label decisions carried their renewal deadline gets the
     column (empty: those labels fall back to the configured windows until rebuilt); one
-    made before the read model kept segment versions and recorded times gets the columns
-    and the table, empty for what it applied before: rebuild it for reads as recorded at
-    a past moment (``make rebuild-projection NAME=labels``)."""
+    made before the read model kept segment versions and recorded times gets the columns,
+    and the table with one version of each segment as it stands, at position 0, recorded
+    at ``-infinity`` (its history's recorded times are empty, read likewise): a past day
+    reads its segments (without their award and renewal days), and as recorded at any
+    moment it reads as now, until it is rebuilt (``make rebuild-projection NAME=labels``),
+    which records the real history."""
     partitioned: bool = True
     """Labels, segments, history and feed rows by the decision's key (``org_id:level``),
     orgs by the organisation's; the snapshot outbox is per organisation, across levels, so
