@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, date, datetime, timedelta
+from importlib.metadata import entry_points
 
 from clr_events.application.memory import InMemoryUnitsOfWork
 from clr_events.application.uow import Cause, execute
 from label_decisions import application as app
+from label_decisions import redecide
 from label_decisions.application import Correction, CorrectLabel, Withdrawal, WithdrawLabel
 from label_decisions.domain.label_record import LabelRecord
 from label_decisions.domain.policy import POLICY_2026_1, POLICY_2026_2, Level
@@ -144,3 +146,8 @@ async def test_a_decision_recorded_without_its_inputs_is_counted_not_compared() 
 
     assert report.ok
     assert (report.decisions, report.redecided, report.without_inputs) == (1, 0, 1)
+
+
+def test_redecide_is_an_audit_command() -> None:
+    (command,) = [e for e in entry_points(group="clr_audit.commands") if e.name == "redecide"]
+    assert command.load() is redecide.main
