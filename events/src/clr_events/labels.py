@@ -7,7 +7,7 @@ nobody else needs to); then expired. No validity yet: none.
 
 ``label_status`` is the rule; ``status_sql`` is the same rule as a SQL expression, for a
 read model that filters and counts by status in PostgreSQL (tests check the two agree).
-A day in the past is answered from the record's history: its ``Period`` s (opened,
+A day in the past is answered from the record's history: its periods (``Period``, opened,
 extended, ended and corrected by its events: ``awarded``, ``renewed``, ``withdrawn``,
 ``corrected``), of which the one that governs the day gives the status (``status_on``).
 Pure: standard library only.
