@@ -27,6 +27,7 @@ from clr_events.labels import (
     status_on,
     withdrawn,
 )
+from clr_events.settings import ConnectionSettings
 from label_decisions import redecide
 from label_decisions.domain.policy import POLICY_2026_1, POLICY_2026_2
 from tests.e2e import scenario
@@ -237,6 +238,25 @@ async def test_redecide_finds_no_difference_and_names_a_tampered_decision(system
         assert all(d.position > position and d.stream_id == first.stream_id for d in later), later
         argv = ["--database-url", system.database_url, "--schema", scratch]
         assert await asyncio.to_thread(redecide.main, argv) == 1
+
+        # and decisions recorded without their inputs are re-decided from the approvals the
+        # service received on assessments.decisions
+        await conn.execute(
+            f"UPDATE {scratch}.event_store SET data = (data::jsonb - 'approval')::json"
+            f" WHERE position <> $1",
+            position,
+        )
+        kafka = ConnectionSettings(
+            database_url=system.database_url,
+            kafka_bootstrap_servers=system.kafka,
+            instance=system.instance,
+        )
+        received = await redecide.redecide_store(
+            system.database_url, scratch, await redecide.inputs_from_kafka(kafka)
+        )
+        assert received.inputs_from_kafka == received.decisions - 1 >= 1
+        assert received.without_inputs == 0
+        assert received.differences[0].position == position
     finally:
         await conn.execute(f"DROP SCHEMA IF EXISTS {scratch} CASCADE")
         await conn.close()

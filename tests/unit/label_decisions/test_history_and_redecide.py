@@ -142,10 +142,32 @@ async def test_a_decision_recorded_without_its_inputs_is_counted_not_compared() 
     del data["approval"], data["policy_fingerprint"]
     units.store.rows[0] = row._replace(data_json=json.dumps(data))
 
-    report = redecide_events(await units.store.read_all(0, 100))
+    stored = await units.store.read_all(0, 100)
 
+    report = redecide_events(stored)
     assert report.ok
     assert (report.decisions, report.redecided, report.without_inputs) == (1, 0, 1)
+    # with the approvals the service received (from assessments.decisions), it is
+    # re-decided; the fingerprint it was recorded without is counted, not compared
+    report = redecide_events(stored, inputs={"a-1": approval()})
+    assert report.ok, report.differences
+    assert (report.redecided, report.inputs_from_kafka, report.without_inputs) == (1, 1, 0)
+    assert report.not_recorded == {"policy_fingerprint": 1}
+    # and a different approval under the same id is a difference
+    other = approval(conducted_on=date(2024, 1, 14))
+    changed = redecide_events(stored, inputs={"a-1": other}).differences
+    assert {d.field for d in changed} == {"assessed_on", "valid_until", "renewal_deadline"}
+
+
+async def test_a_row_altered_into_no_event_is_named() -> None:
+    units = InMemoryUnitsOfWork()
+    await decide(units, approval())
+    (row,) = units.store.rows
+    units.store.rows[0] = row._replace(data_json=json.dumps({"org_id": "org-1"}))
+
+    report = redecide_events(await units.store.read_all(0, 100))
+
+    assert [(d.position, d.field) for d in report.differences] == [(1, "event")]
 
 
 def test_redecide_is_an_audit_command() -> None:
