@@ -210,6 +210,8 @@ async def test_redecide_finds_no_difference_and_names_a_tampered_decision(system
     assert report.ok, report.differences
     assert report.redecided == report.decisions >= 2
     assert await asyncio.to_thread(redecide.main, ["--database-url", system.database_url]) == 0
+    nowhere = ["--database-url", system.database_url, "--schema", "no_such_store"]
+    assert await asyncio.to_thread(redecide.main, nowhere) == 2
 
     # and on a copy of the store with one decision altered, that decision is named
     scratch = f"scratch_{uuid.uuid4().hex[:10]}"

@@ -217,7 +217,8 @@ async def _run(settings: ConnectionSettings, schema: str, from_kafka: bool) -> R
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command line: print the report as JSON; exit 0 when nothing differs, 1 otherwise."""
+    """Command line: print the report as JSON; exit 0 when nothing differs, 1 otherwise (2:
+    no store to read)."""
     parser = argparse.ArgumentParser(
         prog="redecide",
         description="Re-decide every recorded label decision through its recorded policy"
@@ -236,7 +237,11 @@ def main(argv: list[str] | None = None) -> int:
     settings = ConnectionSettings()
     if args.database_url:
         settings = settings.model_copy(update={"database_url": args.database_url})
-    report = asyncio.run(_run(settings, args.schema, args.inputs_from_kafka))
+    try:
+        report = asyncio.run(_run(settings, args.schema, args.inputs_from_kafka))
+    except asyncpg.UndefinedTableError:
+        sys.stderr.write(f"redecide: no event store in schema {args.schema!r} of the database\n")
+        return 2
     sys.stdout.write(json.dumps(report.as_dict(), indent=2, default=str) + "\n")
     return 0 if report.ok else 1
 
