@@ -144,14 +144,15 @@ def redecide_events(
         report.events += 1
         try:
             event = EVENT_TYPES.decode(row)
+            record = report.records.get(row.stream_id) or LabelRecord(
+                event.org_id, Level(event.level)
+            )
         except Exception as error:  # an altered row that is no event of this service
             report.differences.append(
                 Difference(row.position, row.stream_id, row.type, "event", str(error), None)
             )
             continue
-        record = report.records.setdefault(
-            row.stream_id, LabelRecord(event.org_id, Level(event.level))
-        )
+        report.records[row.stream_id] = record
         if isinstance(event, DECISIONS):
             report.decisions += 1
             _redecide(report, row, record, event, inputs or {})
