@@ -190,8 +190,11 @@ async def inputs_from_kafka(kafka: ConnectionSettings) -> dict[str, ApprovedForD
     """Every approval on ``assessments.decisions`` (of the installation), by assessment id."""
     approvals: dict[str, ApprovedForDecision] = {}
     for record in await read_to_end(kafka, kafka.topic(APPROVALS)):
-        envelope = from_kafka(record.key, record.value, record.headers)
-        contract = registry.decode(envelope.type, envelope.data)
+        try:
+            envelope = from_kafka(record.key, record.value, record.headers)
+            contract = registry.decode(envelope.type, envelope.data)
+        except Exception:  # a record the consumer dead-lettered: it decided nothing
+            continue
         if isinstance(contract, ApprovedForDecision):
             approvals[contract.assessment_id] = contract
     return approvals
