@@ -7,11 +7,15 @@ nobody else needs to); then expired. No validity yet: none.
 
 ``label_status`` is the rule; ``status_sql`` is the same rule as a SQL expression, for a
 read model that filters and counts by status in PostgreSQL (tests check the two agree).
+A day in the past is answered from the record's history: its periods (``Period``, opened,
+extended, ended and corrected by its events: ``awarded``, ``renewed``, ``withdrawn``,
+``corrected``), of which the one that governs the day gives the status (``status_on``).
 Pure: standard library only.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from datetime import date
 from enum import StrEnum
 
@@ -55,3 +59,81 @@ def status_sql(on: str, valid_until: str, renewal_deadline: str, withdrawn_on: s
         f" THEN '{LabelStatus.IN_RENEWAL_WINDOW}'"
         f" ELSE '{LabelStatus.EXPIRED}' END"
     )
+
+
+# ----------------------------------------------------------------- history (valid time)
+@dataclass(frozen=True)
+class Period:
+    """One unbroken stretch of a label's validity, as the record's events made it.
+
+    An award opens a period on its day; a renewal on or before ``valid_until`` extends the
+    period (no gap), a renewal inside the renewal window opens a new one on its day (the
+    label was not valid in between); a withdrawal ends the period; a correction (R15) moves
+    the end of the latest one. ``renewal_deadline`` and ``withdrawn_on`` as for
+    ``label_status``.
+    """
+
+    valid_from: date
+    valid_until: date
+    renewal_deadline: date | None = None
+    withdrawn_on: date | None = None
+
+
+Periods = tuple[Period, ...]
+"""A record's periods in the order its events opened them."""
+
+
+def renewal_extends(period: Period | None, renewed_on: date) -> bool:
+    """Whether a renewal on ``renewed_on`` extends ``period`` rather than opening a new one."""
+    return period is not None and period.withdrawn_on is None and renewed_on <= period.valid_until
+
+
+def awarded(periods: Periods, on: date, valid_until: date, deadline: date | None) -> Periods:
+    """``periods`` after an award on ``on``."""
+    return (*periods, Period(on, valid_until, deadline))
+
+
+def renewed(periods: Periods, on: date, valid_until: date, deadline: date | None) -> Periods:
+    """``periods`` after a renewal on ``on``."""
+    last = periods[-1] if periods else None
+    if last is not None and renewal_extends(last, on):
+        return (*periods[:-1], replace(last, valid_until=valid_until, renewal_deadline=deadline))
+    return (*periods, Period(on, valid_until, deadline))
+
+
+def withdrawn(periods: Periods, on: date) -> Periods:
+    """``periods`` after a withdrawal from ``on`` (the latest period ends)."""
+    if not periods:
+        return periods
+    return (*periods[:-1], replace(periods[-1], withdrawn_on=on))
+
+
+def corrected(periods: Periods, valid_until: date, deadline: date | None) -> Periods:
+    """``periods`` after a correction of the validity (the latest period's end moves)."""
+    if not periods:
+        return periods
+    return (
+        *periods[:-1],
+        replace(periods[-1], valid_until=valid_until, renewal_deadline=deadline),
+    )
+
+
+def period_on(periods: Periods, on: date) -> Period | None:
+    """The period that governs ``on``: the latest to begin on or before it (None: the label
+    did not exist yet). A read model picks the same row with ``valid_from <= on`` ordered by
+    ``valid_from`` then opening order, both descending."""
+    chosen: Period | None = None
+    for period in periods:
+        if period.valid_from <= on and (chosen is None or period.valid_from >= chosen.valid_from):
+            chosen = period
+    return chosen
+
+
+def status_on(periods: Periods, on: date) -> LabelStatus:
+    """R10 from the record's history: the status on ``on`` of the period that governs it
+    (``none`` before the first award), so a day before an award, or in the gap between a
+    lapse and a new award, shows what the label was then, not what it is today."""
+    period = period_on(periods, on)
+    if period is None:
+        return LabelStatus.NONE
+    return label_status(on, period.valid_until, period.renewal_deadline, period.withdrawn_on)

@@ -46,3 +46,54 @@ async def test_an_older_generation_gets_the_renewal_deadline_column_and_views(
                 await conn.execute(f"DROP VIEW IF EXISTS {CONTROL}.{name}_{table}")
             await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
             await conn.execute(f"DELETE FROM {CONTROL}.read_models WHERE name = $1", name)
+
+
+class Unversioned(LabelRegister):
+    """The label register before segment versions and recorded times."""
+
+    upgrades: tuple[str, ...] = ()
+    tables: dict[str, str] = {
+        **{t: body for t, body in LabelRegister.tables.items() if t != "segment_versions"},
+        "segments": "org_id text NOT NULL, level text NOT NULL, seq integer NOT NULL,"
+        " valid_from date NOT NULL, valid_until date NOT NULL, withdrawn_on date,"
+        " PRIMARY KEY (org_id, level, seq)",
+        "history": LabelRegister.tables["history"].replace(", recorded_at timestamptz", ""),
+    }
+    indexes: tuple[str, ...] = tuple(i for i in LabelRegister.indexes if "versions" not in i)
+
+
+async def test_an_older_generation_gets_its_segments_as_versions_once(pool: Pool) -> None:
+    name = f"labels{uuid.uuid4().hex[:10]}"
+    before = Unversioned()
+    before.name = name
+    now = LabelRegister()
+    now.name = name
+    schema = generation_schema(now, 1)
+    try:
+        assert await ensure_generation(pool, before) == 1
+        await pool.execute(
+            f"INSERT INTO {schema}.segments VALUES ('o-1', 'bronze', 1, '2020-04-01',"
+            " '2022-03-31', NULL)"
+        )
+        assert await ensure_generation(pool, now) == 1
+        assert await ensure_generation(pool, now) == 1  # again: nothing more
+        rows = await pool.fetch(
+            f"SELECT org_id, seq, position, recorded_at = '-infinity' AS unknown,"
+            f" valid_until::text FROM {CONTROL}.{name}_segment_versions"
+        )
+        assert [tuple(r.values()) for r in rows] == [("o-1", 1, 0, True, "2022-03-31")]
+        history = {
+            r[0]
+            for r in await pool.fetch(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = $1"
+                " AND table_name = 'history'",
+                schema,
+            )
+        }
+        assert "recorded_at" in history
+    finally:
+        async with pool.acquire() as conn:
+            for table in (*now.tables, "checkpoint"):
+                await conn.execute(f"DROP VIEW IF EXISTS {CONTROL}.{name}_{table}")
+            await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+            await conn.execute(f"DELETE FROM {CONTROL}.read_models WHERE name = $1", name)

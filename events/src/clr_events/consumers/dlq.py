@@ -47,11 +47,12 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import MessageSizeTooLargeError
 
 from clr_events.consumers.errors import is_transient
 from clr_events.errors import EventsError
+from clr_events.kafka.reader import read_to_end, reader
 from clr_events.pg import Connection, Pool
 from clr_events.settings import ConnectionSettings
 
@@ -253,40 +254,14 @@ class ReplayMarks:
         return bool(inserted)
 
 
-def _consumer(kafka: ConnectionSettings) -> AIOKafkaConsumer:
-    """A group-less reader (the replay keeps its own marks, not Kafka offsets)."""
-    return AIOKafkaConsumer(
-        **kafka.kafka_options(),
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        isolation_level="read_committed",
-    )
+_consumer = reader
 
 
 async def read_dead_letters(
     kafka: ConnectionSettings, dlq_topic: str
 ) -> list[ConsumerRecord[bytes, bytes]]:
     """Every record of a DLQ topic, from the start to its end when asked."""
-    consumer = _consumer(kafka)
-    await consumer.start()
-    try:
-        if dlq_topic not in await consumer.topics():
-            return []
-        await consumer.end_offsets([TopicPartition(dlq_topic, 0)])  # loads its metadata
-        found = consumer.partitions_for_topic(dlq_topic) or {0}
-        partitions = [TopicPartition(dlq_topic, p) for p in sorted(found)]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        records: list[ConsumerRecord[bytes, bytes]] = []
-        while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
-            for batch in (await consumer.getmany(timeout_ms=1000)).values():
-                records += [
-                    r for r in batch if r.offset < ends[TopicPartition(r.topic, r.partition)]
-                ]
-        return records
-    finally:
-        await consumer.stop()
+    return await read_to_end(kafka, dlq_topic)
 
 
 async def _original_value(kafka: ConnectionSettings, letter: DeadLetter) -> bytes | None:

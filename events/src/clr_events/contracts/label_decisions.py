@@ -28,6 +28,10 @@ class LabelAwarded(Contract):
     expert_ids: list[str]
     policy_version: str
     decided_by: str
+    policy_fingerprint: str | None = None
+    """``sha256:<hex>`` of the canonical JSON of the policy version that decided (served at
+    ``GET /policy/{policy_version}`` of label decisions). None: decided before decisions
+    recorded it."""
 
 
 @registry.event("label_decisions.LabelRenewed.v1")
@@ -48,6 +52,10 @@ class LabelRenewed(Contract):
     expert_ids: list[str]
     policy_version: str
     decided_by: str
+    policy_fingerprint: str | None = None
+    """``sha256:<hex>`` of the canonical JSON of the policy version that decided (served at
+    ``GET /policy/{policy_version}`` of label decisions). None: decided before decisions
+    recorded it."""
 
 
 @registry.event("label_decisions.LabelExpired.v1")

@@ -19,16 +19,18 @@ The limits, all in this module:
 - Dates: ``Day`` lies in [``EARLIEST_DAY``, ``LATEST_DAY``] (1990-01-01 to 2100-12-31);
   ``Happened`` is a ``Day`` not after today (UTC): the day of a fact that has happened
   (an assessment conducted, an approval, a validation, a signature, a join, a meeting,
-  an enrolment, a completion, a certification, a withdrawal).
+  an enrolment, a completion, a certification, a withdrawal). ``RecordedAt`` (a read's
+  transaction time) is a day, meaning its end in UTC, or a timestamp, in the same years.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+import re
+from datetime import UTC, date, datetime, time
 from typing import Annotated, TypeVar
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, Field, StringConstraints
+from pydantic import AfterValidator, Field, PlainValidator, StringConstraints, WithJsonSchema
 
 NAME_MAX = 300
 """Characters of a name, title, place, sector, region or party."""
@@ -217,6 +219,50 @@ Day = Annotated[
 
 Happened = Annotated[Day, AfterValidator(happened)]
 """The day of a fact that has happened: a ``Day`` not after today (UTC)."""
+
+RECORDED_PATTERN = (
+    r"^(199\d|20\d\d|2100)-\d\d-\d\d"
+    r"([Tt ]\d\d:\d\d(:\d\d(\.\d{1,6})?)?([Zz]|[+-]\d\d:?\d\d)?)?$"
+)
+"""What ``RecordedAt`` accepts: a day, or an ISO 8601 timestamp (no offset: UTC)."""
+
+
+def recorded_moment(value: object) -> datetime:
+    """A transaction time: a day stands for the end of that day (UTC), a timestamp without
+    an offset is UTC; within [``EARLIEST_DAY``, ``LATEST_DAY``].
+
+    Raises:
+        ValueError: neither a day nor a timestamp, or out of bounds.
+    """
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, str) and re.fullmatch(RECORDED_PATTERN, value):
+        if len(value) == len("2000-01-01"):
+            moment = datetime.combine(date.fromisoformat(value), time.max, UTC)
+        else:
+            moment = datetime.fromisoformat(value.replace("z", "Z"))
+    else:
+        raise ValueError("a day (YYYY-MM-DD) or an ISO 8601 timestamp is expected")
+    moment = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    if not EARLIEST_DAY <= moment.astimezone(UTC).date() <= LATEST_DAY:
+        raise ValueError(f"a moment from {EARLIEST_DAY} to {LATEST_DAY} is expected")
+    return moment
+
+
+RecordedAt = Annotated[
+    datetime,
+    PlainValidator(recorded_moment),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": RECORDED_PATTERN,
+            "description": "Transaction time: the registry as it was recorded at this moment"
+            " (a day: at the end of that day, UTC; a timestamp without an offset: UTC),"
+            f" from {EARLIEST_DAY} to {LATEST_DAY}.",
+        }
+    ),
+]
+"""As recorded at (transaction time): a day (its end, UTC) or a timestamp, 1990 to 2100."""
 
 Many = Annotated[list[T], Field(max_length=ITEMS_MAX)]
 """A list of at most 1000 items."""

@@ -15,16 +15,17 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from clr_events.application.fingerprint import canonical
 from clr_events.rules import NotFoundError
 from clr_events.service.auth import Actor, Role, require
 from clr_events.service.commands import CommandContext, command
-from clr_events.service.inputs import Day, Happened, Id, Position
+from clr_events.service.inputs import Code, Day, Happened, Id, Position, RecordedAt
 from clr_events.service.runtime import Runtime
 from label_decisions import application as app
 from label_decisions import decisions
 from label_decisions.application import Correction, CorrectLabel, Withdrawal, WithdrawLabel
 from label_decisions.domain.label_record import record_stream
-from label_decisions.domain.policy import DecisionPolicy, Level
+from label_decisions.domain.policy import POLICIES, DecisionPolicy, Level
 
 Board = Annotated[CommandContext, Depends(command(Role.LABELLING_BOARD))]
 Auditor = Annotated[Actor, Depends(require(Role.AUDITOR, Role.LABELLING_BOARD))]
@@ -47,17 +48,24 @@ class ExpiryRun(BaseModel):
 
 
 @router.get("/labels/{org_id}", tags=["labels"])
-async def get_labels(org_id: Id, request: Request, on: Day | None = None) -> dict[str, Any]:
-    """An organisation's label record per level, status derived from the dates (R10)."""
+async def get_labels(
+    org_id: Id, request: Request, on: Day | None = None, recorded_at: RecordedAt | None = None
+) -> dict[str, Any]:
+    """An organisation's label record per level on a day (``on``, valid time; default
+    today), status from the record's history (R10); ``recorded_at`` (transaction time):
+    as the records stood then, before any later decision or correction."""
     runtime, policy = runtime_of(request), policy_of(request)
     today = on or date.today()
     records = []
     async with runtime.units.reading() as uow:
         for level in Level:
-            record = await app.load(uow, org_id, level)
-            if record.valid_until is not None:
+            record = await app.load(uow, org_id, level, recorded_at)
+            if record.period_on(today, policy) is not None:
                 records.append(app.view(record, policy, today))
-    return {"org_id": org_id, "labels": records}
+    body: dict[str, Any] = {"org_id": org_id, "labels": records}
+    if recorded_at is not None:
+        body["recorded_at"] = recorded_at
+    return body
 
 
 @router.get("/labels/{org_id}/{level}/history", tags=["labels"])
@@ -116,30 +124,24 @@ async def run_expiry(body: ExpiryRun, request: Request, _ctx: Board) -> dict[str
     return {"expired": expired, "today": body.today or date.today()}
 
 
+def policy_document(policy: DecisionPolicy) -> dict[str, Any]:
+    """A policy version as evidence: every setting, its rules' texts, its fingerprint."""
+    return {**canonical(policy), "fingerprint": policy.fingerprint}
+
+
 @router.get("/policy", tags=["policy"])
 async def get_policy(request: Request) -> dict[str, Any]:
-    """The decision policy in force: its version and every setting."""
-    policy = policy_of(request)
-    return {
-        "version": policy.version,
-        "month_end": policy.month_end.value,
-        "eligibility_required_from": policy.eligibility_required_from,
-        "levels": {
-            level.value: {
-                "first_validity_months": rules.first_validity_months,
-                "renewal_window_months": rules.renewal_window_months,
-                "renewal_extension_months": rules.renewal_extension_months,
-                "renewal_earliest_months": rules.renewal_earliest_months,
-            }
-            for level, rules in policy.levels.items()
-        },
-        "bronze_indicator_count": policy.bronze_indicator_count,
-        "silver_improvement_areas": policy.silver_improvement_areas,
-        "gold_indicator_count": policy.gold_indicator_count,
-        "gold_min_score_pct": policy.gold_min_score_pct,
-        "gold_days_first": policy.gold_days_first,
-        "gold_days_renewal": policy.gold_days_renewal,
-    }
+    """The decision policy in force: its version, every setting and rule, its fingerprint."""
+    return {**policy_document(policy_of(request)), "versions": list(POLICIES)}
+
+
+@router.get("/policy/{version}", tags=["policy"])
+async def get_policy_version(version: Code) -> dict[str, Any]:
+    """Any policy version that ever decided (versions are immutable and never removed), with
+    the fingerprint its decisions record."""
+    if version not in POLICIES:
+        raise NotFoundError(f"no decision policy {version!r}; known: {', '.join(POLICIES)}")
+    return policy_document(POLICIES[version])
 
 
 @router.get("/verification", tags=["audit"])

@@ -8,7 +8,7 @@ board over HTTP, expiries from the clock: all through these handlers and a unit 
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from pydantic import BaseModel
@@ -64,9 +64,17 @@ class ExpireLabel(BaseModel):
 
 
 # ------------------------------------------------------------------ helpers
-async def load(uow: UnitOfWork, org_id: str, level: Level) -> LabelRecord:
-    """A record as its events make it (an empty record, version 0, if it has none)."""
-    _, events = await streams(uow).load(record_stream(org_id, level))
+async def load(
+    uow: UnitOfWork, org_id: str, level: Level, recorded_at: datetime | None = None
+) -> LabelRecord:
+    """A record as its events make it (an empty record, version 0, if it has none);
+    ``recorded_at``: as its events recorded by then made it (transaction time: the
+    registry as it stood before any later decision or correction; a read, never a write)."""
+    if recorded_at is None:
+        _, events = await streams(uow).load(record_stream(org_id, level))
+    else:
+        stored = await uow.read(record_stream(org_id, level))
+        events = [EVENT_TYPES.decode(row) for row in stored if row.recorded_at <= recorded_at]
     return LabelRecord.replay(org_id, level, events)
 
 
@@ -90,14 +98,16 @@ async def save(uow: UnitOfWork, record: LabelRecord, new: list[LabelEvent]) -> N
 
 
 def view(record: LabelRecord, policy: DecisionPolicy, today: date) -> dict[str, Any]:
-    """A record as the API shows it on a day, status derived from the dates (R10)."""
+    """A record as the API shows it on a day, from its history (R10): the status and
+    dates of the period of validity that governs the day (none yet: status ``none``)."""
+    period = record.period_on(today, policy)
     return {
         "org_id": record.org_id,
         "level": record.level.value,
         "status": record.status(today, policy).value,
-        "valid_until": record.valid_until,
-        "renewal_deadline": record.deadline(policy),
-        "withdrawn_on": record.withdrawn_on,
+        "valid_until": period.valid_until if period else None,
+        "renewal_deadline": period.renewal_deadline if period else None,
+        "withdrawn_on": period.withdrawn_on if period else None,
         "as_of": today,
     }
 
@@ -135,12 +145,13 @@ def approved_assessment(event: ApprovedForDecision) -> ApprovedAssessment:
 
 
 # ------------------------------------------------------------------ handlers
-async def decide_on_approval(
-    cmd: ApprovedForDecision, uow: UnitOfWork, *, policy: DecisionPolicy
-) -> Result:
-    """Award, renew or refuse a label on an approved assessment (decided once)."""
+def decide(
+    record: LabelRecord, cmd: ApprovedForDecision, policy: DecisionPolicy
+) -> list[LabelEvent]:
+    """The decision on an approved assessment, given the record as it stood: an award, a
+    renewal or a refusal, recording the policy's version and fingerprint and the inputs
+    (``approval``); [] if decided before. Pure: the handler and ``redecide`` share it."""
     assessment = approved_assessment(cmd)
-    record = await load(uow, assessment.org_id, assessment.level)
     decided_by = f"decision policy {policy.version}, on approval by {cmd.approver}"
     eligible = (
         cmd.profile_validated_on is not None and cmd.profile_validated_on <= assessment.assessed_on
@@ -149,6 +160,16 @@ async def decide_on_approval(
         new = record.decide(assessment, eligible=eligible, policy=policy, decided_by=decided_by)
     except RuleViolationError as refused:
         new = record.refuse(assessment, refused.violations, policy=policy, decided_by=decided_by)
+    approval = cmd.model_dump(mode="json")
+    return [event.model_copy(update={"approval": approval}) for event in new]
+
+
+async def decide_on_approval(
+    cmd: ApprovedForDecision, uow: UnitOfWork, *, policy: DecisionPolicy
+) -> Result:
+    """Award, renew or refuse a label on an approved assessment (decided once)."""
+    record = await load(uow, cmd.org_id, Level(cmd.level))
+    new = decide(record, cmd, policy)
     await save(uow, record, new)
     return Result(200, {"events": [type(e).__name__ for e in new]})
 

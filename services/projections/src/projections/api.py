@@ -26,6 +26,7 @@ from projections.params import (
     Limit,
     Offset,
     Position,
+    RecordedAt,
     Role,
     Text,
     earliest_start,
@@ -64,8 +65,10 @@ def list_filter(
     status: Status = "valid",
     limit: Limit = 100,
     offset: Offset = 0,
+    recorded_at: Annotated[RecordedAt | None, Blank] = None,
 ) -> ListFilter:
-    """The list's query parameters (shared by the API, the exports and the page)."""
+    """The list's query parameters (shared by the API, the exports and the page): ``on``
+    (valid time, default today) and ``recorded_at`` (transaction time, default now)."""
     return ListFilter(
         on or date.today(),
         country=country,
@@ -75,6 +78,7 @@ def list_filter(
         status=status,
         limit=limit,
         offset=offset,
+        recorded_at=recorded_at,
     )
 
 
@@ -86,7 +90,10 @@ async def labels(request: Request, f: Filter) -> Response:
     runtime = runtime_of(request)
     async with runtime.reads.acquire() as conn:
         total, items = await queries.label_list(conn, f, runtime.settings)
-    return json_response({"total": total, "on": f.on, "items": items})
+    body = {"total": total, "on": f.on, "items": items}
+    if f.recorded_at is not None:
+        body["recorded_at"] = f.recorded_at
+    return json_response(body)
 
 
 async def _all_rows(request: Request, f: ListFilter) -> list[dict[str, Any]]:
@@ -122,9 +129,13 @@ async def labels_json(request: Request, f: Filter) -> Response:
 
 
 @router.get("/api/counts", summary="Valid labels per level and country on a day; ever awarded")
-async def counts(request: Request, on: Annotated[Day | None, Blank] = None) -> Response:
+async def counts(
+    request: Request,
+    on: Annotated[Day | None, Blank] = None,
+    recorded_at: Annotated[RecordedAt | None, Blank] = None,
+) -> Response:
     async with runtime_of(request).reads.acquire() as conn:
-        return json_response(await queries.counts(conn, on or date.today()))
+        return json_response(await queries.counts(conn, on or date.today(), recorded_at))
 
 
 @router.get(
@@ -137,6 +148,7 @@ async def series(
     request: Request,
     start: Annotated[Day | None, Blank, Query(alias="from")] = None,
     end: Annotated[Day | None, Blank, Query(alias="to")] = None,
+    recorded_at: Annotated[RecordedAt | None, Blank] = None,
 ) -> Response:
     async with runtime_of(request).reads.acquire() as conn:
         last = end or date.today()
@@ -148,7 +160,11 @@ async def series(
                 422, "Invalid range", f"a series spans at most {MAX_SERIES_MONTHS} months"
             )
         return json_response(
-            {"from": first, "to": last, "points": await queries.series(conn, first, last)}
+            {
+                "from": first,
+                "to": last,
+                "points": await queries.series(conn, first, last, recorded_at),
+            }
         )
 
 
@@ -181,19 +197,29 @@ async def experts(
     on: Annotated[Day | None, Blank] = None,
     role: Annotated[Role | None, Blank] = None,
     country: Annotated[Country | None, Blank] = None,
+    recorded_at: Annotated[RecordedAt | None, Blank] = None,
 ) -> Response:
     day = on or date.today()
     async with runtime_of(request).reads.acquire() as conn:
-        return json_response({"on": day, "items": await queries.experts(conn, day, role, country)})
+        items = await queries.experts(conn, day, role, country, recorded_at)
+    body: dict[str, Any] = {"on": day, "items": items}
+    if recorded_at is not None:
+        body["recorded_at"] = recorded_at
+    return json_response(body)
 
 
 @router.get("/api/organisations/{org_id}", summary="An organisation's labels and history")
 async def organisation(
-    request: Request, org_id: Id, on: Annotated[Day | None, Blank] = None
+    request: Request,
+    org_id: Id,
+    on: Annotated[Day | None, Blank] = None,
+    recorded_at: Annotated[RecordedAt | None, Blank] = None,
 ) -> Response:
     runtime = runtime_of(request)
     async with runtime.reads.acquire() as conn:
-        page = await queries.organisation(conn, org_id, on or date.today(), runtime.settings)
+        page = await queries.organisation(
+            conn, org_id, on or date.today(), runtime.settings, recorded_at
+        )
     if page is None:
         raise ProblemError(404, "Not found", f"no organisation {org_id}")
     return json_response(page)

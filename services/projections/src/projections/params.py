@@ -16,7 +16,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
 from clr_events.months import add_months
 from clr_events.service import inputs
 from clr_events.service.commands import Id
-from clr_events.service.inputs import Day
+from clr_events.service.inputs import Day, RecordedAt
 
 __all__ = [
     "MAX_LIMIT",
@@ -30,6 +30,7 @@ __all__ = [
     "Limit",
     "Offset",
     "Position",
+    "RecordedAt",
     "Role",
     "Text",
     "earliest_start",

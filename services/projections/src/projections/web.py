@@ -65,10 +65,10 @@ async def registry(request: Request, f: Filter) -> HTMLResponse:
     runtime = runtime_of(request)
     async with runtime.reads.acquire() as conn:
         total, items = await queries.label_list(conn, f, runtime.settings)
-        figures = await queries.counts(conn, f.on)
+        figures = await queries.counts(conn, f.on, f.recorded_at)
         first = await queries.first_award(conn)
         start = max(first, earliest_start(f.on)) if first else None
-        points = await queries.series(conn, start, f.on) if start else []
+        points = await queries.series(conn, start, f.on, f.recorded_at) if start else []
         countries = await queries.countries(conn)
     page = f.limit or total  # the page always pages; None only for the exports
     query = urlencode({k: v for k, v in request.query_params.items() if k not in ("offset",)})

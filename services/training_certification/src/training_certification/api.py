@@ -5,7 +5,7 @@ A write route parses its command and runs its handler (``training_certification.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from clr_events.application.uow import read_existing
 from clr_events.service.auth import Role
 from clr_events.service.commands import CommandContext, command
-from clr_events.service.inputs import Day, Id, Offset
+from clr_events.service.inputs import Day, Id, Offset, RecordedAt
 from training_certification import application as app
 from training_certification.application import (
     EVENT_TYPES,
@@ -31,6 +31,7 @@ from training_certification.application import (
     Revoke,
     RevokeCertification,
 )
+from training_certification.domain import events as domain_events
 from training_certification.domain import model
 from training_certification.domain.policy import CertificationPolicy, ExpertRole
 
@@ -136,9 +137,26 @@ async def list_experts(
     on: Day | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Offset = 0,
+    recorded_at: RecordedAt | None = None,
 ) -> dict[str, Any]:
-    """Experts certified for a role and in force on a day (default today), by country."""
+    """Experts certified for a role and in force on a day (default today), by country;
+    ``recorded_at`` (transaction time): as the certifications were recorded then. Another
+    day than today, or a moment, is answered from every certification event in the store
+    (each period of a role, not only its latest)."""
     day = on or date.today()
+    if recorded_at is not None or day != date.today():
+        items = await _experts_from_history(
+            request, day, recorded_at, role.value if role else None, country
+        )
+        body: dict[str, Any] = {
+            "on": day,
+            "items": items[offset : offset + limit],
+            "limit": limit,
+            "offset": offset,
+        }
+        if recorded_at is not None:
+            body["recorded_at"] = recorded_at
+        return body
     rows = await request.app.state.runtime.pool.fetch(
         "SELECT p.person_id, p.name, p.country, c.role, c.valid_from, c.valid_until"
         " FROM training_certification.certifications c JOIN training_certification.people p"
@@ -153,6 +171,57 @@ async def list_experts(
         offset,
     )
     return {"on": day, "items": [dict(row) for row in rows], "limit": limit, "offset": offset}
+
+
+CERTIFICATION_EVENTS = {
+    cls.__name__: cls
+    for cls in (
+        domain_events.ExpertCertified,
+        domain_events.CertificationRenewed,
+        domain_events.CertificationRevoked,
+    )
+}
+
+
+async def _experts_from_history(
+    request: Request, day: date, recorded_at: datetime | None, role: str | None, country: str | None
+) -> list[dict[str, Any]]:
+    """The experts in force on ``day`` by the certification events recorded by then."""
+    pool = request.app.state.runtime.pool
+    rows = await pool.fetch(
+        "SELECT type, data::text AS data FROM training_certification.event_store"
+        " WHERE type = ANY($1::text[]) AND ($2::timestamptz IS NULL OR recorded_at <= $2)"
+        " ORDER BY position",
+        list(CERTIFICATION_EVENTS),
+        recorded_at,
+    )
+    history = [CERTIFICATION_EVENTS[r["type"]].model_validate_json(r["data"]) for r in rows]
+    in_force = {
+        key: next(c for c in reversed(periods) if c.valid_on(day))
+        for key, periods in model.certification_periods(history).items()
+        if any(c.valid_on(day) for c in periods) and (role is None or key[1] == role)
+    }
+    people = {
+        r["person_id"]: r
+        for r in await pool.fetch(
+            "SELECT person_id, name, country FROM training_certification.people"
+            " WHERE person_id = ANY($1::text[]) AND ($2::text IS NULL OR country = $2)",
+            list({person for person, _ in in_force}),
+            country,
+        )
+    }
+    return [
+        {
+            "person_id": person,
+            "name": people[person]["name"],
+            "country": people[person]["country"],
+            "role": held_role,
+            "valid_from": c.valid_from,
+            "valid_until": c.valid_until,
+        }
+        for (person, held_role), c in sorted(in_force.items())
+        if person in people
+    ]
 
 
 @router.get("/policy", tags=["policy"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -29,6 +30,13 @@ class LabelAwarded(LabelEvent):
     expert_ids: tuple[str, ...]
     policy_version: str
     decided_by: str
+    policy_fingerprint: str | None = None
+    """The content fingerprint of the policy version that decided (None: decided before
+    decisions recorded it)."""
+    approval: dict[str, Any] | None = None
+    """The inputs decided on: the approved assessment as the decision received it
+    (``assessments.ApprovedForDecision``; restricted, never published), so the decision
+    can be re-decided (None: decided before decisions recorded them)."""
 
 
 class LabelRenewed(LabelEvent):
@@ -45,6 +53,13 @@ class LabelRenewed(LabelEvent):
     expert_ids: tuple[str, ...]
     policy_version: str
     decided_by: str
+    policy_fingerprint: str | None = None
+    """The content fingerprint of the policy version that decided (None: decided before
+    decisions recorded it)."""
+    approval: dict[str, Any] | None = None
+    """The inputs decided on: the approved assessment as the decision received it
+    (``assessments.ApprovedForDecision``; restricted, never published), so the decision
+    can be re-decided (None: decided before decisions recorded them)."""
 
 
 class LabelExpired(LabelEvent):
@@ -93,6 +108,13 @@ class LabelRefused(LabelEvent):
     expert_ids: tuple[str, ...]
     policy_version: str
     decided_by: str
+    policy_fingerprint: str | None = None
+    """The content fingerprint of the policy version that decided (None: decided before
+    decisions recorded it)."""
+    approval: dict[str, Any] | None = None
+    """The inputs decided on: the approved assessment as the decision received it
+    (``assessments.ApprovedForDecision``; restricted, never published), so the decision
+    can be re-decided (None: decided before decisions recorded them)."""
 
 
 EVENTS: tuple[type[LabelEvent], ...] = (

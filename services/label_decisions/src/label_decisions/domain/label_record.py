@@ -7,11 +7,12 @@ stored: it is derived from the dates (R10).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 
+from clr_events import labels
 from clr_events.application.aggregate import StreamId, stream_id
-from clr_events.labels import LabelStatus, label_status
+from clr_events.labels import LabelStatus, Period, Periods
 from clr_events.rules import RuleViolation, Violations
 from label_decisions.domain.events import (
     LabelAwarded,
@@ -125,6 +126,8 @@ class LabelRecord:
     expired_until: date | None = None
     renewal_deadline: date | None = None
     decided_assessments: set[str] = field(default_factory=set)
+    periods: Periods = ()
+    """The stretches of validity its events made (R10 on a past day: ``clr_events.labels``)."""
 
     @property
     def stream(self) -> StreamId:
@@ -139,9 +142,22 @@ class LabelRecord:
             return self.renewal_deadline
         return renewal_deadline(policy, self.level, self.valid_until)
 
+    def period_on(self, on: date, policy: DecisionPolicy) -> Period | None:
+        """The period of validity that governs ``on`` (None: no label yet), its renewal
+        deadline as its decision recorded it (one recorded before decisions carried it:
+        from ``policy``)."""
+        period = labels.period_on(self.periods, on)
+        if period is None or period.renewal_deadline is not None:
+            return period
+        return replace(
+            period, renewal_deadline=renewal_deadline(policy, self.level, period.valid_until)
+        )
+
     def status(self, on: date, policy: DecisionPolicy) -> Status:
-        """R10: valid, in renewal window, expired, withdrawn, or none, on a day."""
-        return label_status(on, self.valid_until, self.deadline(policy), self.withdrawn_on)
+        """R10: valid, in renewal window, expired, withdrawn, or none, on a day, from the
+        record's history (the period that governs the day)."""
+        period = self.period_on(on, policy)
+        return labels.status_on((period,) if period is not None else (), on)
 
     # ---------------------------------------------------------------- commands
     def decide(
@@ -189,6 +205,7 @@ class LabelRecord:
                 violations=tuple(Refusal(rule=v.rule, message=v.message) for v in violations),
                 expert_ids=assessment.expert_ids,
                 policy_version=policy.version,
+                policy_fingerprint=policy.fingerprint,
                 decided_by=decided_by,
             )
         ]
@@ -341,6 +358,7 @@ class LabelRecord:
             "assessed_on": assessment.assessed_on,
             "expert_ids": assessment.expert_ids,
             "policy_version": policy.version,
+            "policy_fingerprint": policy.fingerprint,
             "decided_by": decided_by,
         }
 
@@ -377,6 +395,9 @@ class LabelRecord:
         """Evolve the state by one event (new or replayed)."""
         match event:
             case LabelAwarded():
+                self.periods = labels.awarded(
+                    self.periods, event.awarded_on, event.valid_until, event.renewal_deadline
+                )
                 self.valid_until = event.valid_until
                 self.renewal_deadline = event.renewal_deadline
                 self.current_since = event.assessed_on.replace(day=1)
@@ -384,6 +405,9 @@ class LabelRecord:
                 self.expired_until = None
                 self.decided_assessments.add(event.assessment_id)
             case LabelRenewed():
+                self.periods = labels.renewed(
+                    self.periods, event.renewed_on, event.valid_until, event.renewal_deadline
+                )
                 self.valid_until = event.valid_until
                 self.renewal_deadline = event.renewal_deadline
                 self.decided_assessments.add(event.assessment_id)
@@ -392,8 +416,12 @@ class LabelRecord:
             case LabelExpired():
                 self.expired_until = event.valid_until
             case LabelWithdrawn():
+                self.periods = labels.withdrawn(self.periods, event.withdrawn_on)
                 self.withdrawn_on = event.withdrawn_on
             case LabelRecordCorrected():
+                self.periods = labels.corrected(
+                    self.periods, event.valid_until, event.renewal_deadline
+                )
                 self.valid_until = event.valid_until
                 self.renewal_deadline = event.renewal_deadline
         self.version += 1

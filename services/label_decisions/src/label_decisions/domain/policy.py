@@ -33,8 +33,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
+from functools import cached_property
 
 from clr_events.application.aggregate import Policies
+from clr_events.application.fingerprint import fingerprint
 from clr_events.months import add_months, end_of_month
 
 
@@ -108,11 +110,59 @@ class DecisionPolicy:
     gold_days_renewal: int | None = None
     """R7: days on site a Gold renewal (a current Gold label, or one in its renewal window)
     needs; None: not checked here."""
+    statements: tuple[tuple[str, str], ...] = ()
+    """The rules as this version applies them: (rule id, text), part of the fingerprint."""
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """``sha256:`` digest of the canonical JSON of every setting and rule text
+        (``clr_events.application.fingerprint``): what each decision records."""
+        return fingerprint(self)
 
     def rules(self, level: Level) -> LevelRules:
         """The rules of one level."""
         return self.levels[level]
 
+
+_COMMON_RULES: tuple[tuple[str, str], ...] = (
+    (
+        "R1",
+        "An assessment held on or after eligibility_required_from earns a label only if the"
+        " organisation's profile was validated on or before the assessment day.",
+    ),
+    ("R2", "A Bronze benchmarking rates exactly bronze_indicator_count indicators."),
+    (
+        "R3",
+        "A first award is valid first_validity_months from the month of the assessment,"
+        " ending on the last day of a month as month_end says.",
+    ),
+    (
+        "R4",
+        "An assessment held no later than renewal_window_months after valid_until renews"
+        " the label, never one held before the current validity began; a renewal extends"
+        " valid_until by renewal_extension_months without a gap (none set: valid as a first"
+        " award from the assessment month, never ending before the previous validity);"
+        " after the window an assessment is a first award.",
+    ),
+    ("R5", "Silver renews as R4 says."),
+    (
+        "R6",
+        "Silver needs all silver_improvement_areas improvement areas validated and every"
+        " baseline minimum requirement met.",
+    ),
+    (
+        "R7",
+        "Gold needs all gold_indicator_count indicators at or above their thresholds, a"
+        " total score of at least gold_min_score_pct, documentary evidence, and an approval"
+        " no earlier than the assessment.",
+    ),
+    ("R8", "Gold renews as R4 says."),
+    (
+        "R10",
+        "One label record per organisation and level; an approved assessment is decided"
+        " once; an assessment that breaks a rule earns a refusal naming every rule broken.",
+    ),
+)
 
 POLICY_2026_1 = DecisionPolicy(
     version="2026.1",
@@ -127,6 +177,7 @@ POLICY_2026_1 = DecisionPolicy(
         # by ESCA; the extension is unconfirmed
         Level.GOLD: LevelRules(24, 12, None),
     },
+    statements=_COMMON_RULES,
 )
 """The first policy: no earliest renewal, R7's days on site left to the assessment."""
 
@@ -143,6 +194,20 @@ POLICY_2026_2 = DecisionPolicy(
     # label within the first year after its expiry
     gold_days_first=2,
     gold_days_renewal=1,
+    statements=(
+        *_COMMON_RULES,
+        (
+            "R4",
+            "A renewal assessed earlier than renewal_earliest_months before valid_until is"
+            " refused.",
+        ),
+        (
+            "R7",
+            "Gold needs gold_days_first days on site for a first award and"
+            " gold_days_renewal for a renewal of the Gold label record, decided from that"
+            " record.",
+        ),
+    ),
 )
 """The current policy. A new reading of the sources is a new version, not an edit."""
 

@@ -11,8 +11,14 @@ columns of each organisation: name, country, sector, website). Tables:
   before ``valid_until`` extends it (no gap), a renewal inside the renewal window opens a
   new one from the renewal day (the label was not valid in between); a withdrawal ends
   it; a correction (R15) moves its end. Counts "as of" a day count the segments holding
-  that day, so any past day can be replayed;
-- ``history``: every public decision, by position (the organisation page);
+  that day, so any past day can be replayed; the status of one label on a day is the
+  status of its segment that governs the day (R10 from the label's history,
+  ``clr_events.labels.period_on``), so it agrees with the counts;
+- ``segment_versions``: every state a segment has been in, with the position and the
+  recorded time of the decision that made it (append-only): the segments as they were
+  recorded at any past moment (transaction time), before later decisions and corrections;
+- ``history``: every public decision, by position, with its recorded time (the
+  organisation page);
 - ``feed``: every public event as the CloudEvent it was (the structured JSON document as
   text: it is only ever served as it is), by label_decisions position, and
   ``feed_head``: the end of the unbroken ``prevposition`` chain, the feed's watermark
@@ -30,6 +36,7 @@ from typing import Any
 
 from clr_events.codec import to_structured
 from clr_events.contracts import collaboration, label_decisions
+from clr_events.labels import Period, renewal_extends
 from clr_events.pg import Connection
 from projections.core import Event
 
@@ -67,7 +74,28 @@ class _Segment:
     valid_from: date
     valid_until: date
     withdrawn_on: date | None = None
+    renewal_deadline: date | None = None
+    awarded_on: date | None = None
+    renewed_on: date | None = None
     changed: bool = False
+
+    def row(self) -> tuple[Any, ...]:
+        """The segment's columns after (org_id, level, seq), in table order."""
+        return (
+            self.valid_from,
+            self.valid_until,
+            self.withdrawn_on,
+            self.renewal_deadline,
+            self.awarded_on,
+            self.renewed_on,
+        )
+
+
+SEGMENT = (
+    "valid_from date NOT NULL, valid_until date NOT NULL, withdrawn_on date,"
+    " renewal_deadline date, awarded_on date, renewed_on date"
+)
+"""A validity segment's columns (``segments`` and ``segment_versions``)."""
 
 
 class LabelRegister:
@@ -82,11 +110,13 @@ class LabelRegister:
         " renewed_on date, valid_until date, expired_on date, withdrawn_on date,"
         " position bigint NOT NULL, renewal_deadline date, PRIMARY KEY (org_id, level)",
         "segments": "org_id text NOT NULL, level text NOT NULL, seq integer NOT NULL,"
-        " valid_from date NOT NULL, valid_until date NOT NULL, withdrawn_on date,"
-        " PRIMARY KEY (org_id, level, seq)",
+        f" {SEGMENT}, PRIMARY KEY (org_id, level, seq)",
+        "segment_versions": "org_id text NOT NULL, level text NOT NULL, seq integer NOT NULL,"
+        f" position bigint NOT NULL, recorded_at timestamptz NOT NULL, {SEGMENT},"
+        " PRIMARY KEY (org_id, level, seq, position)",
         "history": "position bigint PRIMARY KEY, org_id text NOT NULL, level text NOT NULL,"
         " kind text NOT NULL, on_date date NOT NULL, valid_until date,"
-        " previous_valid_until date, detail text",
+        " previous_valid_until date, detail text, recorded_at timestamptz",
         "feed": "position bigint PRIMARY KEY, prevposition bigint, type text NOT NULL,"
         " org_id text NOT NULL, document text NOT NULL",
         "feed_head": "one boolean PRIMARY KEY DEFAULT true CHECK (one), head bigint NOT NULL",
@@ -94,9 +124,25 @@ class LabelRegister:
     }
     upgrades: tuple[str, ...] = (
         "ALTER TABLE {schema}.labels ADD COLUMN IF NOT EXISTS renewal_deadline date",
+        "ALTER TABLE {schema}.segments ADD COLUMN IF NOT EXISTS renewal_deadline date,"
+        " ADD COLUMN IF NOT EXISTS awarded_on date, ADD COLUMN IF NOT EXISTS renewed_on date",
+        "ALTER TABLE {schema}.history ADD COLUMN IF NOT EXISTS recorded_at timestamptz",
+        "CREATE TABLE IF NOT EXISTS {schema}.segment_versions (org_id text NOT NULL,"
+        " level text NOT NULL, seq integer NOT NULL, position bigint NOT NULL,"
+        f" recorded_at timestamptz NOT NULL, {SEGMENT},"
+        " PRIMARY KEY (org_id, level, seq, position))",
+        "INSERT INTO {schema}.segment_versions SELECT org_id, level, seq, 0, '-infinity',"
+        " valid_from, valid_until, withdrawn_on, renewal_deadline, awarded_on, renewed_on"
+        " FROM {schema}.segments WHERE NOT EXISTS (SELECT FROM {schema}.segment_versions)",
     )
     """A generation made before label decisions carried their renewal deadline gets the
-    column (empty: those labels fall back to the configured windows until rebuilt)."""
+    column (empty: those labels fall back to the configured windows until rebuilt); one
+    made before the read model kept segment versions and recorded times gets the columns,
+    and the table with one version of each segment as it stands, at position 0, recorded
+    at ``-infinity`` (its history's recorded times are empty, read likewise): a past day
+    reads its segments (without their award and renewal days), and as recorded at any
+    moment it reads as now, until it is rebuilt (``make rebuild-projection NAME=labels``),
+    which records the real history."""
     partitioned: bool = True
     """Labels, segments, history and feed rows by the decision's key (``org_id:level``),
     orgs by the organisation's; the snapshot outbox is per organisation, across levels, so
@@ -104,6 +150,7 @@ class LabelRegister:
     indexes: tuple[str, ...] = (
         "CREATE INDEX ON {schema}.history (org_id)",
         "CREATE INDEX ON {schema}.segments (valid_from, valid_until)",
+        "CREATE INDEX ON {schema}.segment_versions (recorded_at)",
         "CREATE INDEX ON {schema}.labels (valid_until)",
     )
 
@@ -145,7 +192,7 @@ class LabelRegister:
         then write each table in one statement."""
         keyed = [(_key(e.contract), e) for e in events]
         labels, segments = await _latest(conn, {key for key, _ in keyed})
-        touched, history, feed = _fold_batch(keyed, labels, segments)
+        touched, versions, history, feed = _fold_batch(keyed, labels, segments)
         changed = [label for label in labels.values() if label.changed]
         if not changed:
             return
@@ -154,6 +201,7 @@ class LabelRegister:
             await _write_segments(conn, touched)
         # A position reaches history and feed once: only an event above its label's
         # position gets this far, so plain COPY (no conflict to handle) is enough.
+        await conn.copy_records_to_table("segment_versions", records=versions)
         await conn.copy_records_to_table("history", records=history)
         await conn.copy_records_to_table("feed", records=feed)
         await _snapshots_due(conn, changed)
@@ -186,7 +234,13 @@ async def _latest(
     }
     segments = {
         (r["org_id"], r["level"]): _Segment(
-            r["seq"], r["valid_from"], r["valid_until"], r["withdrawn_on"]
+            r["seq"],
+            r["valid_from"],
+            r["valid_until"],
+            r["withdrawn_on"],
+            r["renewal_deadline"],
+            r["awarded_on"],
+            r["renewed_on"],
         )
         for r in await conn.fetch(
             "SELECT DISTINCT ON (org_id, level) * FROM segments WHERE (org_id, level) IN"
@@ -203,12 +257,15 @@ def _fold_batch(
     keyed: list[tuple[_Key, Event]],
     labels: dict[_Key, _Label],
     segments: dict[_Key, _Segment],
-) -> tuple[dict[_SegmentKey, _Segment], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+) -> tuple[
+    dict[_SegmentKey, _Segment], list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]
+]:
     """Fold the decisions in order into ``labels`` and ``segments`` (a label missing from
     ``labels`` is added), skipping one at or below its label's position (a republished
-    event); returns the segments to write by (org_id, level, seq), and the history and
-    feed rows of the decisions folded."""
+    event); returns the segments to write by (org_id, level, seq), and the segment
+    version, history and feed rows of the decisions folded."""
     touched: dict[_SegmentKey, _Segment] = {}
+    versions: list[tuple[Any, ...]] = []
     history: list[tuple[Any, ...]] = []
     feed: list[tuple[Any, ...]] = []
     for key, event in keyed:
@@ -218,11 +275,14 @@ def _fold_batch(
             continue  # a republished event this label has already seen
         label.position, label.changed = position, True
         segment, row = _fold(label, segments.get(key), event)
+        recorded_at = event.envelope.time
         if segment is not None:
             segments[key] = segment
             if segment.changed:
                 touched[(*key, segment.seq)] = segment
-        history.append((position, *key, *row))
+            if type(event.contract) is not label_decisions.LabelExpired:
+                versions.append((*key, segment.seq, position, recorded_at, *segment.row()))
+        history.append((position, *key, *row, recorded_at))
         feed.append(
             (
                 position,
@@ -232,7 +292,7 @@ def _fold_batch(
                 to_structured(event.envelope).decode(),
             )
         )
-    return touched, history, feed
+    return touched, versions, history, feed
 
 
 async def _write_labels(conn: Connection, changed: list[_Label]) -> None:
@@ -268,14 +328,13 @@ async def _write_segments(conn: Connection, touched: dict[_SegmentKey, _Segment]
     """Upsert the validity segments the batch opened or changed."""
     await conn.execute(
         "INSERT INTO segments SELECT * FROM unnest($1::text[], $2::text[], $3::int[],"
-        " $4::date[], $5::date[], $6::date[]) ON CONFLICT (org_id, level, seq)"
-        " DO UPDATE SET valid_from = excluded.valid_from,"
-        " valid_until = excluded.valid_until, withdrawn_on = excluded.withdrawn_on",
+        " $4::date[], $5::date[], $6::date[], $7::date[], $8::date[], $9::date[])"
+        " ON CONFLICT (org_id, level, seq) DO UPDATE SET valid_from = excluded.valid_from,"
+        " valid_until = excluded.valid_until, withdrawn_on = excluded.withdrawn_on,"
+        " renewal_deadline = excluded.renewal_deadline, awarded_on = excluded.awarded_on,"
+        " renewed_on = excluded.renewed_on",
         *zip(
-            *[
-                (org, level, seq, s.valid_from, s.valid_until, s.withdrawn_on)
-                for (org, level, seq), s in touched.items()
-            ],
+            *[(org, level, seq, *s.row()) for (org, level, seq), s in touched.items()],
             strict=True,
         ),
     )
@@ -343,17 +402,37 @@ def _fold(
         label.awarded_on, label.valid_until = c.awarded_on, c.valid_until
         label.renewal_deadline = c.renewal_deadline
         label.renewed_on = label.expired_on = label.withdrawn_on = None
-        opened = _Segment(next_seq, c.awarded_on, c.valid_until, changed=True)
+        opened = _Segment(
+            next_seq,
+            c.awarded_on,
+            c.valid_until,
+            renewal_deadline=c.renewal_deadline,
+            awarded_on=c.awarded_on,
+            changed=True,
+        )
         return opened, ("awarded", c.awarded_on, c.valid_until, None, None)
     if type(c) is label_decisions.LabelRenewed:
         label.renewed_on, label.valid_until = c.renewed_on, c.valid_until
         label.renewal_deadline = c.renewal_deadline
         label.expired_on = None
         row: HistoryRow = ("renewed", c.renewed_on, c.valid_until, c.previous_valid_until, None)
-        if segment and segment.withdrawn_on is None and c.renewed_on <= segment.valid_until:
-            segment.valid_until, segment.changed = c.valid_until, True
+        if segment and renewal_extends(
+            Period(segment.valid_from, segment.valid_until, withdrawn_on=segment.withdrawn_on),
+            c.renewed_on,
+        ):
+            segment.valid_until, segment.renewal_deadline = c.valid_until, c.renewal_deadline
+            segment.renewed_on, segment.changed = c.renewed_on, True
             return segment, row
-        return _Segment(next_seq, c.renewed_on, c.valid_until, changed=True), row
+        opened = _Segment(
+            next_seq,
+            c.renewed_on,
+            c.valid_until,
+            renewal_deadline=c.renewal_deadline,
+            awarded_on=label.awarded_on,
+            renewed_on=c.renewed_on,
+            changed=True,
+        )
+        return opened, row
     if type(c) is label_decisions.LabelExpired:
         label.expired_on = c.expired_on
         return segment, ("expired", c.expired_on, c.valid_until, None, None)
@@ -365,7 +444,8 @@ def _fold(
     if type(c) is label_decisions.LabelRecordCorrected:
         label.valid_until, label.renewal_deadline = c.valid_until, c.renewal_deadline
         if segment:
-            segment.valid_until, segment.changed = c.valid_until, True
+            segment.valid_until, segment.renewal_deadline = c.valid_until, c.renewal_deadline
+            segment.changed = True
         day = event.envelope.time.date()
         return segment, ("corrected", day, c.valid_until, c.previous_valid_until, c.reason)
     raise ValueError(f"not a label decision: {type(c).__name__}")

@@ -7,6 +7,7 @@ domain.md are named ``certification`` (their values are policy settings).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -76,6 +77,30 @@ class Certification:
         """Whether it is in force on ``day``."""
         revoked = self.revoked_on is not None and self.revoked_on <= day
         return self.valid_from <= day <= self.valid_until and not revoked
+
+
+CertificationKey = tuple[str, str]
+"""A role certification: (person_id, role)."""
+
+
+def certification_periods(
+    events: Iterable[TrainingEvent],
+) -> dict[CertificationKey, list[Certification]]:
+    """Every period of every role certification the events made, in order: certified
+    again, a role opens a new period; a renewal extends, a revocation ends the latest (a
+    past day is answered from these, not from the latest certification alone)."""
+    periods: dict[CertificationKey, list[Certification]] = {}
+    for event in events:
+        match event:
+            case ExpertCertified():
+                periods.setdefault((event.person_id, event.role), []).append(
+                    Certification(event.valid_from, event.valid_until)
+                )
+            case CertificationRenewed() if (event.person_id, event.role) in periods:
+                periods[(event.person_id, event.role)][-1].valid_until = event.valid_until
+            case CertificationRevoked() if (event.person_id, event.role) in periods:
+                periods[(event.person_id, event.role)][-1].revoked_on = event.revoked_on
+    return periods
 
 
 @dataclass
