@@ -50,13 +50,19 @@ _SPECVERSION = ("ce_specversion", b"1.0")
 _CONTENT_TYPE = ("content-type", b"application/json")
 
 
-def to_kafka(envelope: Envelope, *, prevposition: int | None = _UNSET) -> KafkaRecord:
+def to_kafka(
+    envelope: Envelope,
+    *,
+    prevposition: int | None = _UNSET,
+    publicversion: int | None = _UNSET,
+) -> KafkaRecord:
     """Binary-mode Kafka record of an envelope.
 
     Headers in a fixed order: the required attributes, then ``dataschema``,
-    ``correlationid``, ``causationid`` and ``prevposition`` where set, then
-    ``content-type``. ``prevposition`` given here is stamped instead of the envelope's
-    own (the relay chains the events it publishes without copying each envelope).
+    ``correlationid``, ``causationid``, ``prevposition`` and ``publicversion`` where set,
+    then ``content-type``. ``prevposition`` and ``publicversion`` given here are stamped
+    instead of the envelope's own (the relay numbers the events it publishes without
+    copying each envelope).
     """
     e = envelope
     headers = [
@@ -79,6 +85,10 @@ def to_kafka(envelope: Envelope, *, prevposition: int | None = _UNSET) -> KafkaR
         prevposition = e.prevposition
     if prevposition is not None:
         headers.append(("ce_prevposition", b"%d" % prevposition))
+    if publicversion is _UNSET:
+        publicversion = e.publicversion
+    if publicversion is not None:
+        headers.append(("ce_publicversion", b"%d" % publicversion))
     headers.append(_CONTENT_TYPE)  # the only value the envelope admits
     return KafkaRecord(e.subject.encode(), orjson.dumps(e.data), headers)
 

@@ -95,11 +95,17 @@ async def test_a_relay_killed_mid_stream_loses_nothing_and_keeps_aggregate_order
     envelopes = [from_kafka(r.key, r.value, r.headers) for r in records]
     first_seen: dict[str, list[int]] = {}
     ids: set[str] = set()
+    public_version: dict[str, int | None] = {}
     for envelope in envelopes:
+        # a repeat carries the public version the first send did
+        assert public_version.setdefault(envelope.id, envelope.publicversion) == (
+            envelope.publicversion
+        )
         if envelope.id in ids:
             continue  # a repeat after the crash: harmless by event id
         ids.add(envelope.id)
         first_seen.setdefault(envelope.subject, []).append(envelope.streamversion)
+        assert envelope.publicversion == len(first_seen[envelope.subject])
     assert len(ids) == head
     assert {e.globalposition for e in envelopes} == set(range(1, head + 1))
     # every event names the one published before it: the chain is whole across partitions
