@@ -17,6 +17,7 @@ from clr_events.months import add_months
 from clr_events.service.problems import ProblemError
 from projections import queries
 from projections.core import CONTROL
+from projections.cursors import check_cursor
 from projections.params import (
     MAX_SERIES_MONTHS,
     Blank,
@@ -204,7 +205,9 @@ async def organisation(
     summary="Public label events after a label_decisions global position",
     description="Structured CloudEvents in position order, up to the feed's head (every public"
     " label event up to the head is in the feed). Resume with `after` = the last"
-    " `globalposition` you processed, the same number Kafka carries.",
+    " `globalposition` you processed, the same number Kafka carries. A cursor beyond"
+    " every position the feed holds is a 409 problem naming the `head`.",
+    responses={409: {"description": "The cursor is beyond every position the feed holds"}},
 )
 async def feed(
     request: Request,
@@ -212,6 +215,7 @@ async def feed(
     limit: Limit = 100,
 ) -> Response:
     async with runtime_of(request).reads.acquire() as conn:
+        await check_cursor(conn, after)
         head, documents = await queries.feed_page(conn, after, limit)
     last = orjson.loads(documents[-1])["globalposition"] if documents else after
     body = b'{"head":%d,"after":%d,"next":%d,"events":[%s]}' % (
@@ -228,6 +232,7 @@ async def feed(
     "/api/feed/stream",
     summary="The feed as Server-Sent Events from a position (or Last-Event-ID)",
     response_class=StreamingResponse,
+    responses={409: {"description": "The cursor is beyond every position the feed holds"}},
 )
 async def feed_stream(
     request: Request,
@@ -238,6 +243,8 @@ async def feed_stream(
     EventSource does not reconnect after one), never a stream that opens and then fails."""
     runtime = runtime_of(request)
     cursor = after if last_event_id is None else last_event_id
+    async with runtime.reads.acquire() as conn:
+        await check_cursor(conn, cursor)
 
     async def events() -> AsyncIterator[bytes]:
         position = cursor
