@@ -55,14 +55,15 @@ def to_kafka(
     *,
     prevposition: int | None = _UNSET,
     publicversion: int | None = _UNSET,
+    dataschema: str | None = _UNSET,
 ) -> KafkaRecord:
     """Binary-mode Kafka record of an envelope.
 
     Headers in a fixed order: the required attributes, then ``dataschema``,
     ``correlationid``, ``causationid``, ``prevposition`` and ``publicversion`` where set,
-    then ``content-type``. ``prevposition`` and ``publicversion`` given here are stamped
-    instead of the envelope's own (the relay numbers the events it publishes without
-    copying each envelope).
+    then ``content-type``. ``prevposition``, ``publicversion`` and ``dataschema`` given here
+    are stamped instead of the envelope's own (the relay numbers the events it publishes
+    without copying each envelope).
     """
     e = envelope
     headers = [
@@ -75,8 +76,10 @@ def to_kafka(
         ("ce_streamversion", b"%d" % e.streamversion),
         ("ce_globalposition", b"%d" % e.globalposition),
     ]
-    if e.dataschema is not None:
-        headers.append(("ce_dataschema", e.dataschema.encode()))
+    if dataschema is _UNSET:
+        dataschema = e.dataschema
+    if dataschema is not None:
+        headers.append(("ce_dataschema", dataschema.encode()))
     if e.correlationid is not None:
         headers.append(("ce_correlationid", e.correlationid.encode()))
     if e.causationid is not None:

@@ -29,8 +29,20 @@ SCHEMA_URI_PREFIX = "urn:cluster-label-registry:schema:"
 
 
 def schema_uri(type_: str) -> str:
-    """The ``dataschema`` of a contract type (schemas/jsonschema/<context>/<Name>.v<N>.json)."""
+    """The name of a contract type's JSON Schema, its ``$id``
+    (schemas/jsonschema/<context>/<Name>.v<N>.json); the ``dataschema`` of events
+    published before their schemas were served."""
     return SCHEMA_URI_PREFIX + type_
+
+
+def schema_url(type_: str, base: str) -> str:
+    """Where a contract type's JSON Schema is served: the ``dataschema`` the relays stamp,
+    ``<base>/<context>/<Name>.v<N>.json`` (``base``: ``CLR_SCHEMA_BASE_URL``)."""
+    match = TYPE_PATTERN.match(type_)
+    if match is None:
+        raise ValueError(f"not a contract type: {type_!r}")
+    context, name, major = match.group("context", "name", "major")
+    return f"{base.rstrip('/')}/{context}/{name}.v{major}.json"
 
 
 _AS_IT_IS = GetPydanticSchema(lambda _type, _handler: core_schema.any_schema())

@@ -35,7 +35,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.producer.message_accumulator import BatchBuilder
 
 from clr_events.codec import KafkaRecord, to_kafka
-from clr_events.envelope import Envelope, schema_uri
+from clr_events.envelope import Envelope, schema_uri, schema_url
 from clr_events.kafka.producer import new_producer
 from clr_events.pg import Pool
 from clr_events.settings import ConnectionSettings
@@ -209,6 +209,7 @@ class Relay:
         *,
         batch_size: int = 1000,
         idle_wait: float = 5.0,
+        schema_base: str | None = None,
     ) -> None:
         self._store = store
         self._checkpoint = checkpoint
@@ -221,6 +222,8 @@ class Relay:
         self.published = 0
         self._versions: dict[str, int] = {}
         """Public versions as checkpointed (a cache of the checkpoint's table)."""
+        self._schema_base = schema_base
+        self._schemas: dict[str, str] = {}
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Publish until ``stop`` is set (or forever)."""
@@ -311,9 +314,7 @@ class Relay:
                 read += len(events)
                 if confirming is not None:
                     await confirming  # checkpoints in order; at most two batches in flight
-                confirming = asyncio.ensure_future(
-                    self._confirm(acks, after, published, versions)
-                )
+                confirming = asyncio.ensure_future(self._confirm(acks, after, published, versions))
             if confirming is not None:
                 await confirming
         finally:
@@ -337,9 +338,25 @@ class Relay:
             version = versions[subject] = pending[subject] = (
                 pending.get(subject) or self._versions[subject]
             ) + 1
-            records.append(to_kafka(envelope, prevposition=published, publicversion=version))
+            records.append(
+                to_kafka(
+                    envelope,
+                    prevposition=published,
+                    publicversion=version,
+                    dataschema=self._dataschema(envelope),
+                )
+            )
             published = envelope.globalposition
         return await self._send_batches(records), published, versions
+
+    def _dataschema(self, envelope: Envelope) -> str | None:
+        """Where the event's schema is served (with ``schema_base``), else its own."""
+        if self._schema_base is None:
+            return envelope.dataschema
+        url = self._schemas.get(envelope.type)
+        if url is None:
+            url = self._schemas[envelope.type] = schema_url(envelope.type, self._schema_base)
+        return url
 
     async def _load_versions(self, subjects: set[str], pending: dict[str, int]) -> None:
         """Bring the checkpointed public version of each subject neither sent nor cached
@@ -434,9 +451,14 @@ async def serve(schema: str, topic: str, translator: str, name: str, source: str
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
-        await Relay(store, checkpoint, producer, topic, _load_translator(translator, source)).run(
-            stop
-        )
+        await Relay(
+            store,
+            checkpoint,
+            producer,
+            topic,
+            _load_translator(translator, source),
+            schema_base=settings.schema_base_url,
+        ).run(stop)
     finally:
         with contextlib.suppress(Exception):
             await producer.stop()

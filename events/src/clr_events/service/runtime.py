@@ -231,6 +231,7 @@ class Runtime:
                     self._producer,
                     self.settings.topic(spec.topic),
                     spec.translate,
+                    schema_base=self.settings.schema_base_url,
                 )
                 self.live_relays[name] = relay
                 self.failing.pop(f"relay:{name}", None)
