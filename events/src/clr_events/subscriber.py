@@ -100,15 +100,22 @@ class Chain:
 
 
 async def _position_from(
-    consumer: AIOKafkaConsumer, partition: TopicPartition, offset: int, end: int
+    consumer: AIOKafkaConsumer,
+    partition: TopicPartition,
+    offset: int,
+    end: int,
+    source: bytes | None,
 ) -> tuple[int, int] | None:
     """(offset, position) of the first registry event at or after ``offset`` (None: none
-    before ``end``); records that are not registry events are passed over."""
+    before ``end``); records that are not registry events (or not from ``source``) are
+    passed over."""
     consumer.seek(partition, offset)
     while offset < end:
         record = await consumer.getone(partition)
         offset = record.offset + 1
         headers = dict(record.headers or ())
+        if source is not None and headers.get("ce_source") != source:
+            continue
         try:
             position, _ = position_of(headers)
         except ValueError:
@@ -118,7 +125,7 @@ async def _position_from(
 
 
 async def offsets_after(
-    consumer: AIOKafkaConsumer, topic: str, position: int
+    consumer: AIOKafkaConsumer, topic: str, position: int, *, source: str | None = None
 ) -> dict[TopicPartition, int]:
     """For each partition of ``topic``, the offset of its first event after ``position``
     (its end offset if it has none yet): read from there, skip events at or below
@@ -130,14 +137,16 @@ async def offsets_after(
     above ``position`` met before a record at or below it comes again after that record.
 
     ``consumer``: started, without a group or with manual assignment; this assigns it the
-    topic's partitions (seek afterwards to the offsets returned).
+    topic's partitions (seek afterwards to the offsets returned). ``source``: only records
+    with this ``ce_source`` count (say ``/label_decisions``), others are passed over.
     """
     if not consumer.partitions_for_topic(topic):
-        await consumer.topics()  # the cluster's metadata, this topic's partitions with it
+        await consumer.end_offsets([TopicPartition(topic, 0)])  # loads the topic's metadata
     partitions = [
         TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())
     ]
     consumer.assign(partitions)
+    wanted = source.encode() if source is not None else None
     firsts = await consumer.beginning_offsets(partitions)
     ends = await consumer.end_offsets(partitions)
     found: dict[TopicPartition, int] = {}
@@ -147,7 +156,7 @@ async def offsets_after(
         # ``position`` (or come again after it), the first event from ``high`` is above it
         while low < high:
             middle = (low + high) // 2
-            at = await _position_from(consumer, partition, middle, ends[partition])
+            at = await _position_from(consumer, partition, middle, ends[partition], wanted)
             if at is None or at[1] > position:
                 high = middle
             else:
