@@ -43,6 +43,27 @@ COMPATIBILITY = "FULL_TRANSITIVE"
 VERSION = 1
 """The one version of each subject."""
 
+
+def _answers(media_type: str, schema: dict[str, Any] | None = None) -> dict[int | str, Any]:
+    """The OpenAPI of a 200 answer in ``media_type``."""
+    content = {media_type: {"schema": schema} if schema else {}}
+    return {200: {"description": "Successful Response", "content": content}}
+
+
+_STRINGS = {"type": "array", "items": {"type": "string"}}
+_REGISTERED = {
+    "type": "object",
+    "required": ["subject", "version", "id", "schemaType", "schema"],
+    "properties": {
+        "subject": {"type": "string"},
+        "version": {"type": "integer"},
+        "id": {"type": "integer"},
+        "schemaType": {"type": "string"},
+        "schema": {"type": "string"},
+    },
+}
+SCHEMA_JSON = _answers(SCHEMA_MEDIA_TYPE, {"type": "object"})
+
 SUBJECT_NOT_FOUND = 40401
 VERSION_NOT_FOUND = 40402
 SCHEMA_NOT_FOUND = 40403
@@ -103,6 +124,7 @@ def _error(status: int, code: int, message: str) -> ProblemError:
     "/schemas/asyncapi.json",
     summary="The AsyncAPI 3.0 document of the public topics",
     response_class=Response,
+    responses=_answers("application/json", {"type": "object"}),
 )
 async def asyncapi() -> Response:
     return Response(generated()["asyncapi.json"], media_type="application/json")
@@ -112,6 +134,7 @@ async def asyncapi() -> Response:
     "/schemas/{context}/{name}",
     summary="The JSON Schema of a public contract: the `dataschema` of its events",
     response_class=Response,
+    responses=SCHEMA_JSON,
 )
 async def json_schema(
     context: Annotated[str, Path(max_length=64)], name: Annotated[str, Path(max_length=128)]
@@ -167,7 +190,12 @@ def _registered(schema: Served) -> dict[str, Any]:
     }
 
 
-@router.get(f"{REGISTRY}/subjects", summary="Schema Registry: the public contracts' subjects")
+@router.get(
+    f"{REGISTRY}/subjects",
+    summary="Schema Registry: the public contracts' subjects",
+    response_class=Response,
+    responses=_answers(MEDIA_TYPE, _STRINGS),
+)
 async def subjects(
     subject_prefix: Annotated[str | None, Query(alias="subjectPrefix", max_length=200)] = None,
 ) -> Response:
@@ -175,7 +203,12 @@ async def subjects(
     return _registry_json(names)
 
 
-@router.get(f"{REGISTRY}/subjects/{{subject}}/versions", summary="Schema Registry: versions")
+@router.get(
+    f"{REGISTRY}/subjects/{{subject}}/versions",
+    summary="Schema Registry: versions",
+    response_class=Response,
+    responses=_answers(MEDIA_TYPE, {"type": "array", "items": {"type": "integer"}}),
+)
 async def versions(subject: Subject) -> Response:
     _subject(subject)
     return _registry_json([VERSION])
@@ -184,6 +217,8 @@ async def versions(subject: Subject) -> Response:
 @router.get(
     f"{REGISTRY}/subjects/{{subject}}/versions/{{version}}",
     summary="Schema Registry: a version of a subject (`latest` or a number)",
+    response_class=Response,
+    responses=_answers(MEDIA_TYPE, _REGISTERED),
 )
 async def version(subject: Subject, version: Annotated[str, Path(max_length=12)]) -> Response:
     return _registry_json(_registered(_version(_subject(subject), version)))
@@ -192,6 +227,8 @@ async def version(subject: Subject, version: Annotated[str, Path(max_length=12)]
 @router.get(
     f"{REGISTRY}/subjects/{{subject}}/versions/{{version}}/schema",
     summary="Schema Registry: the schema alone",
+    response_class=Response,
+    responses=_answers(MEDIA_TYPE, {"type": "object"}),
 )
 async def version_schema(
     subject: Subject, version: Annotated[str, Path(max_length=12)]
@@ -199,14 +236,22 @@ async def version_schema(
     return Response(_version(_subject(subject), version).text, media_type=MEDIA_TYPE)
 
 
-@router.get(f"{REGISTRY}/schemas/ids/{{schema_id}}", summary="Schema Registry: a schema by id")
+@router.get(
+    f"{REGISTRY}/schemas/ids/{{schema_id}}",
+    summary="Schema Registry: a schema by id",
+    response_class=Response,
+    responses=_answers(MEDIA_TYPE, {"type": "object", "required": ["schema"]}),
+)
 async def by_id(schema_id: SchemaId) -> Response:
     schema = _schema(schema_id)
     return _registry_json({"schemaType": SCHEMA_TYPE, "schema": schema.text})
 
 
 @router.get(
-    f"{REGISTRY}/schemas/ids/{{schema_id}}/schema", summary="Schema Registry: the schema alone"
+    f"{REGISTRY}/schemas/ids/{{schema_id}}/schema",
+    summary="Schema Registry: the schema alone",
+    response_class=Response,
+    responses=_answers(MEDIA_TYPE, {"type": "object"}),
 )
 async def by_id_schema(schema_id: SchemaId) -> Response:
     return Response(_schema(schema_id).text, media_type=MEDIA_TYPE)
@@ -215,6 +260,8 @@ async def by_id_schema(schema_id: SchemaId) -> Response:
 @router.get(
     f"{REGISTRY}/schemas/ids/{{schema_id}}/subjects",
     summary="Schema Registry: the subjects of a schema",
+    response_class=Response,
+    responses=_answers(MEDIA_TYPE, _STRINGS),
 )
 async def subjects_of(schema_id: SchemaId) -> Response:
     return _registry_json([_schema(schema_id).subject])
@@ -223,23 +270,38 @@ async def subjects_of(schema_id: SchemaId) -> Response:
 @router.get(
     f"{REGISTRY}/schemas/ids/{{schema_id}}/versions",
     summary="Schema Registry: the subject versions of a schema",
+    response_class=Response,
+    responses=_answers(MEDIA_TYPE, {"type": "array", "items": {"type": "object"}}),
 )
 async def versions_of(schema_id: SchemaId) -> Response:
     return _registry_json([{"subject": _schema(schema_id).subject, "version": VERSION}])
 
 
-@router.get(f"{REGISTRY}/schemas/types", summary="Schema Registry: the schema types served")
+@router.get(
+    f"{REGISTRY}/schemas/types",
+    summary="Schema Registry: the schema types served",
+    response_class=Response,
+    responses=_answers(MEDIA_TYPE, _STRINGS),
+)
 async def types() -> Response:
     return _registry_json([SCHEMA_TYPE])
 
 
-@router.get(f"{REGISTRY}/config", summary="Schema Registry: the compatibility level")
+@router.get(
+    f"{REGISTRY}/config",
+    summary="Schema Registry: the compatibility level",
+    response_class=Response,
+    responses=_answers(MEDIA_TYPE, {"type": "object", "required": ["compatibilityLevel"]}),
+)
 async def config() -> Response:
     return _registry_json({"compatibilityLevel": COMPATIBILITY})
 
 
 @router.get(
-    f"{REGISTRY}/config/{{subject}}", summary="Schema Registry: a subject's compatibility level"
+    f"{REGISTRY}/config/{{subject}}",
+    summary="Schema Registry: a subject's compatibility level",
+    response_class=Response,
+    responses=_answers(MEDIA_TYPE, {"type": "object", "required": ["compatibilityLevel"]}),
 )
 async def subject_config(subject: Subject) -> Response:
     _subject(subject)
