@@ -187,9 +187,7 @@ async def test_public_versions_count_published_events_only_and_survive_a_restart
     await running
     per_subject: dict[bytes, list[int]] = {}
     for headers in producer.sent:
-        per_subject.setdefault(headers["ce_subject"], []).append(
-            int(headers["ce_publicversion"])
-        )
+        per_subject.setdefault(headers["ce_subject"], []).append(int(headers["ce_publicversion"]))
     for subject, versions in per_subject.items():
         assert versions == list(range(1, len(versions) + 1)), subject
     org0 = [int(h["ce_streamversion"]) for h in producer.sent if h["ce_subject"] == b"org-0"]
