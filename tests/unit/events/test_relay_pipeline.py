@@ -230,3 +230,30 @@ async def test_a_failing_wait_backs_off_instead_of_spinning_and_warns_once(
     assert store.reads <= 5
     warnings = [r for r in caplog.records if "waiting for new events failed" in r.message]
     assert len(warnings) == 1
+
+
+async def test_a_checkpoint_from_before_public_versions_counts_them_in_the_store_once() -> None:
+    store = InMemoryEventStore()
+    for i in range(6):
+        await store.append(f"org-{i % 2}", None, [NewEvent("t.Happened.v1", {"i": i})])
+    checkpoints, producer = Checkpoints(), HeldAcks()
+    checkpoints.saved.append((4, 4))  # published up to 4, no versions recorded
+    relay = Relay(
+        store,
+        checkpoints,
+        cast(AIOKafkaProducer, producer),
+        "topic",
+        publish_as_stored("/test"),
+        batch_size=10,
+    )
+    running = asyncio.create_task(relay.run(stop := asyncio.Event()))
+    while relay.position < 6:
+        await settle()
+        producer.ack(*(i for i, ack in enumerate(producer.acks) if not ack.done()))
+    stop.set()
+    await running
+    assert [(h["ce_subject"], h["ce_publicversion"]) for h in producer.sent] == [
+        (b"org-0", b"3"),
+        (b"org-1", b"3"),
+    ]
+    assert checkpoints.subjects == {"org-0": 3, "org-1": 3}
