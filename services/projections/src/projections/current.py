@@ -10,7 +10,9 @@ Each record is a CloudEvent in binary mode (``ce_*`` headers, the snapshot as th
 value), and carries ``ce_feedposition``: a feed position every event at or below which is
 reflected in the snapshots acknowledged on the topic before this record was sent. A round
 that read the feed's head, then every organisation due, and published them all, moves it
-to that head; the records of later rounds carry it. A new subscriber reads the topic to
+to that head, and sends its last snapshot once more carrying it (the same event again,
+harmless on a compacted topic), so the topic's highest feed position follows the feed's
+head. A new subscriber reads the topic to
 its end, takes the highest ``ce_feedposition`` and follows the feed (or Kafka) after it,
 skipping an organisation's events at or below its snapshot's ``position``.
 
@@ -109,20 +111,8 @@ class CurrentPublisher:
             snapshots = await queries.current_labels(
                 conn, [r["org_id"] for r in due], date.today(), self._settings
             )
-        sends = []
-        for snapshot in snapshots:
-            value = CurrentLabels.model_validate(snapshot).model_dump(mode="json")
-            sends.append(
-                await self._producer.send(
-                    self._settings.topic(TOPIC),
-                    orjson.dumps(value),
-                    key=snapshot["org_id"].encode(),
-                    headers=snapshot_headers(
-                        value, self.feedposition, self._settings.schema_base_url
-                    ),
-                )
-            )
-        await asyncio.gather(*sends)
+        values = [CurrentLabels.model_validate(s).model_dump(mode="json") for s in snapshots]
+        await asyncio.gather(*[await self._send(value, self.feedposition) for value in values])
         await self._pool.execute(
             "DELETE FROM projections.labels_current_outbox o USING unnest($1::text[],"
             " $2::bigint[]) AS d(org_id, position)"
@@ -131,9 +121,22 @@ class CurrentPublisher:
             [r["position"] for r in due],
         )
         self.published += len(snapshots)
-        if len(due) < limit:  # every organisation due at ``head`` is published
-            self.feedposition = max(self.feedposition, head)
+        if len(due) < limit and head > self.feedposition and values:
+            # every organisation due at ``head`` is published: the topic says so at once,
+            # by the round's last snapshot once more (the same event, a newer position)
+            self.feedposition = head
+            await (await self._send(values[-1], head))
         return len(due)
+
+    async def _send(self, value: dict[str, Any], feedposition: int) -> asyncio.Future[Any]:
+        """Hand one snapshot to the producer; its acknowledgement."""
+        sent: asyncio.Future[Any] = await self._producer.send(
+            self._settings.topic(TOPIC),
+            orjson.dumps(value),
+            key=value["org_id"].encode(),
+            headers=snapshot_headers(value, feedposition, self._settings.schema_base_url),
+        )
+        return sent
 
     async def _republish_older_forms(self) -> None:
         """Mark every organisation with a label record due once, if the topic may hold
