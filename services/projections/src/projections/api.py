@@ -82,6 +82,12 @@ def list_filter(
 Filter = Annotated[ListFilter, Depends(list_filter)]
 
 
+async def labels_lag(request: Request) -> int | None:
+    """Messages the label register has still to apply (None: unknown)."""
+    lag: int | None = (await runtime_of(request).lags()).get("labels")
+    return lag
+
+
 @router.get("/api/labels", summary="The public label list (currently valid labels by default)")
 async def labels(request: Request, f: Filter) -> Response:
     runtime = runtime_of(request)
@@ -206,7 +212,8 @@ async def organisation(
     description="Structured CloudEvents in position order, up to the feed's head (every public"
     " label event up to the head is in the feed). Resume with `after` = the last"
     " `globalposition` you processed, the same number Kafka carries. A cursor beyond"
-    " every position the feed holds is a 409 problem naming the `head`.",
+    " every position the feed holds, once the feed has read everything published, is a 409"
+    " problem naming the `head`.",
     responses={409: {"description": "The cursor is beyond every position the feed holds"}},
 )
 async def feed(
@@ -215,7 +222,7 @@ async def feed(
     limit: Limit = 100,
 ) -> Response:
     async with runtime_of(request).reads.acquire() as conn:
-        await check_cursor(conn, after)
+        await check_cursor(conn, after, lambda: labels_lag(request))
         head, documents = await queries.feed_page(conn, after, limit)
     last = orjson.loads(documents[-1])["globalposition"] if documents else after
     body = b'{"head":%d,"after":%d,"next":%d,"events":[%s]}' % (
@@ -244,7 +251,7 @@ async def feed_stream(
     runtime = runtime_of(request)
     cursor = after if last_event_id is None else last_event_id
     async with runtime.reads.acquire() as conn:
-        await check_cursor(conn, cursor)
+        await check_cursor(conn, cursor, lambda: labels_lag(request))
 
     async def events() -> AsyncIterator[bytes]:
         position = cursor
