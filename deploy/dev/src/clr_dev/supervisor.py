@@ -125,11 +125,8 @@ def start(
     chosen = ports or SERVICES
     running = Running({name: f"http://127.0.0.1:{port}" for name, port in chosen.items()}, logs)
     # the events' dataschema: where this installation's projections serve the schemas
-    served = {
-        "CLR_SCHEMA_BASE_URL": f"{url}/schemas"
-        for name, url in running.urls.items()
-        if name == "projections"
-    }
+    projections = running.urls.get("projections")
+    served = {"CLR_SCHEMA_BASE_URL": f"{projections}/schemas"} if projections else {}
     base = {**served, **os.environ, **(env or {})}
     for name, port in chosen.items():
         running.environments[name] = {**base, **principal_env(name, base), "CLR_PORT": str(port)}
