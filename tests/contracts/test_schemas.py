@@ -85,3 +85,21 @@ def test_the_asyncapi_document_names_every_public_topic_and_message() -> None:
     assert (
         "ce_globalposition" in messages["label_decisions_LabelAwarded_v1"]["headers"]["properties"]
     )
+
+
+def test_the_asyncapi_document_says_what_a_subscriber_checks() -> None:
+    document = orjson.loads((schemas.ROOT / "asyncapi.json").read_bytes())
+    channels = {c["address"]: c for c in document["channels"].values()}
+    restricted = channels["assessments.decisions"]
+    assert restricted["x-access"] == "restricted" and restricted["tags"] == [{"name": "restricted"}]
+    assert restricted["x-key"] == "<org_id>"  # the relay keys it by organisation
+    assert all(
+        c["x-access"] == "public" for a, c in channels.items() if a != "assessments.decisions"
+    )
+    messages = document["components"]["messages"]
+    event = messages["label_decisions_LabelAwarded_v1"]["headers"]["properties"]
+    assert "no gaps" in event["ce_publicversion"]["description"]
+    assert "HAS GAPS" in event["ce_streamversion"]["description"]
+    assert "as a string" in event["ce_globalposition"]["description"]
+    snapshot = messages["label_decisions_CurrentLabels_v1"]["headers"]
+    assert {"ce_id", "ce_type", "ce_subject", "ce_feedposition"} <= set(snapshot["required"])

@@ -8,6 +8,7 @@ import uuid
 from datetime import UTC, date, datetime
 
 import asyncpg
+import httpx
 import pytest
 
 from clr_events.contracts.collaboration import OrganisationRegistered, ProfileValidated
@@ -131,8 +132,17 @@ async def test_bad_input_is_a_422_problem_never_a_500(system: System, path: str)
 
 
 async def test_the_bounds_themselves_are_accepted(system: System) -> None:
+    # the largest cursor is a valid value, and beyond every position the feed holds: a 409
+    # naming the head, never a 422 (nor a page that silently never advances)
+    async def refused() -> httpx.Response | None:
+        answer = await system.get("projections", f"/api/feed?after={2**63 - 1}&limit=1000")
+        assert answer.status_code in (200, 409), answer.text  # 200: the read side is behind
+        return answer if answer.status_code == 409 else None
+
+    beyond = await system.until(refused, "the read side to catch up")
+    assert beyond.json()["type"] == "urn:cluster-label-registry:problem:cursor-ahead"
     for path in (
-        f"/api/feed?after={2**63 - 1}&limit=1000",
+        "/api/feed?after=0&limit=1000",
         "/api/labels?offset=100000&limit=1000&on=2100-12-31",
         "/api/counts/series?from=2000-01-01&to=2049-12-31",  # 600 months
         "/?on=2100-12-31",  # the page's chart is cut to the last 600 months

@@ -50,13 +50,20 @@ _SPECVERSION = ("ce_specversion", b"1.0")
 _CONTENT_TYPE = ("content-type", b"application/json")
 
 
-def to_kafka(envelope: Envelope, *, prevposition: int | None = _UNSET) -> KafkaRecord:
+def to_kafka(
+    envelope: Envelope,
+    *,
+    prevposition: int | None = _UNSET,
+    publicversion: int | None = _UNSET,
+    dataschema: str | None = _UNSET,
+) -> KafkaRecord:
     """Binary-mode Kafka record of an envelope.
 
     Headers in a fixed order: the required attributes, then ``dataschema``,
-    ``correlationid``, ``causationid`` and ``prevposition`` where set, then
-    ``content-type``. ``prevposition`` given here is stamped instead of the envelope's
-    own (the relay chains the events it publishes without copying each envelope).
+    ``correlationid``, ``causationid``, ``prevposition`` and ``publicversion`` where set,
+    then ``content-type``. ``prevposition``, ``publicversion`` and ``dataschema`` given here
+    are stamped instead of the envelope's own (the relay numbers the events it publishes
+    without copying each envelope).
     """
     e = envelope
     headers = [
@@ -69,8 +76,10 @@ def to_kafka(envelope: Envelope, *, prevposition: int | None = _UNSET) -> KafkaR
         ("ce_streamversion", b"%d" % e.streamversion),
         ("ce_globalposition", b"%d" % e.globalposition),
     ]
-    if e.dataschema is not None:
-        headers.append(("ce_dataschema", e.dataschema.encode()))
+    if dataschema is _UNSET:
+        dataschema = e.dataschema
+    if dataschema is not None:
+        headers.append(("ce_dataschema", dataschema.encode()))
     if e.correlationid is not None:
         headers.append(("ce_correlationid", e.correlationid.encode()))
     if e.causationid is not None:
@@ -79,6 +88,10 @@ def to_kafka(envelope: Envelope, *, prevposition: int | None = _UNSET) -> KafkaR
         prevposition = e.prevposition
     if prevposition is not None:
         headers.append(("ce_prevposition", b"%d" % prevposition))
+    if publicversion is _UNSET:
+        publicversion = e.publicversion
+    if publicversion is not None:
+        headers.append(("ce_publicversion", b"%d" % publicversion))
     headers.append(_CONTENT_TYPE)  # the only value the envelope admits
     return KafkaRecord(e.subject.encode(), orjson.dumps(e.data), headers)
 

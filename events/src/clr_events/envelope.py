@@ -6,7 +6,9 @@ Attributes: ``id`` (event id), ``source`` (``/<service>``), ``type``
 ``globalposition`` (the producing store's stream version and global position),
 ``prevposition`` (the global position of the event published before this one on the same
 topic, 0 for the first: private events leave holes in the positions a topic carries, and
-this chain lets a subscriber prove it has every public event, across partitions), and
+this chain lets a subscriber prove it has every public event, across partitions),
+``publicversion`` (1, 2, 3, ... per subject over the events published on the topic: no
+gaps, where ``streamversion`` also counts the private events never published), and
 ``correlationid`` / ``causationid``. Extension names are lowercase alphanumerics, as the
 spec requires.
 """
@@ -27,8 +29,20 @@ SCHEMA_URI_PREFIX = "urn:cluster-label-registry:schema:"
 
 
 def schema_uri(type_: str) -> str:
-    """The ``dataschema`` of a contract type (schemas/jsonschema/<context>/<Name>.v<N>.json)."""
+    """The name of a contract type's JSON Schema, its ``$id``
+    (schemas/jsonschema/<context>/<Name>.v<N>.json); the ``dataschema`` of events
+    published before their schemas were served."""
     return SCHEMA_URI_PREFIX + type_
+
+
+def schema_url(type_: str, base: str) -> str:
+    """Where a contract type's JSON Schema is served: the ``dataschema`` the relays stamp,
+    ``<base>/<context>/<Name>.v<N>.json`` (``base``: ``CLR_SCHEMA_BASE_URL``)."""
+    match = TYPE_PATTERN.match(type_)
+    if match is None:
+        raise ValueError(f"not a contract type: {type_!r}")
+    context, name, major = match.group("context", "name", "major")
+    return f"{base.rstrip('/')}/{context}/{name}.v{major}.json"
 
 
 _AS_IT_IS = GetPydanticSchema(lambda _type, _handler: core_schema.any_schema())
@@ -67,6 +81,7 @@ class Envelope(BaseModel):
     streamversion: Annotated[int, _header("streamversion"), Field(ge=1)]
     globalposition: Annotated[int, _header("globalposition"), Field(ge=1)]
     prevposition: Annotated[int | None, _header("prevposition"), Field(ge=0)] = None
+    publicversion: Annotated[int | None, _header("publicversion"), Field(ge=1)] = None
     correlationid: Annotated[str | None, _header("correlationid")] = None
     causationid: Annotated[str | None, _header("causationid")] = None
     data: Annotated[dict[str, Any], _AS_IT_IS] = Field(validation_alias="data")

@@ -38,20 +38,32 @@ TOPICS: dict[str, tuple[str, str, str]] = {
     "assessments.events": ("assessments", "assessment:<assessment_id>", ""),
     "assessments.decisions": (
         "assessments",
-        "assessment:<assessment_id>",
-        "Restricted: read by label_decisions only; carries results (R11).",
+        "<org_id>",
+        "RESTRICTED, not public: read by label_decisions only (the broker refuses every"
+        " other principal, subscribers included); carries assessment results (R11). Keyed by"
+        " organisation, so one organisation's approvals are decided in order.",
     ),
     "label_decisions.events": ("label_decisions", "<org_id>:<level>", ""),
     "label_decisions.current": (
         "label_decisions",
         "<org_id>",
-        "Compacted: each organisation's current labels (a snapshot, not CloudEvents).",
+        "Compacted: one record per organisation that ever had a public label decision,"
+        " its label records as they stand. CloudEvents in binary mode, with"
+        " ce_feedposition: read the topic to its end, then follow label_decisions.events"
+        " or the HTTP feed after the highest ce_feedposition seen, skipping an"
+        " organisation's events at or below its snapshot's position.",
     ),
 }
 """Topic -> (context of its messages, key, note)."""
 
 SNAPSHOTS = {"label_decisions.CurrentLabels.v1"}
 RESTRICTED_TOPIC = "assessments.decisions"
+
+_NUMBER = {"type": "string", "pattern": "^[0-9]+$"}
+_AS_STRING = (
+    " A decimal integer as a string (Kafka headers are bytes); the HTTP feed gives the same"
+    " attribute as a JSON integer."
+)
 
 
 def _dump(document: Any) -> bytes:
@@ -87,7 +99,16 @@ def asyncapi(models: dict[str, type[Contract]]) -> dict[str, Any]:
     """The AsyncAPI 3.0 document of every topic and message."""
     ce_headers = {
         "type": "object",
-        "required": ["ce_specversion", "ce_id", "ce_source", "ce_type", "ce_subject", "ce_time"],
+        "required": [
+            "ce_specversion",
+            "ce_id",
+            "ce_source",
+            "ce_type",
+            "ce_subject",
+            "ce_time",
+            "ce_streamversion",
+            "ce_globalposition",
+        ],
         "properties": {
             "ce_specversion": {"const": "1.0"},
             "ce_id": {"type": "string", "description": "Event id: dedupe on (source, id)."},
@@ -95,18 +116,75 @@ def asyncapi(models: dict[str, type[Contract]]) -> dict[str, Any]:
             "ce_type": {"type": "string", "description": "<context>.<EventName>.v<major>"},
             "ce_subject": {"type": "string", "description": "Aggregate id, also the key."},
             "ce_time": {"type": "string", "format": "date-time"},
-            "ce_dataschema": {"type": "string", "description": "urn of the JSON Schema."},
-            "ce_streamversion": {"type": "string", "description": "Version in the stream."},
-            "ce_globalposition": {
+            "ce_dataschema": {
                 "type": "string",
-                "description": "Position in the producing store: the HTTP feed's cursor.",
+                "format": "uri",
+                "description": "URL of the JSON Schema, served by the projections service"
+                " (<CLR_SCHEMA_BASE_URL>/<context>/<Name>.v<N>.json); events published before"
+                " schemas were served name it by its $id, urn:cluster-label-registry:schema:"
+                "<type>.",
+            },
+            "ce_publicversion": {
+                **_NUMBER,
+                "description": "1, 2, 3, ... per ce_subject over the events this topic carries:"
+                " no gaps, so a gap means an event not yet received; a repeat (at-least-once)"
+                " carries the same number. Deterministic from the producing store; present on"
+                " every event published since it was introduced." + _AS_STRING,
+            },
+            "ce_streamversion": {
+                **_NUMBER,
+                "description": "Version in the producing store's stream. It also counts"
+                " private events that are never published, so it HAS GAPS: check"
+                " ce_publicversion instead." + _AS_STRING,
+            },
+            "ce_globalposition": {
+                **_NUMBER,
+                "description": "Position in the producing store: the HTTP feed's cursor. Skips"
+                " private events." + _AS_STRING,
             },
             "ce_prevposition": {
-                "type": "string",
-                "description": "Position of the previous event on this topic (0: none).",
+                **_NUMBER,
+                "description": "ce_globalposition of the event published before this one on"
+                " this topic (0: none): the chain that proves nothing is missing across"
+                " partitions." + _AS_STRING,
             },
             "ce_correlationid": {"type": "string"},
             "ce_causationid": {"type": "string"},
+            "content-type": {"const": "application/json"},
+        },
+    }
+    snapshot_headers = {
+        "type": "object",
+        "required": [
+            "ce_specversion",
+            "ce_id",
+            "ce_source",
+            "ce_type",
+            "ce_subject",
+            "ce_time",
+            "ce_dataschema",
+            "ce_feedposition",
+            "content-type",
+        ],
+        "properties": {
+            "ce_specversion": {"const": "1.0"},
+            "ce_id": {
+                "type": "string",
+                "description": "current:<org_id>:<position>:<as_of>: the same snapshot"
+                " published twice has the same id.",
+            },
+            "ce_source": {"const": "/projections"},
+            "ce_type": {"const": "label_decisions.CurrentLabels.v1"},
+            "ce_subject": {"type": "string", "description": "The organisation id, the key."},
+            "ce_time": {"type": "string", "format": "date-time"},
+            "ce_dataschema": {"type": "string", "format": "uri"},
+            "ce_feedposition": {
+                **_NUMBER,
+                "description": "Every label event at or below this feed position is reflected"
+                " in the snapshots on this topic before this record: after reading the topic"
+                " to its end, start the feed (after=) or Kafka (clr_events.subscriber."
+                "offsets_after) from the highest value seen." + _AS_STRING,
+            },
             "content-type": {"const": "application/json"},
         },
     }
@@ -116,9 +194,13 @@ def asyncapi(models: dict[str, type[Contract]]) -> dict[str, Any]:
     for topic, (_context, key, note) in TOPICS.items():
         names = sorted(t for t in models if _topic_of(t) == topic)
         channel_id = topic.replace(".", "_")
+        access = "restricted" if topic == RESTRICTED_TOPIC else "public"
         channels[channel_id] = {
             "address": topic,
             "description": f"Key: {key}. {note}".strip(),
+            "tags": [{"name": access}],
+            "x-access": access,
+            "x-key": key,
             "messages": {
                 t.replace(".", "_"): {"$ref": f"#/components/messages/{t.replace('.', '_')}"}
                 for t in names
@@ -127,6 +209,12 @@ def asyncapi(models: dict[str, type[Contract]]) -> dict[str, Any]:
         operations[f"receive_{channel_id}"] = {
             "action": "receive",
             "channel": {"$ref": f"#/channels/{channel_id}"},
+            "tags": [{"name": access}],
+            **(
+                {"description": "label_decisions only: not open to subscribers."}
+                if access == "restricted"
+                else {}
+            ),
         }
         for t in names:
             messages[t.replace(".", "_")] = {
@@ -134,7 +222,7 @@ def asyncapi(models: dict[str, type[Contract]]) -> dict[str, Any]:
                 "title": t,
                 "summary": (models[t].__doc__ or "").strip().splitlines()[0],
                 "contentType": "application/json",
-                **({} if t in SNAPSHOTS else {"headers": ce_headers}),
+                "headers": snapshot_headers if t in SNAPSHOTS else ce_headers,
                 "payload": {"$ref": schema_path(t)},
             }
     return {
@@ -143,7 +231,14 @@ def asyncapi(models: dict[str, type[Contract]]) -> dict[str, Any]:
             "title": "Cluster label registry: public events",
             "version": "1",
             "description": "Topics, keys and messages of the cluster label registry. CloudEvents"
-            " 1.0 binary mode: attributes in ce_* headers, the JSON payload as the value.",
+            " 1.0 binary mode: attributes in ce_* headers, the JSON payload as the value."
+            " Numbers in headers are decimal strings; over HTTP (the feed) the same attributes"
+            " are JSON integers. Per key, ce_publicversion counts 1, 2, 3, ... without gaps"
+            " (ce_streamversion is the store's and has gaps where events are private); across"
+            " partitions, ce_prevposition chains every event to the one published before it."
+            " Channels tagged restricted are not open to subscribers. The JSON Schemas are"
+            " served over HTTP (ce_dataschema) and through a read-only Schema Registry API"
+            " (/schema-registry on the projections service; subject = ce_type).",
         },
         "defaultContentType": "application/json",
         "servers": {

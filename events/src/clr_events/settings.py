@@ -34,6 +34,9 @@ class ConnectionSettings(BaseSettings):
     kafka_password: SecretStr = SecretStr("")
     kafka_ssl_cafile: str = ""
     instance: str = ""
+    schema_base_url: str = "http://127.0.0.1:8100/schemas"
+    """``CLR_SCHEMA_BASE_URL``: where the projections service serves the JSON Schemas, the
+    base of every event's ``dataschema`` (``<base>/<context>/<Name>.v<N>.json``)."""
 
     def topic(self, name: str) -> str:
         """A topic or consumer group name in this installation."""

@@ -99,6 +99,7 @@ async def test_a_relay_killed_mid_stream_loses_nothing_and_keeps_aggregate_order
     first_seen: dict[str, list[int]] = {}
     for envelope in envelopes:
         first_seen.setdefault(envelope.subject, []).append(envelope.streamversion)
+        assert envelope.publicversion == len(first_seen[envelope.subject])
     assert len({e.id for e in envelopes}) == len(envelopes) == head  # each once: none repeated
     assert {e.globalposition for e in envelopes} == set(range(1, head + 1))
     # every event names the one published before it: the chain is whole across partitions

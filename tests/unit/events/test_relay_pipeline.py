@@ -4,13 +4,15 @@ checkpoints in order, each batch only once it and every batch before it are ackn
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable, Mapping
 from typing import Any, cast
 
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from clr_events.envelope import Envelope
 from clr_events.outbox.relay import Relay, publish_as_stored
-from clr_events.store.base import NewEvent
+from clr_events.store.base import NewEvent, StoredEvent
 from clr_events.store.memory import InMemoryEventStore
 
 pytestmark = pytest.mark.unit
@@ -54,12 +56,22 @@ class HeldAcks:
 class Checkpoints:
     def __init__(self) -> None:
         self.saved: list[tuple[int, int]] = []
+        self.subjects: dict[str, int] | None = None
 
     async def load(self) -> tuple[int, int | None]:
         return self.saved[-1] if self.saved else (0, 0)
 
-    async def save(self, position: int, published: int) -> None:
+    async def save(
+        self, position: int, published: int, versions: Mapping[str, int] | None = None
+    ) -> None:
         self.saved.append((position, published))
+        if versions:
+            self.subjects = {**(self.subjects or {}), **versions}
+
+    async def versions(self, subjects: Iterable[str]) -> dict[str, int] | None:
+        if self.subjects is None:
+            return None
+        return {s: self.subjects[s] for s in subjects if s in self.subjects}
 
 
 async def settle() -> None:
@@ -130,6 +142,57 @@ async def test_a_failed_ack_leaves_the_checkpoint_and_the_next_run_sends_again()
     assert resent == first_ids  # the same event ids: the repeat is recognisable
     assert producer.sent[4]["ce_prevposition"] == b"0"  # the chain restarts from the checkpoint
     assert checkpoints.saved == [(2, 2), (4, 4)]
+    # the repeats carry the numbers the first sends did
+    first = [h["ce_publicversion"] for h in producer.sent[:4]]
+    assert [h["ce_publicversion"] for h in producer.sent[4:]] == first == [b"1", b"1", b"2", b"2"]
+
+
+def _private_odd(stored: StoredEvent) -> Envelope | None:
+    if stored.data["i"] % 3 == 1:
+        return None  # a private event: never published
+    return publish_as_stored("/test")(stored)
+
+
+async def test_public_versions_count_published_events_only_and_survive_a_restart() -> None:
+    store = InMemoryEventStore()
+    for i in range(12):
+        await store.append(f"org-{i % 2}", None, [NewEvent("t.Happened.v1", {"i": i})])
+    checkpoints = Checkpoints()
+    producer = HeldAcks()
+
+    def relay() -> Relay:
+        return Relay(
+            store,
+            checkpoints,
+            cast(AIOKafkaProducer, producer),
+            "topic",
+            _private_odd,
+            batch_size=3,
+        )
+
+    first = asyncio.create_task(relay().publish_available())
+    while not first.done():
+        await settle()
+        producer.ack(*(i for i, ack in enumerate(producer.acks) if not ack.done()))
+    await first
+    # a new relay (a restart) from the checkpoint, over more events
+    for i in range(12, 18):
+        await store.append(f"org-{i % 2}", None, [NewEvent("t.Happened.v1", {"i": i})])
+    again = relay()
+    running = asyncio.create_task(again.run(stop := asyncio.Event()))
+    while again.position < 18:
+        await settle()
+        producer.ack(*(i for i, ack in enumerate(producer.acks) if not ack.done()))
+    stop.set()
+    await running
+    per_subject: dict[bytes, list[int]] = {}
+    for headers in producer.sent:
+        per_subject.setdefault(headers["ce_subject"], []).append(int(headers["ce_publicversion"]))
+    for subject, versions in per_subject.items():
+        assert versions == list(range(1, len(versions) + 1)), subject
+    org0 = [int(h["ce_streamversion"]) for h in producer.sent if h["ce_subject"] == b"org-0"]
+    assert org0 != list(range(1, len(org0) + 1))  # the store's versions have gaps
+    assert sum(len(v) for v in per_subject.values()) == 12  # 18 events, 6 private
 
 
 class LostListener(InMemoryEventStore):
@@ -194,3 +257,30 @@ async def test_a_woken_relay_lingers_and_sends_the_commits_right_behind_the_firs
     stop.set()
     await asyncio.wait_for(running, 5)
     assert len(producer.sent) == 3 and len(producer.acks) == 1  # one batch, not three
+
+
+async def test_a_checkpoint_from_before_public_versions_counts_them_in_the_store_once() -> None:
+    store = InMemoryEventStore()
+    for i in range(6):
+        await store.append(f"org-{i % 2}", None, [NewEvent("t.Happened.v1", {"i": i})])
+    checkpoints, producer = Checkpoints(), HeldAcks()
+    checkpoints.saved.append((4, 4))  # published up to 4, no versions recorded
+    relay = Relay(
+        store,
+        checkpoints,
+        cast(AIOKafkaProducer, producer),
+        "topic",
+        publish_as_stored("/test"),
+        batch_size=10,
+    )
+    running = asyncio.create_task(relay.run(stop := asyncio.Event()))
+    while relay.position < 6:
+        await settle()
+        producer.ack(*(i for i, ack in enumerate(producer.acks) if not ack.done()))
+    stop.set()
+    await running
+    assert [(h["ce_subject"], h["ce_publicversion"]) for h in producer.sent] == [
+        (b"org-0", b"3"),
+        (b"org-1", b"3"),
+    ]
+    assert checkpoints.subjects == {"org-0": 3, "org-1": 3}

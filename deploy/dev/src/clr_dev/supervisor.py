@@ -124,7 +124,10 @@ def start(
     logs.mkdir(parents=True, exist_ok=True)
     chosen = ports or SERVICES
     running = Running({name: f"http://127.0.0.1:{port}" for name, port in chosen.items()}, logs)
-    base = {**os.environ, **(env or {})}
+    # the events' dataschema: where this installation's projections serve the schemas
+    projections = running.urls.get("projections")
+    served = {"CLR_SCHEMA_BASE_URL": f"{projections}/schemas"} if projections else {}
+    base = {**served, **os.environ, **(env or {})}
     for name, port in chosen.items():
         running.environments[name] = {**base, **principal_env(name, base), "CLR_PORT": str(port)}
         running.launch(name)

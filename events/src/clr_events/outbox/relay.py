@@ -5,9 +5,13 @@ never skips one, see ``store.postgres``), translates each to its public contract
 nothing, for private events), publishes with an idempotent producer keyed by aggregate id,
 and then records the last position read and the last position published. Each envelope
 carries the position of the event published before it on the topic (``prevposition``), so
-subscribers can check the chain is whole. After a crash it resumes from the recorded
-position: events published but not yet recorded go out again, and their event id makes
-the repeat harmless. It wakes on new commits (LISTEN/NOTIFY); the store decides.
+subscribers can check the chain is whole, and its number among the events published with
+its subject (``publicversion``: 1, 2, 3, ... without gaps, where the store's stream version
+also counts private events). The count per subject is recorded with the checkpoint, in one
+transaction, so it is a function of the store alone: after a crash the relay resumes from
+the recorded position, and events published but not yet recorded go out again with the
+same event id, ``prevposition`` and ``publicversion``, which makes the repeat harmless. It
+wakes on new commits (LISTEN/NOTIFY); the store decides.
 
     python -m clr_events.outbox.relay --schema assessments --topic assessments.events \\
         --translator assessments.adapters.translation:to_public
@@ -23,7 +27,7 @@ import importlib
 import logging
 import random
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 import asyncpg
@@ -32,7 +36,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.producer.message_accumulator import BatchBuilder
 
 from clr_events.codec import KafkaRecord, to_kafka
-from clr_events.envelope import Envelope, schema_uri
+from clr_events.envelope import Envelope, schema_uri, schema_url
 from clr_events.kafka.producer import new_producer
 from clr_events.kafka.tail import last_positions
 from clr_events.pg import Pool
@@ -46,6 +50,10 @@ WAIT_RETRY_FIRST = 0.5
 """Seconds before the first retry of a wait for new events that failed (doubling)."""
 WAIT_RETRY_MAX = 30.0
 """The longest pause between retries of a failing wait."""
+
+VERSIONS_CACHED = 100_000
+"""Subjects whose public version a relay keeps in memory (beyond: read again from the
+checkpoint's table)."""
 
 _PARTITIONER = DefaultPartitioner()
 """The producer's own partitioner (``new_producer`` keeps aiokafka's default)."""
@@ -100,17 +108,28 @@ class RelayCheckpoint(Protocol):
         """The last position read and the last published (None if unknown)."""
         ...
 
-    async def save(self, position: int, published: int) -> None:
-        """Record the last position read and the last published."""
+    async def save(
+        self, position: int, published: int, versions: Mapping[str, int] | None = None
+    ) -> None:
+        """Record the last position read, the last published and, in the same
+        transaction, the public version each subject in ``versions`` has reached."""
+        ...
+
+    async def versions(self, subjects: Iterable[str]) -> dict[str, int] | None:
+        """The recorded public version of each of ``subjects`` (absent: none published);
+        None when this relay has never recorded any (a checkpoint from before they were
+        recorded, counted again from the store once)."""
         ...
 
 
 class PostgresRelayCheckpoint:
-    """Per relay, in the store's schema: the last position read and the last published."""
+    """Per relay, in the store's schema: the last position read and the last published,
+    and the public version each subject has reached (``relay_subjects``)."""
 
     def __init__(self, pool: Pool, schema: str, name: str) -> None:
         self._pool = pool
         self._table = f"{schema}.relay_checkpoint"
+        self._subjects = f"{schema}.relay_subjects"
         self._name = name
 
     async def migrate(self) -> None:
@@ -122,6 +141,10 @@ class PostgresRelayCheckpoint:
         await self._pool.execute(
             f"ALTER TABLE {self._table} ADD COLUMN IF NOT EXISTS published bigint"
         )
+        await self._pool.execute(
+            f"CREATE TABLE IF NOT EXISTS {self._subjects} (relay text NOT NULL,"
+            " subject text NOT NULL, version bigint NOT NULL, PRIMARY KEY (relay, subject))"
+        )
 
     async def load(self) -> tuple[int, int | None]:
         """The last position read and the last published (0, 0 if none; None if unknown)."""
@@ -132,16 +155,43 @@ class PostgresRelayCheckpoint:
             return 0, 0
         return int(row["position"]), row["published"]
 
-    async def save(self, position: int, published: int) -> None:
-        """Record the last position read and the last published."""
-        await self._pool.execute(
-            f"INSERT INTO {self._table} VALUES ($1, $2, now(), $3)"
-            " ON CONFLICT (relay) DO UPDATE SET position = excluded.position,"
-            " updated_at = excluded.updated_at, published = excluded.published",
+    async def save(
+        self, position: int, published: int, versions: Mapping[str, int] | None = None
+    ) -> None:
+        """Record the last position read, the last published and the subjects' public
+        versions, in one transaction."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            if versions:
+                await conn.execute(
+                    f"INSERT INTO {self._subjects} SELECT $1, * FROM unnest($2::text[],"
+                    " $3::bigint[]) ON CONFLICT (relay, subject)"
+                    " DO UPDATE SET version = excluded.version",
+                    self._name,
+                    list(versions),
+                    list(versions.values()),
+                )
+            await conn.execute(
+                f"INSERT INTO {self._table} VALUES ($1, $2, now(), $3)"
+                " ON CONFLICT (relay) DO UPDATE SET position = excluded.position,"
+                " updated_at = excluded.updated_at, published = excluded.published",
+                self._name,
+                position,
+                published,
+            )
+
+    async def versions(self, subjects: Iterable[str]) -> dict[str, int] | None:
+        """The recorded public versions of ``subjects``; None if none was ever recorded."""
+        rows = await self._pool.fetch(
+            f"SELECT subject, version FROM {self._subjects}"
+            " WHERE relay = $1 AND subject = ANY($2::text[])",
             self._name,
-            position,
-            published,
+            list(subjects),
         )
+        if not rows and not await self._pool.fetchval(
+            f"SELECT EXISTS (SELECT FROM {self._subjects} WHERE relay = $1)", self._name
+        ):
+            return None
+        return {r["subject"]: int(r["version"]) for r in rows}
 
 
 class Relay:
@@ -165,6 +215,7 @@ class Relay:
         idle_wait: float = 5.0,
         tail: Tail | None = None,
         linger: float = 0.0,
+        schema_base: str | None = None,
     ) -> None:
         self._store = store
         self._checkpoint = checkpoint
@@ -180,6 +231,10 @@ class Relay:
         """Per partition, the last position a relay before this one already sent there."""
         self.position = 0
         self.published = 0
+        self._versions: dict[str, int] = {}
+        """Public versions as checkpointed (a cache of the checkpoint's table)."""
+        self._schema_base = schema_base
+        self._schemas: dict[str, str] = {}
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Publish until ``stop`` is set (or forever)."""
@@ -225,23 +280,29 @@ class Relay:
         relay killed between the broker's acknowledgement and the checkpoint) is read
         before the first send."""
         self.position, published = await self._checkpoint.load()
-        self.published = (
-            published if published is not None else await self._last_published(self.position)
-        )
+        self._versions = {}
+        if published is None or (published > 0 and await self._checkpoint.versions(()) is None):
+            # a checkpoint from before these were recorded: count them in the store once
+            published, versions = await self._recount(self.position)
+            await self._checkpoint.save(self.position, published, versions)
+        self.published = published
         self._tail_pending = self._tail is not None
 
-    async def _last_published(self, upto: int) -> int:
-        """A checkpoint from before ``published`` was recorded: find it in the store once."""
-        last, after = 0, 0
+    async def _recount(self, upto: int) -> tuple[int, dict[str, int]]:
+        """The last position published up to ``upto`` and each subject's public version
+        there, from the store (for a checkpoint from before they were recorded)."""
+        last, after, versions = 0, 0, dict[str, int]()
         while after < upto:
             events = await self._store.read_all(after, min(self._batch_size, upto - after))
             if not events:
                 break
             for stored in events:
-                if self._translate(stored) is not None:
+                envelope = self._translate(stored)
+                if envelope is not None:
                     last = stored.position
+                    versions[envelope.subject] = versions.get(envelope.subject, 0) + 1
             after = events[-1].position
-        return last
+        return last, versions
 
     async def publish_batch(self) -> int:
         """Publish the next batch of committed events and checkpoint it; returns how many
@@ -249,8 +310,8 @@ class Relay:
         events = await self._store.read_all(self.position, self._batch_size)
         if not events:
             return 0
-        acks, published = await self._send(events, self.published)
-        await self._confirm(acks, events[-1].position, published)
+        acks, published, versions = await self._send(events, self.published, {})
+        await self._confirm(acks, events[-1].position, published, versions)
         return len(events)
 
     async def publish_available(self, stop: asyncio.Event | None = None) -> int:
@@ -262,18 +323,19 @@ class Relay:
         go out again from the checkpoint (with the same event ids) on the next run.
         """
         after, published, read = self.position, self.published, 0
+        pending: dict[str, int] = {}  # public versions sent, not all checkpointed yet
         confirming: asyncio.Future[None] | None = None
         try:
             while stop is None or not stop.is_set():
                 events = await self._store.read_all(after, self._batch_size)
                 if not events:
                     break
-                acks, published = await self._send(events, published)
+                acks, published, versions = await self._send(events, published, pending)
                 after = events[-1].position
                 read += len(events)
                 if confirming is not None:
                     await confirming  # checkpoints in order; at most two batches in flight
-                confirming = asyncio.ensure_future(self._confirm(acks, after, published))
+                confirming = asyncio.ensure_future(self._confirm(acks, after, published, versions))
             if confirming is not None:
                 await confirming
         finally:
@@ -283,17 +345,55 @@ class Relay:
         return read
 
     async def _send(
-        self, events: list[StoredEvent], published: int
-    ) -> tuple[list[asyncio.Future[Any]], int]:
-        """Hand a batch to the producer: the acknowledgements to await, and the position of
-        the last event published (the next envelope's ``prevposition``)."""
-        records = []
-        for stored in events:
-            envelope = self._translate(stored)
-            if envelope is not None:
-                records.append((stored.position, to_kafka(envelope, prevposition=published)))
-                published = envelope.globalposition
-        return await self._send_batches(records), published
+        self, events: list[StoredEvent], published: int, pending: dict[str, int]
+    ) -> tuple[list[asyncio.Future[Any]], int, dict[str, int]]:
+        """Hand a batch to the producer: the acknowledgements to await, the position of the
+        last event published (the next envelope's ``prevposition``), and the public
+        version each subject of the batch reached (also noted in ``pending``, the versions
+        sent but not yet checkpointed)."""
+        envelopes = [e for e in map(self._translate, events) if e is not None]
+        await self._load_versions({e.subject for e in envelopes}, pending)
+        records, versions = [], {}
+        for envelope in envelopes:
+            subject = envelope.subject
+            version = versions[subject] = pending[subject] = (
+                pending.get(subject) or self._versions[subject]
+            ) + 1
+            records.append(
+                (
+                    envelope.globalposition,
+                    to_kafka(
+                        envelope,
+                        prevposition=published,
+                        publicversion=version,
+                        dataschema=self._dataschema(envelope),
+                    ),
+                )
+            )
+            published = envelope.globalposition
+        return await self._send_batches(records), published, versions
+
+    def _dataschema(self, envelope: Envelope) -> str | None:
+        """Where the event's schema is served (with ``schema_base``), else its own."""
+        if self._schema_base is None:
+            return envelope.dataschema
+        url = self._schemas.get(envelope.type)
+        if url is None:
+            url = self._schemas[envelope.type] = schema_url(envelope.type, self._schema_base)
+        return url
+
+    async def _load_versions(self, subjects: set[str], pending: dict[str, int]) -> None:
+        """Bring the checkpointed public version of each subject neither sent nor cached
+        into the cache (0: none published yet)."""
+        missing = [s for s in subjects if s not in pending and s not in self._versions]
+        if not missing:
+            return
+        if len(self._versions) + len(missing) > VERSIONS_CACHED:
+            self._versions.clear()
+            missing = [s for s in subjects if s not in pending]
+        recorded = await self._checkpoint.versions(missing) or {}
+        for subject in missing:
+            self._versions[subject] = recorded.get(subject, 0)
 
     async def _send_batches(
         self, records: list[tuple[int, KafkaRecord]]
@@ -345,12 +445,18 @@ class Relay:
         return acks
 
     async def _confirm(
-        self, acks: list[asyncio.Future[Any]], position: int, published: int
+        self,
+        acks: list[asyncio.Future[Any]],
+        position: int,
+        published: int,
+        versions: dict[str, int],
     ) -> None:
-        """Checkpoint ``position`` once every send of its batch is acknowledged."""
+        """Checkpoint ``position`` (with the public versions its batch reached) once every
+        send of its batch is acknowledged."""
         await asyncio.gather(*acks)
-        await self._checkpoint.save(position, published)
+        await self._checkpoint.save(position, published, versions)
         self.position, self.published = position, published
+        self._versions.update(versions)
 
 
 def _load_translator(spec: str, source: str) -> Translator:
@@ -382,6 +488,7 @@ async def serve(schema: str, topic: str, translator: str, name: str, source: str
             topic,
             _load_translator(translator, source),
             tail=functools.partial(last_positions, settings, topic),
+            schema_base=settings.schema_base_url,
         )
         await relay.run(stop)
     finally:

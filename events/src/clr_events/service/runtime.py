@@ -241,6 +241,7 @@ class Runtime:
                     spec.translate,
                     tail=functools.partial(last_positions, self.settings, topic),
                     linger=self.settings.relay_linger_seconds,
+                    schema_base=self.settings.schema_base_url,
                 )
                 self.live_relays[name] = relay
                 self.failing.pop(f"relay:{name}", None)

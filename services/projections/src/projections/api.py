@@ -17,6 +17,7 @@ from clr_events.months import add_months
 from clr_events.service.problems import ProblemError
 from projections import queries
 from projections.core import CONTROL
+from projections.cursors import check_cursor
 from projections.params import (
     MAX_SERIES_MONTHS,
     Blank,
@@ -83,6 +84,12 @@ def list_filter(
 
 
 Filter = Annotated[ListFilter, Depends(list_filter)]
+
+
+async def labels_lag(request: Request) -> int | None:
+    """Messages the label register has still to apply (None: unknown)."""
+    lag: int | None = (await runtime_of(request).lags()).get("labels")
+    return lag
 
 
 @router.get("/api/labels", summary="The public label list (currently valid labels by default)")
@@ -230,7 +237,10 @@ async def organisation(
     summary="Public label events after a label_decisions global position",
     description="Structured CloudEvents in position order, up to the feed's head (every public"
     " label event up to the head is in the feed). Resume with `after` = the last"
-    " `globalposition` you processed, the same number Kafka carries.",
+    " `globalposition` you processed, the same number Kafka carries. A cursor beyond"
+    " every position the feed holds, once the feed has read everything published, is a 409"
+    " problem naming the `head`.",
+    responses={409: {"description": "The cursor is beyond every position the feed holds"}},
 )
 async def feed(
     request: Request,
@@ -238,6 +248,7 @@ async def feed(
     limit: Limit = 100,
 ) -> Response:
     async with runtime_of(request).reads.acquire() as conn:
+        await check_cursor(conn, after, lambda: labels_lag(request))
         head, documents = await queries.feed_page(conn, after, limit)
     last = orjson.loads(documents[-1])["globalposition"] if documents else after
     body = b'{"head":%d,"after":%d,"next":%d,"events":[%s]}' % (
@@ -254,6 +265,7 @@ async def feed(
     "/api/feed/stream",
     summary="The feed as Server-Sent Events from a position (or Last-Event-ID)",
     response_class=StreamingResponse,
+    responses={409: {"description": "The cursor is beyond every position the feed holds"}},
 )
 async def feed_stream(
     request: Request,
@@ -264,6 +276,8 @@ async def feed_stream(
     EventSource does not reconnect after one), never a stream that opens and then fails."""
     runtime = runtime_of(request)
     cursor = after if last_event_id is None else last_event_id
+    async with runtime.reads.acquire() as conn:
+        await check_cursor(conn, cursor, lambda: labels_lag(request))
 
     async def events() -> AsyncIterator[bytes]:
         position = cursor

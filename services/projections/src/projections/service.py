@@ -19,7 +19,7 @@ from clr_events.kafka.producer import new_producer
 from clr_events.pg import Pool, create_pool
 from clr_events.service import problems
 from clr_events.service.runtime import create_app, dependencies_unready
-from projections import api, web
+from projections import api, schema_registry, web
 from projections.core import ensure_generation
 from projections.current import CurrentPublisher
 from projections.headers import PublicHeaders
@@ -182,7 +182,7 @@ def build() -> FastAPI:
         title="Cluster label registry: public read side",
         description="The public registry: label list, counts as of any day, expiring labels,"
         " expert register, organisation pages, exports, and the public feed of label events.",
-        routers=[api.router, web.router],
+        routers=[api.router, web.router, schema_registry.router],
     )
     retry_after = str(max(1, math.ceil(runtime.settings.query_timeout_seconds)))
 
