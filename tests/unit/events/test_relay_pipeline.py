@@ -242,13 +242,13 @@ async def test_a_woken_relay_lingers_and_sends_the_commits_right_behind_the_firs
         cast(AIOKafkaProducer, producer),
         "topic",
         publish_as_stored("/test"),
-        linger=0.05,
+        linger=0.5,
     )
     running = asyncio.create_task(relay.run(stop))
     await settle()
     for i in range(3):  # a steady stream: the relay wakes on the first commit
         await store.append(f"org-{i}", None, [NewEvent("t.Happened.v1", {"i": i})])
-        await asyncio.sleep(0.005)
+        await asyncio.sleep(0.01)
     for _ in range(100):
         if producer.acks:
             break
