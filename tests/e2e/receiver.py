@@ -50,7 +50,13 @@ class Receiver:
         if mode == "slow":
             await asyncio.sleep(self.slow_seconds)
         self.requests.append(
-            Received(request.path, dict(request.headers), body, time.perf_counter(), status)
+            Received(
+                request.path,
+                {k.lower(): v for k, v in request.headers.items()},
+                body,
+                time.perf_counter(),
+                status,
+            )
         )
         self.arrived.set()
         return web.Response(status=status)

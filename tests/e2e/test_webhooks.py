@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections import defaultdict
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -136,7 +137,7 @@ async def _scenario(system: System, running: supervisor.Running, receiver: Recei
                 response = await system.client.post(
                     system.urls["label_decisions"] + f"/labels/{org}/bronze/corrections",
                     json={
-                        "valid_until": "2027-06-30" if rounds % 2 else "2027-05-31",
+                        "valid_until": str(date(2027, 1, 1) + timedelta(days=rounds)),
                         "reason": "e2e",
                     },
                     headers=system.auth("labelling_board"),
