@@ -118,11 +118,15 @@ async def latency(
 
     async def correct(org: str, valid_until: str) -> None:
         correlation = str(uuid.uuid4())
-        response = await system.client.post(
-            system.urls["label_decisions"] + f"/labels/{org}/bronze/corrections",
-            json={"valid_until": valid_until, "reason": "bench"},
-            headers={**system.auth("labelling_board"), "X-Correlation-ID": correlation},
-        )
+        try:
+            response = await system.client.post(
+                system.urls["label_decisions"] + f"/labels/{org}/bronze/corrections",
+                json={"valid_until": valid_until, "reason": "bench"},
+                headers={**system.auth("labelling_board"), "X-Correlation-ID": correlation},
+            )
+        except httpx.TransportError:  # a kept-alive connection closed under us: counted as 0
+            statuses[0] += 1
+            return
         statuses[response.status_code] += 1
         if response.status_code == 201:
             accepted[correlation] = time.perf_counter()

@@ -127,7 +127,7 @@ async def _check_target(url: str, settings: WebhookSettings) -> None:
             found = await asyncio.wait_for(
                 asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM), 5.0
             )
-        except (OSError, TimeoutError):
+        except (OSError, TimeoutError, ValueError):  # UnicodeError: not an encodable name
             refusal = f"{host} does not resolve"
         else:
             addresses = {str(a[4][0]) for a in found}
@@ -241,7 +241,11 @@ async def delete(request: Request, sub_id: SubId, _: Annotated[Actor, Depends(ad
     return Response(status_code=204)
 
 
-@router.post("/{sub_id}/pause", summary="Stop delivering (the cursor stays)")
+@router.post(
+    "/{sub_id}/pause",
+    summary="Stop delivering (the cursor stays)",
+    responses={409: {"description": "The subscription is dead: resume it instead"}},
+)
 async def pause(request: Request, sub_id: SubId, _: Annotated[Actor, Depends(admin)]) -> Response:
     row = await _found(request, sub_id)
     if row["state"] == "dead":

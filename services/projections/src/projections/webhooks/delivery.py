@@ -363,5 +363,5 @@ class SubscriptionLoop:
                 return response.status, f"HTTP {response.status}", asked
         except TimeoutError:
             return None, f"no answer within {timeout:g} s", None
-        except (aiohttp.ClientError, OSError) as error:
+        except Exception as error:  # refused, reset, a bad name: the endpoint's failure
             return None, f"{type(error).__name__}: {error}", None
