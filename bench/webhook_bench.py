@@ -1,7 +1,8 @@
 """Webhook delivery benchmark (``make bench``): measured here, never asserted.
 
 Every service runs as its own process (fresh database, its own topics); a local receiver
-(aiohttp, in this process, answering 200 at once) stands for the platforms.
+(aiohttp, in a process of its own, answering 200 at once: ``tests/e2e/receiver.py``)
+stands for the platforms. Times are wall-clock (one machine, two processes).
 
 1. Latency at a steady rate: ``--subscriptions`` webhook subscriptions (10) follow the feed
    while label record corrections (each a public event) are sent at ``--rate`` per second
@@ -25,10 +26,13 @@ import json
 import os
 import secrets
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
 from collections import Counter
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +45,6 @@ from clr_dev.installation import install, service_env, uninstall
 from clr_events.settings import ConnectionSettings
 from tests.e2e import scenario
 from tests.e2e.conftest import System
-from tests.e2e.receiver import Receiver
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "webhook_bench.json"
@@ -49,6 +52,46 @@ PORTS = {name: port + 200 for name, port in supervisor.SERVICES.items()}
 RECEIVER_PORT = 8390
 TARGET_P99_MS = 500.0
 ADMIN = "registry_admin"
+
+
+class Receiver:
+    """The receiver's process, and what arrived there: (path, webhook-id, correlation id,
+    time) rows, fetched as needed."""
+
+    def __init__(self, port: int, client: httpx.AsyncClient) -> None:
+        self.port = port
+        self.client = client
+        self.rows: list[tuple[str, str, str, float]] = []
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tests.e2e.receiver", "--port", str(port)]
+        )
+
+    def url(self, path: str) -> str:
+        """The endpoint URL of ``path``."""
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    async def ready(self) -> None:
+        """Until it answers."""
+        for _ in range(100):
+            try:
+                await self.client.get(f"http://127.0.0.1:{self.port}/_arrivals?from=0")
+                return
+            except httpx.TransportError:
+                await asyncio.sleep(0.1)
+        raise RuntimeError("the receiver did not start")
+
+    async def fetch(self) -> list[tuple[str, str, str, float]]:
+        """Every arrival so far."""
+        response = await self.client.get(
+            f"http://127.0.0.1:{self.port}/_arrivals?from={len(self.rows)}"
+        )
+        self.rows += [tuple(r) for r in response.json()]
+        return self.rows
+
+    def stop(self) -> None:
+        """End its process."""
+        self.process.terminate()
+        self.process.wait(10)
 
 
 def _ms(values: list[float]) -> dict[str, float]:
@@ -65,7 +108,7 @@ async def _sse(
         async for line in r.aiter_lines():
             if line.startswith("data: "):
                 event = orjson.loads(line[6:])
-                seen.setdefault(event.get("correlationid") or event["id"], time.perf_counter())
+                seen.setdefault(event.get("correlationid") or event["id"], time.time())
                 count += 1
             if stop.is_set():
                 return count
@@ -129,7 +172,7 @@ async def latency(
             return
         statuses[response.status_code] += 1
         if response.status_code == 201:
-            accepted[correlation] = time.perf_counter()
+            accepted[correlation] = time.time()
 
     tasks: list[asyncio.Task[None]] = []
     start = time.perf_counter()
@@ -137,22 +180,21 @@ async def latency(
     n = 0
     while time.perf_counter() < deadline:
         org = orgs[n % labels]
-        valid_until = "2027-06-30" if (n // labels) % 2 else "2027-05-31"
+        valid_until = str(date(2027, 1, 1) + timedelta(days=n // labels))  # always a change
         tasks.append(asyncio.create_task(correct(org, valid_until)))
         n += 1
         await asyncio.sleep(max(0.0, start + n / rate - time.perf_counter()))
     await asyncio.gather(*tasks)
 
-    def delivered() -> dict[str, dict[str, float]]:
+    async def delivered() -> dict[str, dict[str, float]]:
         out: dict[str, dict[str, float]] = {path: {} for path in paths}
-        for r in receiver.requests:
-            if r.status == 200 and r.path in out:
-                correlation = orjson.loads(r.body).get("correlationid") or ""
-                out[r.path].setdefault(correlation, r.at)
+        for path, _, correlation, at in await receiver.fetch():
+            if path in out:
+                out[path].setdefault(correlation or "", at)
         return out
 
     async def everything_arrived() -> bool:
-        got = delivered()
+        got = await delivered()
         return all(len(got[p].keys() & accepted.keys()) >= len(accepted) for p in paths) and (
             len(sse_seen.keys() & accepted.keys()) >= len(accepted)
         )
@@ -160,7 +202,7 @@ async def latency(
     await system.until(everything_arrived, "every event delivered and streamed", timeout=120)
     stop.set()
     follower.cancel()
-    got = delivered()
+    got = await delivered()
     per_sub = {p: [1000 * (got[p][c] - accepted[c]) for c in accepted] for p in paths}
     every = [v for values in per_sub.values() for v in values]
     sse = [1000 * (sse_seen[c] - accepted[c]) for c in accepted]
@@ -183,8 +225,8 @@ async def throughput(system: System, receiver: Receiver, subscriptions: int) -> 
     total = await _feed_size(system)
     tag = uuid.uuid4().hex[:6]
     paths = [f"/replay-{tag}-{n}" for n in range(subscriptions)]
-    mark = len(receiver.requests)
-    start = time.perf_counter()
+    mark = len(await receiver.fetch())
+    start = time.time()
     for path in paths:
         response = await system.post(
             "projections", "/webhooks", {"url": receiver.url(path), "after": 0}, ADMIN
@@ -192,11 +234,11 @@ async def throughput(system: System, receiver: Receiver, subscriptions: int) -> 
         assert response.status_code == 201, response.text
 
     async def done() -> bool:
-        counts = Counter(r.path for r in receiver.requests[mark:] if r.status == 200)
+        counts = Counter(row[0] for row in (await receiver.fetch())[mark:])
         return all(counts[p] >= total for p in paths)
 
     await system.until(done, "the replays delivered", timeout=600)
-    last = max(r.at for r in receiver.requests[mark:])
+    last = max(row[3] for row in receiver.rows[mark:])
     elapsed = last - start
     return {
         "subscriptions": subscriptions,
@@ -211,7 +253,7 @@ async def sse_throughput(system: System) -> dict[str, Any]:
     total = await _feed_size(system)
     seen: dict[str, float] = {}
     stop = asyncio.Event()
-    start = time.perf_counter()
+    start = time.time()
     reader = asyncio.create_task(_sse(system.client, system.urls["projections"], 0, seen, stop))
 
     async def done() -> bool:
@@ -228,15 +270,16 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, default=100.0)
     parser.add_argument("--seconds", type=float, default=30.0)
-    parser.add_argument("--labels", type=int, default=20)
+    parser.add_argument("--labels", type=int, default=50)
     parser.add_argument("--subscriptions", type=int, default=10)
     args = parser.parse_args()
     base = ConnectionSettings()
     results: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}}
     settings = await install(base, "clr_bench_wh")
-    receiver = Receiver(RECEIVER_PORT)
-    await receiver.start()
+    receiver_client = httpx.AsyncClient(timeout=30.0)
+    receiver = Receiver(RECEIVER_PORT, receiver_client)
     try:
+        await receiver.ready()
         secret = secrets.token_hex(32)
         env = {**service_env(settings, secret), "CLR_WEBHOOK_ALLOW_PRIVATE_TARGETS": "1"}
         running = supervisor.start(
@@ -269,7 +312,8 @@ async def main() -> None:
         finally:
             running.stop()
     finally:
-        await receiver.stop()
+        receiver.stop()
+        await receiver_client.aclose()
         await uninstall(base, settings)
     lat = results["latency"]
     hook, sse = lat["accepted_to_delivered_ms"], lat["accepted_to_sse_ms"]

@@ -1,12 +1,20 @@
 """A local webhook receiver for the tests and the benchmark: records every request, and
-answers per path as told (ok, fail, timeout, slow, gone)."""
+answers per path as told (ok, fail, timeout, slow, gone).
+
+``python -m tests.e2e.receiver --port N`` runs one in its own process (the benchmark's, so
+that receiving does not share a process with the load generator): it answers 200 and
+serves what arrived at ``GET /_arrivals?from=K`` as ``[path, webhook-id,
+correlationid, wall-clock time]`` rows.
+"""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import time
 from dataclasses import dataclass, field
 
+import orjson
 from aiohttp import web
 
 
@@ -54,17 +62,31 @@ class Receiver:
                 request.path,
                 {k.lower(): v for k, v in request.headers.items()},
                 body,
-                time.perf_counter(),
+                time.time(),
                 status,
             )
         )
         self.arrived.set()
         return web.Response(status=status)
 
+    async def _arrivals(self, request: web.Request) -> web.Response:
+        start = int(request.query.get("from", "0"))
+        rows = [
+            [
+                r.path,
+                r.headers.get("webhook-id"),
+                orjson.loads(r.body).get("correlationid"),
+                r.at,
+            ]
+            for r in self.requests[start:]
+        ]
+        return web.Response(body=orjson.dumps(rows), content_type="application/json")
+
     async def start(self) -> None:
         """Listen on 127.0.0.1."""
         app = web.Application()
         app.router.add_post("/{tail:.*}", self._handle)
+        app.router.add_get("/_arrivals", self._arrivals)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
@@ -73,3 +95,20 @@ class Receiver:
         """Stop listening."""
         if self._runner is not None:
             await self._runner.cleanup()
+
+
+async def _serve(port: int) -> None:
+    receiver = Receiver(port)
+    await receiver.start()
+    await asyncio.Event().wait()
+
+
+def main() -> None:
+    """Run a receiver until killed."""
+    parser = argparse.ArgumentParser(description="A local webhook receiver (answers 200).")
+    parser.add_argument("--port", type=int, required=True)
+    asyncio.run(_serve(parser.parse_args().port))
+
+
+if __name__ == "__main__":
+    main()

@@ -15,6 +15,7 @@ failing endpoint is tried once per round, not once per lane.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import logging
 import re
@@ -71,14 +72,20 @@ class Signal:
 
     def __init__(self) -> None:
         self._moved = asyncio.Event()
+        self.generation = 0
+        """Notifications so far: read it before looking, wait ``since`` it."""
 
     def notify(self, *_: object) -> None:
         """Wake every current waiter."""
+        self.generation += 1
         moved, self._moved = self._moved, asyncio.Event()
         moved.set()
 
-    async def wait(self, timeout: float) -> None:
-        """Until the next notification, or ``timeout``."""
+    async def wait(self, timeout: float, since: int | None = None) -> None:
+        """Until the next notification (at once if one came after generation ``since``:
+        none is missed between looking and waiting), or ``timeout``."""
+        if since is not None and since != self.generation:
+            return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._moved.wait(), timeout)
 
@@ -177,11 +184,60 @@ def feed_event(document: str) -> FeedEvent:
     )
 
 
-async def feed_after(pool: Pool, after: int, limit: int) -> list[FeedEvent]:
-    """The feed's events after ``after`` up to its head, in position order."""
+async def feed_after(pool: Pool, after: int, limit: int) -> tuple[int, list[FeedEvent]]:
+    """(the feed's head, its events after ``after`` up to the head, in position order)."""
     async with pool.acquire() as conn:
-        _, documents = await queries.feed_page(conn, after, limit)
-    return [feed_event(d) for d in documents]
+        head, documents = await queries.feed_page(conn, after, limit)
+    return head, [feed_event(d) for d in documents]
+
+
+class FeedCache:
+    """The feed's recent events, read once for every loop of the instance.
+
+    Holds every feed event after ``start`` up to ``end`` (at most ``capacity``, the oldest
+    dropped first). A loop at or above ``start`` is served from memory; when it has read
+    everything held, one query (one at a time: loops arriving meanwhile use its result)
+    reads what came after ``end``. A loop further behind (a replay, a new subscription
+    from 0) reads PostgreSQL directly. The feed below its head never changes, so what is
+    held stays true.
+    """
+
+    def __init__(self, pool: Pool, capacity: int = 20_000) -> None:
+        self._pool = pool
+        self._capacity = capacity
+        self._events: list[FeedEvent] = []
+        self._positions: list[int] = []
+        self.start: int | None = None
+        self.end = 0
+        self._reads = 0
+        self._lock = asyncio.Lock()
+
+    async def after(self, position: int, limit: int) -> list[FeedEvent]:
+        """Up to ``limit`` events after ``position``, up to the feed's head (or what was
+        the head a moment ago)."""
+        if self.start is None:
+            self.start = self.end = position
+        if position < self.start:
+            return (await feed_after(self._pool, position, limit))[1]
+        if position >= self.end:
+            await self._read_more()
+        first = bisect.bisect_right(self._positions, position)
+        return self._events[first : first + limit]
+
+    async def _read_more(self) -> None:
+        asked = self._reads
+        async with self._lock:
+            if self._reads != asked:
+                return  # another loop read while this one waited
+            head, events = await feed_after(self._pool, self.end, 1000)
+            self._reads += 1
+            self._events += events
+            self._positions += [e.position for e in events]
+            self.end = max(self.end, head if len(events) < 1000 else events[-1].position)
+            if len(self._events) > self._capacity:
+                drop = len(self._events) - self._capacity
+                self.start = self._positions[drop - 1]
+                del self._events[:drop], self._positions[:drop]
 
 
 class StoppedError(Exception):
@@ -202,12 +258,14 @@ class SubscriptionLoop:
         session: aiohttp.ClientSession,
         settings: DeliverySettings,
         feed: Signal,
+        cache: FeedCache,
         counters: Counters,
     ) -> None:
         self._pool = pool
         self._session = session
         self._settings = settings
         self._feed = feed
+        self._cache = cache
         self._counters = counters
         self.id: str = row["id"]
         self.url: str = row["url"]
@@ -239,9 +297,10 @@ class SubscriptionLoop:
             return
         try:
             while True:
-                events = await feed_after(self._pool, self.position, self._settings.batch)
+                seen = self._feed.generation
+                events = await self._cache.after(self.position, self._settings.batch)
                 if not events:
-                    await self._feed.wait(self._settings.idle_poll_seconds)
+                    await self._feed.wait(self._settings.idle_poll_seconds, since=seen)
                     continue
                 wanted = [e for e in events if self._types is None or e.type in self._types]
                 await self._deliver_all(wanted)

@@ -27,6 +27,7 @@ from projections.webhooks import store
 from projections.webhooks.delivery import (
     Counters,
     DeliverySettings,
+    FeedCache,
     Signal,
     SubscriptionLoop,
     new_session,
@@ -87,10 +88,11 @@ class Dispatcher:
                 if stop.is_set():
                     return
             self.leading = True
+            cache = FeedCache(self._pool)
             await conn.add_listener("projections_feed", self._feed.notify)
             await conn.add_listener(store.CHANNEL, self._changed.notify)
             while not stop.is_set():
-                await self._sync(session)
+                await self._sync(session, cache)
                 self._healthy()
                 await conn.fetchval("SELECT 1", timeout=5.0)  # the lock's session lives
                 await self._changed.wait(SYNC_SECONDS)
@@ -105,7 +107,7 @@ class Dispatcher:
         self.failing = None
         self._outage.ended()
 
-    async def _sync(self, session: aiohttp.ClientSession) -> None:
+    async def _sync(self, session: aiohttp.ClientSession, cache: FeedCache) -> None:
         """Loops for the active subscriptions at their current revisions; a loop that
         failed (not an endpoint: those are retried inside) is re-raised here."""
         for sub_id, (_, task) in list(self._loops.items()):
@@ -126,7 +128,7 @@ class Dispatcher:
             if row["id"] not in missing:
                 continue
             loop = SubscriptionLoop(
-                self._pool, row, session, self._settings, self._feed, self.counters
+                self._pool, row, session, self._settings, self._feed, cache, self.counters
             )
             task = asyncio.get_running_loop().create_task(loop.run(), name=f"webhook:{row['id']}")
             task.add_done_callback(lambda _: self._changed.notify())
