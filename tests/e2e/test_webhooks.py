@@ -198,6 +198,8 @@ async def _scenario(system: System, running: supervisor.Running, receiver: Recei
     for request in after:
         new.verify(request.body, request.headers)
         assert len(request.headers["webhook-signature"].split(" ")) == 2
+    # the cursor moves once a batch is delivered: just after its last delivery
+    await system.until(lambda: _caught_up(system, main["id"]), "the cursor at the head", 30)
     status = await _status(system, main["id"])
     assert status["state"] == "active" and status["lag_events"] == 0, status
     assert status["position"] == status["head"] == feed[-1]["globalposition"]
@@ -261,6 +263,10 @@ async def _ready(system: System) -> bool:
     except httpx.HTTPError:
         return False
     return response.status_code == 200
+
+
+async def _caught_up(system: System, sub_id: str) -> bool:
+    return bool((await _status(system, sub_id))["lag_events"] == 0)
 
 
 async def _lagging(system: System, sub_id: str) -> bool:

@@ -5,9 +5,11 @@ events the projections service serves at ``/api/feed``) after the subscription's
 a batch at a time. A batch's events are split into lanes by subject (one label record,
 ``org_id:level``); lanes go out concurrently (at most ``webhook_max_in_flight``), each
 lane's events one after the other, each retried until delivered. Once the whole batch is
-delivered the cursor moves to its last position, in PostgreSQL: a restart re-sends at
-most the batch it was in (at-least-once; ``webhook-id`` is the event id, so a receiver
-drops repeats by it). A failure closes a gate for the whole subscription (exponential
+delivered the cursor moves to its last position, written to PostgreSQL at most every
+``cursor_interval_seconds`` while events keep coming and at once when the loop has caught
+up: a restart re-sends at most what was delivered since the last write
+(at-least-once; ``webhook-id`` is the event id, so a receiver drops repeats by it).
+A failure closes a gate for the whole subscription (exponential
 backoff with jitter, or the endpoint's ``Retry-After``): every lane waits for it, so a
 failing endpoint is tried once per round, not once per lane.
 """
@@ -64,6 +66,7 @@ class DeliverySettings:
     max_in_flight: int = 8
     batch: int = 200
     idle_poll_seconds: float = 5.0
+    cursor_interval_seconds: float = 0.5
     policy: RetryPolicy = field(default_factory=RetryPolicy)
 
 
@@ -278,6 +281,9 @@ class SubscriptionLoop:
         self.failures: int = row["failures"]
         self._failing_since: datetime | None = row["failing_since"]
         self._to_clear = False
+        self._saved = self.position
+        self._unsaved = 0
+        self._saved_at = time.monotonic()
         self._not_before = 0.0
         self._round_started = float("-inf")
         self._outage = Outage(f"webhook {self.id} ({self.url})", log)
@@ -300,22 +306,32 @@ class SubscriptionLoop:
                 seen = self._feed.generation
                 events = await self._cache.after(self.position, self._settings.batch)
                 if not events:
+                    await self._save()  # caught up: the cursor is written before waiting
                     await self._feed.wait(self._settings.idle_poll_seconds, since=seen)
                     continue
                 wanted = [e for e in events if self._types is None or e.type in self._types]
                 await self._deliver_all(wanted)
-                if not await store.advance(
-                    self._pool,
-                    self.id,
-                    self.revision,
-                    events[-1].position,
-                    len(wanted),
-                    self._to_clear,
-                ):
-                    return
-                self.position, self._to_clear = events[-1].position, False
+                self.position = events[-1].position
+                self._unsaved += len(wanted)
+                if time.monotonic() - self._saved_at >= self._settings.cursor_interval_seconds:
+                    await self._save()
         except StoppedError:
             return
+
+    async def _save(self) -> None:
+        """Write the cursor (and clear the failure state after a recovery).
+
+        Raises:
+            StoppedError: the subscription changed meanwhile (its revision).
+        """
+        if self.position == self._saved and not self._to_clear:
+            return
+        if not await store.advance(
+            self._pool, self.id, self.revision, self.position, self._unsaved, self._to_clear
+        ):
+            raise StoppedError
+        self._saved, self._unsaved, self._to_clear = self.position, 0, False
+        self._saved_at = time.monotonic()
 
     async def _deliver_all(self, events: list[FeedEvent]) -> None:
         lanes: dict[str, list[FeedEvent]] = defaultdict(list)

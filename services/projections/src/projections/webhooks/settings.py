@@ -31,6 +31,9 @@ class WebhookSettings(BaseSettings):
     """Feed events read per round; the cursor moves once a round is delivered."""
     idle_poll_seconds: float = Field(5.0, gt=0)
     """How often an idle loop looks at the feed without a notification."""
+    cursor_interval_seconds: float = Field(0.5, ge=0)
+    """While events keep coming, the cursor is written at most this often (and at once
+    when the loop has caught up): a restart re-sends at most this much."""
     retry_first_seconds: float = Field(1.0, gt=0)
     retry_max_seconds: float = Field(3600.0, gt=0)
     dead_after_seconds: float = Field(3 * 24 * 3600.0, ge=0)
@@ -47,6 +50,7 @@ class WebhookSettings(BaseSettings):
             max_in_flight=self.max_in_flight,
             batch=self.batch,
             idle_poll_seconds=self.idle_poll_seconds,
+            cursor_interval_seconds=self.cursor_interval_seconds,
             policy=RetryPolicy(
                 first_seconds=self.retry_first_seconds,
                 max_seconds=self.retry_max_seconds,
