@@ -63,7 +63,7 @@ class DeliverySettings:
 
     allow_private_targets: bool = False
     timeout_seconds: float = 15.0
-    max_in_flight: int = 8
+    max_in_flight: int = 16
     batch: int = 200
     idle_poll_seconds: float = 5.0
     cursor_interval_seconds: float = 0.5

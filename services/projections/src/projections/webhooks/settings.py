@@ -25,7 +25,7 @@ class WebhookSettings(BaseSettings):
     allow_private_targets: bool = False
     timeout_seconds: float = Field(15.0, gt=0, le=60)
     """An attempt with no full answer by then has failed (the specification: 15-30 s)."""
-    max_in_flight: int = Field(8, ge=1, le=256)
+    max_in_flight: int = Field(16, ge=1, le=256)
     """Label records delivered at once per subscription (each record's events in order)."""
     batch: int = Field(200, ge=1, le=1000)
     """Feed events read per round; the cursor moves once a round is delivered."""
