@@ -159,13 +159,15 @@ async def latency(
         _sse(system.client, system.urls["projections"], head, sse_seen, stop)
     )
 
+    auth = system.auth("labelling_board")  # one token: minting one per command costs CPU
+
     async def correct(org: str, valid_until: str) -> None:
         correlation = str(uuid.uuid4())
         try:
             response = await system.client.post(
                 system.urls["label_decisions"] + f"/labels/{org}/bronze/corrections",
                 json={"valid_until": valid_until, "reason": "bench"},
-                headers={**system.auth("labelling_board"), "X-Correlation-ID": correlation},
+                headers={**auth, "X-Correlation-ID": correlation},
             )
         except httpx.TransportError:  # a kept-alive connection closed under us: counted as 0
             statuses[0] += 1
