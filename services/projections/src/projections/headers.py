@@ -27,8 +27,15 @@ DOCS_POLICY = (
 """The generated API documentation (Swagger UI, ReDoc): their scripts from their CDN.
 It shows the OpenAPI description only, never stored data."""
 DOCS = ("/docs", "/redoc")
-UNCACHED = ("/api/feed/stream", "/healthz", "/readyz", "/metrics", "/read-models")
-"""Live answers: the stream, health, and the operations' figures."""
+UNCACHED = (
+    "/api/feed/stream",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/read-models",
+    "/webhooks",
+)
+"""Live answers: the stream, health, the operations' figures, the webhook admin API."""
 
 
 def security_headers(path: str) -> dict[str, str]:

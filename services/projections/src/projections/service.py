@@ -27,6 +27,8 @@ from projections.live import LiveProjections
 from projections.offsets import Offsets, Recent, align_group, lag
 from projections.read_models.all import READ_MODELS
 from projections.settings import ProjectionSettings
+from projections.webhooks import api as webhooks_api
+from projections.webhooks.component import Webhooks
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +71,7 @@ class ProjectionsRuntime:
         self.offsets: Offsets | None = None
         self._lags: Recent[dict[str, int]] = Recent(self.settings.lag_cache_seconds)
         self._kafka_probe: KafkaProbe | None = None
+        self.webhooks = Webhooks()
 
     @property
     def pool(self) -> Pool:
@@ -102,6 +105,8 @@ class ProjectionsRuntime:
         self._stack.push_async_callback(
             listener.remove_listener, "projections_feed", self.feed_signal.notify
         )
+        await self.webhooks.start(self._pool, s.database_url, deliver=s.background)
+        self._stack.push_async_callback(self.webhooks.stop)
         self.offsets = Offsets(s)
         await self.offsets.start()
         self._stack.push_async_callback(self.offsets.stop)
@@ -140,6 +145,8 @@ class ProjectionsRuntime:
         reasons = await dependencies_unready(self.pool, self._kafka_probe)
         if self.current is not None and self.current.failing is not None:
             reasons["current"] = self.current.failing
+        if self.webhooks.failing is not None:
+            reasons["webhooks"] = self.webhooks.failing
         return {**reasons, **self.failing}
 
     async def lags(self) -> dict[str, int]:
@@ -171,6 +178,7 @@ class ProjectionsRuntime:
         if self.current is not None:
             values["clr_current_snapshots_published_total"] = self.current.published
         values["clr_background_tasks_failing"] = len(self.failing)
+        values.update(await self.webhooks.metrics(self.pool))
         return values
 
 
@@ -182,7 +190,7 @@ def build() -> FastAPI:
         title="Cluster label registry: public read side",
         description="The public registry: label list, counts as of any day, expiring labels,"
         " expert register, organisation pages, exports, and the public feed of label events.",
-        routers=[api.router, web.router, schema_registry.router],
+        routers=[api.router, web.router, schema_registry.router, webhooks_api.router],
     )
     retry_after = str(max(1, math.ceil(runtime.settings.query_timeout_seconds)))
 

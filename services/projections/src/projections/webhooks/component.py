@@ -1,0 +1,83 @@
+"""The webhooks of one projections instance: the table, the dispatcher, the figures."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from clr_events.pg import Pool
+from projections.webhooks import store
+from projections.webhooks.delivery import AGE_BUCKETS
+from projections.webhooks.dispatcher import Dispatcher
+from projections.webhooks.settings import WebhookSettings
+
+
+class Webhooks:
+    """Started with the service; delivers only where the background tasks run."""
+
+    def __init__(self, settings: WebhookSettings | None = None) -> None:
+        self.settings = settings or WebhookSettings()
+        self.dispatcher: Dispatcher | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
+
+    async def start(self, pool: Pool, database_url: str, *, deliver: bool) -> None:
+        """Create the table; with ``deliver``, run the dispatcher."""
+        await store.migrate(pool)
+        if not deliver:
+            return
+        self.dispatcher = Dispatcher(pool, database_url, self.settings.delivery())
+        self._stop.clear()
+        self._task = asyncio.get_running_loop().create_task(
+            self.dispatcher.run(self._stop), name="webhooks"
+        )
+
+    async def stop(self) -> None:
+        """Stop the dispatcher and its loops."""
+        if self._task is None:
+            return
+        self._stop.set()
+        await asyncio.wait([self._task], timeout=5)
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await self._task
+        self._task = None
+
+    @property
+    def failing(self) -> str | None:
+        """Why delivery is failing here (PostgreSQL away), or None."""
+        return None if self.dispatcher is None else self.dispatcher.failing
+
+    async def metrics(self, pool: Pool) -> dict[str, float]:
+        """Subscriptions by state, lag and failures per subscription (from PostgreSQL, the
+        same on every instance); deliveries, failed attempts, deaths and the age of events
+        at delivery (this instance's, while it leads)."""
+        values: dict[str, float] = {}
+        rows = await pool.fetch(
+            "SELECT s.id, s.state, s.failures, (SELECT count(*) FROM projections.labels_feed f"
+            " WHERE f.position > s.position AND f.position <= (SELECT coalesce(max(head), 0)"
+            f" FROM projections.labels_feed_head)) AS lag FROM {store.TABLE} s ORDER BY s.id"
+        )
+        for state in store.STATES:
+            values[f'clr_webhook_subscriptions{{state="{state}"}}'] = sum(
+                1 for r in rows if r["state"] == state
+            )
+        for r in rows:
+            values[f'clr_webhook_lag_events{{subscription="{r["id"]}"}}'] = r["lag"]
+            values[f'clr_webhook_consecutive_failures{{subscription="{r["id"]}"}}'] = r["failures"]
+        d = self.dispatcher
+        if d is None:
+            return values
+        values["clr_webhook_dispatcher_leading"] = int(d.leading)
+        c = d.counters
+        for r in rows:
+            sub = r["id"]
+            values[f'clr_webhook_deliveries_total{{subscription="{sub}"}}'] = c.delivered[sub]
+            values[f'clr_webhook_failed_attempts_total{{subscription="{sub}"}}'] = c.failed[sub]
+            values[f'clr_webhook_dead_total{{subscription="{sub}"}}'] = c.died[sub]
+        for bound, count in zip(AGE_BUCKETS, c.age_counts, strict=True):
+            values[f'clr_webhook_delivery_age_seconds_bucket{{le="{bound:g}"}}'] = count
+        values['clr_webhook_delivery_age_seconds_bucket{le="+Inf"}'] = c.age_count
+        values["clr_webhook_delivery_age_seconds_sum"] = c.age_sum
+        values["clr_webhook_delivery_age_seconds_count"] = c.age_count
+        return values
