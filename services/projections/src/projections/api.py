@@ -30,6 +30,7 @@ from projections.params import (
     Text,
     earliest_start,
 )
+from projections.opendata import LICENCE
 from projections.queries import PUBLIC_COLUMNS, ListFilter
 
 router = APIRouter(tags=["public"])
@@ -80,6 +81,9 @@ def list_filter(
 
 Filter = Annotated[ListFilter, Depends(list_filter)]
 
+LICENCE_LINK = f'<{LICENCE.url}>; rel="license"'
+"""The open data's licence (CC BY 4.0) on the exports, as a ``Link`` header (RFC 8288)."""
+
 
 @router.get("/api/labels", summary="The public label list (currently valid labels by default)")
 async def labels(request: Request, f: Filter) -> Response:
@@ -108,7 +112,10 @@ async def labels_csv(request: Request, f: Filter) -> Response:
     return Response(
         out.getvalue(),
         media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="labels-{f.on}.csv"'},
+        headers={
+            "Content-Disposition": f'attachment; filename="labels-{f.on}.csv"',
+            "Link": LICENCE_LINK,
+        },
     )
 
 
@@ -116,8 +123,11 @@ async def labels_csv(request: Request, f: Filter) -> Response:
 async def labels_json(request: Request, f: Filter) -> Response:
     rows = [{c: row[c] for c in PUBLIC_COLUMNS} for row in await _all_rows(request, f)]
     return json_response(
-        {"on": f.on, "columns": PUBLIC_COLUMNS, "items": rows},
-        headers={"Content-Disposition": f'attachment; filename="labels-{f.on}.json"'},
+        {"on": f.on, "license": LICENCE.url, "columns": PUBLIC_COLUMNS, "items": rows},
+        headers={
+            "Content-Disposition": f'attachment; filename="labels-{f.on}.json"',
+            "Link": LICENCE_LINK,
+        },
     )
 
 
