@@ -96,7 +96,7 @@ def build_java() -> list[str]:
 
 
 def build_go() -> list[str]:
-    """The Go feed follower (the standard library only), built by the Go toolchain; its command."""
+    """The Go feed follower (the standard library only), vetted, tested and built; its command."""
     go = tool("go", "install Go 1.22 or later")
     binary = LOCAL / "clients" / "labelfeed"
     env = {
@@ -106,6 +106,7 @@ def build_go() -> list[str]:
         "CGO_ENABLED": "0",
     }
     run([go, "vet", "./..."], cwd=CLIENTS / "go", env=env)
+    run([go, "test", "./..."], cwd=CLIENTS / "go", env=env)
     run([go, "build", "-o", str(binary), "."], cwd=CLIENTS / "go", env=env)
     return [str(binary)]
 

@@ -5,6 +5,7 @@ state as the Python fold of the same label events: nothing missed, nothing repea
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -114,6 +115,10 @@ def twice(run: Callable[..., dict[str, Any]], state: Path) -> dict[str, Any]:
     return second
 
 
+@pytest.mark.skipif(
+    not os.environ.get("CLR_KAFKA_PASSWORDS_FILE"),
+    reason="needs the subscriber principal: the local stack (deploy/local/stack.sh start)",
+)
 async def test_a_java_kafka_consumer_as_the_subscriber_principal(
     system: System, history: list[str], tmp_path: Path
 ) -> None:

@@ -225,9 +225,11 @@ async def test_the_page_speaks_the_visitor_s_language_with_a_switch_and_permalin
             assert "Lituanie" in await options.all_inner_texts()
 
             # when the visitor switches to German
-            await page.get_by_role("navigation", name="Langue").get_by_role(
-                "link", name="Deutsch"
-            ).click()
+            await (
+                page.get_by_role("navigation", name="Langue")
+                .get_by_role("link", name="Deutsch")
+                .click()
+            )
             await page.wait_for_url("**lang=de*")
             # then the page is German, a permalink that keeps its other parameters
             assert await page.locator("html").get_attribute("lang") == "de"

@@ -17,6 +17,7 @@ from clr_events.months import add_months
 from clr_events.service.problems import ProblemError
 from projections import queries
 from projections.core import CONTROL
+from projections.opendata import LICENCE
 from projections.params import (
     MAX_SERIES_MONTHS,
     Blank,
@@ -30,7 +31,6 @@ from projections.params import (
     Text,
     earliest_start,
 )
-from projections.opendata import LICENCE
 from projections.queries import PUBLIC_COLUMNS, ListFilter
 
 router = APIRouter(tags=["public"])

@@ -83,18 +83,18 @@ def _distribution(
 
 def catalogue(base: str) -> dict[str, Any]:
     """The DCAT-AP catalogue of the public datasets, with absolute IRIs under ``base``."""
-    publisher = {
+    publisher: dict[str, Any] = {
         "@id": f"{base}/#publisher",
         "@type": "foaf:Agent",
         "foaf:name": LICENCE.attribution,
         "foaf:homepage": _id(f"{base}/"),
     }
-    contact = {
+    contact: dict[str, Any] = {
         "@type": "vcard:Organization",
         "vcard:fn": LICENCE.attribution,
         "vcard:hasURL": _id(f"{base}/subscribe"),
     }
-    common = {
+    common: dict[str, Any] = {
         "dct:publisher": _id(publisher["@id"]),
         "dcat:contactPoint": contact,
         "dcat:theme": [_id(f"{EU}/data-theme/ECON")],
@@ -102,7 +102,7 @@ def catalogue(base: str) -> dict[str, Any]:
         "dct:language": [_id(f"{EU}/language/{c}") for c in ("ENG", "FRA", "DEU")],
         "dcat:landingPage": _id(f"{base}/"),
     }
-    labels = {
+    labels: dict[str, Any] = {
         "@id": f"{base}/#dataset-labels",
         "@type": "dcat:Dataset",
         "dct:identifier": "labels",
@@ -135,7 +135,7 @@ def catalogue(base: str) -> dict[str, Any]:
             _distribution(base, "/api/labels", "application/json", "JSON", "JSON API (paged)"),
         ],
     }
-    counts = {
+    counts: dict[str, Any] = {
         "@id": f"{base}/#dataset-counts",
         "@type": "dcat:Dataset",
         "dct:identifier": "counts",
@@ -157,12 +157,10 @@ def catalogue(base: str) -> dict[str, Any]:
         **common,
         "dcat:distribution": [
             _distribution(base, "/api/counts", "application/json", "JSON", "Counts on a day"),
-            _distribution(
-                base, "/api/counts/series", "application/json", "JSON", "Monthly series"
-            ),
+            _distribution(base, "/api/counts/series", "application/json", "JSON", "Monthly series"),
         ],
     }
-    feed = {
+    feed: dict[str, Any] = {
         "@id": f"{base}/#dataset-label-events",
         "@type": "dcat:Dataset",
         "dct:identifier": "label-events",
@@ -185,7 +183,9 @@ def catalogue(base: str) -> dict[str, Any]:
         ),
         "dcat:keyword": ["events", "CloudEvents", "feed", "excellence label"],
         "dct:accrualPeriodicity": _id(f"{EU}/frequency/UPDATE_CONT"),
-        "dct:conformsTo": _id("https://github.com/cloudevents/spec/blob/v1.0.2/cloudevents/spec.md"),
+        "dct:conformsTo": _id(
+            "https://github.com/cloudevents/spec/blob/v1.0.2/cloudevents/spec.md"
+        ),
         **common,
         "dcat:distribution": [
             _distribution(base, "/api/feed", "application/json", "JSON", "Pull feed"),
@@ -198,7 +198,7 @@ def catalogue(base: str) -> dict[str, Any]:
         ],
     }
     datasets = [labels, counts, feed]
-    api = {
+    api: dict[str, Any] = {
         "@id": f"{base}/#api",
         "@type": "dcat:DataService",
         "dct:title": "Public JSON API",
@@ -215,7 +215,9 @@ def catalogue(base: str) -> dict[str, Any]:
                 "@id": f"{base}{CATALOGUE_PATH}",
                 "@type": "dcat:Catalog",
                 "dct:title": _text(
-                    "Cluster label registry", "Registre des labels de clusters", "Cluster-Label-Register"
+                    "Cluster label registry",
+                    "Registre des labels de clusters",
+                    "Cluster-Label-Register",
                 ),
                 "dct:description": _text(
                     "Open data of Europe's cluster management excellence labels.",
@@ -275,8 +277,9 @@ def organisation(page: dict[str, Any], base: str) -> dict[str, Any]:
     for label in page["labels"]:
         text = f"{label['level'].capitalize()} cluster management excellence label"
         until = _day(label.get("valid_until"))
-        awards.append(f"{text} ({label['status'].replace('_', ' ')}, valid until {until})"
-                      if until else text)
+        awards.append(
+            f"{text} ({label['status'].replace('_', ' ')}, valid until {until})" if until else text
+        )
     if awards:
         out["award"] = awards
     out["subjectOf"] = {
