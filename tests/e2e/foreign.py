@@ -19,8 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
+from clr_events.codec import from_kafka
 from clr_events.envelope import Envelope
+from clr_events.errors import EnvelopeError, EventsError
+from clr_events.registry import registry
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIENTS = ROOT / "clients"
@@ -31,6 +35,31 @@ STATUS = {
     "LabelExpired": "expired",
     "LabelWithdrawn": "withdrawn",
 }
+
+
+BIGINT_MAX = 2**63 - 1
+
+
+def label_event(key: bytes | None, value: bytes | None, headers: Any) -> Envelope | None:
+    """The record as a label event, or None when a subscriber must refuse it: not a
+    CloudEvent, a position beyond 64 bits, or a label event whose data does not fit its
+    contract or whose subject is not ``<org_id>:<level>`` (what the fold relies on)."""
+    try:
+        envelope = from_kafka(key, value, headers)
+    except EnvelopeError:
+        return None
+    if (envelope.globalposition or 0) > BIGINT_MAX or (envelope.prevposition or 0) > BIGINT_MAX:
+        return None
+    name = envelope.type.split(".")[1] if "." in envelope.type else ""
+    if name in STATUS or name == "LabelRecordCorrected":
+        try:
+            contract = registry.decode(envelope.type, envelope.data)
+        except (ValidationError, EventsError):
+            return None
+        record = f"{getattr(contract, 'org_id', '')}:{getattr(contract, 'level', '')}"
+        if envelope.subject != record:
+            return None
+    return envelope
 
 
 def fold(events: list[Envelope]) -> dict[str, dict[str, Any]]:

@@ -87,7 +87,7 @@ public final class LabelSubscriber {
         }
         Map<TopicPartition, OffsetAndMetadata> done = new HashMap<>();
         for (ConsumerRecord<byte[], byte[]> record : records) {
-          fold.apply(headers(record), JSON.readTree(record.value()));
+          fold.accept(headers(record), record.value());
           done.put(
               new TopicPartition(record.topic(), record.partition()),
               new OffsetAndMetadata(record.offset() + 1));
@@ -170,6 +170,7 @@ public final class LabelSubscriber {
       state.putObject("labels");
       state.putArray("applied");
       state.put("skipped", 0);
+      state.put("rejected", 0);
       return new Fold(state);
     }
 
@@ -180,34 +181,91 @@ public final class LabelSubscriber {
           java.nio.file.StandardCopyOption.ATOMIC_MOVE);
     }
 
-    void apply(Map<String, String> ce, JsonNode data) {
+    /** Fold a record, or count it in {@code rejected} (and say why) when it is no valid label event. */
+    void accept(Map<String, String> ce, byte[] value) {
+      String problem;
+      try {
+        problem = apply(ce, value);
+      } catch (IOException | RuntimeException error) {
+        problem = error.toString();
+      }
+      if (problem != null) {
+        state.put("rejected", state.path("rejected").asLong(0) + 1);
+        System.err.println("rejected " + ce.get("ce_subject") + " " + ce.get("ce_id") + ": " + problem);
+      }
+    }
+
+    /** Fold one label event; a reason when it is not one (nothing is changed then). */
+    private String apply(Map<String, String> ce, byte[] value) throws IOException {
       String subject = ce.get("ce_subject");
       String type = ce.get("ce_type");
-      long position = Long.parseLong(ce.get("ce_globalposition"));
-      long previous = Long.parseLong(ce.get("ce_prevposition"));
+      String id = ce.get("ce_id");
+      String at = ce.get("ce_globalposition");
+      if (subject == null || type == null || id == null || at == null) {
+        return "not a CloudEvent in binary mode (ce_id, ce_type, ce_subject, ce_globalposition)";
+      }
+      long position = Long.parseLong(at); // 64-bit: a larger number is refused
+      long previous = Long.parseLong(ce.getOrDefault("ce_prevposition", "0"));
+      if (position < 1 || previous < 0) {
+        return "a position below its range";
+      }
+      JsonNode data = JSON.readTree(value);
+      if (data == null || !data.isObject()) {
+        return "the value is not a JSON object";
+      }
+      String[] parts = type.split("\\.");
+      String name = parts.length > 1 ? parts[1] : "";
+      String status = STATUS.get(name);
+      boolean label = status != null || name.equals("LabelRecordCorrected");
+      if (label) {
+        String problem = invalid(subject, data);
+        if (problem != null) {
+          return problem;
+        }
+      }
       ObjectNode labels = (ObjectNode) state.get("labels");
       JsonNode known = labels.get(subject);
       if (known != null && known.get("position").asLong() >= position) {
         state.put("skipped", state.get("skipped").asLong() + 1); // a redelivery
-        return;
+        return null;
       }
       ((ArrayNode) state.get("applied")).addArray().add(position).add(previous);
-      String name = type.split("\\.")[1];
-      String status = STATUS.get(name);
-      if (status == null && !name.equals("LabelRecordCorrected")) {
-        return; // a type this client does not know: ignored, as the guide says
+      if (!label) {
+        return null; // a type this client does not know: ignored, as the guide says
       }
-      ObjectNode label = known == null ? labels.putObject(subject) : (ObjectNode) known;
-      label.put("org_id", data.get("org_id").asText());
-      label.put("level", data.get("level").asText());
+      ObjectNode entry = known == null ? labels.putObject(subject) : (ObjectNode) known;
+      entry.put("org_id", data.get("org_id").asText());
+      entry.put("level", data.get("level").asText());
       if (status != null) {
-        label.put("status", status); // a correction changes the dates only
+        entry.put("status", status); // a correction changes the dates only
       }
       if (data.hasNonNull("valid_until")) {
-        label.put("valid_until", data.get("valid_until").asText());
+        entry.put("valid_until", data.get("valid_until").asText());
       }
-      label.put("position", position);
-      label.put("events", label.path("events").asLong(0) + 1);
+      entry.put("position", position);
+      entry.put("events", entry.path("events").asLong(0) + 1);
+      return null;
+    }
+
+    /** What the fold relies on: the subject is {@code <org_id>:<level>}, dates are dates. */
+    private static String invalid(String subject, JsonNode data) {
+      JsonNode org = data.get("org_id");
+      JsonNode level = data.get("level");
+      if (org == null || !org.isTextual() || level == null || !level.isTextual()) {
+        return "no org_id or level";
+      }
+      if (!subject.equals(org.asText() + ":" + level.asText())) {
+        return "the subject is not <org_id>:<level>";
+      }
+      JsonNode until = data.get("valid_until");
+      if (until != null && !until.isNull()) {
+        try {
+          java.time.LocalDate.parse(until.asText());
+        } catch (java.time.DateTimeException error) {
+          return "valid_until is not a date";
+        }
+      }
+      return null;
     }
 
     ObjectNode summary() {
