@@ -7,7 +7,7 @@ RUN := $(UV) run --frozen
 WITH_ENV := set -a && source .local/env && set +a &&
 
 .PHONY: help setup stack stop reset status topics browser run token test test-unit test-integration \
-	lint fmt bench chaos schemas schemas-check rebuild-projection projections-status dlq-replay
+	lint fmt bench chaos schemas schemas-check translations rebuild-projection projections-status dlq-replay
 
 help:
 	@echo "make run     PostgreSQL, Kafka, topics and every service (installs what is missing)"
@@ -21,6 +21,7 @@ help:
 	@echo "make schemas regenerate schemas/ (JSON Schema, AsyncAPI, golden examples) from the contracts"
 	@echo "make rebuild-projection NAME=labels [LANES=2] [PROCESSES=2]   rebuild a read model beside the live one, then swap"
 	@echo "make projections-status   generation and lag of every read model"
+	@echo "make translations   extract the public page's messages into its catalogues (fr, de)"
 	@echo "make dlq-replay GROUP=assessments.reference [DRY=1]   redeliver a group's dead letters to it"
 
 setup:  ## the Python environment, exactly as locked in uv.lock
@@ -85,6 +86,13 @@ bench: topics
 
 schemas: setup  ## regenerate schemas/ from the contracts in events/
 	$(RUN) python -m clr_events.schemas write
+
+LOCALES := services/projections/src/projections/locales
+translations: setup  ## the public page's messages: extract them, merge them into each catalogue
+	$(RUN) pybabel -q extract -F services/projections/babel.cfg -k N_ --no-location --omit-header \
+		--sort-output -o $(LOCALES)/messages.pot services/projections
+	$(RUN) pybabel -q update -i $(LOCALES)/messages.pot -d $(LOCALES) \
+		--ignore-obsolete -w 100
 
 schemas-check: setup
 	$(RUN) python -m clr_events.schemas check

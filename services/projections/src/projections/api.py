@@ -18,6 +18,7 @@ from clr_events.service.problems import ProblemError
 from projections import queries
 from projections.core import CONTROL
 from projections.cursors import check_cursor
+from projections.opendata import LICENCE
 from projections.params import (
     MAX_SERIES_MONTHS,
     Blank,
@@ -85,6 +86,9 @@ def list_filter(
 
 Filter = Annotated[ListFilter, Depends(list_filter)]
 
+LICENCE_LINK = f'<{LICENCE.url}>; rel="license"'
+"""The open data's licence (CC BY 4.0) on the exports, as a ``Link`` header (RFC 8288)."""
+
 
 async def labels_lag(request: Request) -> int | None:
     """Messages the label register has still to apply (None: unknown)."""
@@ -122,7 +126,10 @@ async def labels_csv(request: Request, f: Filter) -> Response:
     return Response(
         out.getvalue(),
         media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="labels-{f.on}.csv"'},
+        headers={
+            "Content-Disposition": f'attachment; filename="labels-{f.on}.csv"',
+            "Link": LICENCE_LINK,
+        },
     )
 
 
@@ -130,8 +137,11 @@ async def labels_csv(request: Request, f: Filter) -> Response:
 async def labels_json(request: Request, f: Filter) -> Response:
     rows = [{c: row[c] for c in PUBLIC_COLUMNS} for row in await _all_rows(request, f)]
     return json_response(
-        {"on": f.on, "columns": PUBLIC_COLUMNS, "items": rows},
-        headers={"Content-Disposition": f'attachment; filename="labels-{f.on}.json"'},
+        {"on": f.on, "license": LICENCE.url, "columns": PUBLIC_COLUMNS, "items": rows},
+        headers={
+            "Content-Disposition": f'attachment; filename="labels-{f.on}.json"',
+            "Link": LICENCE_LINK,
+        },
     )
 
 

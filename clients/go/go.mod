@@ -1,0 +1,3 @@
+module registry.local/clients/labelfeed
+
+go 1.22
