@@ -61,6 +61,9 @@ async def test_the_catalogue_describes_the_datasets_in_dcat_ap(system: System) -
         assert answer.status_code == 200, url
     service = graph.value(catalogue, DCAT.service)
     assert set(graph.objects(service, DCAT.servesDataset)) == datasets
+    for prop in (DCAT.endpointURL, DCAT.endpointDescription):
+        answer = await system.client.get(str(graph.value(service, prop)))
+        assert answer.status_code == 200, prop
 
 
 async def test_the_exports_and_the_page_state_their_licence(system: System) -> None:
