@@ -206,7 +206,15 @@ async def experts(
 ) -> HTMLResponse:
     async with runtime_of(request).reads.acquire() as conn:
         people = await queries.experts(conn, date.today(), role or None, country or None)
-    return render(request, "experts.html", {"people": people, "role": role, "country": country})
+        everyone = await queries.experts(conn, date.today(), None, None)
+    lang = i18n.choose(request.query_params.get("lang"), request.headers.get("accept-language"))
+    codes = {p["country"] for p in everyone if p["country"]} | ({country} if country else set())
+    countries = sorted(((c, i18n.country_name(c, lang.lang)) for c in codes), key=lambda c: c[1])
+    return render(
+        request,
+        "experts.html",
+        {"people": people, "role": role, "country": country, "countries": countries},
+    )
 
 
 @router.get("/subscribe", response_class=HTMLResponse)
