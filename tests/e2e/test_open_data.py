@@ -61,6 +61,9 @@ async def test_the_catalogue_describes_the_datasets_in_dcat_ap(system: System) -
         assert answer.status_code == 200, url
     service = graph.value(catalogue, DCAT.service)
     assert set(graph.objects(service, DCAT.servesDataset)) == datasets
+    for prop in (DCAT.endpointURL, DCAT.endpointDescription):
+        answer = await system.client.get(str(graph.value(service, prop)))
+        assert answer.status_code == 200, prop
 
 
 async def test_the_exports_and_the_page_state_their_licence(system: System) -> None:
@@ -102,3 +105,16 @@ async def test_the_language_follows_accept_language_and_the_lang_parameter(
     assert "Données et abonnements" in page.text
     unknown = await system.client.get(url + "?lang=xx", headers={"Accept-Language": "de"})
     assert unknown.status_code == 200 and unknown.headers["content-language"] == "de"
+
+
+async def test_the_experts_are_filtered_by_country_name(system: System) -> None:
+    person = await scenario.expert(system, "AT", ["benchmarking_expert"], "2025-01-02")
+
+    async def known() -> bool:
+        listed = await system.get("projections", "/api/experts?country=AT")
+        return any(p["person_id"] == person for p in listed.json()["items"])
+
+    await system.until(known, "the expert in the experts register")
+    page = await system.get("projections", "/experts?lang=de&country=AT")
+    assert '<option value="AT" selected>Österreich</option>' in page.text
+    assert '<td data-label="Land">Österreich</td>' in page.text

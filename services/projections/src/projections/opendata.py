@@ -202,7 +202,7 @@ def catalogue(base: str) -> dict[str, Any]:
         "@id": f"{base}/#api",
         "@type": "dcat:DataService",
         "dct:title": "Public JSON API",
-        "dcat:endpointURL": _id(f"{base}/api"),
+        "dcat:endpointURL": _id(f"{base}/"),
         "dcat:endpointDescription": _id(f"{base}/openapi.json"),
         "dcat:servesDataset": [_id(d["@id"]) for d in datasets],
         "dct:license": _id(LICENCE.authority),

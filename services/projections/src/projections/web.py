@@ -101,13 +101,18 @@ def _page_link(request: Request, **changes: Any) -> str:
     return "?" + urlencode({k: v for k, v in params.items() if v not in ("", None)})
 
 
+def language(request: Request) -> i18n.Choice:
+    """The page's language: ``?lang=``, else ``Accept-Language``, else English."""
+    return i18n.choose(request.query_params.get("lang"), request.headers.get("accept-language"))
+
+
 def render(request: Request, name: str, context: dict[str, Any]) -> HTMLResponse:
     """A page in the visitor's language: ``?lang=``, else ``Accept-Language``, else English.
 
     Internal links keep an explicit ``?lang=`` (``href``), so a permalink stays in its
     language; the answer varies by ``Accept-Language`` and says its ``Content-Language``.
     """
-    choice = i18n.choose(request.query_params.get("lang"), request.headers.get("accept-language"))
+    choice = language(request)
 
     def href(path: str, **params: Any) -> str:
         query = {k: v for k, v in params.items() if v not in ("", None)}
@@ -158,10 +163,8 @@ async def registry(request: Request, f: Filter) -> HTMLResponse:
     query = urlencode(
         {k: v for k, v in request.query_params.items() if k not in ("offset", "lang")}
     )
-    lang = i18n.choose(request.query_params.get("lang"), request.headers.get("accept-language"))
-    named = sorted(
-        ((c, i18n.country_name(c, lang.lang)) for c in countries if c), key=lambda cn: cn[1]
-    )
+    lang = language(request).lang
+    named = sorted(((c, i18n.country_name(c, lang)) for c in countries if c), key=lambda c: c[1])
     return render(
         request,
         "registry.html",
@@ -206,7 +209,15 @@ async def experts(
 ) -> HTMLResponse:
     async with runtime_of(request).reads.acquire() as conn:
         people = await queries.experts(conn, date.today(), role or None, country or None)
-    return render(request, "experts.html", {"people": people, "role": role, "country": country})
+        everyone = await queries.experts(conn, date.today(), None, None)
+    lang = language(request).lang
+    codes = {p["country"] for p in everyone if p["country"]} | ({country} if country else set())
+    countries = sorted(((c, i18n.country_name(c, lang)) for c in codes), key=lambda c: c[1])
+    return render(
+        request,
+        "experts.html",
+        {"people": people, "role": role, "country": country, "countries": countries},
+    )
 
 
 @router.get("/subscribe", response_class=HTMLResponse)
