@@ -222,6 +222,12 @@ async def test_redecide_finds_no_difference_and_names_a_tampered_decision(system
     # given a history with an award, a refusal and a correction
     org, person = await scenario.bronze_label(system, "NL", "DE", "2024-03-05", "2024-04-02")
     await scenario.bronze(system, org, person, "2024-04-10", "2024-04-12")  # too early: refused
+
+    async def refused() -> bool:
+        history = await system.get("label_decisions", f"/labels/{org}/bronze/history", "auditor")
+        return history.status_code == 200 and len(history.json()["events"]) == 2
+
+    await system.until(refused, "the refusal")  # a private event: only the history shows it
     await correct(system, org, date(2026, 2, 28))
     await system.events(LABELS, f"{org}:bronze", at_least=2)
 
