@@ -7,7 +7,8 @@ RUN := $(UV) run --frozen
 WITH_ENV := set -a && source .local/env && set +a &&
 
 .PHONY: help setup stack stop reset status topics browser run token test test-unit test-integration \
-	lint fmt bench chaos schemas schemas-check rebuild-projection projections-status dlq-replay
+	lint fmt bench chaos schemas schemas-check rebuild-projection projections-status dlq-replay \
+	backup restore republish migrations
 
 help:
 	@echo "make run     PostgreSQL, Kafka, topics and every service (installs what is missing)"
@@ -22,6 +23,10 @@ help:
 	@echo "make rebuild-projection NAME=labels [LANES=2] [PROCESSES=2]   rebuild a read model beside the live one, then swap"
 	@echo "make projections-status   generation and lag of every read model"
 	@echo "make dlq-replay GROUP=assessments.reference [DRY=1]   redeliver a group's dead letters to it"
+	@echo "make backup [DIR=...]   pg_dump of every schema and a manifest (deploy/runbooks/backup.md)"
+	@echo "make restore DIR=... [SCHEMA=...]   restore a backup, verify every chain (services stopped)"
+	@echo "make republish   after the Kafka topics were lost: relays and consumers from the start"
+	@echo "make migrations   the migration history of every schema"
 
 setup:  ## the Python environment, exactly as locked in uv.lock
 	@command -v $(UV) >/dev/null || python3 -m pip install -q "uv==$(UV_VERSION)"
@@ -98,3 +103,19 @@ projections-status: topics
 dlq-replay: topics  ## redeliver a consumer group's dead letters to it after a fix (DRY=1 lists them)
 	@test -n "$(GROUP)" || { echo "usage: make dlq-replay GROUP=<service>.<consumer> [DRY=1]"; exit 2; }
 	$(WITH_ENV) $(RUN) python -m clr_events.consumers.dlq replay --group $(GROUP) $(if $(DRY),--dry-run)
+
+BACKUP_DIR = .local/backups/$(shell date -u +%Y%m%dT%H%M%SZ)
+
+backup: stack  ## pg_dump of every schema (stores, checkpoints, read models) and a manifest
+	$(WITH_ENV) $(RUN) python -m clr_events.backup backup $(or $(DIR),$(BACKUP_DIR))
+
+restore: stack  ## restore a backup and verify every chain: make restore DIR=.local/backups/<when> [SCHEMA=assessments]
+	@test -n "$(DIR)" || { echo "usage: make restore DIR=.local/backups/<when> [SCHEMA=<schema>]"; exit 2; }
+	$(WITH_ENV) $(RUN) python -m clr_events.backup restore $(DIR) $(if $(SCHEMA),--schema $(SCHEMA))
+
+republish: topics  ## the topics were lost: create them, relays from position 1, consumers from the start
+	$(WITH_ENV) $(RUN) python -m clr_events.backup republish
+	$(WITH_ENV) $(RUN) python -m projections forget-offsets
+
+migrations: stack  ## the migration history of every schema
+	$(WITH_ENV) $(RUN) python -m clr_events.migrations

@@ -188,6 +188,21 @@ async def upgrade_generation(conn: Connection, model: ReadModel, schema: str) ->
         await point_views(conn, model, schema)
 
 
+async def forget_offsets(pool: Pool, models: Iterable[ReadModel]) -> dict[str, int]:
+    """After the topics were lost and created again (empty, then republished from the
+    stores): forget what each read model's live generation applied of the old topics, so
+    its agents read the new ones from the start (a read model tolerates an event it has
+    applied; a rebuild then swaps in a generation made from the new topics alone). Run with
+    the service stopped. Returns the partitions forgotten per read model."""
+    forgotten: dict[str, int] = {}
+    async with pool.acquire() as conn, conn.transaction():
+        for model in models:
+            schema = await active_schema(conn, model, lock=False)
+            status = await conn.execute(f"DELETE FROM {schema}.checkpoint")
+            forgotten[model.name] = int(status.split()[-1])
+    return forgotten
+
+
 class NoGenerationError(TransientError, LookupError):
     """A read model has no active generation (yet): wait for one, the records are fine."""
 
