@@ -13,6 +13,7 @@ WITH_ENV := set -a && source .local/env && set +a &&
 help:
 	@echo "make run     PostgreSQL, Kafka, topics and every service (installs what is missing)"
 	@echo "make run DEMO=1   the same, with the demo history generated through the APIs"
+	@echo "make run SCALE=projections=2,label_decisions=2   several instances of those services"
 	@echo "make token ROLE=assessor   a development bearer token"
 	@echo "make test    lint (ruff, mypy, import rules) and every test against the real PostgreSQL and Kafka"
 	@echo "make chaos   kill -9 each service, the broker and PostgreSQL under load; prove nothing lost (a stack of its own)"
@@ -50,8 +51,8 @@ browser:  ## Debian's chromium for the page tests (installed once)
 topics: setup stack
 	@$(WITH_ENV) $(RUN) python -m clr_events.kafka.topics deploy/kafka/topics.toml
 
-run: topics  ## the whole system; DEMO=1 adds the demo history
-	@$(WITH_ENV) $(RUN) python -m clr_dev run $(if $(DEMO),--demo)
+run: topics  ## the whole system; DEMO=1 adds the demo history, SCALE=projections=2,... instances
+	@$(WITH_ENV) $(RUN) python -m clr_dev run $(if $(DEMO),--demo) $(if $(SCALE),--scale $(SCALE))
 
 token: setup  ## a development bearer token: make token ROLE=assessor [SUB=alice]
 	@test -f .local/jwt-secret || { echo "no .local/jwt-secret yet: run make run first"; exit 1; }
