@@ -24,8 +24,9 @@
 # CLR_KAFKA_CONTROLLER_PORT + 2 (N - 1), its data in .local/kafka/node<N> (node 1 in
 # .local/kafka as a single broker's); topics get three replicas and a write is taken
 # (acks=all) once two have it (min.insync.replicas 2), so one broker can go away with no
-# outage. `start` also starts a node that died. Changing the number of brokers needs
-# `reset` first (the controllers' quorum is fixed when the data is made).
+# outage. `start` also starts a node that died; later commands without the variable
+# act on every node. Changing the number of brokers needs `reset` first (the
+# controllers' quorum is fixed when the data is made).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -34,11 +35,12 @@ STATE=${CLR_STATE_DIR:-$ROOT/.local}
 PG_PORT=${CLR_PG_PORT:-55432}
 KAFKA_PORT=${CLR_KAFKA_PORT:-19092}
 KAFKA_CONTROLLER_PORT=${CLR_KAFKA_CONTROLLER_PORT:-19093}
-KAFKA_BROKERS=${CLR_KAFKA_BROKERS:-1}
 PG_DIR="$STATE/postgres"
 KAFKA_DIR="$STATE/kafka"
 KAFKA_LIBS="$KAFKA_DIR/libs"
 KAFKA_PASSWORDS="$KAFKA_DIR/passwords"
+# brokers: as asked, else as many as the data was made for (stop, status: every node)
+KAFKA_BROKERS=${CLR_KAFKA_BROKERS:-$(cat "$KAFKA_DIR/brokers" 2>/dev/null || echo 1)}
 # the Kafka principals (deploy/kafka/topics.toml grants each service and subscriber its ACLs)
 PRINCIPALS="admin collaboration training_certification assessments label_decisions projections subscriber"
 
