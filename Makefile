@@ -7,11 +7,13 @@ RUN := $(UV) run --frozen
 WITH_ENV := set -a && source .local/env && set +a &&
 
 .PHONY: help setup stack stop reset status topics browser run token test test-unit test-integration \
-	lint fmt bench chaos schemas schemas-check translations rebuild-projection projections-status dlq-replay
+	lint fmt bench chaos schemas schemas-check translations rebuild-projection projections-status \
+	dlq-replay backup restore republish migrations
 
 help:
 	@echo "make run     PostgreSQL, Kafka, topics and every service (installs what is missing)"
 	@echo "make run DEMO=1   the same, with the demo history generated through the APIs"
+	@echo "make run SCALE=projections=2,label_decisions=2   several instances of those services"
 	@echo "make token ROLE=assessor   a development bearer token"
 	@echo "make test    lint (ruff, mypy, import rules) and every test against the real PostgreSQL and Kafka"
 	@echo "make chaos   kill -9 each service, the broker and PostgreSQL under load; prove nothing lost (a stack of its own)"
@@ -23,6 +25,10 @@ help:
 	@echo "make projections-status   generation and lag of every read model"
 	@echo "make translations   extract the public page's messages into its catalogues (fr, de)"
 	@echo "make dlq-replay GROUP=assessments.reference [DRY=1]   redeliver a group's dead letters to it"
+	@echo "make backup [DIR=...]   pg_dump of every schema and a manifest (deploy/runbooks/backup.md)"
+	@echo "make restore DIR=... [SCHEMA=...]   restore a backup, verify every chain (services stopped)"
+	@echo "make republish   after the Kafka topics were lost: relays and consumers from the start"
+	@echo "make migrations   the migration history of every schema"
 
 setup:  ## the Python environment, exactly as locked in uv.lock
 	@command -v $(UV) >/dev/null || python3 -m pip install -q "uv==$(UV_VERSION)"
@@ -46,8 +52,8 @@ browser:  ## Debian's chromium for the page tests (installed once)
 topics: setup stack
 	@$(WITH_ENV) $(RUN) python -m clr_events.kafka.topics deploy/kafka/topics.toml
 
-run: topics  ## the whole system; DEMO=1 adds the demo history
-	@$(WITH_ENV) $(RUN) python -m clr_dev run $(if $(DEMO),--demo)
+run: topics  ## the whole system; DEMO=1 adds the demo history, SCALE=projections=2,... instances
+	@$(WITH_ENV) $(RUN) python -m clr_dev run $(if $(DEMO),--demo) $(if $(SCALE),--scale $(SCALE))
 
 token: setup  ## a development bearer token: make token ROLE=assessor [SUB=alice]
 	@test -f .local/jwt-secret || { echo "no .local/jwt-secret yet: run make run first"; exit 1; }
@@ -107,3 +113,19 @@ projections-status: topics
 dlq-replay: topics  ## redeliver a consumer group's dead letters to it after a fix (DRY=1 lists them)
 	@test -n "$(GROUP)" || { echo "usage: make dlq-replay GROUP=<service>.<consumer> [DRY=1]"; exit 2; }
 	$(WITH_ENV) $(RUN) python -m clr_events.consumers.dlq replay --group $(GROUP) $(if $(DRY),--dry-run)
+
+BACKUP_DIR = .local/backups/$(shell date -u +%Y%m%dT%H%M%SZ)
+
+backup: stack  ## pg_dump of every schema (stores, checkpoints, read models) and a manifest
+	$(WITH_ENV) $(RUN) python -m clr_events.backup backup $(or $(DIR),$(BACKUP_DIR))
+
+restore: stack  ## restore a backup and verify every chain: make restore DIR=.local/backups/<when> [SCHEMA=assessments]
+	@test -n "$(DIR)" || { echo "usage: make restore DIR=.local/backups/<when> [SCHEMA=<schema>]"; exit 2; }
+	$(WITH_ENV) $(RUN) python -m clr_events.backup restore $(DIR) $(if $(SCHEMA),--schema $(SCHEMA))
+
+republish: topics  ## the topics were lost: create them, relays from position 1, consumers from the start
+	$(WITH_ENV) $(RUN) python -m clr_events.backup republish
+	$(WITH_ENV) $(RUN) python -m projections forget-offsets
+
+migrations: stack  ## the migration history of every schema
+	$(WITH_ENV) $(RUN) python -m clr_events.migrations

@@ -18,6 +18,15 @@
 # clr_dev starts each service as its own principal. The ACLs are created with the topics
 # (`make topics`, deploy/kafka/topics.toml). A Kafka started with another configuration
 # (say, from before authentication) is restarted by `start`, keeping its data.
+#
+# CLR_KAFKA_BROKERS=3: a Kafka cluster of three KRaft nodes (each broker and controller)
+# instead of one: node N listens on CLR_KAFKA_PORT + 2 (N - 1), its controller on
+# CLR_KAFKA_CONTROLLER_PORT + 2 (N - 1), its data in .local/kafka/node<N> (node 1 in
+# .local/kafka as a single broker's); topics get three replicas and a write is taken
+# (acks=all) once two have it (min.insync.replicas 2), so one broker can go away with no
+# outage. `start` also starts a node that died; later commands without the variable
+# act on every node. Changing the number of brokers needs `reset` first (the
+# controllers' quorum is fixed when the data is made).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -31,6 +40,8 @@ PG_DIR="$STATE/postgres"
 KAFKA_DIR="$STATE/kafka"
 KAFKA_LIBS="$KAFKA_DIR/libs"
 KAFKA_PASSWORDS="$KAFKA_DIR/passwords"
+# brokers: as asked, else as many as the data was made for (stop, status: every node)
+KAFKA_BROKERS=${CLR_KAFKA_BROKERS:-$(cat "$KAFKA_DIR/brokers" 2>/dev/null || echo 1)}
 # the Kafka principals (deploy/kafka/topics.toml grants each service and subscriber its ACLs)
 PRINCIPALS="admin collaboration training_certification assessments label_decisions projections subscriber"
 
@@ -66,7 +77,7 @@ env_exports() {
   kafka_passwords
   cat <<EOF
 export CLR_DATABASE_URL=postgresql://postgres@127.0.0.1:$PG_PORT/postgres
-export CLR_KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$KAFKA_PORT
+export CLR_KAFKA_BOOTSTRAP_SERVERS=$(kafka_bootstrap)
 export CLR_KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT
 export CLR_KAFKA_SASL_MECHANISM=PLAIN
 export CLR_KAFKA_USERNAME=admin
@@ -138,21 +149,48 @@ kafka_passwords() {
 
 password_of() { sed -n "s/^$1=//p" "$KAFKA_PASSWORDS"; }
 
+# node N of the cluster (1 .. KAFKA_BROKERS): its folder and ports
+node_dir() { if [ "$1" = 1 ]; then echo "$KAFKA_DIR"; else echo "$KAFKA_DIR/node$1"; fi; }
+node_port() { echo $((KAFKA_PORT + 2 * ($1 - 1))); }
+node_cport() { echo $((KAFKA_CONTROLLER_PORT + 2 * ($1 - 1))); }
+nodes() { seq 1 "$KAFKA_BROKERS"; }
+
+kafka_bootstrap() {
+  local n servers=""
+  for n in $(nodes); do servers+=",127.0.0.1:$(node_port "$n")"; done
+  echo "${servers#,}"
+}
+
 kafka_config() {
-  # server.properties from the template: ports, data folder, and the JAAS logins (the
-  # broker logs in as admin; user_<name> lists who may log in, with which password)
+  # node $1's server.properties from the template: ports, data folder, the quorum, the
+  # replication, and the JAAS logins (the broker logs in as admin; user_<name> lists who
+  # may log in, with which password)
   kafka_passwords
-  local admin users="" name
+  local node=$1 admin users="" name voters="" n rf=1 minisr=1 cluster='/@CLUSTER@/d'
   admin=$(password_of admin)
   for name in $PRINCIPALS; do users+=" user_$name=\"$(password_of "$name")\""; done
-  sed -e "s|@PORT@|$KAFKA_PORT|g" -e "s|@CPORT@|$KAFKA_CONTROLLER_PORT|g" -e "s|@DATA@|$KAFKA_DIR/data|g" \
+  for n in $(nodes); do voters+=",$n@127.0.0.1:$(node_cport "$n")"; done
+  if [ "$KAFKA_BROKERS" -gt 1 ]; then
+    rf=$((KAFKA_BROKERS < 3 ? KAFKA_BROKERS : 3)); minisr=$((rf - 1)); cluster='s/@CLUSTER@//'
+  fi
+  sed -e "$cluster" -e "s|@NODE@|$node|g" -e "s|@VOTERS@|${voters#,}|g" \
+    -e "s|@RF@|$rf|g" -e "s|@MINISR@|$minisr|g" \
+    -e "s|@PORT@|$(node_port "$node")|g" -e "s|@CPORT@|$(node_cport "$node")|g" \
+    -e "s|@DATA@|$(node_dir "$node")/data|g" \
     -e "s|@ADMIN_LOGIN@|username=\"admin\" password=\"$admin\"|g" \
     -e "s|@ADMIN_USER@|user_admin=\"$admin\"|g" -e "s|@USERS@|${users# }|g" \
     "$HERE/kafka/server.properties.in"
 }
 
 kafka_running() {
-  [ -f "$KAFKA_DIR/kafka.pid" ] && alive "$(cat "$KAFKA_DIR/kafka.pid")"
+  local n
+  for n in $(nodes); do node_running "$n" || return 1; done
+}
+
+node_running() {
+  local dir
+  dir=$(node_dir "$1")
+  [ -f "$dir/kafka.pid" ] && alive "$(cat "$dir/kafka.pid")"
 }
 
 kafka_fetch() {
@@ -169,55 +207,86 @@ kafka_fetch() {
 }
 
 kafka_start() {
-  local wanted
-  wanted=$(kafka_config)
-  if kafka_running; then
-    if [ "$wanted" = "$(cat "$KAFKA_DIR/server.properties" 2>/dev/null)" ]; then
-      log "kafka already running on 127.0.0.1:$KAFKA_PORT"; return
+  local n started=""
+  mkdir -p "$KAFKA_DIR"
+  if [ -f "$KAFKA_DIR/data/meta.properties" ] && \
+     [ "$(cat "$KAFKA_DIR/brokers" 2>/dev/null || echo 1)" != "$KAFKA_BROKERS" ]; then
+    die "kafka's data is for $(cat "$KAFKA_DIR/brokers" 2>/dev/null || echo 1) brokers, not $KAFKA_BROKERS: reset first"
+  fi
+  echo "$KAFKA_BROKERS" >"$KAFKA_DIR/brokers"
+  for n in $(nodes); do
+    node_start "$n" && started+=" $n"
+  done
+  for n in $started; do node_wait "$n"; done
+}
+
+# the configuration compared without its comments: a comment changed restarts nothing
+settings_of() { grep -v '^#' || true; }
+
+node_start() {
+  # starts node $1 unless it runs with the wanted configuration (then returns 1)
+  local node=$1 dir wanted
+  dir=$(node_dir "$node")
+  wanted=$(kafka_config "$node")
+  if node_running "$node"; then
+    if [ "$(settings_of <<<"$wanted")" = "$(settings_of <"$dir/server.properties" 2>/dev/null)" ]; then
+      log "kafka node $node already running on 127.0.0.1:$(node_port "$node")"; return 1
     fi
     # say, a broker from before authentication and ACLs: its data stays, its configuration
     # changes (and its clients need the credentials in .local/env from now on)
-    log "kafka runs with an older configuration (without SASL and ACLs?): restarting it"
-    kafka_stop
+    log "kafka node $node runs with an older configuration: restarting it"
+    node_stop "$node"
   fi
   kafka_fetch
-  mkdir -p "$KAFKA_DIR/data"
-  ( umask 077; printf '%s\n' "$wanted" >"$KAFKA_DIR/server.properties" )
+  mkdir -p "$dir/data"
+  ( umask 077; printf '%s\n' "$wanted" >"$dir/server.properties" )
   local logcfg="-Dlog4j2.configurationFile=$HERE/kafka/log4j2.properties"
-  if [ ! -f "$KAFKA_DIR/data/meta.properties" ]; then
-    local cluster_id
-    cluster_id=$(java "$logcfg" -cp "$KAFKA_LIBS/*" kafka.tools.StorageTool random-uuid)
+  if [ ! -f "$dir/data/meta.properties" ]; then
+    # one cluster id for every node, made with the first
+    [ -s "$KAFKA_DIR/cluster-id" ] && [ "$KAFKA_BROKERS" -gt 1 ] || \
+      java "$logcfg" -cp "$KAFKA_LIBS/*" kafka.tools.StorageTool random-uuid >"$KAFKA_DIR/cluster-id"
     java "$logcfg" -cp "$KAFKA_LIBS/*" kafka.tools.StorageTool format \
-      -t "$cluster_id" -c "$KAFKA_DIR/server.properties" >/dev/null
+      -t "$(cat "$KAFKA_DIR/cluster-id")" -c "$dir/server.properties" >/dev/null
   fi
-  log "starting kafka on 127.0.0.1:$KAFKA_PORT"
-  : >"$KAFKA_DIR/kafka.log"
+  log "starting kafka node $node on 127.0.0.1:$(node_port "$node")"
+  : >"$dir/kafka.log"
   nohup java -Xms256m -Xmx1g -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true \
-    "$logcfg" -Dkafka.logs.dir="$KAFKA_DIR" -cp "$KAFKA_LIBS/*" kafka.Kafka "$KAFKA_DIR/server.properties" \
-    >"$KAFKA_DIR/kafka.log" 2>&1 </dev/null &
-  echo $! >"$KAFKA_DIR/kafka.pid"
+    "$logcfg" -Dkafka.logs.dir="$dir" -cp "$KAFKA_LIBS/*" kafka.Kafka "$dir/server.properties" \
+    >"$dir/kafka.log" 2>&1 </dev/null &
+  echo $! >"$dir/kafka.pid"
+}
+
+node_wait() {
+  local node=$1 dir
+  dir=$(node_dir "$node")
   for _ in $(seq 1 240); do
-    grep -q "Kafka Server started" "$KAFKA_DIR/kafka.log" && return 0
-    kafka_running || { tail -n 40 "$KAFKA_DIR/kafka.log" >&2; die "kafka exited during start-up"; }
+    grep -q "Kafka Server started" "$dir/kafka.log" && return 0
+    node_running "$node" || { tail -n 40 "$dir/kafka.log" >&2; die "kafka node $node exited during start-up"; }
     sleep 0.5
   done
-  tail -n 40 "$KAFKA_DIR/kafka.log" >&2
-  die "kafka did not report 'Kafka Server started' within 120 s"
+  tail -n 40 "$dir/kafka.log" >&2
+  die "kafka node $node did not report 'Kafka Server started' within 120 s"
 }
 
 kafka_stop() {
-  kafka_running || { log "kafka not running"; return; }
-  local pid
-  pid=$(cat "$KAFKA_DIR/kafka.pid")
-  log "stopping kafka (pid $pid)"
+  local n
+  for n in $(nodes); do node_stop "$n"; done
+}
+
+node_stop() {
+  local node=$1 dir pid
+  dir=$(node_dir "$node")
+  node_running "$node" || { log "kafka node $node not running"; return 0; }
+  pid=$(cat "$dir/kafka.pid")
+  log "stopping kafka node $node (pid $pid)"
   kill -TERM "$pid"  # controlled shutdown
   for _ in $(seq 1 300); do
-    alive "$pid" || { rm -f "$KAFKA_DIR/kafka.pid"; return 0; }
+    alive "$pid" || { rm -f "$dir/kafka.pid"; return 0; }
     sleep 0.1
   done
-  log "kafka did not stop within 30 s; killing it"
+  log "kafka node $node did not stop within 30 s; killing it"
   kill -KILL "$pid" 2>/dev/null || true
-  rm -f "$KAFKA_DIR/kafka.pid"
+  rm -f "$dir/kafka.pid"
 }
 
 # ---------------------------------------------------------------------- main
@@ -238,11 +307,15 @@ case "${1:-}" in
     kafka_stop
     pg_stop
     log "deleting the PostgreSQL cluster and the Kafka log under $STATE"
-    rm -rf "$PG_DIR/data" "$KAFKA_DIR/data" "$STATE/logs"
+    rm -rf "$PG_DIR/data" "$KAFKA_DIR/data" "$KAFKA_DIR"/node* "$KAFKA_DIR/brokers" \
+      "$KAFKA_DIR/cluster-id" "$STATE/logs"
     ;;
   status)
     if pg_running; then echo "postgresql: running on 127.0.0.1:$PG_PORT"; else echo "postgresql: stopped"; fi
-    if kafka_running; then echo "kafka: running on 127.0.0.1:$KAFKA_PORT"; else echo "kafka: stopped"; fi
+    for n in $(nodes); do
+      if node_running "$n"; then echo "kafka node $n: running on 127.0.0.1:$(node_port "$n")"
+      else echo "kafka node $n: stopped"; fi
+    done
     ;;
   env)
     env_exports

@@ -106,9 +106,50 @@ def test_kubernetes_objects_pass_the_api_schemas() -> None:
         "Job",
         "Deployment",
         "Service",
+        "HorizontalPodAutoscaler",
+        "PodDisruptionBudget",
+        "NetworkPolicy",
     }
     for document in objects:
         kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
+
+
+@pytest.mark.parametrize("name", list(SERVICES))
+def test_kubernetes_scales_every_service_across_nodes_within_its_budget(name: str) -> None:
+    object_name = name.replace("_", "-")
+    deployment = named("Deployment", object_name)
+    pods = deployment["spec"]["selector"]["matchLabels"]
+    assert "replicas" not in deployment["spec"]  # the autoscaler's
+    autoscaler = named("HorizontalPodAutoscaler", object_name)["spec"]
+    assert autoscaler["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": object_name,
+    }
+    assert 2 <= autoscaler["minReplicas"] < autoscaler["maxReplicas"]
+    budget = named("PodDisruptionBudget", object_name)["spec"]
+    assert budget["selector"]["matchLabels"] == pods and budget["maxUnavailable"] == 1
+    pod = deployment["spec"]["template"]["spec"]
+    terms = pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert {t["podAffinityTerm"]["topologyKey"] for t in terms} >= {"kubernetes.io/hostname"}
+    assert all(t["podAffinityTerm"]["labelSelector"]["matchLabels"] == pods for t in terms)
+    (container,) = pod["containers"]
+    assert {"cpu", "memory"} <= set(container["resources"]["requests"])
+
+
+def test_network_policies_deny_by_default_and_open_each_services_port() -> None:
+    deny = named("NetworkPolicy", "default-deny")["spec"]
+    assert deny == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+    egress = named("NetworkPolicy", "dependencies")["spec"]["egress"]
+    assert {p["port"] for rule in egress for p in rule["ports"]} == {53, 5432, 9093}
+    kafka = named("ConfigMap", "clr-config")["data"]["CLR_KAFKA_BOOTSTRAP_SERVERS"]
+    assert kafka.endswith(":9093")
+    for name, port in SERVICES.items():
+        object_name = name.replace("_", "-")
+        policy = named("NetworkPolicy", f"{object_name}-http")["spec"]
+        pods = named("Deployment", object_name)["spec"]["selector"]["matchLabels"]
+        assert policy["podSelector"]["matchLabels"] == pods
+        assert policy["ingress"] == [{"ports": [{"protocol": "TCP", "port": port}]}]
 
 
 def test_every_setting_the_deployments_give_is_read_by_the_code() -> None:

@@ -1,4 +1,5 @@
-"""``python -m clr_dev run [--demo]``: every service on its port, optionally with demo data.
+"""``python -m clr_dev run [--demo] [--scale projections=2,...]``: every service on its port
+(several instances of those scaled), optionally with demo data.
 
 PostgreSQL, Kafka and the topics come first (``make run`` does that). The development
 token secret is created once in ``.local/jwt-secret`` and given to every service.
@@ -38,14 +39,20 @@ def main() -> None:
     parser.add_argument("command", choices=["run"])
     parser.add_argument("--demo", action="store_true", help="generate the demo history")
     parser.add_argument("--organisations", type=int, default=1300)
+    parser.add_argument(
+        "--scale",
+        type=supervisor.parse_scale,
+        default={},
+        help="instances per service, e.g. projections=2,label_decisions=2",
+    )
     args = parser.parse_args()
 
     os.environ["CLR_JWT_SECRET"] = jwt_secret()
     started = time.monotonic()
     print("starting the services ...", flush=True)  # noqa: T201
-    running = supervisor.start(LOCAL / "logs")
+    running = supervisor.start(LOCAL / "logs", scale=args.scale)
     print(f"services ready in {time.monotonic() - started:.1f} s:")  # noqa: T201
-    for name, url in running.urls.items():
+    for name, url in running.urls.items():  # an instance beyond the first: <service>-<k>
         print(f"  {name:<24} {url}/docs")  # noqa: T201
     try:
         if args.demo:

@@ -6,6 +6,12 @@ way: ``python -m <service>`` with ``CLR_PORT`` set and, on the local stack, the 
 own Kafka principal (``clr_dev.installation.principal_env``), logs in a folder, ready when
 ``/readyz`` answers 200. :meth:`Running.supervise` restarts a service that exits (with
 backoff and jitter) and leaves the others alone.
+
+Scale-out: ``scale`` (``make run SCALE=projections=2,label_decisions=2``) starts several
+instances of a service, each its own process: the first as ``<service>`` on the service's
+port, the others as ``<service>-2``, ``<service>-3`` ... on that port plus 10, 20 ...
+Instances of a service share its work as in a cluster (consumer groups, one relay per
+store by advisory lock).
 """
 
 from __future__ import annotations
@@ -33,6 +39,36 @@ SERVICES: dict[str, int] = {
 }
 """Every service and its default port."""
 
+PORT_STEP = 10
+"""Instance ``k`` (from 1) of a service listens on its port plus ``PORT_STEP * (k - 1)``."""
+MAX_INSTANCES = 9
+
+
+def parse_scale(text: str) -> dict[str, int]:
+    """``"projections=2,label_decisions=2"`` as instances per service.
+
+    Raises:
+        ValueError: an unknown service, or a count outside 1..9.
+    """
+    scale: dict[str, int] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, _, count = item.partition("=")
+        if name not in SERVICES:
+            raise ValueError(f"no service {name!r}: one of {', '.join(SERVICES)}")
+        if not count.isdigit() or not 1 <= int(count) <= MAX_INSTANCES:
+            raise ValueError(f"{name}: instances from 1 to {MAX_INSTANCES}, not {count!r}")
+        scale[name] = int(count)
+    return scale
+
+
+def instances(ports: dict[str, int], scale: dict[str, int]) -> dict[str, tuple[str, int]]:
+    """Each instance's name -> (its service, its port)."""
+    found: dict[str, tuple[str, int]] = {}
+    for name, port in ports.items():
+        for k in range(1, scale.get(name, 1) + 1):
+            found[name if k == 1 else f"{name}-{k}"] = (name, port + PORT_STEP * (k - 1))
+    return found
+
 
 @dataclass
 class Running:
@@ -43,12 +79,14 @@ class Running:
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     environments: dict[str, dict[str, str]] = field(default_factory=dict)
     restarts: dict[str, int] = field(default_factory=dict)
+    modules: dict[str, str] = field(default_factory=dict)
+    """Instance name -> the service's module (the name itself when absent)."""
 
     def launch(self, name: str) -> None:
-        """Start (or start again) service ``name``, its output appended to its log."""
+        """Start (or start again) instance ``name``, its output appended to its log."""
         with (self.logs / f"{name}.log").open("ab") as log:
             self.processes[name] = subprocess.Popen(
-                [sys.executable, "-m", name],
+                [sys.executable, "-m", self.modules.get(name, name)],
                 env=self.environments[name],
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -115,21 +153,31 @@ def start(
     ports: dict[str, int] | None = None,
     env: dict[str, str] | None = None,
     timeout: float = 90.0,
+    scale: dict[str, int] | None = None,
 ) -> Running:
-    """Start every service; return when all are ready.
+    """Start every service (``scale``: that many instances of it, see the module's
+    docstring); return when all are ready.
 
     Raises:
         RuntimeError: a service exited or was not ready in time (its log tail is included).
     """
     logs.mkdir(parents=True, exist_ok=True)
-    chosen = ports or SERVICES
-    running = Running({name: f"http://127.0.0.1:{port}" for name, port in chosen.items()}, logs)
+    chosen = instances(ports or SERVICES, scale or {})
+    running = Running(
+        {name: f"http://127.0.0.1:{port}" for name, (_, port) in chosen.items()},
+        logs,
+        modules={name: service for name, (service, _) in chosen.items()},
+    )
     # the events' dataschema: where this installation's projections serve the schemas
     projections = running.urls.get("projections")
     served = {"CLR_SCHEMA_BASE_URL": f"{projections}/schemas"} if projections else {}
     base = {**served, **os.environ, **(env or {})}
-    for name, port in chosen.items():
-        running.environments[name] = {**base, **principal_env(name, base), "CLR_PORT": str(port)}
+    for name, (service, port) in chosen.items():
+        running.environments[name] = {
+            **base,
+            **principal_env(service, base),
+            "CLR_PORT": str(port),
+        }
         running.launch(name)
     try:
         _wait_ready(running, timeout)

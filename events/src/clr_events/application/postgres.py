@@ -37,6 +37,7 @@ from clr_events.application.uow import (
     Result,
 )
 from clr_events.errors import ConcurrencyError
+from clr_events.migrations import events_migrations, migrate
 from clr_events.pg import Connection, Pool
 from clr_events.store.base import StoredEvent, StreamAppend
 from clr_events.store.postgres import PostgresEventStore
@@ -56,16 +57,12 @@ class IdempotencyStore:
     """Results of keyed commands, per actor and key, in the service's schema."""
 
     def __init__(self, schema: str) -> None:
-        self._table = f"{_name(schema)}.idempotency_keys"
+        self._schema = _name(schema)
+        self._table = f"{self._schema}.idempotency_keys"
 
     async def migrate(self, pool: Pool) -> None:
-        """Create the table (idempotent)."""
-        await pool.execute(
-            f"CREATE TABLE IF NOT EXISTS {self._table} ("
-            " actor text NOT NULL, key text NOT NULL, fingerprint text NOT NULL,"
-            " status int, body jsonb, created_at timestamptz NOT NULL DEFAULT now(),"
-            " PRIMARY KEY (actor, key))"
-        )
+        """Apply the table's pending migrations (``clr_events/migrations/idempotency``)."""
+        await migrate(pool, self._schema, "idempotency", events_migrations("idempotency"))
 
     async def claim(self, conn: Connection, key: IdempotencyKey) -> Result | None:
         """Claim the key in this transaction; the stored result if it was used before.

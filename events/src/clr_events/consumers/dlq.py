@@ -53,6 +53,7 @@ from aiokafka.errors import MessageSizeTooLargeError
 from clr_events.consumers.errors import is_transient
 from clr_events.errors import EventsError
 from clr_events.kafka.reader import read_to_end, reader
+from clr_events.migrations import events_migrations, migrate
 from clr_events.pg import Connection, Pool
 from clr_events.settings import ConnectionSettings
 
@@ -212,21 +213,8 @@ class ReplayMarks:
         self._schema = schema
 
     async def migrate(self, conn: Connection) -> None:
-        """Create the table (idempotent)."""
-        await conn.execute(
-            f"""
-            CREATE SCHEMA IF NOT EXISTS {self._schema};
-            CREATE TABLE IF NOT EXISTS {self._table} (
-                consumer_group text        NOT NULL,
-                topic          text        NOT NULL,
-                partition      integer     NOT NULL,
-                "offset"       bigint      NOT NULL,
-                dlq_offset     bigint      NOT NULL,
-                replayed_at    timestamptz NOT NULL DEFAULT now(),
-                PRIMARY KEY (consumer_group, topic, partition, "offset")
-            )
-            """
-        )
+        """Apply the table's pending migrations (``clr_events/migrations/dlq``)."""
+        await migrate(conn, self._schema, "dlq", events_migrations("dlq"))
 
     async def done(self, conn: Connection, group: str, letter: DeadLetter) -> bool:
         """True when the original was redelivered before."""

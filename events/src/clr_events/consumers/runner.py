@@ -25,9 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
 
-import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 
@@ -36,6 +34,7 @@ from clr_events.consumers.dlq import DeadLetter, Redeliver, dead_letter_headers,
 from clr_events.consumers.errors import TransientError, is_transient
 from clr_events.envelope import Envelope
 from clr_events.kafka.producer import new_producer
+from clr_events.migrations import events_migrations, migrate
 from clr_events.outage import Outage, backoff
 from clr_events.pg import Connection, Pool
 from clr_events.settings import ConnectionSettings
@@ -61,27 +60,9 @@ class CheckpointStore:
     def __init__(self, schema: str = "public") -> None:
         self._schema = schema
 
-    async def migrate(self, conn: Connection | asyncpg.Connection[Any]) -> None:
-        """Create the tables (idempotent)."""
-        await conn.execute(
-            f"""
-            CREATE SCHEMA IF NOT EXISTS {self._schema};
-            CREATE TABLE IF NOT EXISTS {self._schema}.consumer_checkpoints (
-                consumer_group text    NOT NULL,
-                topic          text    NOT NULL,
-                partition      integer NOT NULL,
-                "offset"       bigint  NOT NULL,
-                PRIMARY KEY (consumer_group, topic, partition)
-            );
-            CREATE TABLE IF NOT EXISTS {self._schema}.consumer_inbox (
-                consumer_group text        NOT NULL,
-                source         text        NOT NULL,
-                event_id       text        NOT NULL,
-                processed_at   timestamptz NOT NULL DEFAULT now(),
-                PRIMARY KEY (consumer_group, source, event_id)
-            );
-            """
-        )
+    async def migrate(self, conn: Connection) -> None:
+        """Apply the tables' pending migrations (``clr_events/migrations/consumer``)."""
+        await migrate(conn, self._schema, "consumer", events_migrations("consumer"))
 
     async def load(self, conn: Connection, group: str, topic: str, partition: int) -> int | None:
         """The last processed offset of a partition, or None."""

@@ -5,6 +5,12 @@
 Missing topics are created with their partitions and configs; existing ones keep their
 data, get more partitions if the declaration asks for more, and have their declared
 configs set. Fewer partitions than exist cannot be declared (Kafka cannot shrink a topic).
+
+Replication: a topic without a declared ``replication_factor`` gets three replicas on a
+cluster of three brokers or more (one on a single broker, two on two), and with more than
+two replicas ``min.insync.replicas`` is one less: a write the producers send with
+``acks=all`` is taken once two replicas have it, so a broker can go away with no outage
+and nothing acknowledged is lost.
 The ``[[principal]]`` tables of the same file become ACLs (clr_events.kafka.acls); run this
 as a super user (the local stack's ``admin``).
 """
@@ -33,8 +39,21 @@ class TopicSpec:
 
     name: str
     partitions: int = 1
-    replication_factor: int = 1
+    replication_factor: int = 0
+    """0: as many replicas as brokers, up to three (``replicas``)."""
     config: dict[str, str] = field(default_factory=dict)
+
+    def replicas(self, brokers: int) -> int:
+        """The replication factor on a cluster of ``brokers``."""
+        return self.replication_factor or min(3, max(1, brokers))
+
+    def configs(self, brokers: int) -> dict[str, str]:
+        """The declared configs, with ``min.insync.replicas`` one less than the replicas
+        when there are more than two (unless declared)."""
+        replicas = self.replicas(brokers)
+        if replicas <= 2:
+            return self.config
+        return {"min.insync.replicas": str(replicas - 1), **self.config}
 
 
 def load_specs(path: Path, instance: str = "") -> list[TopicSpec]:
@@ -45,7 +64,7 @@ def load_specs(path: Path, instance: str = "") -> list[TopicSpec]:
         TopicSpec(
             name=prefix + entry["name"],
             partitions=int(entry.get("partitions", 1)),
-            replication_factor=int(entry.get("replication_factor", 1)),
+            replication_factor=int(entry.get("replication_factor", 0)),
             config={key: str(value) for key, value in entry.get("config", {}).items()},
         )
         for entry in document["topic"]
@@ -57,6 +76,7 @@ async def ensure_topics(settings: ConnectionSettings, specs: list[TopicSpec]) ->
     admin = AIOKafkaAdminClient(**settings.kafka_options())
     await admin.start()
     try:
+        brokers = len((await admin.describe_cluster())["brokers"])
         existing = await admin.describe_topics([spec.name for spec in specs])
         partitions = {
             topic["topic"]: len(topic["partitions"])
@@ -71,8 +91,8 @@ async def ensure_topics(settings: ConnectionSettings, specs: list[TopicSpec]) ->
                     NewTopic(
                         spec.name,
                         spec.partitions,
-                        spec.replication_factor,
-                        topic_configs=spec.config,
+                        spec.replicas(brokers),
+                        topic_configs=spec.configs(brokers),
                     )
                     for spec in new
                 ]
@@ -89,9 +109,9 @@ async def ensure_topics(settings: ConnectionSettings, specs: list[TopicSpec]) ->
                 actions[spec.name] = f"partitions {have} -> {spec.partitions}"
             else:
                 actions[spec.name] = "exists"
-            if spec.config:
+            if configs := spec.configs(brokers):
                 responses = await admin.alter_configs(
-                    [ConfigResource(ConfigResourceType.TOPIC, spec.name, configs=spec.config)]
+                    [ConfigResource(ConfigResourceType.TOPIC, spec.name, configs=configs)]
                 )
                 for response in responses:
                     for error_code, error_message, *_ in response.resources:

@@ -39,6 +39,7 @@ from clr_events.codec import KafkaRecord, to_kafka
 from clr_events.envelope import Envelope, schema_uri, schema_url
 from clr_events.kafka.producer import new_producer
 from clr_events.kafka.tail import last_positions
+from clr_events.migrations import events_migrations, migrate
 from clr_events.pg import Pool
 from clr_events.settings import ConnectionSettings
 from clr_events.store.base import EventStore, StoredEvent
@@ -128,23 +129,14 @@ class PostgresRelayCheckpoint:
 
     def __init__(self, pool: Pool, schema: str, name: str) -> None:
         self._pool = pool
+        self._schema = schema
         self._table = f"{schema}.relay_checkpoint"
         self._subjects = f"{schema}.relay_subjects"
         self._name = name
 
     async def migrate(self) -> None:
-        """Create the table (idempotent)."""
-        await self._pool.execute(
-            f"CREATE TABLE IF NOT EXISTS {self._table}"
-            " (relay text PRIMARY KEY, position bigint NOT NULL, updated_at timestamptz NOT NULL)"
-        )
-        await self._pool.execute(
-            f"ALTER TABLE {self._table} ADD COLUMN IF NOT EXISTS published bigint"
-        )
-        await self._pool.execute(
-            f"CREATE TABLE IF NOT EXISTS {self._subjects} (relay text NOT NULL,"
-            " subject text NOT NULL, version bigint NOT NULL, PRIMARY KEY (relay, subject))"
-        )
+        """Apply the tables' pending migrations (``clr_events/migrations/relay``)."""
+        await migrate(self._pool, self._schema, "relay", events_migrations("relay"))
 
     async def load(self) -> tuple[int, int | None]:
         """The last position read and the last published (0, 0 if none; None if unknown)."""

@@ -28,6 +28,7 @@ from clr_events.consumers.runner import ConsumerRunner, Handler
 from clr_events.kafka.probe import KafkaProbe
 from clr_events.kafka.producer import new_producer
 from clr_events.kafka.tail import last_positions
+from clr_events.migrations import Migration, migrate
 from clr_events.outage import Outage, backoff
 from clr_events.outbox.relay import PostgresRelayCheckpoint, Relay, Translator
 from clr_events.pg import Connection, Pool, create_pool
@@ -82,7 +83,8 @@ class Runtime:
     """Pool, store and background work of one service (its schema is its name)."""
 
     name: str
-    migrations: list[str] = field(default_factory=list)
+    migrations: list[Migration] = field(default_factory=list)
+    """The service's own tables (``<service>/migrations``, ``clr_events.migrations.load``)."""
     relays: list[RelaySpec] = field(default_factory=list)
     consumers: list[ConsumerSpec] = field(default_factory=list)
     jobs: list[JobSpec] = field(default_factory=list)
@@ -142,10 +144,7 @@ class Runtime:
             idempotency=self.idempotency,
         )
         await self.idempotency.migrate(self._pool)
-        async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"migrate:{self.name}")
-            for sql in self.migrations:
-                await conn.execute(sql.format(schema=self.name))
+        await migrate(self._pool, self.name, "service", self.migrations)
         if self.settings.background:
             if self.relays or self.consumers:
                 self._kafka_probe = KafkaProbe(self.settings)

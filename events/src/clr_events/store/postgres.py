@@ -35,6 +35,7 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from clr_events.errors import ConcurrencyError
+from clr_events.migrations import events_migrations, migrate
 from clr_events.pg import Connection, Pool
 from clr_events.store.base import (
     AppendResult,
@@ -112,13 +113,9 @@ class PostgresEventStore:
         self._notified = asyncio.Event()
 
     async def migrate(self) -> None:
-        """Create the schema, tables, trigger and append function (idempotent)."""
-        sql = sql_file("event_store.sql", self._schema)
-        async with self._pool.acquire() as conn, conn.transaction():
-            # one migrator at a time when several instances start together
-            await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", self._channel)
-            await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {self._schema}")
-            await conn.execute(sql)
+        """Apply the store's pending migrations (``clr_events/migrations/event_store``):
+        the schema, tables, trigger and append function."""
+        await migrate(self._pool, self._schema, "event_store", events_migrations("event_store"))
 
     # ------------------------------------------------------------------ writing
     async def append(

@@ -23,18 +23,6 @@ from clr_events.registry import Contract
 
 SCHEMA = "assessments"
 
-MIGRATIONS = [
-    """
-    CREATE TABLE IF NOT EXISTS {schema}.known_organisations (
-        org_id text PRIMARY KEY, country text NOT NULL, validated_on date);
-    CREATE TABLE IF NOT EXISTS {schema}.known_experts (
-        person_id text PRIMARY KEY, country text NOT NULL, affiliations text[] NOT NULL);
-    CREATE TABLE IF NOT EXISTS {schema}.expert_certifications (
-        person_id text NOT NULL, role text NOT NULL, valid_from date NOT NULL,
-        valid_until date NOT NULL, revoked_on date, PRIMARY KEY (person_id, role));
-    """
-]
-
 
 # ------------------------------------------------------------ what is learned
 async def organisation_registered(event: orgs.OrganisationRegistered, rows: Rows) -> None:

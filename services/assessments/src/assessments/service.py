@@ -8,6 +8,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from assessments import api, reference
 from assessments.domain.policy import POLICIES
 from clr_events.contracts import assessments as public
+from clr_events.migrations import load
 from clr_events.outbox.translation import contract_translator
 from clr_events.registry import Contract
 from clr_events.service.runtime import ConsumerSpec, RelaySpec, Runtime, create_app
@@ -15,16 +16,8 @@ from clr_events.store.base import StoredEvent
 
 NAME = "assessments"
 
-MIGRATIONS = [
-    *reference.MIGRATIONS,
-    """
-    CREATE TABLE IF NOT EXISTS {schema}.assessments (
-        assessment_id text PRIMARY KEY, org_id text NOT NULL, kind text NOT NULL,
-        conducted_on date NOT NULL, expert_ids text[] NOT NULL,
-        criteria_version text NOT NULL, approved_on date);
-    CREATE INDEX IF NOT EXISTS assessments_org ON {schema}.assessments (org_id, kind);
-    """,
-]
+MIGRATIONS = load(NAME)
+"""Its own tables and those of ``reference``: ``migrations/``."""
 
 PUBLIC = contract_translator(
     f"/{NAME}",

@@ -11,6 +11,7 @@ from clr_events.application.postgres import PostgresRows
 from clr_events.consumers.dispatch import Subscriptions
 from clr_events.contracts import collaboration as public
 from clr_events.envelope import Envelope
+from clr_events.migrations import load
 from clr_events.outbox.translation import contract_translator
 from clr_events.pg import Connection
 from clr_events.service.runtime import ConsumerSpec, RelaySpec, Runtime, create_app
@@ -20,19 +21,8 @@ from collaboration.domain.policy import LISTING_CRITERIA, PARTNERSHIP_RULES
 
 NAME = "collaboration"
 
-MIGRATIONS = [
-    """
-    CREATE TABLE IF NOT EXISTS {schema}.organisations (
-        org_id text PRIMARY KEY, name text NOT NULL, country text NOT NULL,
-        sector text NOT NULL, validated_on date);
-    CREATE INDEX IF NOT EXISTS organisations_country ON {schema}.organisations (country);
-    CREATE TABLE IF NOT EXISTS {schema}.organisation_labels (
-        org_id text NOT NULL, level text NOT NULL, valid_until date NOT NULL,
-        withdrawn_on date, expired boolean NOT NULL DEFAULT false,
-        stream_version int NOT NULL, PRIMARY KEY (org_id, level));
-    ALTER TABLE {schema}.organisation_labels ADD COLUMN IF NOT EXISTS renewal_deadline date;
-    """
-]
+MIGRATIONS = load(NAME)
+"""Its own tables: ``migrations/``."""
 
 TRANSLATE = contract_translator(
     f"/{NAME}",

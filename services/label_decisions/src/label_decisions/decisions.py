@@ -20,6 +20,7 @@ from clr_events.consumers.runner import TransientError
 from clr_events.contracts.assessments import ApprovedForDecision
 from clr_events.envelope import Envelope
 from clr_events.errors import ConcurrencyError
+from clr_events.migrations import load
 from clr_events.pg import Connection
 from clr_events.service.runtime import Runtime
 from label_decisions import application
@@ -45,15 +46,8 @@ class DecisionSettings(BaseSettings):
         return POLICIES.choose(self.policy_version)
 
 
-MIGRATIONS = [
-    """
-    CREATE TABLE IF NOT EXISTS {schema}.records (
-        org_id text NOT NULL, level text NOT NULL, valid_until date, withdrawn_on date,
-        expired_until date, stream_version int NOT NULL, PRIMARY KEY (org_id, level));
-    CREATE INDEX IF NOT EXISTS records_due ON {schema}.records (valid_until)
-        WHERE withdrawn_on IS NULL;
-    """
-]
+MIGRATIONS = load("label_decisions")
+"""The service's own tables: ``migrations/``."""
 
 
 def subscriptions(runtime: Runtime, settings: DecisionSettings) -> Subscriptions:

@@ -1,4 +1,5 @@
-"""``python -m projections`` serves; ``rebuild NAME`` and ``status`` are operator commands."""
+"""``python -m projections`` serves; ``rebuild NAME``, ``status`` and ``forget-offsets`` are
+operator commands."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import asyncpg
 
 from clr_events.kafka.producer import new_producer
 from clr_events.service.serve import serve
-from projections.core import CONTROL, ensure_generation
+from projections.core import CONTROL, ensure_generation, forget_offsets
 from projections.offsets import Offsets, lag
 from projections.read_models.all import READ_MODELS
 from projections.rebuild import rebuild
@@ -50,6 +51,16 @@ async def _status() -> None:
         await pool.close()
 
 
+async def _forget_offsets() -> None:
+    settings = ProjectionSettings()
+    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=2)
+    try:
+        for name, count in (await forget_offsets(pool, READ_MODELS.values())).items():
+            print(f"{name}: offsets of {count} partitions forgotten")  # noqa: T201
+    finally:
+        await pool.close()
+
+
 def main() -> None:
     """Command line."""
     parser = argparse.ArgumentParser(prog="python -m projections")
@@ -70,12 +81,17 @@ def main() -> None:
         help="processes over shares of the partitions, each with its lanes (default 2)",
     )
     commands.add_parser("status", help="generation and lag of every read model")
+    commands.add_parser(
+        "forget-offsets", help="after the topics were lost: read the new ones from the start"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     if args.command == "rebuild":
         asyncio.run(_rebuild(args.name, max(1, args.lanes), max(1, args.processes)))
     elif args.command == "status":
         asyncio.run(_status())
+    elif args.command == "forget-offsets":
+        asyncio.run(_forget_offsets())
     else:
         serve(build, default_port=8100)
 

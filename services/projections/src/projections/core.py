@@ -32,6 +32,7 @@ from clr_events.consumers.dlq import Redeliver, send_dead_letter
 from clr_events.consumers.errors import TransientError, is_transient
 from clr_events.envelope import Envelope
 from clr_events.errors import UnknownEventTypeError
+from clr_events.migrations import load, migrate
 from clr_events.pg import Connection, Pool
 from clr_events.registry import Contract, registry
 from clr_events.settings import ConnectionSettings
@@ -97,28 +98,32 @@ def generation_schema(model: ReadModel, generation: int) -> str:
     return f"rm_{model.name}_g{generation}"
 
 
+MIGRATIONS = load("projections")
+"""The control schema's migrations (``migrations/``)."""
+
+
+def layout_of(model: ReadModel) -> int:
+    """The version of a read model's tables (its ``layout``, 1 if it has none): when the
+    code's differs from the active generation's, the read model is rebuilt (a new
+    generation with the code's tables) before the code writes to it."""
+    return int(getattr(model, "layout", 1))
+
+
+class StaleLayoutError(TransientError):
+    """The active generation has another layout than the code: wait for the rebuild."""
+
+
 async def migrate_control(conn: Connection) -> None:
-    """The control schema (idempotent)."""
-    await conn.execute(
-        f"""
-        CREATE SCHEMA IF NOT EXISTS {CONTROL};
-        CREATE TABLE IF NOT EXISTS {CONTROL}.read_models (
-            name        text PRIMARY KEY,
-            generation  integer NOT NULL,
-            swapped_at  timestamptz NOT NULL DEFAULT now()
-        );
-        CREATE TABLE IF NOT EXISTS {CONTROL}.rebuilds (
-            name        text NOT NULL,
-            generation  integer NOT NULL,
-            started_at  timestamptz NOT NULL DEFAULT now(),
-            updated_at  timestamptz NOT NULL DEFAULT now(),
-            applied     bigint NOT NULL DEFAULT 0,
-            remaining   bigint,
-            state       text NOT NULL DEFAULT 'running',
-            PRIMARY KEY (name, generation)
-        );
-        """
+    """Apply the control schema's pending migrations."""
+    await migrate(conn, CONTROL, "control", MIGRATIONS)
+
+
+async def live_layout(conn: Connection | Pool, model: ReadModel) -> int | None:
+    """The layout of the read model's active generation (None: it has none yet)."""
+    found = await conn.fetchval(
+        f"SELECT coalesce(layout, 1) FROM {CONTROL}.read_models WHERE name = $1", model.name
     )
+    return None if found is None else int(found)
 
 
 async def create_generation(conn: Connection, model: ReadModel, generation: int) -> str:
@@ -158,11 +163,12 @@ async def ensure_generation(pool: Pool, model: ReadModel) -> int:
             schema = await create_generation(conn, model, generation)
             await point_views(conn, model, schema)
             await conn.execute(
-                f"INSERT INTO {CONTROL}.read_models (name, generation) VALUES ($1, $2)",
+                f"INSERT INTO {CONTROL}.read_models (name, generation, layout) VALUES ($1, $2, $3)",
                 model.name,
                 generation,
+                layout_of(model),
             )
-        else:
+        elif await live_layout(conn, model) == layout_of(model):
             await upgrade_generation(conn, model, generation_schema(model, generation))
         return int(generation)
 
@@ -182,24 +188,46 @@ async def upgrade_generation(conn: Connection, model: ReadModel, schema: str) ->
         await point_views(conn, model, schema)
 
 
+async def forget_offsets(pool: Pool, models: Iterable[ReadModel]) -> dict[str, int]:
+    """After the topics were lost and created again (empty, then republished from the
+    stores): forget what each read model's live generation applied of the old topics, so
+    its agents read the new ones from the start (a read model tolerates an event it has
+    applied; a rebuild then swaps in a generation made from the new topics alone). Run with
+    the service stopped. Returns the partitions forgotten per read model."""
+    forgotten: dict[str, int] = {}
+    async with pool.acquire() as conn, conn.transaction():
+        for model in models:
+            schema = await active_schema(conn, model, lock=False)
+            status = await conn.execute(f"DELETE FROM {schema}.checkpoint")
+            forgotten[model.name] = int(status.split()[-1])
+    return forgotten
+
+
 class NoGenerationError(TransientError, LookupError):
     """A read model has no active generation (yet): wait for one, the records are fine."""
 
 
 async def active_schema(conn: Connection, model: ReadModel, *, lock: bool) -> str:
-    """The active generation's schema; ``lock`` holds off a swap until the transaction ends.
+    """The active generation's schema; ``lock`` (to write to it) holds off a swap until the
+    transaction ends.
 
     Raises:
         NoGenerationError: there is none.
+        StaleLayoutError: (``lock``) its layout is not the code's: it is being rebuilt.
     """
-    generation = await conn.fetchval(
-        f"SELECT generation FROM {CONTROL}.read_models WHERE name = $1"
-        + (" FOR SHARE" if lock else ""),
+    row = await conn.fetchrow(
+        f"SELECT generation, coalesce(layout, 1) AS layout FROM {CONTROL}.read_models"
+        " WHERE name = $1" + (" FOR SHARE" if lock else ""),
         model.name,
     )
-    if generation is None:
+    if row is None:
         raise NoGenerationError(f"read model {model.name} has no generation yet")
-    return generation_schema(model, int(generation))
+    if lock and row["layout"] != layout_of(model):
+        raise StaleLayoutError(
+            f"read model {model.name}: the live generation has layout {row['layout']},"
+            f" this code writes layout {layout_of(model)}: waiting for its rebuild"
+        )
+    return generation_schema(model, int(row["generation"]))
 
 
 async def checkpoints(conn: Connection, schema: str) -> dict[tuple[str, int], int]:

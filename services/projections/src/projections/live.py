@@ -30,6 +30,7 @@ from projections.core import (
     Decoded,
     ReadModel,
     Record,
+    StaleLayoutError,
     apply_batch,
     dead_letterer,
     decode_batch,
@@ -127,7 +128,8 @@ class LiveProjections:
                 # transient (apply_batch dead-letters what the records cause), or the dead
                 # letter could not be sent: the batch waits (and /readyz says why); one
                 # warning per outage, one line when it ends
-                self.failing[model.name] = repr(error)
+                if not isinstance(error, StaleLayoutError):  # not failing: being rebuilt
+                    self.failing[model.name] = repr(error)
                 pause, delay = backoff(delay, maximum=10.0)
                 if not is_transient(error) and not outage.away:
                     log.error("%s: batch failed (not transient): %r", model.name, error)

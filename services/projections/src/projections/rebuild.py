@@ -59,6 +59,7 @@ from projections.core import (
     decode_batch,
     ensure_generation,
     generation_schema,
+    layout_of,
     point_views,
 )
 from projections.offsets import Offsets, remaining, topics_of
@@ -650,9 +651,11 @@ async def _swap_once(pool: Pool, model: ReadModel, live: int, generation: int) -
         await model.settle(conn)
         await point_views(conn, model, new)
         await conn.execute(
-            f"UPDATE {CONTROL}.read_models SET generation = $2, swapped_at = now() WHERE name = $1",
+            f"UPDATE {CONTROL}.read_models SET generation = $2, swapped_at = now(), layout = $3"
+            " WHERE name = $1",
             model.name,
             generation,
+            layout_of(model),
         )
         await conn.execute(
             f"UPDATE {CONTROL}.rebuilds SET state = 'swapped', remaining = 0, updated_at = now()"

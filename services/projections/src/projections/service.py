@@ -8,6 +8,7 @@ import logging
 import math
 
 import asyncpg
+from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI, Request
 from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.responses import JSONResponse
@@ -16,6 +17,7 @@ from faust.contrib.asgi import faust_app_running
 
 from clr_events.kafka.probe import KafkaProbe
 from clr_events.kafka.producer import new_producer
+from clr_events.outage import Outage, backoff
 from clr_events.pg import Pool, create_pool
 from clr_events.service import problems
 from clr_events.service.runtime import create_app, dependencies_unready
@@ -23,6 +25,7 @@ from projections import api, schema_registry, web
 from projections.core import ensure_generation
 from projections.current import CurrentPublisher
 from projections.headers import PublicHeaders
+from projections.layouts import rebuild_stale, stale
 from projections.live import LiveProjections
 from projections.offsets import Offsets, Recent, align_group, lag
 from projections.read_models.all import READ_MODELS
@@ -127,6 +130,29 @@ class ProjectionsRuntime:
         self._stop.clear()
         task = asyncio.get_running_loop().create_task(self.current.run(self._stop))
         self._stack.push_async_callback(self._join, task)
+        if await stale(self._pool, READ_MODELS.values()):
+            task = asyncio.get_running_loop().create_task(self._rebuild_stale(producer))
+            self._stack.push_async_callback(self._join, task)
+
+    async def _rebuild_stale(self, producer: AIOKafkaProducer) -> None:
+        """Rebuild the read models whose layout changed (``projections.layouts``),
+        retrying with backoff; ``/readyz`` names a failure meanwhile."""
+        outage = Outage("layout rebuild", log)
+        delay = 1.0
+        while not self._stop.is_set():
+            try:
+                await rebuild_stale(
+                    self.pool, producer, self.settings, READ_MODELS.values(), self._stop
+                )
+                self.failing.pop("layout", None)
+                outage.ended()
+                return
+            except Exception as error:
+                self.failing["layout"] = repr(error)
+                pause, delay = backoff(delay, maximum=60.0)
+                outage.failed(error, retry_in=pause)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), pause)
 
     async def _join(self, task: asyncio.Task[None]) -> None:
         self._stop.set()

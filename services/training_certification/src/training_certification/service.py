@@ -6,6 +6,7 @@ from fastapi import FastAPI
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from clr_events.contracts import training_certification as public
+from clr_events.migrations import load
 from clr_events.outbox.translation import contract_translator
 from clr_events.service.runtime import RelaySpec, Runtime, create_app
 from training_certification import api
@@ -13,16 +14,8 @@ from training_certification.domain.policy import POLICIES
 
 NAME = "training_certification"
 
-MIGRATIONS = [
-    """
-    CREATE TABLE IF NOT EXISTS {schema}.people (
-        person_id text PRIMARY KEY, name text NOT NULL, country text NOT NULL,
-        affiliations text[] NOT NULL);
-    CREATE TABLE IF NOT EXISTS {schema}.certifications (
-        person_id text NOT NULL, role text NOT NULL, valid_from date NOT NULL,
-        valid_until date NOT NULL, revoked_on date, PRIMARY KEY (person_id, role));
-    """
-]
+MIGRATIONS = load(NAME)
+"""Its own tables: ``migrations/``."""
 
 TRANSLATE = contract_translator(
     f"/{NAME}",

@@ -41,6 +41,9 @@ class ExpertRegister:
     """People and their role certifications."""
 
     name: str = "experts"
+    layout: int = 1
+    """The version of its tables and of what it writes: raise it with any change to either,
+    and the service rebuilds the read model before writing to it (``projections.layouts``)."""
     topics: tuple[str, ...] = ("training_certification.events",)
     tables: dict[str, str] = {
         "people": "person_id text PRIMARY KEY, name text NOT NULL, country text NOT NULL",

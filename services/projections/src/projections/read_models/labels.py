@@ -102,6 +102,9 @@ class LabelRegister:
     """The read model behind the public list, the counts, the history and the feed."""
 
     name: str = "labels"
+    layout: int = 1
+    """The version of its tables and of what it writes: raise it with any change to either,
+    and the service rebuilds the read model before writing to it (``projections.layouts``)."""
     topics: tuple[str, ...] = (LABEL_TOPIC, "collaboration.events")
     tables: dict[str, str] = {
         "orgs": "org_id text PRIMARY KEY, name text NOT NULL, country text NOT NULL,"

@@ -15,6 +15,9 @@ class OrganisationDirectory:
     """Profiles, validation, partnership memberships, agreements and missions."""
 
     name: str = "organisations"
+    layout: int = 1
+    """The version of its tables and of what it writes: raise it with any change to either,
+    and the service rebuilds the read model before writing to it (``projections.layouts``)."""
     topics: tuple[str, ...] = ("collaboration.events",)
     tables: dict[str, str] = {
         "orgs": "org_id text PRIMARY KEY, name text NOT NULL, country text NOT NULL,"
