@@ -315,3 +315,22 @@ async def test_waiting_listens_again_after_its_connection_is_lost_and_leaks_none
         assert own_pool.get_idle_size() == own_pool.get_size()
     finally:
         own_pool.terminate()
+
+
+async def test_a_writer_whose_session_postgresql_ended_is_replaced_not_kept(
+    pool: Pool, store: PostgresEventStore
+) -> None:
+    # the store keeps its writer connection; PostgreSQL ending that session (a restart,
+    # an administrator) must cost at most the append under way, never every later one
+    await store.append("s-1", ANY, [event(n=1)])
+    assert store._writer is not None
+    writer = store._writer.get_server_pid()
+    assert await pool.fetchval("SELECT pg_terminate_backend($1)", writer)
+    outcomes: list[int | str] = []
+    for n in range(2, 6):
+        try:
+            outcomes.append((await store.append("s-1", ANY, [event(n=n)])).version)
+        except Exception as lost:  # the append under way may meet the lost session
+            outcomes.append(type(lost).__name__)
+    assert all(isinstance(o, int) for o in outcomes[1:]), outcomes
+    assert (await store.verify()).ok

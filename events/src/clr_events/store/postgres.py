@@ -24,6 +24,7 @@ to the append function.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 from collections.abc import AsyncIterator, Sequence
@@ -289,7 +290,7 @@ class PostgresEventStore:
     async def _write_as_writer(self, batch: list[_Append]) -> list[tuple[int | None, int]]:
         # The process's one writer keeps its connection: returning it to the pool after
         # every append would cost a reset round trip each time.
-        if self._writer is None or self._writer.is_closed():
+        if self._writer is None or _lost(self._writer):
             self._writer = await self._pool.acquire()
         try:
             if len(batch) == 1 and len(batch[0].events) == 1:
@@ -297,9 +298,21 @@ class PostgresEventStore:
                 if outcome is not None:
                     return [outcome]
             return await self._write(self._writer, batch)
-        except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError):
+        except (
+            OSError,
+            asyncpg.InterfaceError,
+            asyncpg.InternalClientError,
+            asyncpg.PostgresConnectionError,
+            asyncpg.OperatorInterventionError,
+        ):
+            # the session is gone or unusable (PostgreSQL ended it, or asyncpg lost track
+            # of it): never keep it, or every later append meets the same error
             writer, self._writer = self._writer, None
-            await self._pool.release(writer, timeout=1)
+            try:
+                await self._pool.release(writer, timeout=1)
+            except Exception:  # a connection past saving: close it
+                with contextlib.suppress(Exception):
+                    writer.terminate()
             raise
 
     async def _write_one(self, conn: Connection, request: _Append) -> tuple[int, int] | None:
@@ -421,11 +434,8 @@ class PostgresEventStore:
 
     async def _listen(self) -> None:
         if self._listener is not None:
-            try:
-                if not self._listener.is_closed():
-                    return
-            except asyncpg.InterfaceError:
-                pass  # detached: asyncpg gave it back to the pool when its connection was lost
+            if not _lost(self._listener):
+                return
             self._listener = None
         listener = await self._pool.acquire()
         try:
@@ -513,6 +523,15 @@ def _prepare(stream_id: str, expected: ExpectedVersion, events: Sequence[NewEven
     check_append(expected, events)
     now = datetime.now(UTC)
     return _Append(stream_id, expected, [encode(stream_id, event, now) for event in events])
+
+
+def _lost(conn: PoolConnectionProxy[asyncpg.Record]) -> bool:
+    """Whether a connection the store keeps is gone: closed, or detached (asyncpg gives a
+    connection back to the pool when it is lost, and its proxy then refuses every call)."""
+    try:
+        return conn.is_closed()
+    except asyncpg.InterfaceError:
+        return True
 
 
 _APPEND_PARAMETERS = 10
