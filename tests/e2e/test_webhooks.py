@@ -128,6 +128,7 @@ async def _scenario(system: System, running: supervisor.Running, receiver: Recei
     receiver.mode.update({"/gone": "gone", "/dead": "fail"})
     assert main["state"] == "active" and main["secret"].startswith("whsec_")
     rounds = 0
+    awarded = 2
 
     async def corrections(n: int) -> None:
         nonlocal rounds
@@ -147,11 +148,13 @@ async def _scenario(system: System, running: supervisor.Running, receiver: Recei
     async def delivered_all(path: str, timeout: float = 90.0) -> list[dict[str, Any]]:
         feed: list[dict[str, Any]] = []
 
+        produced = awarded + 2 * rounds  # each award and each correction: one public event
+
         async def check() -> bool:
             nonlocal feed
             feed = await _feed(system)
             ids = {r.headers["webhook-id"] for r in receiver.delivered(path)}
-            return bool(feed) and ids >= {e["id"] for e in feed}
+            return len(feed) >= produced and ids >= {e["id"] for e in feed}
 
         await system.until(check, f"every feed event delivered to {path}", timeout=timeout)
         return feed
@@ -172,6 +175,7 @@ async def _scenario(system: System, running: supervisor.Running, receiver: Recei
     # the new label records' awards, and a kill (-9) of the projections service mid-flow
     for org in orgs[2:]:
         await scenario.bronze(system, org, person, "2025-06-03", "2025-06-20")
+    awarded = 4
     await corrections(3)
     running.processes["projections"].kill()
     await asyncio.to_thread(running.processes["projections"].wait)
