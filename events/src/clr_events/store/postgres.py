@@ -462,7 +462,9 @@ class PostgresEventStore:
                 f"SELECT position, hash FROM {self._schema}.event_store_head"
             )
             assert head is not None
-            stored_end = await conn.fetchval(f"SELECT max(position) FROM {self._schema}.event_store")
+            stored_end = await conn.fetchval(
+                f"SELECT max(position) FROM {self._schema}.event_store"
+            )
             end = max(head["position"], stored_end or 0)
             last = check_range(first_position, last_position, end)
             previous = GENESIS_HASH

@@ -173,7 +173,7 @@ class SignerKey:
         Raises:
             NoteError: not a signer key.
         """
-        parts = text.strip().split("+")
+        parts = text.strip().split("+", 4)
         if len(parts) != 5 or parts[:2] != ["PRIVATE", "KEY"]:
             raise NoteError("not a signer key")
         raw = unb64(parts[4])
