@@ -81,6 +81,7 @@ bench: topics
 	$(WITH_ENV) $(RUN) python -m bench.store_bench
 	$(WITH_ENV) $(RUN) python -m bench.read_side_bench
 	$(WITH_ENV) $(RUN) python -m bench.service_bench
+	$(WITH_ENV) $(RUN) python -m bench.tlog_bench
 
 schemas: setup  ## regenerate schemas/ from the contracts in events/
 	$(RUN) python -m clr_events.schemas write

@@ -195,7 +195,11 @@ def test_clr_audit_finds_subcommands_in_its_entry_point_group(
         name = "redecide"
 
         def load(self) -> audit.Command:
-            return lambda argv: seen.append(argv) or 0
+            def run(argv: list[str]) -> int:
+                seen.append(argv)
+                return 0
+
+            return run
 
     def entry_points(*, group: str) -> list[Entry]:
         assert group == "clr_audit.commands"

@@ -4,10 +4,11 @@
   extended from the store on demand (64 bytes a position), for roots and proofs.
 - ``TransparencyLog``: the checkpoints and keys tables, and the reads the HTTP API serves.
 - ``Checkpointer``: the signer (one per store, elected like the relay): every
-  ``CLR_TLOG_EVERY_EVENTS`` events or ``CLR_TLOG_EVERY_SECONDS`` seconds it re-hashes the
-  new events' chain, and signs a checkpoint of the tree at the head, stores it and
-  publishes it on ``<service>.checkpoints``. It refuses to sign a store whose chain does
-  not verify, or whose tree no longer matches a checkpoint it signed before.
+  ``CLR_TLOG_EVERY_EVENTS`` events or ``CLR_TLOG_EVERY_SECONDS`` seconds it adds the new
+  chain hashes to the tree and signs a checkpoint of the tree at the head, stores it and
+  publishes it on ``<service>.checkpoints``. It refuses to sign a store with a hole in its
+  positions, a head that does not match its last event, or a tree that no longer matches
+  a checkpoint it signed before.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,7 +33,6 @@ from clr_events.pg import Pool
 from clr_events.settings import ConnectionSettings
 from clr_events.store.hashing import GENESIS_HASH
 from clr_events.store.postgres import PostgresEventStore
-from clr_events.store.verify import ChainVerifier, RawRow
 from clr_events.transparency.merkle import MerkleTree
 from clr_events.transparency.note import (
     Checkpoint,
@@ -48,10 +48,6 @@ _PAGE = 10_000
 PUBLISH_RETRY_FIRST = 0.5
 """Seconds before publishing is tried again after a failure (doubling, with jitter)."""
 PUBLISH_RETRY_MAX = 30.0
-_COLUMNS = (
-    "position, stream_id, version, event_id, type, schema_version,"
-    " data::text, metadata::text, recorded_at, hash"
-)
 
 MIGRATION = """
 CREATE TABLE IF NOT EXISTS {schema}.tlog_checkpoints (
@@ -124,10 +120,12 @@ class TreeCache:
     def __init__(self, pool: Pool, schema: str) -> None:
         self._pool = pool
         self._sql = (
-            f"SELECT hash FROM {schema}.event_store"
+            f"SELECT position, hash FROM {schema}.event_store"
             " WHERE position > $1 AND position <= $2 ORDER BY position LIMIT $3"
         )
         self.tree = MerkleTree()
+        self.last_hash = GENESIS_HASH
+        """The chain hash of the tree's last leaf."""
         self._lock = asyncio.Lock()
 
     async def extend_to(self, size: int) -> MerkleTree:
@@ -138,20 +136,13 @@ class TreeCache:
         """
         async with self._lock:
             while self.tree.size < size:
-                rows = await self._pool.fetch(
-                    self._sql, self.tree.size, size, min(_PAGE, size - self.tree.size)
-                )
-                if not rows:
-                    raise LookupError(f"the store holds {self.tree.size} events, not {size}")
-                self.tree.extend(row[0] for row in rows)
+                have = self.tree.size
+                rows = await self._pool.fetch(self._sql, have, size, min(_PAGE, size - have))
+                if not rows or rows[-1][0] != have + len(rows):
+                    raise LookupError(f"positions after {have} are not contiguous up to {size}")
+                self.tree.extend(row[1] for row in rows)
+                self.last_hash = bytes(rows[-1][1])
             return self.tree
-
-    async def offer(self, first_position: int, hashes: list[bytes]) -> None:
-        """Add the chain hashes of positions ``first_position...`` the tree lacks."""
-        async with self._lock:
-            skip = self.tree.size - (first_position - 1)
-            if 0 <= skip < len(hashes):
-                self.tree.extend(hashes[skip:])
 
 
 class TransparencyLog:
@@ -246,6 +237,7 @@ class Checkpointer:
         publish: Publisher | None = None,
         on_publish_failure: Callable[[str | None], None] | None = None,
         publish_timeout: float = 10.0,
+        poll_seconds: float = 0.2,
     ) -> None:
         self.log = log_
         self.key = key
@@ -254,11 +246,14 @@ class Checkpointer:
         self._publish = publish
         self._on_publish_failure = on_publish_failure
         self._publish_timeout = publish_timeout
+        self.poll_seconds = poll_seconds
+        """How often the head is read: a signature is due every ``every_events`` events
+        (checked this often) or every ``every_seconds``. Polled, not woken by each commit's
+        notification: one small query per poll costs the writers nothing measurable."""
         self._publish_outage = Outage(f"checkpoints of {log_.schema}: publishing", log)
         self._publish_delay = PUBLISH_RETRY_FIRST
         self._publish_not_before = 0.0
-        self.verified = 0  # positions 1..verified re-hashed and in the tree
-        self._verified_hash = GENESIS_HASH
+        self.verified = 0  # positions 1..verified in the tree, contiguous
         self.signed = 0  # the largest tree size signed
         self._signed_at = 0.0
         self._resumed = False
@@ -271,12 +266,8 @@ class Checkpointer:
             await self.step()
             await self.publish_pending()
             remaining = self.every_seconds - (time.monotonic() - self._signed_at)
-            await _wait_any(
-                stop,
-                self.log.store.wait_beyond(
-                    self.signed + self.every_events - 1, max(0.05, remaining)
-                ),
-            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), max(0.01, min(self.poll_seconds, remaining)))
 
     async def resume(self) -> None:
         """Re-hash the store up to the last checkpoint and check the tree still matches it.
@@ -332,35 +323,26 @@ class Checkpointer:
         return StoredCheckpoint(size, root, note, signed_at)
 
     async def _verify_to(self, size: int, head_hash: bytes | None) -> None:
-        """Re-hash positions ``verified + 1 .. size`` and add them to the tree."""
+        """Add positions ``verified + 1 .. size`` to the tree: contiguous, and the last one
+        holding the head's hash (nothing cut off under the head).
+
+        The signer signs the stored chain hashes; re-hashing every event's content is the
+        verifiers' work (``store.verify``, ``/verification``, ``clr-audit verify``): an event
+        altered before its checkpoint no longer matches its signed hash, and is named.
+        """
         if size <= self.verified:
             return
-        checker = ChainVerifier(self.verified + 1, self._verified_hash)
-        after = self.verified
-        last_hash = self._verified_hash
-        while after < size:
-            rows = await self.log.pool.fetch(
-                f"SELECT {_COLUMNS} FROM {self.log.schema}.event_store"
-                " WHERE position > $1 AND position <= $2 ORDER BY position LIMIT $3",
-                after,
-                size,
-                _PAGE,
-            )
-            if not rows:
-                break
-            hashes = []
-            for row in rows:
-                checker.feed(RawRow(*row))
-                hashes.append(bytes(row[9]))
-            await self.log.cache.offer(after + 1, hashes)
-            after, last_hash = rows[-1][0], hashes[-1]
-        report = checker.finish(size, None if head_hash is None else (size, head_hash))
-        if not report.ok:
+        try:
+            await self.log.tree(size)
+        except LookupError as error:
+            raise LogTamperedError(f"{self.log.schema}: {error}; nothing signed") from error
+        cache = self.log.cache
+        if cache.tree.size == size and head_hash is not None and cache.last_hash != head_hash:
             raise LogTamperedError(
-                f"{self.log.schema}: the chain does not verify, nothing signed: "
-                + "; ".join(report.problems[:10])
+                f"{self.log.schema}: the head hash does not match the event at {size};"
+                " nothing signed"
             )
-        self.verified, self._verified_hash = size, last_hash
+        self.verified = size
 
     async def close(self) -> None:
         """Release the publisher's connection."""
@@ -449,18 +431,3 @@ def signer_for(settings: TransparencySettings, service: str, instance: str) -> S
     return load_or_create_key(
         settings.key_path(service, instance), settings.origin(service, instance)
     )
-
-
-async def _wait_any(stop: asyncio.Event, waiting: Awaitable[Any]) -> None:
-    """Until ``stop`` is set or ``waiting`` ends (its error raised)."""
-    stopping = asyncio.ensure_future(stop.wait())
-    other = asyncio.ensure_future(waiting)
-    try:
-        await asyncio.wait((stopping, other), return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        stopping.cancel()
-        other.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await stopping
-    if other.done() and not other.cancelled() and (error := other.exception()) is not None:
-        raise error
