@@ -158,7 +158,9 @@ class TransparencyLog:
     async def migrate(self) -> None:
         """Create the tables (idempotent)."""
         async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"tlog:{self.schema}")
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtext($1))", f"tlog-migrate:{self.schema}"
+            )
             await conn.execute(MIGRATION.format(schema=self.schema))
 
     async def register_key(self, vkey: str) -> None:
