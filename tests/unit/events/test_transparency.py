@@ -211,6 +211,7 @@ def test_clr_audit_finds_subcommands_in_its_entry_point_group(
     assert audit.main(["nothing-of-the-kind"]) == 2
     assert "redecide" in capsys.readouterr().err
     assert audit.main(["verify", str(VECTOR_BUNDLE)]) == 0
+    assert audit.main(["verify", str(VECTOR_BUNDLE / "nothing")]) == 2
 
 
 def test_the_verifier_refuses_an_empty_range_and_a_range_past_the_end() -> None:

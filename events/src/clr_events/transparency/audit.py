@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import sys
 import time
+import zipfile
 from collections.abc import Callable
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -80,12 +81,16 @@ def verify(argv: list[str]) -> int:
     parser.add_argument("--json", action="store_true", help="the report as JSON")
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    reports = verify_bundle(
-        args.bundle,
-        trusted=trusted_notes(args.trusted_checkpoints),
-        trusted_keys=_keys(args.trusted_key),
-        witness_keys=_keys(args.witness_key),
-    )
+    try:
+        reports = verify_bundle(
+            args.bundle,
+            trusted=trusted_notes(args.trusted_checkpoints),
+            trusted_keys=_keys(args.trusted_key),
+            witness_keys=_keys(args.witness_key),
+        )
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
+        sys.stderr.write(f"clr-audit verify: cannot read {args.bundle}: {error!r}\n")
+        return 2
     seconds = time.perf_counter() - started
     if args.json:
         document = {
