@@ -89,6 +89,7 @@ bench: topics
 	$(WITH_ENV) $(RUN) python -m bench.service_bench
 	$(WITH_ENV) $(RUN) python -m bench.as_of_bench
 	$(WITH_ENV) $(RUN) python -m bench.webhook_bench
+	$(WITH_ENV) $(RUN) python -m bench.tlog_bench
 
 schemas: setup  ## regenerate schemas/ from the contracts in events/
 	$(RUN) python -m clr_events.schemas write

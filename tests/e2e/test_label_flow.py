@@ -187,6 +187,11 @@ async def test_the_board_withdraws_and_corrects_by_compensating_events(system: S
     assert [e["actor"] for e in history.json()["events"]] == ["label_decisions", "e2e", "e2e"]
     verified = await system.get("label_decisions", "/verification", "auditor")
     assert verified.json()["ok"] is True
+    end = verified.json()["last_position"]
+    for query in (f"first={end}&last={end - 1}", f"last={end + 1000}", f"first={end + 1000}"):
+        refused = await system.get("label_decisions", f"/verification?{query}", "auditor")
+        assert refused.status_code == 422, (query, refused.text)
+        assert refused.headers["content-type"] == "application/problem+json"
 
 
 async def decisions(system: System, org: str, level: str, at_least: int) -> list[dict[str, Any]]:

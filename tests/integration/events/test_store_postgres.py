@@ -334,3 +334,27 @@ async def test_a_writer_whose_session_postgresql_ended_is_replaced_not_kept(
             outcomes.append(type(lost).__name__)
     assert all(isinstance(o, int) for o in outcomes[1:]), outcomes
     assert (await store.verify()).ok
+
+
+async def test_a_row_inserted_above_the_head_is_checked_and_reported(
+    store: PostgresEventStore, pool: Pool, schema: str
+) -> None:
+    from clr_events.store.hashing import chain, content_digest
+
+    for i in range(3):
+        await store.append(f"s{i}", 0, [event()])
+    head_hash = await pool.fetchval(f"SELECT hash FROM {schema}.event_store_head")
+    moment = datetime.now(UTC)
+    event_id = uuid.uuid4()
+    digest = content_digest("forged", event_id, "T", 1, "{}", "{}", moment)
+    # the trigger refuses UPDATE and DELETE, not INSERT: a row with a correct chain hash
+    await pool.execute(
+        f"INSERT INTO {schema}.event_store VALUES (4, 'forged', 1, $1, 'T', 1, '{{}}', '{{}}',"
+        " $2, $3)",
+        event_id,
+        moment,
+        chain(head_hash, 4, 1, digest),
+    )
+    report = await store.verify()
+    assert report.checked == 4 and report.last_position == 4
+    assert any("beyond the head" in problem for problem in report.problems), report.problems

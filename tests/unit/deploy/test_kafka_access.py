@@ -30,6 +30,10 @@ PUBLIC = {
     "assessments.events",
     "label_decisions.events",
     "label_decisions.current",
+    "collaboration.checkpoints",
+    "training_certification.checkpoints",
+    "assessments.checkpoints",
+    "label_decisions.checkpoints",
 }
 
 

@@ -4,7 +4,9 @@ Every instance runs the API. Background work (``CLR_BACKGROUND``, on by default)
 to run in several instances: consumers share partitions through their Kafka group, each
 relay runs in one instance at a time (a PostgreSQL advisory lock elects it; another takes
 over when it dies), and clock jobs are idempotent. A failing background task is logged
-and restarted with backoff; ``/readyz`` reports it meanwhile.
+and restarted with backoff; ``/readyz`` reports it meanwhile. With ``transparency`` the
+store has a transparency log (``clr_events.transparency``): one instance, elected like a
+relay, signs its checkpoints and publishes them on ``<service>.checkpoints``.
 """
 
 from __future__ import annotations
@@ -36,6 +38,13 @@ from clr_events.service import limits, openapi, problems
 from clr_events.service.auth import AuthSettings, TokenVerifier
 from clr_events.settings import ConnectionSettings
 from clr_events.store.postgres import PostgresEventStore
+from clr_events.transparency.log import (
+    Checkpointer,
+    CheckpointPublisher,
+    TransparencyLog,
+    TransparencySettings,
+    signer_for,
+)
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +98,8 @@ class Runtime:
     consumers: list[ConsumerSpec] = field(default_factory=list)
     jobs: list[JobSpec] = field(default_factory=list)
     settings: ServiceSettings = field(default_factory=ServiceSettings)
+    transparency: bool = False
+    """Keep a transparency log of the store: signed checkpoints, proofs (``/transparency``)."""
     restart_first: float = 0.5
     """Seconds before the first restart of a failed background task (doubling)."""
     restart_max: float = 30.0
@@ -110,6 +121,14 @@ class Runtime:
         self.live_relays: dict[str, Relay] = {}
         self.live_consumers: dict[str, ConsumerRunner] = {}
         self._kafka_probe: KafkaProbe | None = None
+        self._tlog: TransparencyLog | None = None
+        self.checkpointer: Checkpointer | None = None
+
+    @property
+    def tlog(self) -> TransparencyLog:
+        """The store's transparency log (after ``start``, with ``transparency``)."""
+        assert self._tlog is not None, "no transparency log"
+        return self._tlog
 
     @property
     def pool(self) -> Pool:
@@ -145,6 +164,10 @@ class Runtime:
         )
         await self.idempotency.migrate(self._pool)
         await migrate(self._pool, self.name, "service", self.migrations)
+        if self.transparency:
+            origin = TransparencySettings().origin(self.name, self.settings.instance)
+            self._tlog = TransparencyLog(self._pool, self._store, self.name, origin)
+            await self._tlog.migrate()
         if self.settings.background:
             if self.relays or self.consumers:
                 self._kafka_probe = KafkaProbe(self.settings)
@@ -155,6 +178,9 @@ class Runtime:
                 self._spawn(f"consumer:{consumer.group}", self._consume, consumer)
             for job in self.jobs:
                 self._spawn(f"job:{job.name}", self._job, job)
+            if self._tlog is not None:
+                self._kafka_probe = self._kafka_probe or KafkaProbe(self.settings)
+                self._spawn("checkpoints", self._checkpoints, self._tlog)
 
     async def stop(self) -> None:
         """Stop background work, then close the store and the pool."""
@@ -172,6 +198,8 @@ class Runtime:
         if self._kafka_probe is not None:
             await self._kafka_probe.close()
             self._kafka_probe = None
+        if self.checkpointer is not None:
+            await self.checkpointer.close()
         if self._store is not None:
             await self._store.close()
         if self._pool is not None:
@@ -277,6 +305,44 @@ class Runtime:
                     await asyncio.wait_for(stop.wait(), self.relay_lock_check)
         finally:
             stop.set()
+
+    async def _checkpoints(self, tlog: TransparencyLog) -> None:
+        """The checkpoint signer, in one instance at a time (an advisory lock, as a relay)."""
+        key = f"tlog:{self.name}"
+        async with self.pool.acquire() as lock:
+            while not await lock.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", key):
+                await self._sleep(5.0)
+                if self._stop.is_set():
+                    return
+            try:
+                if self.checkpointer is None:
+                    settings = TransparencySettings()
+                    self.checkpointer = Checkpointer(
+                        tlog,
+                        signer_for(settings, self.name, self.settings.instance),
+                        every_events=settings.every_events,
+                        every_seconds=settings.every_seconds,
+                        publish=CheckpointPublisher(self.settings, self.name, tlog.origin),
+                        on_publish_failure=self._publishing_checkpoints,
+                    )
+                stop = asyncio.Event()
+                holding = asyncio.ensure_future(self._hold(lock, stop))
+                try:
+                    await self.checkpointer.run(stop)
+                finally:
+                    stop.set()
+                    lost = (await asyncio.gather(holding, return_exceptions=True))[0]
+                if isinstance(lost, Exception):
+                    raise lost
+            finally:
+                with contextlib.suppress(asyncpg.InterfaceError, asyncpg.PostgresError, OSError):
+                    await lock.execute("SELECT pg_advisory_unlock(hashtext($1))", key)
+
+    def _publishing_checkpoints(self, failure: str | None) -> None:
+        if failure is None:
+            self.failing.pop("checkpoints:publish", None)
+        else:
+            self.failing["checkpoints:publish"] = failure
 
     async def _consume(self, spec: ConsumerSpec) -> None:
         # the same runner across restarts: its counters and its outage carry on

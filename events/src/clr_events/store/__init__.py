@@ -7,6 +7,7 @@ from clr_events.store.base import (
     ExpectedVersion,
     NewEvent,
     StoredEvent,
+    VerificationRangeError,
     VerificationReport,
 )
 
@@ -17,5 +18,6 @@ __all__ = [
     "ExpectedVersion",
     "NewEvent",
     "StoredEvent",
+    "VerificationRangeError",
     "VerificationReport",
 ]

@@ -128,6 +128,10 @@ class VerificationReport:
         return not self.problems
 
 
+class VerificationRangeError(ValueError):
+    """A verification asked for a range that is empty (first after last) or past the end."""
+
+
 @dataclass(frozen=True, slots=True)
 class EncodedEvent:
     """A new event serialised exactly as it will be stored, with its content digest."""
@@ -232,5 +236,10 @@ class EventStore(Protocol):
     async def verify(
         self, first_position: int = 1, last_position: int | None = None
     ) -> VerificationReport:
-        """Recompute the hash chain over a range of positions (to the head by default)."""
+        """Recompute the hash chain over a range of positions (by default to the last
+        stored, the head or any row stored beyond it, which is reported).
+
+        Raises:
+            VerificationRangeError: ``first`` after ``last``, or the range past the end.
+        """
         ...

@@ -12,6 +12,7 @@ inserting one or reordering them changes a hash that the verifier recomputes.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from uuid import UUID
 
@@ -33,16 +34,28 @@ def content_digest(
     recorded_at: datetime,
 ) -> bytes:
     """SHA-256 over the stored columns of one event, length-prefixed so fields cannot shift."""
+    return digest_of(
+        (
+            stream_id,
+            str(event_id),
+            type_,
+            str(schema_version),
+            data_json,
+            metadata_json,
+            format_time(recorded_at),
+        )
+    )
+
+
+def digest_of(parts: Iterable[str]) -> bytes:
+    """SHA-256 over texts, each as its UTF-8 bytes after their length (8 bytes, big-endian).
+
+    The content digest is this over the seven texts of an event, in this order: stream id,
+    event id (lowercase hyphenated UUID), type, schema version (decimal), data JSON,
+    metadata JSON, recorded time (``format_time``). docs/canonical-form.md has the bytes.
+    """
     digest = hashlib.sha256()
-    for part in (
-        stream_id,
-        str(event_id),
-        type_,
-        str(schema_version),
-        data_json,
-        metadata_json,
-        format_time(recorded_at),
-    ):
+    for part in parts:
         raw = part.encode()
         digest.update(len(raw).to_bytes(8, "big"))
         digest.update(raw)

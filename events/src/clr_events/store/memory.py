@@ -24,7 +24,7 @@ from clr_events.store.base import (
     encode,
 )
 from clr_events.store.hashing import GENESIS_HASH, chain
-from clr_events.store.verify import ChainVerifier, RawRow
+from clr_events.store.verify import ChainVerifier, RawRow, check_range
 
 
 class InMemoryEventStore:
@@ -127,8 +127,12 @@ class InMemoryEventStore:
     async def verify(
         self, first_position: int = 1, last_position: int | None = None
     ) -> VerificationReport:
-        """Recompute the hash chain over a range of positions (to the head by default)."""
-        last = len(self.rows) if last_position is None else last_position
+        """Recompute the hash chain over a range of positions (to the head by default).
+
+        Raises:
+            VerificationRangeError: ``first`` after ``last``, or the range past the end.
+        """
+        last = check_range(first_position, last_position, len(self.rows))
         previous = GENESIS_HASH if first_position == 1 else self.rows[first_position - 2].hash
         checker = ChainVerifier(first_position, previous)
         for row in self.rows[first_position - 1 : last]:

@@ -51,7 +51,7 @@ from clr_events.store.base import (
     encode,
 )
 from clr_events.store.hashing import GENESIS_HASH
-from clr_events.store.verify import ChainVerifier, RawRow
+from clr_events.store.verify import ChainVerifier, RawRow, check_range
 
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _MAX_BATCH = 1000  # appends per round trip
@@ -468,13 +468,24 @@ class PostgresEventStore:
     async def verify(
         self, first_position: int = 1, last_position: int | None = None, page: int = 5000
     ) -> VerificationReport:
-        """Recompute the hash chain over ``first_position..last_position`` from stored bytes."""
+        """Recompute the hash chain over ``first_position..last_position`` from stored bytes.
+
+        By default to the last position stored: a row stored beyond the head (the
+        append-only trigger lets an INSERT through) is checked and reported.
+
+        Raises:
+            VerificationRangeError: ``first`` after ``last``, or the range past the end.
+        """
         async with self._pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
             head = await conn.fetchrow(
                 f"SELECT position, hash FROM {self._schema}.event_store_head"
             )
             assert head is not None
-            last = head["position"] if last_position is None else last_position
+            stored_end = await conn.fetchval(
+                f"SELECT max(position) FROM {self._schema}.event_store"
+            )
+            end = max(head["position"], stored_end or 0)
+            last = check_range(first_position, last_position, end)
             previous = GENESIS_HASH
             if first_position > 1:
                 previous = await conn.fetchval(

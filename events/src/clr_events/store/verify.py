@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import NamedTuple
 from uuid import UUID
 
-from clr_events.store.base import VerificationReport
+from clr_events.store.base import VerificationRangeError, VerificationReport
 from clr_events.store.hashing import chain, content_digest
 
 
@@ -23,6 +23,24 @@ class RawRow(NamedTuple):
     metadata_json: str
     recorded_at: datetime
     hash: bytes
+
+
+def check_range(first: int, last: int | None, end: int) -> int:
+    """The last position of a verification of ``first..last`` over a store whose stored
+    positions end at ``end`` (the head, or a row stored beyond it).
+
+    Raises:
+        VerificationRangeError: ``first`` after ``last``, or the range past the end.
+    """
+    if last is None:
+        if first > max(end, 1):
+            raise VerificationRangeError(f"position {first} is past the end ({end})")
+        return end
+    if first > last:
+        raise VerificationRangeError(f"first ({first}) is after last ({last})")
+    if last > end:
+        raise VerificationRangeError(f"position {last} is past the end ({end})")
+    return last
 
 
 class ChainVerifier:
@@ -66,9 +84,15 @@ class ChainVerifier:
         self._checked += 1
 
     def finish(self, last_position: int, head: tuple[int, bytes] | None) -> VerificationReport:
-        """Close the range; with ``head`` (position, hash) also check nothing was cut off."""
+        """Close the range; with ``head`` (position, hash) also check nothing was cut off
+        and nothing is stored beyond the head."""
         if self._expected <= last_position:
             self._problems.append(f"positions {self._expected}..{last_position} are missing")
         if head is not None and head[0] == last_position and head[1] != self._previous_hash:
             self._problems.append(f"the head hash does not match the event at {last_position}")
+        if head is not None and last_position > head[0]:
+            self._problems.append(
+                f"positions {head[0] + 1}..{last_position} are stored beyond the head"
+                f" (at {head[0]}): inserted without moving the head"
+            )
         return VerificationReport(self._first, last_position, self._checked, tuple(self._problems))

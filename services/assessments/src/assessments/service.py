@@ -13,6 +13,7 @@ from clr_events.outbox.translation import contract_translator
 from clr_events.registry import Contract
 from clr_events.service.runtime import ConsumerSpec, RelaySpec, Runtime, create_app
 from clr_events.store.base import StoredEvent
+from clr_events.transparency import http as transparency
 
 NAME = "assessments"
 
@@ -69,6 +70,7 @@ def build() -> FastAPI:
                 reference.subscriptions,
             )
         ],
+        transparency=True,
     )
     rules = POLICIES.choose(AssessmentSettings().rules_version)
     app = create_app(
@@ -76,7 +78,7 @@ def build() -> FastAPI:
         title="Assessments",
         description="Bronze benchmarkings, Silver audits and Gold assessments, and their"
         " approval; eligibility (R1) and expert (R9) checks against the other services' events.",
-        routers=[api.router],
+        routers=[api.router, transparency.router],
     )
     app.state.rules = rules
     return app

@@ -15,6 +15,7 @@ from clr_events.migrations import load
 from clr_events.outbox.translation import contract_translator
 from clr_events.pg import Connection
 from clr_events.service.runtime import ConsumerSpec, RelaySpec, Runtime, create_app
+from clr_events.transparency import http as transparency
 from collaboration import api, application
 from collaboration.application import LabelHandler
 from collaboration.domain.policy import LISTING_CRITERIA, PARTNERSHIP_RULES
@@ -74,13 +75,14 @@ def build() -> FastAPI:
         migrations=MIGRATIONS,
         relays=[RelaySpec(f"{NAME}.events", TRANSLATE)],
         consumers=[ConsumerSpec(f"{NAME}.labels", ["label_decisions.events"], label_events)],
+        transparency=True,
     )
     app = create_app(
         runtime,
         title="Collaboration",
         description="Cluster organisation profiles (R13), partnerships (R14),"
         " cooperation agreements and matchmaking events.",
-        routers=[api.router],
+        routers=[api.router, transparency.router],
     )
     app.state.listing_criteria = LISTING_CRITERIA.choose(settings.listing_criteria_version)
     app.state.partnership_rules = PARTNERSHIP_RULES.choose(settings.partnership_rules_version)

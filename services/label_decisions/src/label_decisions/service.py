@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from clr_events.contracts import label_decisions as public
 from clr_events.outbox.translation import contract_translator
 from clr_events.service.runtime import ConsumerSpec, JobSpec, RelaySpec, Runtime, create_app
+from clr_events.transparency import http as transparency
 from label_decisions import api, decisions
 
 NAME = decisions.NAME
@@ -27,7 +28,7 @@ TRANSLATE = contract_translator(
 def build() -> FastAPI:
     """The label decisions service."""
     settings = decisions.DecisionSettings()
-    runtime = Runtime(NAME, migrations=decisions.MIGRATIONS)
+    runtime = Runtime(NAME, migrations=decisions.MIGRATIONS, transparency=True)
     runtime.relays.append(RelaySpec(f"{NAME}.events", TRANSLATE))
     runtime.consumers.append(
         ConsumerSpec(
@@ -42,7 +43,7 @@ def build() -> FastAPI:
         title="Label decisions",
         description="Awards, renewals, refusals, expiries, withdrawals and corrections of"
         " labels by a versioned decision policy (R2 to R8, R10, R15).",
-        routers=[api.router],
+        routers=[api.router, transparency.router],
     )
     app.state.policy = settings.policy()
     return app

@@ -9,6 +9,7 @@ from clr_events.contracts import training_certification as public
 from clr_events.migrations import load
 from clr_events.outbox.translation import contract_translator
 from clr_events.service.runtime import RelaySpec, Runtime, create_app
+from clr_events.transparency import http as transparency
 from training_certification import api
 from training_certification.domain.policy import POLICIES
 
@@ -40,13 +41,18 @@ class CertificationSettings(BaseSettings):
 
 def build() -> FastAPI:
     """The training and certification service."""
-    runtime = Runtime(NAME, migrations=MIGRATIONS, relays=[RelaySpec(f"{NAME}.events", TRANSLATE)])
+    runtime = Runtime(
+        NAME,
+        migrations=MIGRATIONS,
+        relays=[RelaySpec(f"{NAME}.events", TRANSLATE)],
+        transparency=True,
+    )
     policy = POLICIES.choose(CertificationSettings().policy_version)
     app = create_app(
         runtime,
         title="Training and certification",
         description="People, courses, certificates, and expert certifications per role.",
-        routers=[api.router],
+        routers=[api.router, transparency.router],
     )
     app.state.policy = policy
     return app

@@ -1,0 +1,255 @@
+"""The transparency log of a store on the real PostgreSQL and Kafka: the checkpoint loop
+signs, stores and publishes; proofs over HTTP verify; a Kafka outage does not stop the
+signing, a lost PostgreSQL session does not stop the loop; a rewritten store is refused."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import socket
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+
+from clr_events.kafka.topics import TopicSpec, ensure_topics
+from clr_events.pg import Pool
+from clr_events.service.runtime import Runtime, ServiceSettings, create_app
+from clr_events.store.base import NewEvent
+from clr_events.store.hashing import chain, content_digest
+from clr_events.store.postgres import PostgresEventStore
+from clr_events.transparency import http as transparency
+from clr_events.transparency.log import LogTamperedError
+from clr_events.transparency.merkle import verify_consistency, verify_inclusion
+from clr_events.transparency.note import Checkpoint, VerifierKey, open_checkpoint
+from tests.integration.events.kafka_helpers import read_topic
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def tlog_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    monkeypatch.setenv("CLR_TLOG_EVERY_EVENTS", "5")
+    monkeypatch.setenv("CLR_TLOG_EVERY_SECONDS", "0.3")
+    monkeypatch.setenv("CLR_TLOG_KEY_DIR", str(tmp_path / "keys"))
+    return tmp_path
+
+
+def runtime_for(schema: str, database_url: str, kafka: str, *, app_name: str = "") -> Runtime:
+    url = f"{database_url}{'&' if '?' in database_url else '?'}application_name={app_name}"
+    settings = ServiceSettings(
+        database_url=url if app_name else database_url,
+        kafka_bootstrap_servers=kafka,
+        pool_max_size=6,
+    )
+    runtime = Runtime(schema, settings=settings, transparency=True, restart_first=0.2)
+    runtime.healthy_after = 1.0
+    return runtime
+
+
+@pytest.fixture
+async def topic(schema: str, kafka_bootstrap: str) -> AsyncIterator[str]:
+    name = f"{schema}.checkpoints"
+    await ensure_topics(
+        ServiceSettings(kafka_bootstrap_servers=kafka_bootstrap), [TopicSpec(name, 1)]
+    )
+    yield name
+
+
+async def append(runtime: Runtime, count: int) -> None:
+    await append_to(runtime.store, count)
+
+
+async def append_to(store: PostgresEventStore, count: int) -> None:
+    for i in range(count):
+        await store.append(f"s-{uuid.uuid4().hex[:6]}", 0, [NewEvent("T", {"i": i})])
+
+
+async def until_signed(runtime: Runtime, size: int, timeout: float = 20.0) -> None:
+    async def signed() -> bool:
+        latest = await runtime.tlog.latest()
+        return latest is not None and latest.tree_size >= size
+
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await signed():
+        if asyncio.get_running_loop().time() > deadline:
+            for task in asyncio.all_tasks():
+                task.print_stack()
+        assert asyncio.get_running_loop().time() < deadline, runtime.failing
+        await asyncio.sleep(0.1)
+
+
+async def test_checkpoints_are_signed_stored_published_and_proved(
+    schema: str, database_url: str, kafka_bootstrap: str, topic: str, tlog_env: Path
+) -> None:
+    runtime = runtime_for(schema, database_url, kafka_bootstrap)
+    await runtime.start()
+    try:
+        await append(runtime, 12)
+        await until_signed(runtime, 12)
+        (vkey_text,) = await runtime.tlog.keys()
+        key = VerifierKey.parse(vkey_text)
+        assert key.name == runtime.tlog.origin == f"cluster-label-registry/{schema}"
+        assert (tlog_env / "keys" / "default" / f"{schema}.key").stat().st_mode & 0o777 == 0o600
+        stored = await runtime.tlog.checkpoints()
+        assert stored and stored[-1].tree_size == 12
+        for checkpoint in stored:
+            opened, _ = open_checkpoint(checkpoint.note, key)
+            assert (opened.size, opened.root) == (checkpoint.tree_size, checkpoint.root_hash)
+
+        records = await read_topic(kafka_bootstrap, topic, len(stored), 20.0, lambda r: True)
+        published = [orjson.loads(r.value) for r in records]
+        assert [p["tree_size"] for p in published] == [c.tree_size for c in stored]
+        assert all(r.key == runtime.tlog.origin.encode() for r in records)
+
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(
+                app=create_app(runtime, title="t", description="", routers=[transparency.router])
+            ),
+            base_url="http://t",
+        ) as client:
+            note = (await client.get("/transparency/checkpoint")).text
+            latest, _ = open_checkpoint(note, key)
+            assert latest.size == 12
+            events = await runtime.store.read_all()
+            for event in events:
+                answer = (
+                    await client.get(
+                        "/transparency/proofs/inclusion", params={"position": event.position}
+                    )
+                ).json()
+                proof = [base64.b64decode(p) for p in answer["proof"]]
+                leaf = base64.b64decode(answer["leaf_hash"])
+                assert leaf == __import__("hashlib").sha256(b"\x00" + event.hash).digest()
+                assert verify_inclusion(event.position - 1, 12, leaf, proof, latest.root)
+            first = stored[0]
+            answer = (
+                await client.get(
+                    "/transparency/proofs/consistency", params={"first": first.tree_size}
+                )
+            ).json()
+            assert verify_consistency(
+                first.tree_size,
+                12,
+                first.root_hash,
+                latest.root,
+                [base64.b64decode(p) for p in answer["proof"]],
+            )
+            beyond = await client.get(
+                "/transparency/proofs/inclusion", params={"position": 13, "tree_size": 12}
+            )
+            assert beyond.status_code == 422, beyond.text
+            assert beyond.headers["content-type"] == "application/problem+json"
+            order = await client.get(
+                "/transparency/proofs/consistency", params={"first": 12, "second": 5}
+            )
+            assert order.status_code == 422
+    finally:
+        await runtime.stop()
+
+
+async def test_signing_goes_on_while_kafka_is_away_and_publishing_catches_up(
+    schema: str, database_url: str, kafka_bootstrap: str, topic: str, tlog_env: Path
+) -> None:
+    away = runtime_for(schema, database_url, f"127.0.0.1:{closed_port()}")
+    await away.start()
+    try:
+        await append(away, 7)
+        await until_signed(away, 7)
+        await asyncio.sleep(0.5)
+        assert "checkpoints:publish" in away.failing
+        unready = await away.unready()
+        assert "checkpoints:publish" in unready and "kafka" in unready
+    finally:
+        await away.stop()
+    back = runtime_for(schema, database_url, kafka_bootstrap)
+    await back.start()
+    try:
+        records = await read_topic(kafka_bootstrap, topic, 1, 20.0, lambda r: True)
+        assert orjson.loads(records[-1].value)["tree_size"] == 7
+        assert "checkpoints:publish" not in back.failing
+    finally:
+        await back.stop()
+
+
+async def test_the_loop_survives_losing_its_postgresql_sessions(
+    schema: str, database_url: str, kafka_bootstrap: str, topic: str, tlog_env: Path, pool: Pool
+) -> None:
+    name = f"tlog{uuid.uuid4().hex[:8]}"
+    runtime = runtime_for(schema, database_url, kafka_bootstrap, app_name=name)
+    await runtime.start()
+    writer = PostgresEventStore(pool, schema=schema)  # another process's appends
+    try:
+        await append_to(writer, 5)
+        await until_signed(runtime, 5)
+        killed = await pool.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE application_name = $1",
+            name,
+        )
+        assert killed > 0
+        await append_to(writer, 6)
+        await until_signed(runtime, 11)
+    finally:
+        await writer.close()
+        await asyncio.wait_for(runtime.stop(), 30)
+
+
+async def test_a_store_rewritten_under_a_checkpoint_is_refused(
+    schema: str, database_url: str, kafka_bootstrap: str, topic: str, tlog_env: Path, pool: Pool
+) -> None:
+    runtime = runtime_for(schema, database_url, kafka_bootstrap)
+    await runtime.start()
+    try:
+        await append(runtime, 6)
+        await until_signed(runtime, 6)
+    finally:
+        await runtime.stop()
+    await rewrite_consistently(pool, schema, position=3, data='{"i":99}')
+    assert (await pool.fetchval(f"SELECT count(*) FROM {schema}.tlog_checkpoints")) > 0
+    again = runtime_for(schema, database_url, kafka_bootstrap)
+    await again.start()
+    try:
+        for _ in range(100):
+            if "checkpoints" in again.failing:
+                break
+            await asyncio.sleep(0.1)
+        assert "no longer match the checkpoint" in again.failing["checkpoints"]
+        assert again.checkpointer is not None
+        with pytest.raises(LogTamperedError):
+            await again.checkpointer.resume()
+    finally:
+        await again.stop()
+
+
+async def rewrite_consistently(pool: Pool, schema: str, *, position: int, data: str) -> None:
+    """An insider's rewrite: change one event, recompute every later hash and the head."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SET LOCAL session_replication_role = replica")
+        await conn.execute(
+            f"UPDATE {schema}.event_store SET data = $1::json WHERE position = $2", data, position
+        )
+        rows = await conn.fetch(
+            f"SELECT position, stream_id, version, event_id, type, schema_version, data::text,"
+            f" metadata::text, recorded_at FROM {schema}.event_store ORDER BY position"
+        )
+        previous = bytes(32)
+        for row in rows:
+            digest = content_digest(row[1], row[3], row[4], row[5], row[6], row[7], row[8])
+            previous = chain(previous, row[0], row[2], digest)
+            await conn.execute(
+                f"UPDATE {schema}.event_store SET hash = $1 WHERE position = $2", previous, row[0]
+            )
+        await conn.execute(f"UPDATE {schema}.event_store_head SET hash = $1", previous)
+
+
+def test_checkpoint_text_is_the_c2sp_form() -> None:
+    text = Checkpoint("example.org/log", 12, bytes(32)).text()
+    assert text == "example.org/log\n12\n" + base64.b64encode(bytes(32)).decode() + "\n"
