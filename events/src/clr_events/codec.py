@@ -54,7 +54,8 @@ def to_kafka(envelope: Envelope, *, prevposition: int | None = _UNSET) -> KafkaR
     """Binary-mode Kafka record of an envelope.
 
     Headers in a fixed order: the required attributes, then ``dataschema``,
-    ``correlationid``, ``causationid`` and ``prevposition`` where set, then
+    ``correlationid``, ``causationid``, ``traceparent``, ``tracestate`` and
+    ``prevposition`` where set, then
     ``content-type``. ``prevposition`` given here is stamped instead of the envelope's
     own (the relay chains the events it publishes without copying each envelope).
     """
@@ -75,6 +76,10 @@ def to_kafka(envelope: Envelope, *, prevposition: int | None = _UNSET) -> KafkaR
         headers.append(("ce_correlationid", e.correlationid.encode()))
     if e.causationid is not None:
         headers.append(("ce_causationid", e.causationid.encode()))
+    if e.traceparent is not None:
+        headers.append(("ce_traceparent", e.traceparent.encode()))
+        if e.tracestate is not None:
+            headers.append(("ce_tracestate", e.tracestate.encode()))
     if prevposition is _UNSET:
         prevposition = e.prevposition
     if prevposition is not None:

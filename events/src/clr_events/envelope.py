@@ -7,8 +7,10 @@ Attributes: ``id`` (event id), ``source`` (``/<service>``), ``type``
 ``prevposition`` (the global position of the event published before this one on the same
 topic, 0 for the first: private events leave holes in the positions a topic carries, and
 this chain lets a subscriber prove it has every public event, across partitions), and
-``correlationid`` / ``causationid``. Extension names are lowercase alphanumerics, as the
-spec requires.
+``correlationid`` / ``causationid``, and ``traceparent`` / ``tracestate`` (the
+CloudEvents distributed tracing extension: the W3C trace context of the event's
+creation, carried unchanged; ``clr_events.observability.tracing``). Extension names are
+lowercase alphanumerics, as the spec requires.
 """
 
 from __future__ import annotations
@@ -69,4 +71,6 @@ class Envelope(BaseModel):
     prevposition: Annotated[int | None, _header("prevposition"), Field(ge=0)] = None
     correlationid: Annotated[str | None, _header("correlationid")] = None
     causationid: Annotated[str | None, _header("causationid")] = None
+    traceparent: Annotated[str | None, _header("traceparent")] = None
+    tracestate: Annotated[str | None, _header("tracestate")] = None
     data: Annotated[dict[str, Any], _AS_IT_IS] = Field(validation_alias="data")

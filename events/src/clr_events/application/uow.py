@@ -25,6 +25,7 @@ import orjson
 from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
 
+from clr_events.observability.tracing import current_trace_metadata, span
 from clr_events.rules import NotFoundError
 from clr_events.store.base import NewEvent, StoredEvent, StreamAppend
 
@@ -69,10 +70,12 @@ class Cause:
     causation_id: str | None = None
 
     def metadata(self, **extra: Any) -> dict[str, Any]:
-        """Metadata of an event with this cause."""
+        """Metadata of an event with this cause (and the trace it is made in, if any:
+        ``traceparent``, ``tracestate``)."""
         data: dict[str, Any] = {"actor": self.actor, "correlation_id": self.correlation_id}
         if self.causation_id:
             data["causation_id"] = self.causation_id
+        data.update(current_trace_metadata())
         data.update(extra)
         return data
 
@@ -234,13 +237,15 @@ async def execute(
         IdempotencyKeyReusedError: the key was used for another request.
         ConcurrencyError: a stream moved meanwhile; nothing was stored.
     """
-    async with units.begin(cause, key) as uow:
-        if uow.earlier is not None:
-            return uow.earlier
-        result = await handler(uow)
-        result = Result(result.status, to_jsonable_python(result.body))
-        await uow.commit(result)
-        return result
+    with span(f"command {getattr(handler, '__name__', 'handler')}"):
+        async with units.begin(cause, key) as uow:
+            if uow.earlier is not None:
+                return uow.earlier
+            result = await handler(uow)
+            result = Result(result.status, to_jsonable_python(result.body))
+            with span("event store commit"):
+                await uow.commit(result)
+            return result
 
 
 class Streams(Generic[E]):

@@ -29,10 +29,12 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.producer.message_accumulator import BatchBuilder
+from opentelemetry.trace import Span
 
 from clr_events.codec import KafkaRecord, to_kafka
 from clr_events.envelope import Envelope, schema_uri
 from clr_events.kafka.producer import new_producer
+from clr_events.observability import tracing
 from clr_events.pg import Pool
 from clr_events.settings import ConnectionSettings
 from clr_events.store.base import EventStore, StoredEvent
@@ -74,6 +76,8 @@ def envelope_for(stored: StoredEvent, *, source: str, type_: str, data: dict[str
             "globalposition": stored.position,
             "correlationid": metadata.get("correlation_id"),
             "causationid": metadata.get("causation_id"),
+            "traceparent": metadata.get("traceparent"),
+            "tracestate": metadata.get("tracestate"),
         },
         by_name=True,
     )
@@ -265,14 +269,38 @@ class Relay:
         self, events: list[StoredEvent], published: int
     ) -> tuple[list[asyncio.Future[Any]], int]:
         """Hand a batch to the producer: the acknowledgements to await, and the position of
-        the last event published (the next envelope's ``prevposition``)."""
+        the last event published (the next envelope's ``prevposition``). With tracing on,
+        a producer span per traced event, ended when the batch is acknowledged."""
         records = []
+        traced: list[Envelope] = []
         for stored in events:
             envelope = self._translate(stored)
             if envelope is not None:
                 records.append(to_kafka(envelope, prevposition=published))
                 published = envelope.globalposition
-        return await self._send_batches(records), published
+                if envelope.traceparent is not None:
+                    traced.append(envelope)
+        spans = [self._span(envelope) for envelope in traced] if tracing.enabled() else []
+        acks = await self._send_batches(records)
+        if spans:
+            acks.append(asyncio.ensure_future(_end_when_sent(spans, list(acks))))
+        return acks, published
+
+    def _span(self, envelope: Envelope) -> Span:
+        """A producer span for an event, a child of its creation context."""
+        return tracing.TRACER.start_span(
+            f"publish {self._topic}",
+            context=tracing.context_of(envelope.traceparent, envelope.tracestate),
+            kind=tracing.SpanKind.PRODUCER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.operation.type": "send",
+                "messaging.destination.name": self._topic,
+                "messaging.message.id": envelope.id,
+                "cloudevents.event_type": envelope.type,
+                "clr.globalposition": envelope.globalposition,
+            },
+        )
 
     async def _send_batches(self, records: list[KafkaRecord]) -> list[asyncio.Future[Any]]:
         """Fill one producer batch per partition and hand each over when it is full.
@@ -318,6 +346,15 @@ class Relay:
         await asyncio.gather(*acks)
         await self._checkpoint.save(position, published)
         self.position, self.published = position, published
+
+
+async def _end_when_sent(spans: list[Span], acks: list[asyncio.Future[Any]]) -> None:
+    """End the spans of a batch's events when the broker acknowledged the batch."""
+    try:
+        await asyncio.gather(*acks)
+    finally:
+        for span in spans:
+            span.end()
 
 
 def _append(batch: BatchBuilder, record: KafkaRecord) -> bool:

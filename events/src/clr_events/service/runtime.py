@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -19,12 +20,14 @@ from typing import Any, Protocol
 import asyncpg
 from aiokafka import AIOKafkaProducer
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from clr_events.application.postgres import IdempotencyStore, PostgresUnitsOfWork
 from clr_events.consumers.runner import ConsumerRunner, Handler
 from clr_events.kafka.probe import KafkaProbe
 from clr_events.kafka.producer import new_producer
+from clr_events.observability.metrics import CONTENT_TYPE, Families, render
+from clr_events.observability.middleware import Observe
 from clr_events.outage import Outage, backoff
 from clr_events.outbox.relay import PostgresRelayCheckpoint, Relay, Translator
 from clr_events.pg import Connection, Pool
@@ -294,17 +297,105 @@ class Runtime:
         reasons = await dependencies_unready(self.pool, self._kafka_probe)
         return {**reasons, **self.failing}
 
-    async def metrics(self) -> dict[str, float]:
-        """Gauges and counters for ``/metrics``."""
-        head = await self.store.head_position()
-        values: dict[str, float] = {"clr_store_head_position": head}
-        for name, relay in self.live_relays.items():
-            values[f'clr_relay_lag_events{{relay="{name}"}}'] = head - relay.position
+    async def metrics(self) -> Families:
+        """What ``/metrics`` reports of this runtime: readiness, store head, relay lag (in
+        positions and in seconds), relay checkpoint age, consumer lag per partition,
+        processed and dead-lettered counts. Read at scrape time; what cannot be read while
+        PostgreSQL is away is left out, readiness says why."""
+        families = Families()
+        unready = await self.unready()
+        readiness(families, unready, kafka=self._kafka_probe is not None)
         for group, runner in self.live_consumers.items():
-            values[f'clr_consumer_processed_total{{group="{group}"}}'] = runner.processed
-            values[f'clr_consumer_dead_letters_total{{group="{group}"}}'] = runner.dead_lettered
-        values["clr_background_tasks_failing"] = len(self.failing)
-        return values
+            families.counter(
+                "clr_consumer_processed",
+                "Messages a consumer group applied in this process.",
+                runner.processed,
+                group=group,
+            )
+            families.counter(
+                "clr_consumer_dead_letters",
+                "Messages a consumer group sent to its dead-letter topic in this process.",
+                runner.dead_lettered,
+                group=group,
+            )
+            for (topic, partition), lag in runner.lag().items():
+                families.gauge(
+                    "clr_consumer_lag_messages",
+                    "Messages on a partition this process consumes that its group has still"
+                    " to process (the partition's end offset minus the group's position).",
+                    lag,
+                    group=group,
+                    topic=topic,
+                    partition=str(partition),
+                )
+        if "postgresql" in unready:
+            return families
+        with contextlib.suppress(Exception):  # PostgreSQL went away since: readiness says so
+            await self._store_metrics(families)
+        return families
+
+    async def _store_metrics(self, families: Families) -> None:
+        head = await self.store.head_position()
+        families.gauge(
+            "clr_store_head_position", "The event store's last committed position.", head
+        )
+        if not self.live_relays:
+            return
+        ages = {
+            row["relay"]: float(row["age"])
+            for row in await self.pool.fetch(
+                "SELECT relay, extract(epoch FROM now() - updated_at) AS age"
+                f" FROM {self.name}.relay_checkpoint"
+            )
+        }
+        now = time.time()
+        for name, relay in self.live_relays.items():
+            lag = max(head - relay.position, 0)
+            oldest = 0.0
+            if lag and (waiting := await self.store.read_all(relay.position, 1)):
+                oldest = max(now - waiting[0].recorded_at.timestamp(), 0.0)
+            families.gauge(
+                "clr_relay_lag_events",
+                "Store positions committed but not yet relayed (private events included).",
+                lag,
+                relay=name,
+            )
+            families.gauge(
+                "clr_relay_lag_seconds",
+                "Age of the oldest committed event the relay has not yet published (0: none).",
+                oldest,
+                relay=name,
+            )
+            if name in ages:
+                families.gauge(
+                    "clr_relay_checkpoint_age_seconds",
+                    "Seconds since the relay last wrote its checkpoint (it grows at rest; with"
+                    " lag, the relay is stalled).",
+                    ages[name],
+                    relay=name,
+                )
+
+
+def readiness(families: Families, unready: dict[str, str], *, kafka: bool) -> None:
+    """``clr_ready``, ``clr_dependency_up`` per dependency and the failing background tasks."""
+    families.gauge(
+        "clr_ready",
+        "1 when the service can do its work (/readyz answers 200), else 0.",
+        0.0 if unready else 1.0,
+    )
+    for dependency in ("postgresql", "kafka") if kafka else ("postgresql",):
+        families.gauge(
+            "clr_dependency_up",
+            "1 when a dependency the service needs answers, else 0.",
+            0.0 if dependency in unready else 1.0,
+            dependency=dependency,
+        )
+    failing = len(unready) - sum(1 for name in ("postgresql", "kafka") if name in unready)
+    families.gauge(
+        "clr_background_tasks_failing",
+        "Background tasks (relays, consumers, jobs, agents) failing now.",
+        failing,
+    )
 
 
 async def dependencies_unready(
@@ -340,8 +431,8 @@ class Background(Protocol):
         """Stop background work and disconnect."""
         ...
 
-    async def metrics(self) -> dict[str, float]:
-        """Gauges and counters for ``/metrics``."""
+    async def metrics(self) -> Families:
+        """What ``/metrics`` reports of this service's state, read now."""
         ...
 
     async def unready(self) -> dict[str, str]:
@@ -367,6 +458,8 @@ def create_app(
     app.state.token_verifier = TokenVerifier(AuthSettings())
     problems.install(app)
     app.add_middleware(limits.BodyLimit)
+    # outside the body limit, so a refused body is counted too
+    app.add_middleware(Observe, service=getattr(runtime, "name", title))
     openapi.install(app)
     for router in routers:
         app.include_router(router)
@@ -390,8 +483,7 @@ def create_app(
         return JSONResponse({"status": "ready"})
 
     @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse)
-    async def metrics() -> str:
-        values = await runtime.metrics()
-        return "".join(f"{name} {value}\n" for name, value in values.items())
+    async def metrics() -> Response:
+        return Response(render(await runtime.metrics()), media_type=CONTENT_TYPE)
 
     return app

@@ -24,15 +24,19 @@ to the append function.
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
-from collections.abc import AsyncIterator, Sequence
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from importlib import resources
+from typing import Any, TypeVar, cast
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from clr_events.errors import ConcurrencyError
+from clr_events.observability.metrics import APPEND_SECONDS
 from clr_events.pg import Connection, Pool
 from clr_events.store.base import (
     AppendResult,
@@ -79,6 +83,23 @@ def _to_stored(rows: list[asyncpg.Record]) -> list[StoredEvent]:
     return [new(StoredEvent, row) for row in rows]
 
 
+_Method = TypeVar("_Method", bound=Callable[..., Awaitable[Any]])
+
+
+def _timed(method: _Method) -> _Method:
+    """Observe each call's duration in ``clr_event_store_append_duration_seconds``."""
+
+    @functools.wraps(method)
+    async def timed(self: PostgresEventStore, *args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return await method(self, *args, **kwargs)
+        finally:
+            self._append_seconds.observe(time.perf_counter() - started)
+
+    return cast(_Method, timed)
+
+
 class PostgresEventStore:
     """An event store in one PostgreSQL schema, shared by every process of a service."""
 
@@ -108,6 +129,7 @@ class PostgresEventStore:
         self._writer: PoolConnectionProxy[asyncpg.Record] | None = None
         self._notified_position = 0
         self._notified = asyncio.Event()
+        self._append_seconds = APPEND_SECONDS.labels(schema)
 
     async def migrate(self) -> None:
         """Create the schema, tables, trigger and append function (idempotent)."""
@@ -119,6 +141,7 @@ class PostgresEventStore:
             await conn.execute(sql)
 
     # ------------------------------------------------------------------ writing
+    @_timed
     async def append(
         self, stream_id: str, expected_version: ExpectedVersion, events: Sequence[NewEvent]
     ) -> AppendResult:
@@ -141,6 +164,7 @@ class PostgresEventStore:
         self._queue.append((request, future))
         return await future
 
+    @_timed
     async def append_in(
         self,
         conn: Connection,
@@ -156,6 +180,7 @@ class PostgresEventStore:
         (outcome,) = await self._write(conn, [request])
         return _unwrap(request, outcome)
 
+    @_timed
     async def append_all(
         self, appends: Sequence[StreamAppend], *, conn: Connection | None = None
     ) -> list[AppendResult]:
@@ -186,6 +211,7 @@ class PostgresEventStore:
         outcomes = await self._write(conn, batch)
         return [_unwrap(r, o) for r, o in zip(batch, outcomes, strict=True)]
 
+    @_timed
     async def append_each(
         self, appends: Sequence[StreamAppend], *, conn: Connection
     ) -> list[AppendResult | ConcurrencyError]:
