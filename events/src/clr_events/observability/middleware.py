@@ -3,9 +3,10 @@
 Per request, in one layer (each a few microseconds): the request count and latency by
 route *template* (``/assessments/{assessment_id}``, never the raw path, so the series
 stay few; a request no route matched is ``unmatched``), the correlation id of an
-``X-Correlation-ID`` header bound into the logs, and, with tracing on, a server span
-that continues the caller's ``traceparent`` (with tracing off, a caller's context is
-still made current, so the events the request stores carry it on).
+``X-Correlation-ID`` header bound into the logs, and the caller's ``traceparent``. With
+tracing on, FastAPI's native telemetry makes the server span (``runtime.create_app``
+turns it on with tracing, without its operation spans); with tracing off, the caller's
+context is still made current, so the events the request stores carry it on.
 """
 
 from __future__ import annotations
@@ -14,9 +15,8 @@ import re
 import time
 from typing import Any
 
+from fastapi.telemetry import TelemetryConfig
 from opentelemetry import context as otel_context
-from opentelemetry import trace
-from opentelemetry.trace import SpanKind, Status, StatusCode
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from clr_events.observability import logs, tracing
@@ -26,6 +26,18 @@ _TOKEN = re.compile(rb"[\x20-\x7e]{1,200}")
 """A correlation id worth logging: 1 to 200 printable ASCII characters (as commands take)."""
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 """Methods counted by name; any other is counted as ``other`` (the series stay few)."""
+
+
+def fastapi_telemetry() -> TelemetryConfig:
+    """FastAPI's native telemetry for a new app: the server span (semantic conventions,
+    the caller's ``traceparent`` continued) when tracing is on; not its operation spans,
+    metrics or logs (Prometheus and structlog have those)."""
+    return {
+        "tracing": tracing.enabled(),
+        "operation_spans": False,
+        "metrics": False,
+        "logs": False,
+    }
 
 
 def route_of(scope: Scope) -> str:
@@ -68,26 +80,10 @@ class Observe:
                 status = message["status"]
             await send(message)
 
-        parent = tracing.context_of(traceparent, tracestate)
         method: str = scope["method"] if scope["method"] in METHODS else "other"
-        if tracing.enabled():
-            span = tracing.TRACER.start_span(method, context=parent, kind=SpanKind.SERVER)
-            token = otel_context.attach(trace.set_span_in_context(span, parent))
-            try:
-                await self.app(scope, receive, send_status)
-            finally:
-                route = route_of(scope)
-                span.update_name(f"{method} {route}")
-                span.set_attribute("http.request.method", method)
-                span.set_attribute("http.route", route)
-                span.set_attribute("url.path", scope["path"])
-                span.set_attribute("http.response.status_code", status)
-                if status >= 500:
-                    span.set_status(Status(StatusCode.ERROR))
-                span.end()
-                otel_context.detach(token)
-                self._count(method, route, status, started)
-            return
+        # with tracing on, FastAPI's own telemetry has made the server span (current here);
+        # off, a caller's context is made current, so what the request stores carries it
+        parent = None if tracing.enabled() else tracing.context_of(traceparent, tracestate)
         carried = otel_context.attach(parent) if parent is not None else None
         try:
             await self.app(scope, receive, send_status)

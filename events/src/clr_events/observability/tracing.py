@@ -40,6 +40,7 @@ __all__ = [
     "configure",
     "context_of",
     "current_trace_metadata",
+    "disable",
     "enabled",
     "span",
 ]
@@ -94,6 +95,11 @@ def configure(
         provider.add_span_processor(BatchSpanProcessor(_exporter(name)))
     _state["enabled"] = True
     return True
+
+
+def disable() -> None:
+    """Make no more spans (the provider and its exporters stay; a test's way out)."""
+    _state["enabled"] = False
 
 
 def _exporter(name: str) -> Any:

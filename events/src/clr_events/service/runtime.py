@@ -27,7 +27,7 @@ from clr_events.consumers.runner import ConsumerRunner, Handler
 from clr_events.kafka.probe import KafkaProbe
 from clr_events.kafka.producer import new_producer
 from clr_events.observability.metrics import CONTENT_TYPE, Families, render
-from clr_events.observability.middleware import Observe
+from clr_events.observability.middleware import Observe, fastapi_telemetry
 from clr_events.outage import Outage, backoff
 from clr_events.outbox.relay import PostgresRelayCheckpoint, Relay, Translator
 from clr_events.pg import Connection, Pool
@@ -453,7 +453,13 @@ def create_app(
         finally:
             await runtime.stop()
 
-    app = FastAPI(title=title, description=description, version="1", lifespan=lifespan)
+    app = FastAPI(
+        title=title,
+        description=description,
+        version="1",
+        lifespan=lifespan,
+        telemetry=fastapi_telemetry(),
+    )
     app.state.runtime = runtime
     app.state.token_verifier = TokenVerifier(AuthSettings())
     problems.install(app)

@@ -54,8 +54,7 @@ def serve(build: Callable[[], FastAPI], *, default_port: int) -> None:
         ValueError: a server setting names no known choice (see ``server_options``).
     """
     options = server_options()
-    app = build()
-    service = str(getattr(app.state.runtime, "name", app.title))
+    service = build.__module__.partition(".")[0]  # projections.service: projections
     # JSON lines with the outage filter on (aiokafka logs every failed attempt while a
     # broker is away); uvicorn's own loggers go through the same handler
     configure_logging(
@@ -63,5 +62,7 @@ def serve(build: Callable[[], FastAPI], *, default_port: int) -> None:
         level=os.environ.get("CLR_LOG_LEVEL", "INFO").upper(),
         fmt=os.environ.get("CLR_LOG_FORMAT", "json"),
     )
-    tracing.configure(service)
-    uvicorn.run(app, port=int(os.environ.get("CLR_PORT", default_port)), log_config=None, **options)
+    tracing.configure(service)  # before the app: its server spans follow
+    uvicorn.run(
+        build(), port=int(os.environ.get("CLR_PORT", default_port)), log_config=None, **options
+    )
