@@ -6,7 +6,7 @@ UV := uv
 RUN := $(UV) run --frozen
 WITH_ENV := set -a && source .local/env && set +a &&
 
-.PHONY: help setup stack stop reset status topics browser run token test test-unit test-integration \
+.PHONY: help setup stack stop reset status topics browser prometheus run token test test-unit test-integration \
 	lint fmt bench chaos schemas schemas-check rebuild-projection projections-status dlq-replay
 
 help:
@@ -42,6 +42,9 @@ status:
 browser:  ## Debian's chromium for the page tests (installed once)
 	@deploy/local/stack.sh browser
 
+prometheus:  ## Debian's prometheus (promtool for the alert rule tests, a server for the scrape test)
+	@deploy/local/stack.sh prometheus
+
 topics: setup stack
 	@$(WITH_ENV) $(RUN) python -m clr_events.kafka.topics deploy/kafka/topics.toml
 
@@ -64,10 +67,10 @@ fmt: setup
 	$(RUN) ruff format .
 	$(RUN) ruff check --fix .
 
-test: lint topics browser
+test: lint topics browser prometheus
 	$(WITH_ENV) $(RUN) pytest -q
 
-test-unit: setup
+test-unit: setup prometheus
 	$(RUN) pytest -q tests/unit tests/contracts
 
 test-integration: topics
@@ -81,6 +84,7 @@ bench: topics
 	$(WITH_ENV) $(RUN) python -m bench.store_bench
 	$(WITH_ENV) $(RUN) python -m bench.read_side_bench
 	$(WITH_ENV) $(RUN) python -m bench.service_bench
+	$(WITH_ENV) $(RUN) python -m bench.observability_bench
 
 schemas: setup  ## regenerate schemas/ from the contracts in events/
 	$(RUN) python -m clr_events.schemas write

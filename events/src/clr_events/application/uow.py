@@ -237,7 +237,7 @@ async def execute(
         IdempotencyKeyReusedError: the key was used for another request.
         ConcurrencyError: a stream moved meanwhile; nothing was stored.
     """
-    with span(f"command {getattr(handler, '__name__', 'handler')}"):
+    with span(f"command {_command_name(handler)}"):
         async with units.begin(cause, key) as uow:
             if uow.earlier is not None:
                 return uow.earlier
@@ -246,6 +246,12 @@ async def execute(
             with span("event store commit"):
                 await uow.commit(result)
             return result
+
+
+def _command_name(handler: Handler) -> str:
+    """``register_organisation`` for the lambda a route of that name runs."""
+    name: str = getattr(handler, "__qualname__", None) or type(handler).__name__
+    return name.split(".<locals>", 1)[0]
 
 
 class Streams(Generic[E]):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -464,8 +465,9 @@ def create_app(
     app.state.token_verifier = TokenVerifier(AuthSettings())
     problems.install(app)
     app.add_middleware(limits.BodyLimit)
-    # outside the body limit, so a refused body is counted too
-    app.add_middleware(Observe, service=getattr(runtime, "name", title))
+    if os.environ.get("CLR_HTTP_METRICS", "1") != "0":  # 0: for the overhead benchmark
+        # outside the body limit, so a refused body is counted too
+        app.add_middleware(Observe, service=getattr(runtime, "name", title))
     openapi.install(app)
     for router in routers:
         app.include_router(router)
