@@ -39,7 +39,15 @@ from typing import Any
 import httpx
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from bench.service_bench import ORGANISATION, Load, durable, load_generator, oha, trial
+from bench.service_bench import (
+    ORGANISATION,
+    Load,
+    cpu_seconds,
+    durable,
+    load_generator,
+    oha,
+    trial,
+)
 from clr_dev import supervisor
 from clr_dev.installation import install, service_env, uninstall
 from clr_events.service.auth import AuthSettings, mint
@@ -104,8 +112,18 @@ async def scrape(urls: list[str], every: float, stop: asyncio.Event) -> int:
 
 
 async def run_trial(
-    mode: str, load: Load, clients: int, token: str, args: argparse.Namespace, urls: list[str]
+    mode: str,
+    load: Load,
+    clients: int,
+    token: str,
+    args: argparse.Namespace,
+    urls: list[str],
+    pids: dict[str, int],
 ) -> dict[str, Any]:
+    """One closed-loop trial; with the CPU each of the system's processes used per
+    completed command (``cpu_ms_per_ok``: collaboration's; ``system_cpu_ms_per_ok``: all
+    five, relays, consumers and read models included)."""
+    before = cpu_seconds(pids)
     stop = asyncio.Event()
     scraper = (
         asyncio.ensure_future(scrape(urls, args.scrape_seconds, stop)) if mode == "on" else None
@@ -116,6 +134,11 @@ async def run_trial(
         stop.set()
     figures = trial(report, args.seconds)
     figures["scrapes"] = await scraper if scraper is not None else 0
+    await asyncio.sleep(1.0)  # what the commands set off downstream, mostly
+    after = cpu_seconds(pids)
+    done = max(figures["ok_per_s"] * args.seconds, 1.0)
+    figures["cpu_ms_per_ok"] = 1000 * (after["collaboration"] - before["collaboration"]) / done
+    figures["system_cpu_ms_per_ok"] = 1000 * sum(after[n] - before[n] for n in pids) / done
     return figures
 
 
@@ -169,6 +192,9 @@ async def main() -> None:
                 for mode in MODES
             }
             urls = {mode: list(systems[mode].urls.values()) for mode in MODES}
+            pids = {
+                mode: {name: p.pid for name, p in systems[mode].processes.items()} for mode in MODES
+            }
             for mode in MODES:  # warm both up
                 oha(loads[mode], 4, 2.0, token)
             summary: dict[int, dict[str, dict[str, Any]]] = {}
@@ -179,7 +205,7 @@ async def main() -> None:
                     for mode in MODES if repeat % 2 == 0 else MODES[::-1]:
                         spans_before = sink.spans
                         figures = await run_trial(
-                            mode, loads[mode], clients, token, args, urls[mode]
+                            mode, loads[mode], clients, token, args, urls[mode], pids[mode]
                         )
                         figures["spans_exported"] = sink.spans - spans_before
                         trials[mode].append(figures)
@@ -187,6 +213,8 @@ async def main() -> None:
                         print(
                             f"  {clients:>2} clients {mode:<3} {figures['ok_per_s']:7.0f} 2xx/s"
                             f"  p50 {figures['p50_ms']:6.1f}  p99 {figures['p99_ms']:7.1f} ms"
+                            f"  cpu ms/cmd {figures['cpu_ms_per_ok']:.2f} here,"
+                            f" {figures['system_cpu_ms_per_ok']:.2f} system"
                             f"  {figures['statuses']}  spans {figures['spans_exported']}"
                             f"  scrapes {figures['scrapes']}",
                             flush=True,
@@ -197,6 +225,10 @@ async def main() -> None:
                         "p50_ms": statistics.median(t["p50_ms"] for t in trials[m]),
                         "p99_ms": statistics.median(t["p99_ms"] for t in trials[m]),
                         "runs_ok_per_s": [round(t["ok_per_s"]) for t in trials[m]],
+                        "cpu_ms_per_ok": statistics.median(t["cpu_ms_per_ok"] for t in trials[m]),
+                        "system_cpu_ms_per_ok": statistics.median(
+                            t["system_cpu_ms_per_ok"] for t in trials[m]
+                        ),
                     }
                     for m in MODES
                 }
@@ -208,8 +240,10 @@ async def main() -> None:
         for settings in installations.values():
             await uninstall(base, settings)
     lines = [
-        "observability on vs off: POST /organisations (collaboration), completed/s, medians",
-        f"{'clients':>7}  {'mode':<5}{'2xx/s':>9}{'p50 ms':>9}{'p99 ms':>9}   runs",
+        "observability on vs off: POST /organisations (collaboration), completed/s, medians;"
+        " cpu ms: collaboration's CPU per completed command, system: all five services'",
+        f"{'clients':>7}  {'mode':<5}{'2xx/s':>9}{'p50 ms':>9}{'p99 ms':>9}"
+        f"{'cpu ms':>8}{'system':>8}   runs",
     ]
     ratios = {}
     for clients, by_mode in summary.items():
@@ -217,6 +251,7 @@ async def main() -> None:
             s = by_mode[mode]
             lines.append(
                 f"{clients:>7}  {mode:<5}{s['ok_per_s']:9.0f}{s['p50_ms']:9.1f}{s['p99_ms']:9.1f}"
+                f"{s['cpu_ms_per_ok']:8.2f}{s['system_cpu_ms_per_ok']:8.2f}"
                 f"   {', '.join(map(str, s['runs_ok_per_s']))}"
             )
         ratios[clients] = by_mode["on"]["ok_per_s"] / by_mode["off"]["ok_per_s"]

@@ -243,8 +243,7 @@ async def execute(
                 return uow.earlier
             result = await handler(uow)
             result = Result(result.status, to_jsonable_python(result.body))
-            with span("event store commit"):
-                await uow.commit(result)
+            await uow.commit(result)
             return result
 
 

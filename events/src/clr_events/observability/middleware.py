@@ -3,10 +3,9 @@
 Per request, in one layer (each a few microseconds): the request count and latency by
 route *template* (``/assessments/{assessment_id}``, never the raw path, so the series
 stay few; a request no route matched is ``unmatched``), the correlation id of an
-``X-Correlation-ID`` header bound into the logs, and the caller's ``traceparent``. With
-tracing on, FastAPI's native telemetry makes the server span (``runtime.create_app``
-turns it on with tracing, without its operation spans); with tracing off, the caller's
-context is still made current, so the events the request stores carry it on.
+``X-Correlation-ID`` header bound into the logs, and, with tracing on, a server span
+that continues the caller's ``traceparent``; with tracing off, the caller's context is
+still made current, so the events the request stores carry it on.
 """
 
 from __future__ import annotations
@@ -17,6 +16,8 @@ from typing import Any
 
 from fastapi.telemetry import TelemetryConfig
 from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, StatusCode
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from clr_events.observability import logs, tracing
@@ -29,15 +30,12 @@ METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 
 
 def fastapi_telemetry() -> TelemetryConfig:
-    """FastAPI's native telemetry for a new app: the server span (semantic conventions,
-    the caller's ``traceparent`` continued) when tracing is on; not its operation spans,
-    metrics or logs (Prometheus and structlog have those)."""
-    return {
-        "tracing": tracing.enabled(),
-        "operation_spans": False,
-        "metrics": False,
-        "logs": False,
-    }
+    """FastAPI's native telemetry for a new app: off (it would start with any tracer
+    provider). ``Observe`` makes the server span instead, with the semantic conventions'
+    attributes: FastAPI's costs about 65 us of CPU a request here, ``Observe``'s about 25
+    (its operation spans cost more again); Prometheus and structlog have its metrics and
+    logs."""
+    return {"tracing": False, "operation_spans": False, "metrics": False, "logs": False}
 
 
 def route_of(scope: Scope) -> str:
@@ -81,9 +79,30 @@ class Observe:
             await send(message)
 
         method: str = scope["method"] if scope["method"] in METHODS else "other"
-        # with tracing on, FastAPI's own telemetry has made the server span (current here);
-        # off, a caller's context is made current, so what the request stores carries it
-        parent = None if tracing.enabled() else tracing.context_of(traceparent, tracestate)
+        parent = tracing.context_of(traceparent, tracestate)
+        if tracing.enabled():
+            span = tracing.TRACER.start_span(method, context=parent, kind=SpanKind.SERVER)
+            token = otel_context.attach(trace.set_span_in_context(span, parent))
+            try:
+                await self.app(scope, receive, send_status)
+            finally:
+                route = route_of(scope)
+                span.update_name(f"{method} {route}")
+                span.set_attributes(
+                    {
+                        "http.request.method": method,
+                        "http.route": route,
+                        "url.path": scope["path"],
+                        "http.response.status_code": status,
+                    }
+                )
+                if status >= 500:
+                    span.set_status(StatusCode.ERROR)
+                span.end()
+                otel_context.detach(token)
+                self._count(method, route, status, started)
+            return
+        # off: no span, but the caller's context is current, so what is stored carries it
         carried = otel_context.attach(parent) if parent is not None else None
         try:
             await self.app(scope, receive, send_status)
