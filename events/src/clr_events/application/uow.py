@@ -25,7 +25,7 @@ import orjson
 from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
 
-from clr_events.observability.tracing import current_trace_metadata, span
+from clr_events.observability.tracing import current_trace_metadata
 from clr_events.rules import NotFoundError
 from clr_events.store.base import NewEvent, StoredEvent, StreamAppend
 
@@ -237,20 +237,13 @@ async def execute(
         IdempotencyKeyReusedError: the key was used for another request.
         ConcurrencyError: a stream moved meanwhile; nothing was stored.
     """
-    with span(f"command {_command_name(handler)}"):
-        async with units.begin(cause, key) as uow:
-            if uow.earlier is not None:
-                return uow.earlier
-            result = await handler(uow)
-            result = Result(result.status, to_jsonable_python(result.body))
-            await uow.commit(result)
-            return result
-
-
-def _command_name(handler: Handler) -> str:
-    """``register_organisation`` for the lambda a route of that name runs."""
-    name: str = getattr(handler, "__qualname__", None) or type(handler).__name__
-    return name.split(".<locals>", 1)[0]
+    async with units.begin(cause, key) as uow:
+        if uow.earlier is not None:
+            return uow.earlier
+        result = await handler(uow)
+        result = Result(result.status, to_jsonable_python(result.body))
+        await uow.commit(result)
+        return result
 
 
 class Streams(Generic[E]):
