@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -29,6 +28,7 @@ from clr_events.kafka.probe import KafkaProbe
 from clr_events.kafka.producer import new_producer
 from clr_events.observability.metrics import CONTENT_TYPE, Families, render
 from clr_events.observability.middleware import Observe, fastapi_telemetry
+from clr_events.observability.state import runtime_families
 from clr_events.outage import Outage, backoff
 from clr_events.outbox.relay import PostgresRelayCheckpoint, Relay, Translator
 from clr_events.pg import Connection, Pool
@@ -299,104 +299,8 @@ class Runtime:
         return {**reasons, **self.failing}
 
     async def metrics(self) -> Families:
-        """What ``/metrics`` reports of this runtime: readiness, store head, relay lag (in
-        positions and in seconds), relay checkpoint age, consumer lag per partition,
-        processed and dead-lettered counts. Read at scrape time; what cannot be read while
-        PostgreSQL is away is left out, readiness says why."""
-        families = Families()
-        unready = await self.unready()
-        readiness(families, unready, kafka=self._kafka_probe is not None)
-        for group, runner in self.live_consumers.items():
-            families.counter(
-                "clr_consumer_processed",
-                "Messages a consumer group applied in this process.",
-                runner.processed,
-                group=group,
-            )
-            families.counter(
-                "clr_consumer_dead_letters",
-                "Messages a consumer group sent to its dead-letter topic in this process.",
-                runner.dead_lettered,
-                group=group,
-            )
-            for (topic, partition), lag in runner.lag().items():
-                families.gauge(
-                    "clr_consumer_lag_messages",
-                    "Messages on a partition this process consumes that its group has still"
-                    " to process (the partition's end offset minus the group's position).",
-                    lag,
-                    group=group,
-                    topic=topic,
-                    partition=str(partition),
-                )
-        if "postgresql" in unready:
-            return families
-        with contextlib.suppress(Exception):  # PostgreSQL went away since: readiness says so
-            await self._store_metrics(families)
-        return families
-
-    async def _store_metrics(self, families: Families) -> None:
-        head = await self.store.head_position()
-        families.gauge(
-            "clr_store_head_position", "The event store's last committed position.", head
-        )
-        if not self.live_relays:
-            return
-        ages = {
-            row["relay"]: float(row["age"])
-            for row in await self.pool.fetch(
-                "SELECT relay, extract(epoch FROM now() - updated_at) AS age"
-                f" FROM {self.name}.relay_checkpoint"
-            )
-        }
-        now = time.time()
-        for name, relay in self.live_relays.items():
-            lag = max(head - relay.position, 0)
-            oldest = 0.0
-            if lag and (waiting := await self.store.read_all(relay.position, 1)):
-                oldest = max(now - waiting[0].recorded_at.timestamp(), 0.0)
-            families.gauge(
-                "clr_relay_lag_events",
-                "Store positions committed but not yet relayed (private events included).",
-                lag,
-                relay=name,
-            )
-            families.gauge(
-                "clr_relay_lag_seconds",
-                "Age of the oldest committed event the relay has not yet published (0: none).",
-                oldest,
-                relay=name,
-            )
-            if name in ages:
-                families.gauge(
-                    "clr_relay_checkpoint_age_seconds",
-                    "Seconds since the relay last wrote its checkpoint (it grows at rest; with"
-                    " lag, the relay is stalled).",
-                    ages[name],
-                    relay=name,
-                )
-
-
-def readiness(families: Families, unready: dict[str, str], *, kafka: bool) -> None:
-    """``clr_ready``, ``clr_dependency_up`` per dependency and the failing background tasks."""
-    families.gauge(
-        "clr_ready",
-        "1 when the service can do its work (/readyz answers 200), else 0.",
-        0.0 if unready else 1.0,
-    )
-    for dependency in ("postgresql", "kafka") if kafka else ("postgresql",):
-        families.gauge(
-            "clr_dependency_up",
-            "1 when a dependency the service needs answers, else 0.",
-            0.0 if dependency in unready else 1.0,
-            dependency=dependency,
-        )
-    failing = len(unready) - sum(1 for name in ("postgresql", "kafka") if name in unready)
-    families.gauge(
-        "clr_background_tasks_failing",
-        "Background tasks (relays, consumers, jobs, agents) failing now.",
-        failing,
-    )
+        """What ``/metrics`` reports of this runtime, read now (``observability.state``)."""
+        return await runtime_families(self, kafka=self._kafka_probe is not None)
 
 
 async def dependencies_unready(

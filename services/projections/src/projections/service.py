@@ -17,9 +17,10 @@ from faust.contrib.asgi import faust_app_running
 from clr_events.kafka.probe import KafkaProbe
 from clr_events.kafka.producer import new_producer
 from clr_events.observability.metrics import Families
+from clr_events.observability.state import readiness
 from clr_events.pg import Pool
 from clr_events.service import problems
-from clr_events.service.runtime import create_app, dependencies_unready, readiness
+from clr_events.service.runtime import create_app, dependencies_unready
 from projections import api, web
 from projections.core import ensure_generation
 from projections.current import CurrentPublisher
