@@ -243,6 +243,13 @@ def test_an_outage_still_writes_one_line_not_one_per_attempt(log_lines: io.Strin
     assert [line["event"] for line in lines(log_lines)] == ["Unable connect to node with id 1"]
 
 
+def test_a_trace_collector_away_is_one_line_too(log_lines: io.StringIO) -> None:
+    exporter = logging.getLogger("opentelemetry.exporter.otlp.proto.http.trace_exporter")
+    for _ in range(50):
+        exporter.warning("Transient error %s encountered while exporting, retrying.", "refused")
+    assert len(lines(log_lines)) == 1
+
+
 def test_spans_of_the_finished_kind_only(spans: InMemorySpanExporter) -> None:
     with tracing.span("outer"), tracing.span("inner", kind=SpanKind.CONSUMER):
         pass
