@@ -2,8 +2,8 @@
 
 The W3C trace context (``traceparent``, ``tracestate``) travels:
 
-1. from the HTTP request (``middleware.Observe`` continues the caller's trace, or starts
-   one) into the command's span (``application.uow.execute``);
+1. from the HTTP request into the request's span (``middleware.Observe`` continues the
+   caller's trace, or starts one), which the command runs in;
 2. into every event the command stores, as metadata (``Cause.metadata``);
 3. from the stored event onto its public envelope and Kafka record (the relay), as the
    CloudEvents distributed tracing extension: ``ce_traceparent`` / ``ce_tracestate``.
