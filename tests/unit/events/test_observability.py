@@ -134,6 +134,15 @@ async def test_with_tracing_off_a_callers_trace_context_is_still_carried_on() ->
     assert response.json()["traceparent"] == CALLER
 
 
+async def test_a_caller_not_sampling_is_followed_without_a_span(
+    spans: InMemorySpanExporter,
+) -> None:
+    unsampled = CALLER[:-2] + "00"
+    response = await get(app("unsampled"), "/items/x", traceparent=unsampled)
+    assert spans.get_finished_spans() == ()
+    assert response.json()["traceparent"] == unsampled
+
+
 def test_an_events_metadata_carries_the_trace_it_was_made_in(
     spans: InMemorySpanExporter,
 ) -> None:
@@ -169,6 +178,13 @@ def test_trace_context_travels_as_cloudevents_tracing_extension_headers() -> Non
     assert (decoded.traceparent, decoded.tracestate) == (CALLER, "vendor=1")
     untraced = to_kafka(envelope.model_copy(update={"traceparent": None, "tracestate": None}))
     assert not any(name.startswith("ce_trace") for name, _ in untraced.headers)
+
+
+def test_sampled_is_the_lowest_bit_of_the_flags() -> None:
+    assert tracing.sampled_header(CALLER) and tracing.sampled_header(CALLER[:-2] + "03")
+    assert not tracing.sampled_header(CALLER[:-2] + "00")
+    assert not tracing.sampled_header(CALLER[:-2] + "02")
+    assert not tracing.sampled_header(None) and not tracing.sampled_header("")
 
 
 def test_an_invalid_traceparent_is_no_context() -> None:

@@ -80,7 +80,7 @@ class Observe:
 
         method: str = scope["method"] if scope["method"] in METHODS else "other"
         parent = tracing.context_of(traceparent, tracestate)
-        if tracing.enabled():
+        if tracing.enabled() and (parent is None or tracing.sampled(parent)):
             span = tracing.TRACER.start_span(method, context=parent, kind=SpanKind.SERVER)
             token = otel_context.attach(trace.set_span_in_context(span, parent))
             try:
@@ -102,7 +102,8 @@ class Observe:
                 otel_context.detach(token)
                 self._count(method, route, status, started)
             return
-        # off: no span, but the caller's context is current, so what is stored carries it
+        # off, or a caller not sampling: no span, but the caller's context is current, so
+        # what the request stores carries it
         carried = otel_context.attach(parent) if parent is not None else None
         try:
             await self.app(scope, receive, send_status)

@@ -18,7 +18,8 @@ HTTP, configured by the standard ``OTEL_EXPORTER_OTLP_*`` variables; ``console``
 ``OTEL_SDK_DISABLED=true`` keeps it off. Off, no span is made; a ``traceparent`` that
 arrives is still carried on (into metadata and onto Kafka), so a caller's trace is not cut.
 ``OTEL_SERVICE_NAME``, ``OTEL_RESOURCE_ATTRIBUTES`` and ``OTEL_TRACES_SAMPLER`` work as
-the SDK defines them.
+the SDK defines them; below a trace that is not sampled no span is built (as the default
+parent-based samplers record none), the context is only carried on.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ __all__ = [
     "current_trace_metadata",
     "disable",
     "enabled",
+    "sampled",
+    "sampled_header",
     "span",
 ]
 
@@ -128,6 +131,18 @@ def context_of(traceparent: str | None, tracestate: str | None = None) -> Contex
     return context
 
 
+def sampled(context: Context) -> bool:
+    """Whether the span a context names is sampled (its ``traceparent`` flags)."""
+    return trace.get_current_span(context).get_span_context().trace_flags.sampled
+
+
+def sampled_header(traceparent: str | None) -> bool:
+    """Whether a ``traceparent`` header names a sampled span (its flags' lowest bit)."""
+    if not traceparent:
+        return False
+    return traceparent[-1] in "13579bdfBDF"
+
+
 def current_trace_metadata() -> dict[str, str]:
     """``traceparent`` (and ``tracestate``) of the current span; empty outside a trace."""
     carrier: dict[str, str] = {}
@@ -145,8 +160,10 @@ def span(
     attributes: Mapping[str, Any] | None = None,
 ) -> Iterator[Span | None]:
     """A current span while tracing is on (a child of ``parent``, or of the current span);
-    off, only ``parent`` is made current (so what is stored inside still carries it)."""
-    if enabled():
+    off, or under a ``parent`` that is not sampled, only ``parent`` is made current (so
+    what is stored inside still carries it; the SDK's parent-based samplers, the default,
+    would record nothing there either, after building a span to say so)."""
+    if enabled() and (parent is None or sampled(parent)):
         with TRACER.start_as_current_span(
             name, context=parent, kind=kind, attributes=attributes
         ) as current:

@@ -278,7 +278,7 @@ class Relay:
             if envelope is not None:
                 records.append(to_kafka(envelope, prevposition=published))
                 published = envelope.globalposition
-                if envelope.traceparent is not None:
+                if tracing.sampled_header(envelope.traceparent):
                     traced.append(envelope)
         spans = [self._span(envelope) for envelope in traced] if tracing.enabled() else []
         acks = await self._send_batches(records)

@@ -144,7 +144,7 @@ def _trace(read_model: str, batch: list[Decoded], started: int) -> None:
     """A consumer span per traced event of a batch applied to a read model (a child of
     the event's creation context), from the batch's start to its commit."""
     for item in batch:
-        if item.event is None or item.event.envelope.traceparent is None:
+        if item.event is None or not tracing.sampled_header(item.event.envelope.traceparent):
             continue
         envelope = item.event.envelope
         tracing.TRACER.start_span(
