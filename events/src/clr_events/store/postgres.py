@@ -129,6 +129,7 @@ class PostgresEventStore:
         self._writer: PoolConnectionProxy[asyncpg.Record] | None = None
         self._notified_position = 0
         self._notified = asyncio.Event()
+        self._listening = asyncio.Lock()
         self._append_seconds = APPEND_SECONDS.labels(schema)
 
     async def migrate(self) -> None:
@@ -437,20 +438,24 @@ class PostgresEventStore:
                 return await self.head_position() > position
 
     async def _listen(self) -> None:
-        if self._listener is not None:
+        # one at a time: two relays of one store waiting at once would each take a
+        # connection, and the one overwritten would never go back to the pool (whose
+        # close then waits for it forever)
+        async with self._listening:
+            if self._listener is not None:
+                try:
+                    if not self._listener.is_closed():
+                        return
+                except asyncpg.InterfaceError:
+                    pass  # detached: asyncpg gave it back to the pool when it was lost
+                self._listener = None
+            listener = await self._pool.acquire()
             try:
-                if not self._listener.is_closed():
-                    return
-            except asyncpg.InterfaceError:
-                pass  # detached: asyncpg gave it back to the pool when its connection was lost
-            self._listener = None
-        listener = await self._pool.acquire()
-        try:
-            await listener.add_listener(self._channel, self._on_notify)
-        except BaseException:
-            await self._pool.release(listener)
-            raise
-        self._listener = listener
+                await listener.add_listener(self._channel, self._on_notify)
+            except BaseException:
+                await self._pool.release(listener)
+                raise
+            self._listener = listener
 
     def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
         self._notified_position = max(self._notified_position, int(str(payload)))
