@@ -6,9 +6,9 @@ UV := uv
 RUN := $(UV) run --frozen
 WITH_ENV := set -a && source .local/env && set +a &&
 
-.PHONY: help setup stack stop reset status topics browser run token test test-unit test-integration \
-	lint fmt bench chaos schemas schemas-check translations rebuild-projection projections-status \
-	dlq-replay backup restore republish migrations
+.PHONY: help setup stack stop reset status topics browser prometheus run token test test-unit \
+	test-integration lint fmt bench chaos schemas schemas-check translations rebuild-projection \
+	projections-status dlq-replay backup restore republish migrations
 
 help:
 	@echo "make run     PostgreSQL, Kafka, topics and every service (installs what is missing)"
@@ -49,6 +49,9 @@ status:
 browser:  ## Debian's chromium for the page tests (installed once)
 	@deploy/local/stack.sh browser
 
+prometheus:  ## Debian's prometheus (promtool for the alert rule tests, a server for the scrape test)
+	@deploy/local/stack.sh prometheus
+
 topics: setup stack
 	@$(WITH_ENV) $(RUN) python -m clr_events.kafka.topics deploy/kafka/topics.toml
 
@@ -71,10 +74,10 @@ fmt: setup
 	$(RUN) ruff format .
 	$(RUN) ruff check --fix .
 
-test: lint topics browser
+test: lint topics browser prometheus
 	$(WITH_ENV) $(RUN) pytest -q
 
-test-unit: setup
+test-unit: setup prometheus
 	$(RUN) pytest -q tests/unit tests/contracts
 
 test-integration: topics
@@ -90,6 +93,7 @@ bench: topics
 	$(WITH_ENV) $(RUN) python -m bench.as_of_bench
 	$(WITH_ENV) $(RUN) python -m bench.webhook_bench
 	$(WITH_ENV) $(RUN) python -m bench.tlog_bench
+	$(WITH_ENV) $(RUN) python -m bench.observability_bench
 
 schemas: setup  ## regenerate schemas/ from the contracts in events/
 	$(RUN) python -m clr_events.schemas write

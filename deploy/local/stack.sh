@@ -325,8 +325,15 @@ case "${1:-}" in
     command -v chromium >/dev/null || apt_install chromium
     log "chromium: $(command -v chromium)"
     ;;
+  prometheus)
+    # Prometheus and promtool for the alert rule tests and the scrape test: Debian's package
+    # (its service is not started here; the tests run their own)
+    command -v promtool >/dev/null && command -v prometheus >/dev/null \
+      || apt_install --no-install-recommends prometheus
+    log "prometheus: $(command -v prometheus), promtool: $(command -v promtool)"
+    ;;
   *)
-    echo "usage: $0 start|stop|status|env|browser|reset" >&2
+    echo "usage: $0 start|stop|status|env|browser|prometheus|reset" >&2
     exit 2
     ;;
 esac

@@ -60,10 +60,10 @@ def to_kafka(
     """Binary-mode Kafka record of an envelope.
 
     Headers in a fixed order: the required attributes, then ``dataschema``,
-    ``correlationid``, ``causationid``, ``prevposition`` and ``publicversion`` where set,
-    then ``content-type``. ``prevposition``, ``publicversion`` and ``dataschema`` given here
-    are stamped instead of the envelope's own (the relay numbers the events it publishes
-    without copying each envelope).
+    ``correlationid``, ``causationid``, ``traceparent``, ``tracestate``, ``prevposition``
+    and ``publicversion`` where set, then ``content-type``. ``prevposition``,
+    ``publicversion`` and ``dataschema`` given here are stamped instead of the envelope's
+    own (the relay numbers the events it publishes without copying each envelope).
     """
     e = envelope
     headers = [
@@ -84,6 +84,10 @@ def to_kafka(
         headers.append(("ce_correlationid", e.correlationid.encode()))
     if e.causationid is not None:
         headers.append(("ce_causationid", e.causationid.encode()))
+    if e.traceparent is not None:
+        headers.append(("ce_traceparent", e.traceparent.encode()))
+        if e.tracestate is not None:
+            headers.append(("ce_tracestate", e.tracestate.encode()))
     if prevposition is _UNSET:
         prevposition = e.prevposition
     if prevposition is not None:

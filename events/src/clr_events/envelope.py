@@ -8,9 +8,11 @@ Attributes: ``id`` (event id), ``source`` (``/<service>``), ``type``
 topic, 0 for the first: private events leave holes in the positions a topic carries, and
 this chain lets a subscriber prove it has every public event, across partitions),
 ``publicversion`` (1, 2, 3, ... per subject over the events published on the topic: no
-gaps, where ``streamversion`` also counts the private events never published), and
-``correlationid`` / ``causationid``. Extension names are lowercase alphanumerics, as the
-spec requires.
+gaps, where ``streamversion`` also counts the private events never published),
+``correlationid`` / ``causationid``, and ``traceparent`` / ``tracestate`` (the
+CloudEvents distributed tracing extension: the W3C trace context of the event's
+creation, carried unchanged; ``clr_events.observability.tracing``). Extension names are
+lowercase alphanumerics, as the spec requires.
 """
 
 from __future__ import annotations
@@ -84,4 +86,6 @@ class Envelope(BaseModel):
     publicversion: Annotated[int | None, _header("publicversion"), Field(ge=1)] = None
     correlationid: Annotated[str | None, _header("correlationid")] = None
     causationid: Annotated[str | None, _header("causationid")] = None
+    traceparent: Annotated[str | None, _header("traceparent")] = None
+    tracestate: Annotated[str | None, _header("tracestate")] = None
     data: Annotated[dict[str, Any], _AS_IT_IS] = Field(validation_alias="data")

@@ -19,9 +19,10 @@ import random
 import time
 from dataclasses import dataclass, field
 
-LOUD_LOGGERS = ("aiokafka", "kafka", "clr_events.service.problems.unavailable")
+LOUD_LOGGERS = ("aiokafka", "kafka", "clr_events.service.problems.unavailable", "opentelemetry")
 """Loggers that write a line per failed attempt while a dependency is away: aiokafka's
-per connection, ours per request answered 503 because the database is away."""
+per connection, ours per request answered 503 because the database is away,
+OpenTelemetry's exporters' per batch while the trace collector is away."""
 
 
 def backoff(delay: float, *, maximum: float) -> tuple[float, float]:

@@ -150,6 +150,12 @@ def asyncapi(models: dict[str, type[Contract]]) -> dict[str, Any]:
             },
             "ce_correlationid": {"type": "string"},
             "ce_causationid": {"type": "string"},
+            "ce_traceparent": {
+                "type": "string",
+                "description": "W3C trace context of the event's creation (CloudEvents"
+                " distributed tracing extension).",
+            },
+            "ce_tracestate": {"type": "string", "description": "W3C tracestate, with it."},
             "content-type": {"const": "application/json"},
         },
     }

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel
 
+from clr_events.observability.metrics import Families
 from clr_events.pg import Pool
 from clr_events.service.auth import Actor, Role, require
 from clr_events.service.commands import CommandContext, Id, command
@@ -32,8 +33,8 @@ class Idle:
     async def stop(self) -> None:
         """Nothing to stop."""
 
-    async def metrics(self) -> dict[str, float]:
-        return {}
+    async def metrics(self) -> Families:
+        return Families()
 
     async def unready(self) -> dict[str, str]:
         return {}

@@ -25,6 +25,7 @@ import orjson
 from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
 
+from clr_events.observability.tracing import current_trace_metadata
 from clr_events.rules import NotFoundError
 from clr_events.store.base import NewEvent, StoredEvent, StreamAppend
 
@@ -69,10 +70,12 @@ class Cause:
     causation_id: str | None = None
 
     def metadata(self, **extra: Any) -> dict[str, Any]:
-        """Metadata of an event with this cause."""
+        """Metadata of an event with this cause (and the trace it is made in, if any:
+        ``traceparent``, ``tracestate``)."""
         data: dict[str, Any] = {"actor": self.actor, "correlation_id": self.correlation_id}
         if self.causation_id:
             data["causation_id"] = self.causation_id
+        data.update(current_trace_metadata())
         data.update(extra)
         return data
 

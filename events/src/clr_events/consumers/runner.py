@@ -35,6 +35,8 @@ from clr_events.consumers.errors import TransientError, is_transient
 from clr_events.envelope import Envelope
 from clr_events.kafka.producer import new_producer
 from clr_events.migrations import events_migrations, migrate
+from clr_events.observability import tracing
+from clr_events.observability.logs import bind_correlation
 from clr_events.outage import Outage, backoff
 from clr_events.pg import Connection, Pool
 from clr_events.settings import ConnectionSettings
@@ -143,6 +145,8 @@ class ConsumerRunner:
         self._producer: AIOKafkaProducer | None = None
         self.processed = 0
         self.dead_lettered = 0
+        self.positions: dict[TopicPartition, int] = {}
+        """The next offset to process per partition assigned here (for the lag)."""
         self.outage = Outage(f"consumer {group}", log)
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
@@ -167,6 +171,7 @@ class ConsumerRunner:
                 for tp, messages in batches.items():
                     for message in messages:
                         await self.process(message)
+                    self.positions[tp] = messages[-1].offset + 1
                     await self._commit_offsets({tp: messages[-1].offset + 1})
         finally:
             await self._consumer.stop()
@@ -175,11 +180,31 @@ class ConsumerRunner:
     async def seek_to_checkpoints(self, assigned: list[TopicPartition]) -> None:
         """On assignment: continue after our own checkpoint, not Kafka's committed offset."""
         assert self._consumer is not None
+        self.positions.clear()
         async with self._pool.acquire() as conn:
             for tp in assigned:
                 offset = await self._checkpoints.load(conn, self.group, tp.topic, tp.partition)
                 if offset is not None:
                     self._consumer.seek(tp, offset + 1)
+                    self.positions[tp] = offset + 1
+
+    def lag(self) -> dict[tuple[str, int], int]:
+        """Per partition assigned here and fetched from: messages still to process (the
+        end offset the last fetch saw, the last stable one under ``read_committed``, minus
+        the next offset to process). A partition fetched from but never processed here is
+        at its end."""
+        consumer = self._consumer
+        if consumer is None:
+            return {}
+        lags: dict[tuple[str, int], int] = {}
+        for tp in consumer.assignment():
+            end = consumer.last_stable_offset(tp)
+            if end is None:
+                end = consumer.highwater(tp)
+            if end is None:
+                continue
+            lags[(tp.topic, tp.partition)] = max(end - self.positions.get(tp, end), 0)
+        return lags
 
     async def process(self, message: ConsumerRecord[bytes, bytes]) -> None:
         """Apply one message effectively once, or dead-letter it.
@@ -192,6 +217,30 @@ class ConsumerRunner:
         except Exception as error:  # whatever decoding raises, the bytes are at fault
             await self._dead_letter(message, error)
             return
+        bind_correlation(envelope.correlationid or envelope.id)
+        with tracing.span(
+            f"process {message.topic}",
+            parent=tracing.context_of(envelope.traceparent, envelope.tracestate),
+            kind=tracing.SpanKind.CONSUMER,
+            attributes=self._attributes(message, envelope) if tracing.enabled() else None,
+        ):
+            await self._process(message, envelope)
+
+    def _attributes(
+        self, message: ConsumerRecord[bytes, bytes], envelope: Envelope
+    ) -> dict[str, str | int]:
+        return {
+            "messaging.system": "kafka",
+            "messaging.operation.type": "process",
+            "messaging.destination.name": message.topic,
+            "messaging.destination.partition.id": str(message.partition),
+            "messaging.consumer.group.name": self.group,
+            "messaging.kafka.offset": message.offset,
+            "messaging.message.id": envelope.id,
+            "cloudevents.event_type": envelope.type,
+        }
+
+    async def _process(self, message: ConsumerRecord[bytes, bytes], envelope: Envelope) -> None:
         delay = self._backoff_initial
         for attempt in range(self._max_retries + 1):
             try:

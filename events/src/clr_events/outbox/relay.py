@@ -34,12 +34,14 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.producer.message_accumulator import BatchBuilder
+from opentelemetry.trace import Span
 
 from clr_events.codec import KafkaRecord, to_kafka
 from clr_events.envelope import Envelope, schema_uri, schema_url
 from clr_events.kafka.producer import new_producer
 from clr_events.kafka.tail import last_positions
 from clr_events.migrations import events_migrations, migrate
+from clr_events.observability import tracing
 from clr_events.pg import Pool
 from clr_events.settings import ConnectionSettings
 from clr_events.store.base import EventStore, StoredEvent
@@ -87,6 +89,8 @@ def envelope_for(stored: StoredEvent, *, source: str, type_: str, data: dict[str
             "globalposition": stored.position,
             "correlationid": metadata.get("correlation_id"),
             "causationid": metadata.get("causation_id"),
+            "traceparent": metadata.get("traceparent"),
+            "tracestate": metadata.get("tracestate"),
         },
         by_name=True,
     )
@@ -342,10 +346,12 @@ class Relay:
         """Hand a batch to the producer: the acknowledgements to await, the position of the
         last event published (the next envelope's ``prevposition``), and the public
         version each subject of the batch reached (also noted in ``pending``, the versions
-        sent but not yet checkpointed)."""
+        sent but not yet checkpointed). With tracing on, a producer span per traced event,
+        ended when the batch is acknowledged."""
         envelopes = [e for e in map(self._translate, events) if e is not None]
         await self._load_versions({e.subject for e in envelopes}, pending)
         records, versions = [], {}
+        traced: list[Envelope] = []
         for envelope in envelopes:
             subject = envelope.subject
             version = versions[subject] = pending[subject] = (
@@ -363,7 +369,29 @@ class Relay:
                 )
             )
             published = envelope.globalposition
-        return await self._send_batches(records), published, versions
+            if tracing.sampled_header(envelope.traceparent):
+                traced.append(envelope)
+        spans = [self._span(envelope) for envelope in traced] if tracing.enabled() else []
+        acks = await self._send_batches(records)
+        if spans:
+            acks.append(asyncio.ensure_future(_end_when_sent(spans, list(acks))))
+        return acks, published, versions
+
+    def _span(self, envelope: Envelope) -> Span:
+        """A producer span for an event, a child of its creation context."""
+        return tracing.TRACER.start_span(
+            f"publish {self._topic}",
+            context=tracing.context_of(envelope.traceparent, envelope.tracestate),
+            kind=tracing.SpanKind.PRODUCER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.operation.type": "send",
+                "messaging.destination.name": self._topic,
+                "messaging.message.id": envelope.id,
+                "cloudevents.event_type": envelope.type,
+                "clr.globalposition": envelope.globalposition,
+            },
+        )
 
     def _dataschema(self, envelope: Envelope) -> str | None:
         """Where the event's schema is served (with ``schema_base``), else its own."""
@@ -449,6 +477,15 @@ class Relay:
         await self._checkpoint.save(position, published, versions)
         self.position, self.published = position, published
         self._versions.update(versions)
+
+
+async def _end_when_sent(spans: list[Span], acks: list[asyncio.Future[Any]]) -> None:
+    """End the spans of a batch's events when the broker acknowledged the batch."""
+    try:
+        await asyncio.gather(*acks)
+    finally:
+        for span in spans:
+            span.end()
 
 
 def _load_translator(spec: str, source: str) -> Translator:

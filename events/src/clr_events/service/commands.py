@@ -30,6 +30,7 @@ from clr_events.application.uow import (
     new_id,
 )
 from clr_events.application.uow import check_event_size as check_size
+from clr_events.observability.logs import bind_correlation
 from clr_events.service import limits
 from clr_events.service.auth import Actor, Role, require
 from clr_events.service.inputs import Id
@@ -105,6 +106,7 @@ def command(*roles: Role) -> Callable[[Request], Awaitable[CommandContext]]:
             ).hexdigest()
             keyed = IdempotencyKey(actor.subject, key, digest)
         correlation = given or str(uuid.uuid4())
+        bind_correlation(correlation)  # the request's log lines name it
         return CommandContext(
             actor=actor,
             cause=Cause(actor=actor.subject, correlation_id=correlation),

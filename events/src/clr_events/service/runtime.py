@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -22,7 +23,7 @@ from typing import Any, Protocol
 import asyncpg
 from aiokafka import AIOKafkaProducer
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import Field
 
 from clr_events.application.postgres import IdempotencyStore, PostgresUnitsOfWork
@@ -31,6 +32,9 @@ from clr_events.kafka.probe import KafkaProbe
 from clr_events.kafka.producer import new_producer
 from clr_events.kafka.tail import last_positions
 from clr_events.migrations import Migration, migrate
+from clr_events.observability.metrics import CONTENT_TYPE, Families, render
+from clr_events.observability.middleware import Observe, fastapi_telemetry
+from clr_events.observability.state import runtime_families
 from clr_events.outage import Outage, backoff
 from clr_events.outbox.relay import PostgresRelayCheckpoint, Relay, Translator
 from clr_events.pg import Connection, Pool, create_pool
@@ -370,17 +374,9 @@ class Runtime:
         reasons = await dependencies_unready(self.pool, self._kafka_probe)
         return {**reasons, **self.failing}
 
-    async def metrics(self) -> dict[str, float]:
-        """Gauges and counters for ``/metrics``."""
-        head = await self.store.head_position()
-        values: dict[str, float] = {"clr_store_head_position": head}
-        for name, relay in self.live_relays.items():
-            values[f'clr_relay_lag_events{{relay="{name}"}}'] = head - relay.position
-        for group, runner in self.live_consumers.items():
-            values[f'clr_consumer_processed_total{{group="{group}"}}'] = runner.processed
-            values[f'clr_consumer_dead_letters_total{{group="{group}"}}'] = runner.dead_lettered
-        values["clr_background_tasks_failing"] = len(self.failing)
-        return values
+    async def metrics(self) -> Families:
+        """What ``/metrics`` reports of this runtime, read now (``observability.state``)."""
+        return await runtime_families(self, kafka=self._kafka_probe is not None)
 
 
 async def dependencies_unready(
@@ -416,8 +412,8 @@ class Background(Protocol):
         """Stop background work and disconnect."""
         ...
 
-    async def metrics(self) -> dict[str, float]:
-        """Gauges and counters for ``/metrics``."""
+    async def metrics(self) -> Families:
+        """What ``/metrics`` reports of this service's state, read now."""
         ...
 
     async def unready(self) -> dict[str, str]:
@@ -438,11 +434,20 @@ def create_app(
         finally:
             await runtime.stop()
 
-    app = FastAPI(title=title, description=description, version="1", lifespan=lifespan)
+    app = FastAPI(
+        title=title,
+        description=description,
+        version="1",
+        lifespan=lifespan,
+        telemetry=fastapi_telemetry(),
+    )
     app.state.runtime = runtime
     app.state.token_verifier = TokenVerifier(AuthSettings())
     problems.install(app)
     app.add_middleware(limits.BodyLimit)
+    if os.environ.get("CLR_HTTP_METRICS", "1") != "0":  # 0: for the overhead benchmark
+        # outside the body limit, so a refused body is counted too
+        app.add_middleware(Observe, service=getattr(runtime, "name", title))
     openapi.install(app)
     for router in routers:
         app.include_router(router)
@@ -466,8 +471,7 @@ def create_app(
         return JSONResponse({"status": "ready"})
 
     @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse)
-    async def metrics() -> str:
-        values = await runtime.metrics()
-        return "".join(f"{name} {value}\n" for name, value in values.items())
+    async def metrics() -> Response:
+        return Response(render(await runtime.metrics()), media_type=CONTENT_TYPE)
 
     return app

@@ -3,12 +3,13 @@
 The event loop is uvloop and the HTTP parser httptools (``uvicorn[standard]``), named
 explicitly so a missing package fails at start instead of quietly falling back to the
 slower pure-Python ones. ``CLR_UVICORN_LOOP=asyncio`` and ``CLR_UVICORN_HTTP=h11`` fall
-back on purpose (for comparison, or a platform without the compiled packages).
+back on purpose (for comparison, or a platform without the compiled packages). Logs are
+JSON lines (``CLR_LOG_FORMAT=console`` for a terminal); tracing follows the ``OTEL_*``
+variables (``clr_events.observability``).
 """
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -16,7 +17,8 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 
-from clr_events.outage import install_log_filter
+from clr_events.observability import tracing
+from clr_events.observability.logs import configure_logging
 
 LOOPS = ("uvloop", "asyncio")
 """Event loops a service may run on; the first is the default."""
@@ -52,9 +54,15 @@ def serve(build: Callable[[], FastAPI], *, default_port: int) -> None:
         ValueError: a server setting names no known choice (see ``server_options``).
     """
     options = server_options()
-    logging.basicConfig(
-        level=os.environ.get("CLR_LOG_LEVEL", "INFO"),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    service = build.__module__.partition(".")[0]  # projections.service: projections
+    # JSON lines with the outage filter on (aiokafka logs every failed attempt while a
+    # broker is away); uvicorn's own loggers go through the same handler
+    configure_logging(
+        service,
+        level=os.environ.get("CLR_LOG_LEVEL", "INFO").upper(),
+        fmt=os.environ.get("CLR_LOG_FORMAT", "json"),
     )
-    install_log_filter()  # aiokafka logs every failed attempt while a broker is away
-    uvicorn.run(build(), port=int(os.environ.get("CLR_PORT", default_port)), **options)
+    tracing.configure(service)  # before the app: its server spans follow
+    uvicorn.run(
+        build(), port=int(os.environ.get("CLR_PORT", default_port)), log_config=None, **options
+    )

@@ -25,18 +25,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import re
-from collections.abc import AsyncIterator, Sequence
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from clr_events.errors import ConcurrencyError
 from clr_events.migrations import events_migrations, migrate
+from clr_events.observability.metrics import APPEND_SECONDS
 from clr_events.pg import Connection, Pool
 from clr_events.store.base import (
     AppendResult,
@@ -83,6 +86,23 @@ def _to_stored(rows: list[asyncpg.Record]) -> list[StoredEvent]:
     return [new(StoredEvent, row) for row in rows]
 
 
+_Method = TypeVar("_Method", bound=Callable[..., Awaitable[Any]])
+
+
+def _timed(method: _Method) -> _Method:
+    """Observe each call's duration in ``clr_event_store_append_duration_seconds``."""
+
+    @functools.wraps(method)
+    async def timed(self: PostgresEventStore, *args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return await method(self, *args, **kwargs)
+        finally:
+            self._append_seconds.observe(time.perf_counter() - started)
+
+    return cast(_Method, timed)
+
+
 class PostgresEventStore:
     """An event store in one PostgreSQL schema, shared by every process of a service."""
 
@@ -112,6 +132,8 @@ class PostgresEventStore:
         self._writer: PoolConnectionProxy[asyncpg.Record] | None = None
         self._notified_position = 0
         self._notified = asyncio.Event()
+        self._listening = asyncio.Lock()
+        self._append_seconds = APPEND_SECONDS.labels(schema)
 
     async def migrate(self) -> None:
         """Apply the store's pending migrations (``clr_events/migrations/event_store``):
@@ -119,6 +141,7 @@ class PostgresEventStore:
         await migrate(self._pool, self._schema, "event_store", events_migrations("event_store"))
 
     # ------------------------------------------------------------------ writing
+    @_timed
     async def append(
         self, stream_id: str, expected_version: ExpectedVersion, events: Sequence[NewEvent]
     ) -> AppendResult:
@@ -141,6 +164,7 @@ class PostgresEventStore:
         self._queue.append((request, future))
         return await future
 
+    @_timed
     async def append_in(
         self,
         conn: Connection,
@@ -156,6 +180,7 @@ class PostgresEventStore:
         (outcome,) = await self._write(conn, [request])
         return _unwrap(request, outcome)
 
+    @_timed
     async def append_all(
         self, appends: Sequence[StreamAppend], *, conn: Connection | None = None
     ) -> list[AppendResult]:
@@ -186,6 +211,7 @@ class PostgresEventStore:
         outcomes = await self._write(conn, batch)
         return [_unwrap(r, o) for r, o in zip(batch, outcomes, strict=True)]
 
+    @_timed
     async def append_each(
         self, appends: Sequence[StreamAppend], *, conn: Connection
     ) -> list[AppendResult | ConcurrencyError]:
@@ -433,17 +459,21 @@ class PostgresEventStore:
                 return await self.head_position() > position
 
     async def _listen(self) -> None:
-        if self._listener is not None:
-            if not _lost(self._listener):
-                return
-            self._listener = None
-        listener = await self._pool.acquire()
-        try:
-            await listener.add_listener(self._channel, self._on_notify)
-        except BaseException:
-            await self._pool.release(listener)
-            raise
-        self._listener = listener
+        # one at a time: two relays of one store waiting at once would each take a
+        # connection, and the one overwritten would never go back to the pool (whose
+        # close then waits for it forever)
+        async with self._listening:
+            if self._listener is not None:
+                if not _lost(self._listener):
+                    return
+                self._listener = None
+            listener = await self._pool.acquire()
+            try:
+                await listener.add_listener(self._channel, self._on_notify)
+            except BaseException:
+                await self._pool.release(listener)
+                raise
+            self._listener = listener
 
     def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
         self._notified_position = max(self._notified_position, int(str(payload)))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import tempfile
+import time
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
@@ -23,6 +24,7 @@ import faust
 from aiokafka import AIOKafkaProducer
 
 from clr_events.consumers.errors import is_transient
+from clr_events.observability import tracing
 from clr_events.outage import Outage, backoff
 from clr_events.pg import Pool
 from projections.core import (
@@ -118,11 +120,14 @@ class LiveProjections:
     async def _apply(self, model: ReadModel, batch: list[Decoded], dead_letter: DeadLetter) -> None:
         outage = self._outages.setdefault(model.name, Outage(f"projection {model.name}", log))
         delay = 0.1
+        started = time.time_ns()
         while True:
             try:
                 self.applied[model.name] += await apply_batch(self._pool, model, batch, dead_letter)
                 self.failing.pop(model.name, None)
                 outage.ended()
+                if tracing.enabled():
+                    _trace(model.name, batch, started)
                 return
             except Exception as error:
                 # transient (apply_batch dead-letters what the records cause), or the dead
@@ -135,3 +140,28 @@ class LiveProjections:
                     log.error("%s: batch failed (not transient): %r", model.name, error)
                 outage.failed(error, retry_in=pause)
                 await asyncio.sleep(pause)
+
+
+def _trace(read_model: str, batch: list[Decoded], started: int) -> None:
+    """A consumer span per traced event of a batch applied to a read model (a child of
+    the event's creation context), from the batch's start to its commit."""
+    for item in batch:
+        if item.event is None or not tracing.sampled_header(item.event.envelope.traceparent):
+            continue
+        envelope = item.event.envelope
+        tracing.TRACER.start_span(
+            f"project {read_model}",
+            context=tracing.context_of(envelope.traceparent, envelope.tracestate),
+            kind=tracing.SpanKind.CONSUMER,
+            start_time=started,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.operation.type": "process",
+                "messaging.destination.name": item.message.topic,
+                "messaging.destination.partition.id": str(item.message.partition),
+                "messaging.kafka.offset": item.message.offset,
+                "messaging.message.id": envelope.id,
+                "cloudevents.event_type": envelope.type,
+                "clr.read_model": read_model,
+            },
+        ).end()

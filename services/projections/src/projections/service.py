@@ -17,6 +17,8 @@ from faust.contrib.asgi import faust_app_running
 
 from clr_events.kafka.probe import KafkaProbe
 from clr_events.kafka.producer import new_producer
+from clr_events.observability.metrics import Families
+from clr_events.observability.state import readiness
 from clr_events.outage import Outage, backoff
 from clr_events.pg import Pool, create_pool
 from clr_events.service import problems
@@ -60,6 +62,9 @@ class ProjectionsRuntime:
     ``reads`` for the public reads, whose statements PostgreSQL cancels after
     ``query_timeout_seconds`` (a batch being applied is never cut short by it).
     """
+
+    name = "projections"
+    """The service's name (in its metrics and logs)."""
 
     def __init__(self, settings: ProjectionSettings | None = None) -> None:
         self.settings = settings or ProjectionSettings()
@@ -188,24 +193,48 @@ class ProjectionsRuntime:
 
         return await self._lags.get(read)
 
-    async def metrics(self) -> dict[str, float]:
-        """Projection lag, applied events, dead letters, snapshots published."""
-        values: dict[str, float] = {}
-        for name, value in (await self.lags()).items():
-            values[f'clr_projection_lag_messages{{read_model="{name}"}}'] = value
+    async def metrics(self) -> Families:
+        """Readiness, projection lag, applied events, dead letters, snapshots published."""
+        families = Families()
+        unready = await self.unready()
+        readiness(families, unready, kafka=self._kafka_probe is not None)
+        if "postgresql" not in unready and "kafka" not in unready:
+            with contextlib.suppress(Exception):  # away since: readiness says so
+                for name, value in (await self.lags()).items():
+                    families.gauge(
+                        "clr_projection_lag_messages",
+                        "Messages on a read model's topics it has still to apply.",
+                        value,
+                        read_model=name,
+                    )
         if self.live is not None:
             for name in READ_MODELS:
-                values[f'clr_projection_applied_total{{read_model="{name}"}}'] = self.live.applied[
-                    name
-                ]
-                values[f'clr_projection_dead_letters_total{{read_model="{name}"}}'] = (
-                    self.live.dead_lettered[name]
+                families.counter(
+                    "clr_projection_applied",
+                    "Events applied to a read model in this process.",
+                    self.live.applied[name],
+                    read_model=name,
+                )
+                families.counter(
+                    "clr_projection_dead_letters",
+                    "Messages a read model sent to its dead-letter topic in this process.",
+                    self.live.dead_lettered[name],
+                    read_model=name,
                 )
         if self.current is not None:
-            values["clr_current_snapshots_published_total"] = self.current.published
-        values["clr_background_tasks_failing"] = len(self.failing)
-        values.update(await self.webhooks.metrics(self.pool))
-        return values
+            families.counter(
+                "clr_current_snapshots_published",
+                "Snapshots published to label_decisions.current by this process.",
+                self.current.published,
+            )
+        families.gauge(
+            "clr_background_tasks_failing",
+            "Background tasks of this process failing now.",
+            len(self.failing),
+        )
+        with contextlib.suppress(Exception):  # the database away: readiness says so
+            await self.webhooks.metrics(self.pool, families)
+        return families
 
 
 def build() -> FastAPI:

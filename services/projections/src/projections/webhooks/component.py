@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+from clr_events.observability.metrics import Families
 from clr_events.pg import Pool
 from projections.webhooks import store
 from projections.webhooks.delivery import AGE_BUCKETS
@@ -48,36 +49,72 @@ class Webhooks:
         """Why delivery is failing here (PostgreSQL away), or None."""
         return None if self.dispatcher is None else self.dispatcher.failing
 
-    async def metrics(self, pool: Pool) -> dict[str, float]:
+    async def metrics(self, pool: Pool, families: Families) -> None:
         """Subscriptions by state, lag and failures per subscription (from PostgreSQL, the
         same on every instance); deliveries, failed attempts, deaths and the age of events
         at delivery (this instance's, while it leads)."""
-        values: dict[str, float] = {}
         rows = await pool.fetch(
             "SELECT s.id, s.state, s.failures, (SELECT count(*) FROM projections.labels_feed f"
             " WHERE f.position > s.position AND f.position <= (SELECT coalesce(max(head), 0)"
             f" FROM projections.labels_feed_head)) AS lag FROM {store.TABLE} s ORDER BY s.id"
         )
         for state in store.STATES:
-            values[f'clr_webhook_subscriptions{{state="{state}"}}'] = sum(
-                1 for r in rows if r["state"] == state
+            families.gauge(
+                "clr_webhook_subscriptions",
+                "Webhook subscriptions by state.",
+                sum(1 for r in rows if r["state"] == state),
+                state=state,
             )
         for r in rows:
-            values[f'clr_webhook_lag_events{{subscription="{r["id"]}"}}'] = r["lag"]
-            values[f'clr_webhook_consecutive_failures{{subscription="{r["id"]}"}}'] = r["failures"]
+            sub = str(r["id"])
+            families.gauge(
+                "clr_webhook_lag_events",
+                "Feed events a subscription has still to be delivered.",
+                r["lag"],
+                subscription=sub,
+            )
+            families.gauge(
+                "clr_webhook_consecutive_failures",
+                "Failed delivery attempts in a row of a subscription.",
+                r["failures"],
+                subscription=sub,
+            )
         d = self.dispatcher
         if d is None:
-            return values
-        values["clr_webhook_dispatcher_leading"] = int(d.leading)
+            return
+        families.gauge(
+            "clr_webhook_dispatcher_leading",
+            "1 where this instance delivers the webhooks (one instance does).",
+            int(d.leading),
+        )
         c = d.counters
         for r in rows:
-            sub = r["id"]
-            values[f'clr_webhook_deliveries_total{{subscription="{sub}"}}'] = c.delivered[sub]
-            values[f'clr_webhook_failed_attempts_total{{subscription="{sub}"}}'] = c.failed[sub]
-            values[f'clr_webhook_dead_total{{subscription="{sub}"}}'] = c.died[sub]
-        for bound, count in zip(AGE_BUCKETS, c.age_counts, strict=True):
-            values[f'clr_webhook_delivery_age_seconds_bucket{{le="{bound:g}"}}'] = count
-        values['clr_webhook_delivery_age_seconds_bucket{le="+Inf"}'] = c.age_count
-        values["clr_webhook_delivery_age_seconds_sum"] = c.age_sum
-        values["clr_webhook_delivery_age_seconds_count"] = c.age_count
-        return values
+            sub = str(r["id"])
+            families.counter(
+                "clr_webhook_deliveries",
+                "Events delivered.",
+                c.delivered[r["id"]],
+                subscription=sub,
+            )
+            families.counter(
+                "clr_webhook_failed_attempts",
+                "Delivery attempts that failed.",
+                c.failed[r["id"]],
+                subscription=sub,
+            )
+            families.counter(
+                "clr_webhook_dead",
+                "Times a subscription was declared dead.",
+                c.died[r["id"]],
+                subscription=sub,
+            )
+        buckets = [
+            (f"{bound:g}", float(count))
+            for bound, count in zip(AGE_BUCKETS, c.age_counts, strict=True)
+        ]
+        families.histogram(
+            "clr_webhook_delivery_age_seconds",
+            "Seconds from an event's recording to its delivery.",
+            [*buckets, ("+Inf", float(c.age_count))],
+            c.age_sum,
+        )
