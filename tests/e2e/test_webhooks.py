@@ -113,6 +113,8 @@ async def _scenario(system: System, running: supervisor.Running, receiver: Recei
     await scenario.known_to_assessments(system, orgs, [person])
     for org in orgs[:2]:  # history before the subscriptions exist
         await scenario.bronze(system, org, person, "2025-06-03", "2025-06-20")
+    for org in orgs[:2]:  # awarded (label decisions decide from Kafka) before corrections
+        await scenario.listed(system, org)
 
     async def register(path: str, **extra: Any) -> dict[str, Any]:
         body = {"url": receiver.url(path), "description": f"receiver {path}", **extra}

@@ -284,6 +284,9 @@ async def republish(database_url: str) -> dict[str, int]:
                         " SET position = 0, published = 0, updated_at = now()"
                     )
                     count += int(status.split()[-1])
+                if await conn.fetchval("SELECT to_regclass($1)", f"{schema}.relay_subjects"):
+                    # public versions are counted again from 1 as the events go out again
+                    await conn.execute(f"DELETE FROM {schema}.relay_subjects")
                 if await conn.fetchval("SELECT to_regclass($1)", f"{schema}.consumer_checkpoints"):
                     status = await conn.execute(
                         f'UPDATE {schema}.consumer_checkpoints SET "offset" = -1'
