@@ -106,7 +106,12 @@ def asyncapi(models: dict[str, type[Contract]]) -> dict[str, Any]:
                 "description": "Position of the previous event on this topic (0: none).",
             },
             "ce_correlationid": {"type": "string"},
-            "ce_causationid": {"type": "string"},
+            "ce_causationid": {
+                "type": "string",
+                "description": "What caused the event: the id of the command"
+                " (command:<hex>), of the consumed event, or of the clock run"
+                " (clock-run:<job>:<hex>). On every event recorded since causes were kept.",
+            },
             "content-type": {"const": "application/json"},
         },
     }

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import date
 
+from clr_events.contracts.assessments import ReliedCertification
 from clr_events.registry import Contract, registry
 
 
@@ -28,6 +29,12 @@ class LabelAwarded(Contract):
     expert_ids: list[str]
     policy_version: str
     decided_by: str
+    approved_by: str | None = None
+    """The person who approved the assessment (the subject of the approval command's
+    bearer token in the assessments service). None: decided before decisions carried it."""
+    certifications: list[ReliedCertification] | None = None
+    """The certification relied on for each expert (R9). None: decided before decisions
+    carried it."""
 
 
 @registry.event("label_decisions.LabelRenewed.v1")
@@ -48,6 +55,12 @@ class LabelRenewed(Contract):
     expert_ids: list[str]
     policy_version: str
     decided_by: str
+    approved_by: str | None = None
+    """The person who approved the assessment (the subject of the approval command's
+    bearer token in the assessments service). None: decided before decisions carried it."""
+    certifications: list[ReliedCertification] | None = None
+    """The certification relied on for each expert (R9). None: decided before decisions
+    carried it."""
 
 
 @registry.event("label_decisions.LabelExpired.v1")
@@ -58,6 +71,9 @@ class LabelExpired(Contract):
     level: str
     valid_until: date
     expired_on: date
+    policy_version: str | None = None
+    """The decision policy version in force when this was recorded. None: recorded before
+    these events carried it."""
 
 
 @registry.event("label_decisions.LabelWithdrawn.v1")
@@ -69,6 +85,9 @@ class LabelWithdrawn(Contract):
     reason: str
     withdrawn_on: date
     withdrawn_by: str
+    policy_version: str | None = None
+    """The decision policy version in force when this was recorded. None: recorded before
+    these events carried it."""
 
 
 @registry.event("label_decisions.LabelRecordCorrected.v1")
@@ -85,6 +104,9 @@ class LabelRecordCorrected(Contract):
     renewal window, or a decision recorded before decisions carried it."""
     reason: str
     corrected_by: str
+    policy_version: str | None = None
+    """The decision policy version in force when this was recorded. None: recorded before
+    these events carried it."""
 
 
 class CurrentLabel(Contract):
