@@ -125,6 +125,8 @@ def start(
     chosen = ports or SERVICES
     running = Running({name: f"http://127.0.0.1:{port}" for name, port in chosen.items()}, logs)
     base = {**os.environ, **(env or {})}
+    if "training_certification" in running.urls:  # where the expert list asks for names
+        base.setdefault("CLR_TRAINING_CERTIFICATION_URL", running.urls["training_certification"])
     for name, port in chosen.items():
         running.environments[name] = {**base, **principal_env(name, base), "CLR_PORT": str(port)}
         running.launch(name)

@@ -183,8 +183,10 @@ async def experts(
     country: Annotated[Country | None, Blank] = None,
 ) -> Response:
     day = on or date.today()
-    async with runtime_of(request).reads.acquire() as conn:
-        return json_response({"on": day, "items": await queries.experts(conn, day, role, country)})
+    runtime = runtime_of(request)
+    async with runtime.reads.acquire() as conn:
+        rows = await queries.experts(conn, day, role, country)
+    return json_response({"on": day, "items": await runtime.names.fill(rows)})
 
 
 @router.get("/api/organisations/{org_id}", summary="An organisation's labels and history")

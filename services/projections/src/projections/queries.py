@@ -171,7 +171,7 @@ async def first_award(conn: Connection) -> date | None:
 async def experts(
     conn: Connection, on: date, role: str | None, country: str | None
 ) -> list[dict[str, Any]]:
-    """Experts certified on a day, by role and country."""
+    """Experts certified on a day, by role and country (no names: ``projections.names``)."""
     args: list[Any] = [on]
     where = [
         "c.valid_from <= $1 AND $1 <= c.valid_until AND (c.revoked_on IS NULL OR $1 < c.revoked_on)"
@@ -181,9 +181,10 @@ async def experts(
             args.append(value)
             where.append(f"{column} = ${len(args)}")
     rows = await conn.fetch(
-        "SELECT p.person_id, p.name, p.country, c.role, c.valid_from, c.valid_until"
+        "SELECT p.person_id, p.country, c.role, c.valid_from, c.valid_until,"
+        " p.erased_on IS NOT NULL AS erased"
         f" FROM {V}.experts_certifications c JOIN {V}.experts_people p USING (person_id)"
-        f" WHERE {' AND '.join(where)} ORDER BY c.role, p.country, p.name",
+        f" WHERE {' AND '.join(where)} ORDER BY c.role, p.country, p.person_id",
         *args,
     )
     return [dict(r) for r in rows]

@@ -109,8 +109,10 @@ async def experts(
     role: Annotated[Role | None, Blank] = None,
     country: Annotated[Country | None, Blank] = None,
 ) -> HTMLResponse:
-    async with runtime_of(request).reads.acquire() as conn:
+    runtime = runtime_of(request)
+    async with runtime.reads.acquire() as conn:
         people = await queries.experts(conn, date.today(), role or None, country or None)
+    await runtime.names.fill(people)
     return templates.TemplateResponse(
         request, "experts.html", {"people": people, "role": role, "country": country}
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from clr_events import personal
 from clr_events.contracts import training_certification as public
 from clr_events.outbox.translation import contract_translator
 from clr_events.service.runtime import RelaySpec, Runtime, create_app
@@ -21,7 +22,10 @@ MIGRATIONS = [
     CREATE TABLE IF NOT EXISTS {schema}.certifications (
         person_id text NOT NULL, role text NOT NULL, valid_from date NOT NULL,
         valid_until date NOT NULL, revoked_on date, PRIMARY KEY (person_id, role));
-    """
+    """,
+    # names are sealed (docs/erasure.md): an erased person's is null
+    "ALTER TABLE {schema}.people ALTER COLUMN name DROP NOT NULL",
+    personal.MIGRATION,
 ]
 
 TRANSLATE = contract_translator(
@@ -33,8 +37,10 @@ TRANSLATE = contract_translator(
         "ExpertCertified": public.ExpertCertified,
         "CertificationRenewed": public.CertificationRenewed,
         "CertificationRevoked": public.CertificationRevoked,
+        "PersonalDataErased": public.PersonalDataErased,
     },
 )
+"""Published without personal data: ``PersonRegistered`` (v2) carries no name."""
 
 
 class CertificationSettings(BaseSettings):
