@@ -108,7 +108,12 @@ async def revoke(person_id: Id, body: Revoke, ctx: Admin) -> JSONResponse:
     return await ctx.run(lambda uow: app.revoke(cmd, uow))
 
 
-@router.post("/people/{person_id}/erasure", status_code=201, tags=["people"])
+@router.post(
+    "/people/{person_id}/erasure",
+    status_code=201,
+    tags=["people"],
+    responses={200: {"description": "Erased before: nothing recorded."}},
+)
 async def erase(person_id: Id, ctx: RegistryAdmin) -> JSONResponse:
     """Erase a person's personal data (GDPR art. 17): their key is destroyed, so their
     name, sealed under it wherever it was copied, can no longer be read; the erasure is
