@@ -63,6 +63,7 @@ async def expert(
     certified_on: str,
     affiliations: list[str] | None = None,
     person_id: str | None = None,
+    name: str | None = None,
 ) -> str:
     """A person trained on the benchmarking tool and certified for ``roles``."""
     person_id = person_id or fresh("expert")
@@ -81,7 +82,7 @@ async def expert(
             "/people",
             {
                 "person_id": person_id,
-                "name": f"Expert {person_id}",
+                "name": name or f"Expert {person_id}",
                 "country": country,
                 "affiliation_org_ids": affiliations or [],
             },

@@ -91,6 +91,7 @@ async def test_validate_certify_benchmark_approve_renew_refuse_gold_and_expire(
         "level": "bronze",
         "valid_until": "2022-01-31",
         "expired_on": "2022-02-01",
+        "policy_version": "2026.2",
     }
     labels = await system.get("label_decisions", f"/labels/{lapsed}")
     assert labels.json()["labels"][0]["status"] == "expired"

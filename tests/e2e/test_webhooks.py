@@ -116,6 +116,18 @@ async def _scenario(system: System, running: supervisor.Running, receiver: Recei
     for org in orgs[:2]:  # awarded (label decisions decide from Kafka) before corrections
         await scenario.listed(system, org)
 
+    async def decided() -> bool:
+        """Label decisions took both approvals (it consumes them): the records exist."""
+        for org in orgs[:2]:
+            response = await system.get("label_decisions", f"/labels/{org}")
+            if response.status_code != 200 or not any(
+                r["level"] == "bronze" for r in response.json()["labels"]
+            ):
+                return False
+        return True
+
+    await system.until(decided, "the Bronze labels the corrections below change")
+
     async def register(path: str, **extra: Any) -> dict[str, Any]:
         body = {"url": receiver.url(path), "description": f"receiver {path}", **extra}
         response = await system.post("projections", "/webhooks", body, ADMIN)

@@ -264,9 +264,9 @@ async def _verify(pool: Pool, schema: str, head: dict[str, Any] | None) -> Resto
 
 
 async def republish(database_url: str) -> dict[str, int]:
-    """After the topics were created again, empty: every relay back to position zero and
-    every consumer back to the start of each partition; returns the rows changed per
-    schema.
+    """After the topics were created again, empty: every relay back to position zero (its
+    subjects' public versions forgotten, so the events carry the same ones again) and every
+    consumer back to the start of each partition; returns the rows changed per schema.
 
     Raises:
         BackupError: services are running (they must be stopped first).
@@ -285,8 +285,10 @@ async def republish(database_url: str) -> dict[str, int]:
                     )
                     count += int(status.split()[-1])
                 if await conn.fetchval("SELECT to_regclass($1)", f"{schema}.relay_subjects"):
-                    # public versions are counted again from 1 as the events go out again
-                    await conn.execute(f"DELETE FROM {schema}.relay_subjects")
+                    # the public versions start again with the events: republished, each
+                    # carries the ce_publicversion it had (counted from the store again)
+                    status = await conn.execute(f"DELETE FROM {schema}.relay_subjects")
+                    count += int(status.split()[-1])
                 if await conn.fetchval("SELECT to_regclass($1)", f"{schema}.consumer_checkpoints"):
                     status = await conn.execute(
                         f'UPDATE {schema}.consumer_checkpoints SET "offset" = -1'

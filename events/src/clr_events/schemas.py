@@ -149,7 +149,12 @@ def asyncapi(models: dict[str, type[Contract]]) -> dict[str, Any]:
                 " partitions." + _AS_STRING,
             },
             "ce_correlationid": {"type": "string"},
-            "ce_causationid": {"type": "string"},
+            "ce_causationid": {
+                "type": "string",
+                "description": "What caused the event: the id of the command"
+                " (command:<hex>), of the consumed event, or of the clock run"
+                " (clock-run:<job>:<hex>). On every event recorded since causes were kept.",
+            },
             "ce_traceparent": {
                 "type": "string",
                 "description": "W3C trace context of the event's creation (CloudEvents"

@@ -56,7 +56,7 @@ async def test_a_restore_brings_back_every_schema_and_verifies_every_chain(
         await append(store, "a", "b", "c")
         relay = PostgresRelayCheckpoint(pool, "svc", "svc.events")
         await relay.migrate()
-        await relay.save(3, 3)
+        await relay.save(3, 3, {"a": 1, "b": 1})
         async with pool.acquire() as conn:
             await CheckpointStore("svc").migrate(conn)
             await CheckpointStore("svc").save(conn, "svc.other", "other.events", 0, 41)
@@ -91,8 +91,9 @@ async def test_a_restore_brings_back_every_schema_and_verifies_every_chain(
         assert [r.schema for r in again] == ["svc", "reader"]
 
         # after the topics were lost: relays from position zero, consumers from the start
-        assert await republish(database) == {"svc": 2}
+        assert await republish(database) == {"svc": 4}
         assert await relay.load() == (0, 0)
+        assert await relay.versions(["a", "b"]) is None  # counted from the store again
         async with pool.acquire() as conn:
             assert await CheckpointStore("svc").load(conn, "svc.other", "other.events", 0) == -1
         await store.close()

@@ -1,5 +1,6 @@
 """A generation made by an earlier version gets the columns the read model now writes, and
-its views show them (the register's queries read ``renewal_deadline`` through the views)."""
+its views show them (the register's queries read ``renewal_deadline`` through the views);
+the expert register's loses the names it once kept."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import uuid
 
 from clr_events.pg import Pool
 from projections.core import CONTROL, ensure_generation, generation_schema
+from projections.read_models.experts import ExpertRegister
 from projections.read_models.labels import LabelRegister
 
 
@@ -91,6 +93,51 @@ async def test_an_older_generation_gets_its_segments_as_versions_once(pool: Pool
             )
         }
         assert "recorded_at" in history
+    finally:
+        async with pool.acquire() as conn:
+            for table in (*now.tables, "checkpoint"):
+                await conn.execute(f"DROP VIEW IF EXISTS {CONTROL}.{name}_{table}")
+            await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+            await conn.execute(f"DELETE FROM {CONTROL}.read_models WHERE name = $1", name)
+
+
+class NamedExperts(ExpertRegister):
+    """The expert register when names were kept and before certification versions."""
+
+    upgrades: tuple[str, ...] = ()
+    tables: dict[str, str] = {
+        "people": "person_id text PRIMARY KEY, name text NOT NULL, country text NOT NULL",
+        "certifications": ExpertRegister.tables["certifications"],
+    }
+
+
+async def test_an_older_expert_generation_loses_its_names_and_gets_its_versions(
+    pool: Pool,
+) -> None:
+    name = f"experts{uuid.uuid4().hex[:10]}"
+    before = NamedExperts()
+    before.name = name
+    now = ExpertRegister()
+    now.name = name
+    schema = generation_schema(now, 1)
+    try:
+        assert await ensure_generation(pool, before) == 1
+        await pool.execute(f"INSERT INTO {schema}.people VALUES ('p-1', 'Ann Example', 'MT')")
+        await pool.execute(
+            f"INSERT INTO {schema}.certifications VALUES ('p-1', 'trainer', '2020-01-01',"
+            " '2022-12-31', NULL, 'board')"
+        )
+        assert await ensure_generation(pool, now) == 1
+        assert await ensure_generation(pool, now) == 1  # again: nothing more
+        people = await pool.fetch(f"SELECT * FROM {CONTROL}.{name}_people")
+        assert [dict(r) for r in people] == [
+            {"person_id": "p-1", "country": "MT", "erased_on": None}
+        ]  # the name is gone, from the generation and its view
+        versions = await pool.fetch(
+            f"SELECT person_id, role, seq, position, valid_until::text"
+            f" FROM {CONTROL}.{name}_certification_versions"
+        )
+        assert [tuple(r.values()) for r in versions] == [("p-1", "trainer", 1, 0, "2022-12-31")]
     finally:
         async with pool.acquire() as conn:
             for table in (*now.tables, "checkpoint"):

@@ -4,32 +4,54 @@ in its tables by the reference consumer's own handlers; and those handlers."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
 
 from assessments import application as app
-from assessments import reference
+from assessments import reference, service
 from assessments.domain.policy import RULES_2026_1
 from clr_events.application.memory import InMemoryRows, InMemoryUnitsOfWork
 from clr_events.application.uow import Cause, Result, UnitOfWork, execute
 from clr_events.contracts import collaboration as orgs
 from clr_events.contracts import training_certification as people
+from clr_events.envelope import Envelope
 from clr_events.errors import ConcurrencyError
+from clr_events.registry import Contract, registry
 from clr_events.rules import ConflictError, NotFoundError, RuleViolationError
 
 Handler = Callable[[UnitOfWork], Awaitable[Result]]
 RULES = RULES_2026_1
 
 
+_POSITION = iter(range(1, 1_000_000))
+
+
+async def learn(event: Contract, rows: InMemoryRows) -> Envelope:
+    """Hand ``event`` to its reference handler in an envelope (a new id and position)."""
+    position = next(_POSITION)
+    arrived = Envelope(
+        id=f"ev-{position}",
+        source="/test",
+        type=registry.type_of(type(event)),
+        subject="s",
+        time=datetime(2026, 1, 1, tzinfo=UTC),
+        streamversion=1,
+        globalposition=position,
+        data=event.model_dump(mode="json"),
+    )
+    await reference.LEARN[type(event)](event, rows, arrived)
+    return arrived
+
+
 async def learned(rows: InMemoryRows) -> None:
     """What the reference consumer learns of organisation org-1 and experts at and de."""
-    await reference.organisation_registered(
+    await learn(
         orgs.OrganisationRegistered(org_id="org-1", name="One", country="DE", sector="Energy"),
         rows,
     )
-    await reference.profile_validated(
+    await learn(
         orgs.ProfileValidated(
             org_id="org-1", validated_on=date(2020, 5, 1), criteria_version="eccp-2019"
         ),
@@ -39,14 +61,14 @@ async def learned(rows: InMemoryRows) -> None:
         ("at", "AT", ["benchmarking_expert", "gold_assessor", "silver_auditor"]),
         ("de", "DE", ["benchmarking_expert", "gold_assessor", "trainer"]),
     ):
-        await reference.person_registered(
+        await learn(
             people.PersonRegistered(
                 person_id=person_id, name=person_id, country=country, affiliation_org_ids=[]
             ),
             rows,
         )
         for role in roles:
-            await reference.expert_certified(
+            await learn(
                 people.ExpertCertified(
                     person_id=person_id,
                     role=role,
@@ -56,13 +78,13 @@ async def learned(rows: InMemoryRows) -> None:
                 ),
                 rows,
             )
-            await reference.certification_renewed(
+            await learn(
                 people.CertificationRenewed(
                     person_id=person_id, role=role, valid_until=date(2030, 12, 31)
                 ),
                 rows,
             )
-    await reference.certification_revoked(
+    await learn(
         people.CertificationRevoked(
             person_id="de", role="trainer", revoked_on=date(2020, 1, 1), reason="left"
         ),
@@ -217,10 +239,44 @@ async def test_the_reference_handlers_keep_what_the_commands_read(
     assert found["de"].certifications["trainer"].revoked_on == date(2020, 1, 1)
     rows = InMemoryRows(units.tables)
     again = people.PersonRegistered(person_id="at", name="x", country="FR", affiliation_org_ids=[])
-    await reference.person_registered(again, rows)  # a repeat changes nothing
+    await learn(again, rows)  # a repeat changes nothing
     changed = people.AffiliationsChanged(
         person_id="at", affiliation_org_ids=["org-1"], changed_on=date(2024, 1, 1)
     )
-    await reference.affiliations_changed(changed, rows)
+    await learn(changed, rows)
     (at,) = await rows.find("known_experts", ("country", "affiliations"), person_id="at")
     assert at == {"country": "AT", "affiliations": ["org-1"]}
+
+
+async def test_an_approval_names_the_person_and_the_certifications_relied_on(
+    units: InMemoryUnitsOfWork,
+) -> None:
+    await record_bronze(units, bronze("b-1", date(2024, 3, 5)))
+    (conducted,) = await units.store.read_stream("assessment:b-1")
+    (relied,) = conducted.data["certifications"]
+    async with units.begin(Cause("t", "t")) as uow:
+        known = (await reference.experts(uow.rows, ["at"]))["at"]
+    cert = known.certifications["benchmarking_expert"]
+    assert cert.certification_id is not None and cert.certification_id.startswith("ev-")
+    assert relied == {
+        "expert_id": "at",
+        "role": "benchmarking_expert",
+        "valid_from": "2012-01-01",
+        "valid_until": "2030-12-31",
+        "certification_id": cert.certification_id,
+        "as_of_position": cert.as_of_position,
+    }
+    cmd = app.ApproveAssessment(
+        assessment_id="b-1",
+        approval=app.Approval(approved_on=date(2024, 4, 1), approver="typed in the body"),
+    )
+    board = Cause("board-member@eucles", "corr")
+    await execute(units, board, lambda uow: app.approve_assessment(cmd, uow))
+    _, approved = await units.store.read_stream("assessment:b-1")
+    assert approved.data["approved_by"] == "board-member@eucles"  # the actor, not the body
+    assert approved.data["approver"] == "typed in the body"
+    assert approved.data["certifications"] == [relied]
+    decision = service.DECISIONS(approved)
+    assert decision is not None
+    assert decision.data["approved_by"] == "board-member@eucles"
+    assert decision.data["certifications"] == [relied]

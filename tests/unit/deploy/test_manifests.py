@@ -152,6 +152,23 @@ def test_network_policies_deny_by_default_and_open_each_services_port() -> None:
         assert policy["ingress"] == [{"ports": [{"protocol": "TCP", "port": port}]}]
 
 
+def test_projections_may_reach_training_certification_for_names() -> None:
+    url = next(
+        variable["value"]
+        for variable in named("Deployment", "projections")["spec"]["template"]["spec"][
+            "containers"
+        ][0]["env"]
+        if variable["name"] == "CLR_TRAINING_CERTIFICATION_URL"
+    )
+    host, port = url.removeprefix("http://").split(":")
+    target = named("Service", host)["spec"]
+    policy = named("NetworkPolicy", "projections-names")["spec"]
+    assert policy["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "projections"}
+    (rule,) = policy["egress"]
+    assert [peer["podSelector"]["matchLabels"] for peer in rule["to"]] == [target["selector"]]
+    assert rule["ports"] == [{"protocol": "TCP", "port": int(port)}]
+
+
 def test_every_setting_the_deployments_give_is_read_by_the_code() -> None:
     given = set(named("ConfigMap", "clr-config")["data"])
     for service in compose()["services"].values():

@@ -14,6 +14,7 @@ from clr_events.application.uow import Cause, Result, UnitOfWork, execute
 from clr_events.contracts.assessments import ApprovedForDecision
 from clr_events.rules import NotFoundError, RuleViolationError
 from label_decisions import application as app
+from label_decisions import service
 from label_decisions.domain.policy import POLICY_2026_2, Level
 
 Handler = Callable[[UnitOfWork], Awaitable[Result]]
@@ -125,8 +126,67 @@ async def test_a_correction_compensates_the_validity(units: InMemoryUnitsOfWork)
 async def test_the_clock_expires_a_passed_label_once(units: InMemoryUnitsOfWork) -> None:
     await decide(units, approval())
     early = app.ExpireLabel(org_id="org-1", level=Level.BRONZE, today=date(2026, 3, 31))
-    assert await run(units, lambda uow: app.expire_label(early, uow)) == Result(200, {"expired": 0})
+    assert await run(units, lambda uow: app.expire_label(early, uow, policy=POLICY)) == Result(
+        200, {"expired": 0}
+    )
     due = app.ExpireLabel(org_id="org-1", level=Level.BRONZE, today=date(2026, 4, 1))
-    assert await run(units, lambda uow: app.expire_label(due, uow)) == Result(200, {"expired": 1})
-    assert await run(units, lambda uow: app.expire_label(due, uow)) == Result(200, {"expired": 0})
+    assert await run(units, lambda uow: app.expire_label(due, uow, policy=POLICY)) == Result(
+        200, {"expired": 1}
+    )
+    assert await run(units, lambda uow: app.expire_label(due, uow, policy=POLICY)) == Result(
+        200, {"expired": 0}
+    )
     assert record_row(units)["expired_until"] == date(2026, 3, 31)
+
+
+async def test_decisions_carry_their_provenance_to_the_public_contract(
+    units: InMemoryUnitsOfWork,
+) -> None:
+    relied = {
+        "expert_id": "expert-1",
+        "role": "benchmarking_expert",
+        "valid_from": "2020-01-01",
+        "valid_until": "2027-12-31",
+        "certification_id": "0b5c6a0e-cert",
+        "as_of_position": 42,
+    }
+    await decide(units, approval(approved_by="anna@eucles", certifications=[relied]))
+    await decide(
+        units,
+        approval(
+            "a-2",
+            level="silver",
+            kind="silver_audit",
+            profile_validated_on=None,
+            approved_by="anna@eucles",
+            certifications=[relied],
+        ),
+    )
+    awarded = (await units.store.read_stream("org-1:bronze"))[0]
+    refused = (await units.store.read_stream("org-1:silver"))[0]
+    for stored in (awarded, refused):
+        assert stored.data["approved_by"] == "anna@eucles"
+        assert stored.data["certifications"] == [relied]
+        assert stored.data["policy_version"] == POLICY.version
+    public = service.TRANSLATE(awarded)
+    assert public is not None
+    assert (public.data["approved_by"], public.data["certifications"]) == ("anna@eucles", [relied])
+    assert service.TRANSLATE(refused) is None  # refusals stay private
+    due = app.ExpireLabel(org_id="org-1", level=Level.BRONZE, today=date(2026, 4, 1))
+    await run(units, lambda uow: app.expire_label(due, uow, policy=POLICY), "label_decisions")
+    expired = (await units.store.read_stream("org-1:bronze"))[-1]
+    assert expired.type == "LabelExpired" and expired.data["policy_version"] == POLICY.version
+
+
+async def test_a_withdrawal_carries_the_policy_version(units: InMemoryUnitsOfWork) -> None:
+    await decide(units, approval())
+    cmd = app.WithdrawLabel(
+        org_id="org-1",
+        level=Level.BRONZE,
+        withdrawal=app.Withdrawal(reason="fraud", withdrawn_on=date(2024, 5, 1)),
+    )
+    await run(units, lambda uow: app.withdraw_label(cmd, uow, policy=POLICY, today=TODAY))
+    withdrawn = (await units.store.read_stream("org-1:bronze"))[-1]
+    assert withdrawn.data["policy_version"] == POLICY.version
+    public = service.TRANSLATE(withdrawn)
+    assert public is not None and public.data["policy_version"] == POLICY.version

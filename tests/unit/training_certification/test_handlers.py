@@ -7,6 +7,7 @@ from datetime import date
 
 import pytest
 
+from clr_events import personal
 from clr_events.application.memory import InMemoryUnitsOfWork
 from clr_events.application.uow import Cause, Result, UnitOfWork, execute
 from clr_events.rules import NotFoundError, RuleViolationError
@@ -53,9 +54,14 @@ async def certified(units: InMemoryUnitsOfWork) -> Result:
 
 async def test_register_person_and_course(units: InMemoryUnitsOfWork) -> None:
     assert [row.type for row in units.store.rows] == ["PersonRegistered", "CourseRegistered"]
-    assert units.tables["people"] == [
-        {"person_id": "p-1", "name": "Ann", "country": "DE", "affiliations": ["o"]}
-    ]
+    (row,) = units.tables["people"]
+    assert {k: v for k, v in row.items() if k != "name"} == {
+        "person_id": "p-1",
+        "country": "DE",
+        "affiliations": ["o"],
+    }
+    (key,) = units.tables["subject_keys"]
+    assert personal.unseal(key["key"], "person:p-1", row["name"]) == "Ann"  # sealed, never plain
     unknown_kind = app.RegisterCourse(
         course_id="c-2", title="X", kind="juggling", starts_on=date(2024, 1, 1)
     )
@@ -140,3 +146,26 @@ async def test_renew_and_revoke_keep_the_certification_row_in_step(
     )
     with pytest.raises(RuleViolationError, match="no trainer certification in force"):
         await run(units, lambda uow: app.renew(trainer, uow, policy=POLICY))
+
+
+async def test_an_erasure_destroys_the_key_and_is_recorded_once(
+    units: InMemoryUnitsOfWork,
+) -> None:
+    await certified(units)
+    erase = app.ErasePerson(person_id="p-1")
+    first = await run(units, lambda uow: app.erase_person(erase, uow))
+    assert first.status == 201 and first.body["events"] == ["PersonalDataErased"]
+    again = await run(units, lambda uow: app.erase_person(erase, uow))
+    assert again.status == 200 and again.body["events"] == []
+    (key,) = units.tables["subject_keys"]
+    assert key["key"] is None and key["erased_at"] is not None
+    assert units.tables["people"][0]["name"] is None
+    registered, *_, erased = await units.store.read_stream("person:p-1")
+    assert personal.is_sealed(registered.data["name"]) and "Ann" not in registered.data_json
+    assert erased.type == "PersonalDataErased" and erased.data["fields"] == ["name"]
+    with pytest.raises(personal.ErasedError):  # nothing new is sealed for an erased subject
+        async with units.begin(Cause("t", "t")) as uow:
+            await personal.key_for(uow.rows, "person:p-1")
+    nobody = app.ErasePerson(person_id="p-9")
+    with pytest.raises(NotFoundError):
+        await run(units, lambda uow: app.erase_person(nobody, uow))

@@ -169,8 +169,13 @@ def start(
         modules={name: service for name, (service, _) in chosen.items()},
     )
     # the events' dataschema: where this installation's projections serve the schemas
+    served: dict[str, str] = {}
     projections = running.urls.get("projections")
-    served = {"CLR_SCHEMA_BASE_URL": f"{projections}/schemas"} if projections else {}
+    if projections:
+        served["CLR_SCHEMA_BASE_URL"] = f"{projections}/schemas"
+    certification = running.urls.get("training_certification")
+    if certification:  # where the expert list asks for names
+        served["CLR_TRAINING_CERTIFICATION_URL"] = certification
     base = {**served, **os.environ, **(env or {})}
     for name, (service, port) in chosen.items():
         running.environments[name] = {

@@ -12,6 +12,24 @@ from datetime import date
 from clr_events.registry import Contract, registry
 
 
+class ReliedCertification(Contract):
+    """An expert's role certification an assessment relied on (R9), as this service knew it.
+
+    ``certification_id`` is the id of the ``training_certification.ExpertCertified`` event
+    that created the certification (its CloudEvent id); ``as_of_position`` the
+    training_certification global position of the last event of that certification
+    (issue, renewal, revocation) the check saw. None on either: learned before they were
+    kept.
+    """
+
+    expert_id: str
+    role: str
+    valid_from: date
+    valid_until: date
+    certification_id: str | None = None
+    as_of_position: int | None = None
+
+
 @registry.event("assessments.AssessmentRecorded.v1")
 class AssessmentRecorded(Contract):
     """An assessment was conducted and recorded. Subject: ``assessment:<assessment_id>``."""
@@ -41,6 +59,10 @@ class AssessmentApproved(Contract):
     approver: str
     expert_ids: list[str]
     criteria_version: str
+    approved_by: str | None = None
+    """The person who approved: the subject of the approval command's bearer token
+    (``approver`` is the approving body as the request named it). None: recorded before
+    approvals carried it."""
 
 
 @registry.event("assessments.ApprovedForDecision.v1")
@@ -75,3 +97,9 @@ class ApprovedForDecision(Contract):
     """Silver: every baseline minimum requirement met (R6)."""
     follows_benchmarking_on: date | None = None
     """Silver: the first benchmarking the second one follows (R6)."""
+    approved_by: str | None = None
+    """The person who approved: the subject of the approval command's bearer token.
+    None: recorded before approvals carried it."""
+    certifications: list[ReliedCertification] | None = None
+    """The certification relied on for each expert when the assessment was recorded (R9).
+    None: recorded before assessments kept it."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import date
 
+from clr_events.contracts.assessments import ReliedCertification
 from clr_events.registry import Contract, registry
 
 
@@ -32,6 +33,12 @@ class LabelAwarded(Contract):
     """``sha256:<hex>`` of the canonical JSON of the policy version that decided (served at
     ``GET /policy/{policy_version}`` of label decisions). None: decided before decisions
     recorded it."""
+    approved_by: str | None = None
+    """The person who approved the assessment (the subject of the approval command's
+    bearer token in the assessments service). None: decided before decisions carried it."""
+    certifications: list[ReliedCertification] | None = None
+    """The certification relied on for each expert (R9). None: decided before decisions
+    carried it."""
 
 
 @registry.event("label_decisions.LabelRenewed.v1")
@@ -56,6 +63,12 @@ class LabelRenewed(Contract):
     """``sha256:<hex>`` of the canonical JSON of the policy version that decided (served at
     ``GET /policy/{policy_version}`` of label decisions). None: decided before decisions
     recorded it."""
+    approved_by: str | None = None
+    """The person who approved the assessment (the subject of the approval command's
+    bearer token in the assessments service). None: decided before decisions carried it."""
+    certifications: list[ReliedCertification] | None = None
+    """The certification relied on for each expert (R9). None: decided before decisions
+    carried it."""
 
 
 @registry.event("label_decisions.LabelExpired.v1")
@@ -66,6 +79,9 @@ class LabelExpired(Contract):
     level: str
     valid_until: date
     expired_on: date
+    policy_version: str | None = None
+    """The decision policy version in force when this was recorded. None: recorded before
+    these events carried it."""
 
 
 @registry.event("label_decisions.LabelWithdrawn.v1")
@@ -77,6 +93,9 @@ class LabelWithdrawn(Contract):
     reason: str
     withdrawn_on: date
     withdrawn_by: str
+    policy_version: str | None = None
+    """The decision policy version in force when this was recorded. None: recorded before
+    these events carried it."""
 
 
 @registry.event("label_decisions.LabelRecordCorrected.v1")
@@ -93,6 +112,9 @@ class LabelRecordCorrected(Contract):
     renewal window, or a decision recorded before decisions carried it."""
     reason: str
     corrected_by: str
+    policy_version: str | None = None
+    """The decision policy version in force when this was recorded. None: recorded before
+    these events carried it."""
 
 
 class CurrentLabel(Contract):

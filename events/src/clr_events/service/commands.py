@@ -1,10 +1,15 @@
-"""The HTTP side of a command: actor, Idempotency-Key, correlation id, fingerprint.
+"""The HTTP side of a command: actor, Idempotency-Key, correlation id, command id.
 
 A write route parses its body into a command, and ``ctx.run`` runs the command's handler
 (``clr_events.application``) in a unit of work of the service: with an ``Idempotency-Key``
 the first result is stored in the same transaction, a retry with the same key and request
 answers it (``Idempotent-Replayed: true``) and writes nothing, the same key with another
 request is refused (422). The result becomes the JSON response.
+
+Every command has an id, the causation id of each event it records (``causation_id`` in
+the metadata, ``ce_causationid`` on Kafka) and answered in ``X-Command-ID``:
+``command:<32 hex>``, random per request, or derived from the actor and the
+``Idempotency-Key`` when one is given (a retry of a keyed command is the same command).
 """
 
 from __future__ import annotations
@@ -37,10 +42,26 @@ from clr_events.service.inputs import Id
 from clr_events.service.problems import ProblemError
 from clr_events.store.base import NewEvent
 
-__all__ = ["Cause", "CommandContext", "Id", "check_event_size", "command", "new_id"]
+__all__ = [
+    "Cause",
+    "CommandContext",
+    "Id",
+    "check_event_size",
+    "command",
+    "command_id",
+    "new_id",
+]
 
 _HEADER_TOKEN = re.compile(r"[\x20-\x7e]{1,200}")
 """An idempotency key or correlation id: what is stored of a header, bounded."""
+
+
+def command_id(actor: str, idempotency_key: str | None = None) -> str:
+    """The id of a command: random, or the same for every retry of one keyed command."""
+    if idempotency_key is None:
+        return f"command:{uuid.uuid4().hex}"
+    digest = hashlib.sha256(f"{actor}\0{idempotency_key}".encode()).hexdigest()[:32]
+    return f"command:{digest}"
 
 
 def check_event_size(row: NewEvent, max_bytes: int | None = None) -> None:
@@ -67,7 +88,9 @@ class CommandContext:
     async def run(self, handler: Handler) -> JSONResponse:
         """Run ``handler`` in one unit of work, at most once per idempotency key."""
         result = await execute(self.units, self.cause, handler, self.key)
-        headers = {"Idempotent-Replayed": "true"} if result.replayed else None
+        headers = {"X-Command-ID": self.cause.causation_id or ""}
+        if result.replayed:
+            headers["Idempotent-Replayed"] = "true"
         return Json(result.body, result.status, headers=headers)
 
 
@@ -109,7 +132,11 @@ def command(*roles: Role) -> Callable[[Request], Awaitable[CommandContext]]:
         bind_correlation(correlation)  # the request's log lines name it
         return CommandContext(
             actor=actor,
-            cause=Cause(actor=actor.subject, correlation_id=correlation),
+            cause=Cause(
+                actor=actor.subject,
+                correlation_id=correlation,
+                causation_id=command_id(actor.subject, key),
+            ),
             key=keyed,
             units=request.app.state.runtime.units,
         )

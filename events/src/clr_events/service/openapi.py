@@ -220,6 +220,10 @@ def _add_command_headers(operation: dict[str, Any], responses: dict[str, Any]) -
                 " with the same Idempotency-Key",
                 "schema": {"type": "string", "enum": ["true"]},
             }
+            answer["headers"]["X-Command-ID"] = {
+                "description": "the command's id: the causation id of every event it records",
+                "schema": {"type": "string"},
+            }
 
 
 def _success_media_type(

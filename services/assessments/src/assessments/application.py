@@ -79,7 +79,11 @@ class Gold(BaseModel):
 
 class Approval(BaseModel):
     approved_on: Happened
-    approver: Name = Field("EUCLES board", description="the approving body (ESCA, EUCLES board)")
+    approver: Name = Field(
+        "EUCLES board",
+        description="the approving body (ESCA, EUCLES board); the person who approved is"
+        " recorded from the bearer token's subject, never from the body",
+    )
 
 
 class ApproveAssessment(BaseModel):
@@ -196,7 +200,11 @@ async def approve_assessment(cmd: ApproveAssessment, uow: UnitOfWork) -> Result:
     org = await reference.organisation(uow.rows, assessment.conducted.org_id)
     approval = cmd.approval
     new = model.approve(
-        assessment, approved_on=approval.approved_on, approver=approval.approver, org=org
+        assessment,
+        approved_on=approval.approved_on,
+        approver=approval.approver,
+        org=org,
+        approved_by=uow.cause.actor,
     )
     s.append(assessment.stream, assessment.version, new)
     await uow.rows.update(

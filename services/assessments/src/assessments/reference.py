@@ -25,19 +25,23 @@ SCHEMA = "assessments"
 
 
 # ------------------------------------------------------------ what is learned
-async def organisation_registered(event: orgs.OrganisationRegistered, rows: Rows) -> None:
+async def organisation_registered(
+    event: orgs.OrganisationRegistered, rows: Rows, _envelope: Envelope
+) -> None:
     """An organisation and its country (R9 compares experts' countries with it)."""
     await rows.upsert("known_organisations", {"org_id": event.org_id}, {"country": event.country})
 
 
-async def profile_validated(event: orgs.ProfileValidated, rows: Rows) -> None:
+async def profile_validated(event: orgs.ProfileValidated, rows: Rows, _envelope: Envelope) -> None:
     """The profile's validation day (R1)."""
     await rows.update(
         "known_organisations", {"org_id": event.org_id}, {"validated_on": event.validated_on}
     )
 
 
-async def person_registered(event: people.PersonRegistered, rows: Rows) -> None:
+async def person_registered(
+    event: people.PersonRegistered, rows: Rows, _envelope: Envelope
+) -> None:
     """A person, their country and affiliations (R9)."""
     await rows.insert(
         "known_experts",
@@ -46,7 +50,9 @@ async def person_registered(event: people.PersonRegistered, rows: Rows) -> None:
     )
 
 
-async def affiliations_changed(event: people.AffiliationsChanged, rows: Rows) -> None:
+async def affiliations_changed(
+    event: people.AffiliationsChanged, rows: Rows, _envelope: Envelope
+) -> None:
     """The organisations a person now works for (R9)."""
     await rows.update(
         "known_experts",
@@ -55,34 +61,47 @@ async def affiliations_changed(event: people.AffiliationsChanged, rows: Rows) ->
     )
 
 
-async def expert_certified(event: people.ExpertCertified, rows: Rows) -> None:
-    """A role certification (a new one replaces a revoked or lapsed one)."""
+async def expert_certified(event: people.ExpertCertified, rows: Rows, envelope: Envelope) -> None:
+    """A role certification (a new one replaces a revoked or lapsed one); its id is the
+    event's, so a decision can name the certification it relied on."""
     await rows.upsert(
         "expert_certifications",
         {"person_id": event.person_id, "role": event.role},
-        {"valid_from": event.valid_from, "valid_until": event.valid_until, "revoked_on": None},
+        {
+            "valid_from": event.valid_from,
+            "valid_until": event.valid_until,
+            "revoked_on": None,
+            "certification_id": envelope.id,
+            "as_of_position": envelope.globalposition,
+        },
     )
 
 
-async def certification_renewed(event: people.CertificationRenewed, rows: Rows) -> None:
+async def certification_renewed(
+    event: people.CertificationRenewed, rows: Rows, envelope: Envelope
+) -> None:
     """A certification extended."""
     await rows.update(
         "expert_certifications",
         {"person_id": event.person_id, "role": event.role},
-        {"valid_until": event.valid_until},
+        {"valid_until": event.valid_until, "as_of_position": envelope.globalposition},
     )
 
 
-async def certification_revoked(event: people.CertificationRevoked, rows: Rows) -> None:
+async def certification_revoked(
+    event: people.CertificationRevoked, rows: Rows, envelope: Envelope
+) -> None:
     """A certification revoked from a day on."""
     await rows.update(
         "expert_certifications",
         {"person_id": event.person_id, "role": event.role},
-        {"revoked_on": event.revoked_on},
+        {"revoked_on": event.revoked_on, "as_of_position": envelope.globalposition},
     )
 
 
-LEARN: dict[type[Contract], Callable[[Any, Rows], Awaitable[None]]] = {
+Learn = Callable[[Any, Rows, Envelope], Awaitable[None]]
+
+LEARN: dict[type[Contract], Learn] = {
     orgs.OrganisationRegistered: organisation_registered,
     orgs.ProfileValidated: profile_validated,
     people.PersonRegistered: person_registered,
@@ -99,12 +118,9 @@ def _subscriptions() -> Subscriptions:
     for contract, learn in LEARN.items():
 
         async def handle(
-            conn: Connection,
-            event: Any,
-            _envelope: Envelope,
-            learn: Callable[[Any, Rows], Awaitable[None]] = learn,
+            conn: Connection, event: Any, envelope: Envelope, learn: Learn = learn
         ) -> None:
-            await learn(event, PostgresRows(conn, SCHEMA))
+            await learn(event, PostgresRows(conn, SCHEMA), envelope)
 
         handlers.on(contract)(handle)
     return handlers
@@ -131,13 +147,25 @@ async def experts(rows: Rows, person_ids: list[str]) -> dict[str, ExpertFacts]:
     )
     certs = await rows.find(
         "expert_certifications",
-        ("person_id", "role", "valid_from", "valid_until", "revoked_on"),
+        (
+            "person_id",
+            "role",
+            "valid_from",
+            "valid_until",
+            "revoked_on",
+            "certification_id",
+            "as_of_position",
+        ),
         person_id=person_ids,
     )
     by_person: dict[str, dict[str, Certification]] = {}
     for c in certs:
         by_person.setdefault(c["person_id"], {})[c["role"]] = Certification(
-            c["valid_from"], c["valid_until"], c["revoked_on"]
+            c["valid_from"],
+            c["valid_until"],
+            c["revoked_on"],
+            c["certification_id"],
+            c["as_of_position"],
         )
     return {
         r["person_id"]: ExpertFacts(

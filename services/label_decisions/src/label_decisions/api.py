@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
@@ -74,7 +74,9 @@ async def get_labels(
 async def get_history(
     org_id: Id, level: Level, request: Request, _actor: Auditor
 ) -> dict[str, Any]:
-    """Every decision on a record, refusals included, with who or what decided."""
+    """Every event of a record, refusals included, with its provenance: event id, stream
+    version, global position, who or what caused it (actor, causation and correlation
+    ids), its stored metadata and its chain hash (hex)."""
     runtime = runtime_of(request)
     stored = await runtime.store.read_stream(record_stream(org_id, level))
     if not stored:
@@ -82,8 +84,10 @@ async def get_history(
     return {
         "org_id": org_id,
         "level": level.value,
+        "stream_id": record_stream(org_id, level),
         "events": [
             {
+                "event_id": str(e.event_id),
                 "version": e.version,
                 "position": e.position,
                 "type": e.type,
@@ -91,10 +95,48 @@ async def get_history(
                 "data": e.data,
                 "actor": e.metadata.get("actor"),
                 "correlation_id": e.metadata.get("correlation_id"),
+                "causation_id": e.metadata.get("causation_id"),
+                "metadata": e.metadata,
+                "hash": bytes(e.hash).hex(),
             }
             for e in stored
         ],
     }
+
+
+@router.get("/records", tags=["audit"])
+async def list_records(
+    request: Request,
+    _actor: Auditor,
+    refused_only: bool = False,
+    after: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_.-]{1,64}:[a-z]{1,16}$")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    """Every label record, those holding only refusals included (``refused_only``: just
+    those), in ``org_id:level`` order; page on with ``after`` = the last ``record``."""
+    rows = await runtime_of(request).pool.fetch(
+        f"SELECT org_id, level, valid_until, withdrawn_on, stream_version FROM {decisions.NAME}"
+        ".records WHERE ($1::text IS NULL OR (org_id || ':' || level) COLLATE \"C\" > $1)"
+        " AND (NOT $2 OR valid_until IS NULL)"
+        " ORDER BY (org_id || ':' || level) COLLATE \"C\" LIMIT $3",
+        after,
+        refused_only,
+        limit,
+    )
+    items = [
+        {
+            "record": f"{r['org_id']}:{r['level']}",
+            "org_id": r["org_id"],
+            "level": r["level"],
+            "refusals_only": r["valid_until"] is None,
+            "valid_until": r["valid_until"],
+            "withdrawn_on": r["withdrawn_on"],
+            "events": r["stream_version"],
+            "history": f"/labels/{r['org_id']}/{r['level']}/history",
+        }
+        for r in rows
+    ]
+    return {"items": items, "next_after": items[-1]["record"] if len(items) == limit else None}
 
 
 @router.post("/labels/{org_id}/{level}/withdrawal", status_code=201, tags=["labels"])
@@ -120,10 +162,17 @@ async def correct(
 
 
 @router.post("/expiry-runs", tags=["labels"])
-async def run_expiry(body: ExpiryRun, request: Request, _ctx: Board) -> dict[str, Any]:
-    """Run the expiry clock now (it also runs by itself); idempotent."""
-    expired = await decisions.expire_due(runtime_of(request), body.today)
-    return {"expired": expired, "today": body.today or date.today()}
+async def run_expiry(body: ExpiryRun, request: Request, ctx: Board) -> dict[str, Any]:
+    """Run the expiry clock now (it also runs by itself); idempotent. The board's command
+    is the cause of the expiries it records (``run_id``)."""
+    expired = await decisions.expire_due(
+        runtime_of(request), body.today, policy=policy_of(request), cause=ctx.cause
+    )
+    return {
+        "expired": expired,
+        "today": body.today or date.today(),
+        "run_id": ctx.cause.causation_id,
+    }
 
 
 def policy_document(policy: DecisionPolicy) -> dict[str, Any]:

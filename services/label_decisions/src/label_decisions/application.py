@@ -17,7 +17,7 @@ from clr_events.application.uow import DomainEvents, Result, Streams, UnitOfWork
 from clr_events.contracts.assessments import ApprovedForDecision
 from clr_events.rules import NotFoundError, RuleViolationError
 from clr_events.service.inputs import Day, Happened, Id, Text
-from label_decisions.domain.events import EVENTS, LabelEvent
+from label_decisions.domain.events import EVENTS, LabelEvent, ReliedCertification
 from label_decisions.domain.label_record import (
     ApprovedAssessment,
     LabelRecord,
@@ -141,6 +141,12 @@ def approved_assessment(event: ApprovedForDecision) -> ApprovedAssessment:
             ),
             baseline_met=event.baseline_met,
         ),
+        approved_by=event.approved_by,
+        certifications=(
+            tuple(ReliedCertification.model_validate(c.model_dump()) for c in event.certifications)
+            if event.certifications is not None
+            else None
+        ),
     )
 
 
@@ -180,7 +186,11 @@ async def withdraw_label(
     """The board withdraws a current label, with a reason."""
     record = await _existing(uow, cmd.org_id, cmd.level)
     w = cmd.withdrawal
-    await save(uow, record, record.withdraw(reason=w.reason, by=uow.cause.actor, on=w.withdrawn_on))
+    await save(
+        uow,
+        record,
+        record.withdraw(reason=w.reason, by=uow.cause.actor, on=w.withdrawn_on, policy=policy),
+    )
     return Result(201, view(record, policy, today))
 
 
@@ -200,9 +210,9 @@ async def correct_label(
     return Result(201, view(record, policy, today))
 
 
-async def expire_label(cmd: ExpireLabel, uow: UnitOfWork) -> Result:
+async def expire_label(cmd: ExpireLabel, uow: UnitOfWork, *, policy: DecisionPolicy) -> Result:
     """Record ``LabelExpired`` if the label's validity has passed (else nothing)."""
     record = await load(uow, cmd.org_id, cmd.level)
-    new = record.expire(cmd.today)
+    new = record.expire(cmd.today, policy)
     await save(uow, record, new)
     return Result(200, {"expired": len(new)})

@@ -37,7 +37,12 @@ def build() -> FastAPI:
             decisions.subscriptions(runtime, settings),
         )
     )
-    runtime.jobs.append(JobSpec("expiry", settings.expiry_interval_seconds, decisions.expire_due))
+    policy = settings.policy()
+
+    async def expiry(runtime: Runtime) -> int:
+        return await decisions.expire_due(runtime, policy=policy)
+
+    runtime.jobs.append(JobSpec("expiry", settings.expiry_interval_seconds, expiry))
     app = create_app(
         runtime,
         title="Label decisions",
@@ -45,5 +50,5 @@ def build() -> FastAPI:
         " labels by a versioned decision policy (R2 to R8, R10, R15).",
         routers=[api.router, transparency.router],
     )
-    app.state.policy = settings.policy()
+    app.state.policy = policy
     return app

@@ -217,9 +217,10 @@ async def experts(
     recorded_at: Annotated[RecordedAt | None, Blank] = None,
 ) -> Response:
     day = on or date.today()
-    async with runtime_of(request).reads.acquire() as conn:
-        items = await queries.experts(conn, day, role, country, recorded_at)
-    body: dict[str, Any] = {"on": day, "items": items}
+    runtime = runtime_of(request)
+    async with runtime.reads.acquire() as conn:
+        rows = await queries.experts(conn, day, role, country, recorded_at)
+    body: dict[str, Any] = {"on": day, "items": await runtime.names.fill(rows)}
     if recorded_at is not None:
         body["recorded_at"] = recorded_at
     return json_response(body)

@@ -175,16 +175,19 @@ async def ensure_generation(pool: Pool, model: ReadModel) -> int:
 
 async def upgrade_generation(conn: Connection, model: ReadModel, schema: str) -> None:
     """Bring a generation made by an earlier version up to the read model's tables: its
-    ``upgrades`` (idempotent statements, e.g. a column added), then, if a column was added,
-    the views again (a view's ``*`` is fixed when it is made)."""
+    ``upgrades`` (idempotent statements, e.g. a column added), then, if a column was added
+    or dropped, the views again (a view's ``*`` is fixed when it is made)."""
     upgrades: tuple[str, ...] = getattr(model, "upgrades", ())
     if not upgrades:
         return
-    count = "SELECT count(*) FROM information_schema.columns WHERE table_schema = $1"
-    before = await conn.fetchval(count, schema)
+    columns = (
+        "SELECT string_agg(table_name || '.' || column_name, ',' ORDER BY table_name,"
+        " column_name) FROM information_schema.columns WHERE table_schema = $1"
+    )
+    before = await conn.fetchval(columns, schema)
     for statement in upgrades:
         await conn.execute(statement.format(schema=schema))
-    if await conn.fetchval(count, schema) != before:
+    if await conn.fetchval(columns, schema) != before:
         await point_views(conn, model, schema)
 
 

@@ -236,9 +236,9 @@ async def experts(
     country: str | None,
     recorded_at: datetime | None = None,
 ) -> list[dict[str, Any]]:
-    """Experts certified on a day, by role and country; another day than today, or
-    ``recorded_at``: from every period of each certification (as recorded at that moment),
-    the latest period in force on the day."""
+    """Experts certified on a day, by role and country (no names: ``projections.names``);
+    another day than today, or ``recorded_at``: from every period of each certification (as
+    recorded at that moment), the latest period in force on the day."""
     args: list[Any] = [on]
     where = [
         "c.valid_from <= $1 AND $1 <= c.valid_until AND (c.revoked_on IS NULL OR $1 < c.revoked_on)"
@@ -265,9 +265,10 @@ async def experts(
             " AND (revoked_on IS NULL OR $1 < revoked_on) ORDER BY person_id, role, seq DESC)"
         )
     rows = await conn.fetch(
-        "SELECT p.person_id, p.name, p.country, c.role, c.valid_from, c.valid_until"
+        "SELECT p.person_id, p.country, c.role, c.valid_from, c.valid_until,"
+        " p.erased_on IS NOT NULL AS erased"
         f" FROM {source} c JOIN {V}.experts_people p USING (person_id)"
-        f" WHERE {' AND '.join(where)} ORDER BY c.role, p.country, p.name",
+        f" WHERE {' AND '.join(where)} ORDER BY c.role, p.country, p.person_id",
         *args,
     )
     return [dict(r) for r in rows]

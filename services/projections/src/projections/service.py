@@ -29,6 +29,7 @@ from projections.current import CurrentPublisher
 from projections.headers import PublicHeaders
 from projections.layouts import rebuild_stale, stale
 from projections.live import LiveProjections
+from projections.names import Names
 from projections.offsets import Offsets, Recent, align_group, lag
 from projections.read_models.all import READ_MODELS
 from projections.settings import ProjectionSettings
@@ -80,6 +81,7 @@ class ProjectionsRuntime:
         self._lags: Recent[dict[str, int]] = Recent(self.settings.lag_cache_seconds)
         self._kafka_probe: KafkaProbe | None = None
         self.webhooks = Webhooks()
+        self.names = Names(self.settings.training_certification_url)
 
     @property
     def pool(self) -> Pool:
@@ -105,6 +107,7 @@ class ProjectionsRuntime:
             server_settings={"statement_timeout": str(int(s.query_timeout_seconds * 1000))},
         )
         self._stack.push_async_callback(self._reads.close)
+        self._stack.push_async_callback(self.names.close)
         for model in READ_MODELS.values():
             await ensure_generation(self._pool, model)
         listener = await self._pool.acquire()

@@ -34,6 +34,9 @@ class ProjectionSettings(ServiceSettings):
     """``Cache-Control: public, max-age`` of public GETs (pages, API, exports)."""
     session_timeout_seconds: float = 10.0
     """The faust consumer's Kafka session: how soon a killed instance's partitions move."""
+    training_certification_url: str = ""
+    """Where the expert list asks for people's names (``GET /names``); empty: names are
+    not shown. Names are never kept in a read model (docs/erasure.md)."""
     group_instance_id: str = ""
     """Kafka static group membership (``CLR_GROUP_INSTANCE_ID``), unique per instance;
     empty: dynamic membership."""

@@ -207,9 +207,11 @@ async def experts(
     role: Annotated[Role | None, Blank] = None,
     country: Annotated[Country | None, Blank] = None,
 ) -> HTMLResponse:
-    async with runtime_of(request).reads.acquire() as conn:
+    runtime = runtime_of(request)
+    async with runtime.reads.acquire() as conn:
         people = await queries.experts(conn, date.today(), role or None, country or None)
         everyone = await queries.experts(conn, date.today(), None, None)
+    await runtime.names.fill(people)
     lang = language(request).lang
     codes = {p["country"] for p in everyone if p["country"]} | ({country} if country else set())
     countries = sorted(((c, i18n.country_name(c, lang)) for c in codes), key=lambda c: c[1])

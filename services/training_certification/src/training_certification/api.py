@@ -11,10 +11,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
+from clr_events import personal
 from clr_events.application.uow import read_existing
-from clr_events.service.auth import Role
+from clr_events.service.auth import Actor, Role, require
 from clr_events.service.commands import CommandContext, command
-from clr_events.service.inputs import Day, Id, Offset, RecordedAt
+from clr_events.service.inputs import Day, Id, Offset, Position, RecordedAt
 from training_certification import application as app
 from training_certification.application import (
     EVENT_TYPES,
@@ -25,6 +26,7 @@ from training_certification.application import (
     Complete,
     CourseStep,
     Enrol,
+    ErasePerson,
     RegisterCourse,
     RegisterPerson,
     RenewCertification,
@@ -36,6 +38,9 @@ from training_certification.domain import model
 from training_certification.domain.policy import CertificationPolicy, ExpertRole
 
 Admin = Annotated[CommandContext, Depends(command(Role.TRAINING_ADMIN))]
+RegistryAdmin = Annotated[CommandContext, Depends(command(Role.REGISTRY_ADMIN))]
+Auditor = Annotated[Actor, Depends(require(Role.AUDITOR))]
+SCHEMA = "training_certification"
 
 router = APIRouter()
 
@@ -104,17 +109,50 @@ async def revoke(person_id: Id, body: Revoke, ctx: Admin) -> JSONResponse:
     return await ctx.run(lambda uow: app.revoke(cmd, uow))
 
 
+@router.post(
+    "/people/{person_id}/erasure",
+    status_code=201,
+    tags=["people"],
+    responses={200: {"description": "Erased before: nothing recorded."}},
+)
+async def erase(person_id: Id, ctx: RegistryAdmin) -> JSONResponse:
+    """Erase a person's personal data (GDPR art. 17): their key is destroyed, so their
+    name, sealed under it wherever it was copied, can no longer be read; the erasure is
+    itself recorded (``PersonalDataErased``). A repeat records nothing (200)."""
+    return await ctx.run(lambda uow: app.erase_person(ErasePerson(person_id=person_id), uow))
+
+
 # ---------------------------------------------------------------------- reads
+async def names_of(request: Request, stored: dict[str, str | None]) -> dict[str, str | None]:
+    """Sealed names by person id, opened with their keys (None: erased, or none)."""
+    keys = await personal.keys(
+        request.app.state.runtime.pool, SCHEMA, [app.data_subject(p) for p in stored]
+    )
+    return {
+        person_id: _opened(keys.get(app.data_subject(person_id)), person_id, name)
+        for person_id, name in stored.items()
+    }
+
+
+def _opened(key: bytes | None, person_id: str, name: str | None) -> str | None:
+    if name is None or not personal.is_sealed(name):
+        return name  # recorded before names were sealed
+    return personal.open_or_none(key, app.data_subject(person_id), name)
+
+
 @router.get("/people/{person_id}", tags=["people"])
 async def get_person(person_id: Id, request: Request) -> dict[str, Any]:
-    """A person's certificates and certifications (public)."""
+    """A person's certificates and certifications (public); the name is opened here, and
+    is null once the person's data was erased."""
     events = await read_existing(
         request.app.state.runtime.store, EVENT_TYPES, model.person_stream(person_id), "person"
     )
     person = model.Person.replay(events)
+    names = await names_of(request, {person_id: person.registered.name})
     return {
         "person_id": person_id,
-        "name": person.registered.name,
+        "name": None if person.erased_on else names[person_id],
+        "erased_on": person.erased_on,
         "country": person.registered.country,
         "affiliation_org_ids": list(person.affiliations),
         "certificates": person.certificates,
@@ -145,32 +183,64 @@ async def list_experts(
     (each period of a role, not only its latest)."""
     day = on or date.today()
     if recorded_at is not None or day != date.today():
-        items = await _experts_from_history(
+        history = await _experts_from_history(
             request, day, recorded_at, role.value if role else None, country
         )
-        body: dict[str, Any] = {
-            "on": day,
-            "items": items[offset : offset + limit],
-            "limit": limit,
-            "offset": offset,
-        }
-        if recorded_at is not None:
-            body["recorded_at"] = recorded_at
-        return body
+        rows = history[offset : offset + limit]
+    else:
+        found = await request.app.state.runtime.pool.fetch(
+            "SELECT p.person_id, p.name, p.country, c.role, c.valid_from, c.valid_until"
+            " FROM training_certification.certifications c"
+            " JOIN training_certification.people p USING (person_id)"
+            " WHERE ($1::text IS NULL OR c.role = $1)"
+            " AND ($2::text IS NULL OR p.country = $2) AND c.valid_from <= $3"
+            " AND c.valid_until >= $3 AND (c.revoked_on IS NULL OR c.revoked_on > $3)"
+            " ORDER BY p.person_id, c.role LIMIT $4 OFFSET $5",
+            role.value if role else None,
+            country,
+            day,
+            limit,
+            offset,
+        )
+        rows = [dict(row) for row in found]
+    names = await names_of(request, {r["person_id"]: r["name"] for r in rows})
+    for row in rows:
+        row["name"] = names[row["person_id"]]
+    body: dict[str, Any] = {"on": day, "items": rows, "limit": limit, "offset": offset}
+    if recorded_at is not None:
+        body["recorded_at"] = recorded_at
+    return body
+
+
+@router.get("/names", tags=["people"])
+async def list_names(
+    request: Request,
+    person_id: Annotated[list[Id], Query(min_length=1, max_length=1000)],
+) -> dict[str, Any]:
+    """People's names, opened here for the readers that show them (the public page): null
+    for an erased person. Names are never published on a topic; ask here, do not keep."""
     rows = await request.app.state.runtime.pool.fetch(
-        "SELECT p.person_id, p.name, p.country, c.role, c.valid_from, c.valid_until"
-        " FROM training_certification.certifications c JOIN training_certification.people p"
-        " USING (person_id) WHERE ($1::text IS NULL OR c.role = $1)"
-        " AND ($2::text IS NULL OR p.country = $2) AND c.valid_from <= $3"
-        " AND c.valid_until >= $3 AND (c.revoked_on IS NULL OR c.revoked_on > $3)"
-        " ORDER BY p.person_id, c.role LIMIT $4 OFFSET $5",
-        role.value if role else None,
-        country,
-        day,
-        limit,
-        offset,
+        f"SELECT person_id, name FROM {SCHEMA}.people WHERE person_id = ANY($1::text[])",
+        person_id,
     )
-    return {"on": day, "items": [dict(row) for row in rows], "limit": limit, "offset": offset}
+    names = await names_of(request, {r["person_id"]: r["name"] for r in rows})
+    return {"items": [{"person_id": p, "name": n} for p, n in sorted(names.items())]}
+
+
+@router.get("/verification", tags=["audit"])
+async def verify(
+    request: Request, _actor: Auditor, first: Position = 1, last: Position | None = None
+) -> dict[str, Any]:
+    """Re-hash the store over a range of positions: every alteration is named (an erasure
+    leaves the chain whole: it hashed the sealed text)."""
+    report = await request.app.state.runtime.store.verify(first, last)
+    return {
+        "ok": report.ok,
+        "first_position": report.first_position,
+        "last_position": report.last_position,
+        "checked": report.checked,
+        "problems": list(report.problems),
+    }
 
 
 CERTIFICATION_EVENTS = {
@@ -186,7 +256,8 @@ CERTIFICATION_EVENTS = {
 async def _experts_from_history(
     request: Request, day: date, recorded_at: datetime | None, role: str | None, country: str | None
 ) -> list[dict[str, Any]]:
-    """The experts in force on ``day`` by the certification events recorded by then."""
+    """The experts in force on ``day`` by the certification events recorded by then (names
+    as stored: sealed, opened by the caller)."""
     pool = request.app.state.runtime.pool
     rows = await pool.fetch(
         "SELECT type, data::text AS data FROM training_certification.event_store"

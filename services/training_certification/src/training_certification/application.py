@@ -7,13 +7,20 @@ the query rows (``people``, ``certifications``) in step with the person's events
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 
 from pydantic import BaseModel, Field
 
+from clr_events import personal
 from clr_events.application.uow import DomainEvents, Result, Streams, UnitOfWork, new_id
 from clr_events.service.inputs import Code, Day, Happened, Id, Many, Name, Text
 from training_certification.domain import model
-from training_certification.domain.events import EVENTS, CourseRegistered, TrainingEvent
+from training_certification.domain.events import (
+    EVENTS,
+    CourseRegistered,
+    PersonRegistered,
+    TrainingEvent,
+)
 from training_certification.domain.policy import CertificationPolicy, ExpertRole
 
 EVENT_TYPES: DomainEvents[TrainingEvent] = DomainEvents(*EVENTS)
@@ -90,7 +97,16 @@ class RevokeCertification(BaseModel):
     revocation: Revoke
 
 
+class ErasePerson(BaseModel):
+    person_id: Id
+
+
 # ------------------------------------------------------------------ helpers
+def data_subject(person_id: str) -> str:
+    """The data subject a person's key belongs to."""
+    return f"person:{person_id}"
+
+
 async def _course(s: Streams[TrainingEvent], course_id: str) -> CourseRegistered:
     events = await s.load_existing(model.course_stream(course_id), "course")
     first = events[0]
@@ -122,7 +138,7 @@ async def _index(uow: UnitOfWork, person: model.Person) -> None:
         "people",
         {"person_id": person.person_id},
         {
-            "name": person.registered.name,
+            "name": None if person.erased_on else person.registered.name,
             "country": person.registered.country,
             "affiliations": list(person.affiliations),
         },
@@ -159,6 +175,14 @@ async def register_person(cmd: RegisterPerson, uow: UnitOfWork) -> Result:
         country=cmd.country,
         affiliation_org_ids=cmd.affiliation_org_ids,
     )
+    subject = data_subject(person_id)
+    key = await personal.key_for(uow.rows, subject)
+    events = [
+        e.model_copy(update={"name": personal.seal(key, subject, e.name)})
+        if isinstance(e, PersonRegistered)
+        else e
+        for e in events
+    ]
     streams(uow).append(model.person_stream(person_id), 0, events)
     await _index(uow, model.Person.replay(events))
     return Result(201, {"person_id": person_id})
@@ -219,5 +243,16 @@ async def revoke(cmd: RevokeCertification, uow: UnitOfWork) -> Result:
 
     async def decide(person: model.Person, _s: Streams[TrainingEvent]) -> list[TrainingEvent]:
         return model.revoke(person, r.role, on=r.on, reason=r.reason)
+
+    return await _on_person(uow, cmd.person_id, decide)
+
+
+async def erase_person(cmd: ErasePerson, uow: UnitOfWork) -> Result:
+    """Erase a person's personal data: their key goes, and with it every copy of what was
+    sealed under it; the erasure itself is an event (once: a repeat records nothing)."""
+
+    async def decide(person: model.Person, _s: Streams[TrainingEvent]) -> list[TrainingEvent]:
+        await personal.erase(uow.rows, data_subject(person.person_id), datetime.now(UTC))
+        return model.erase(person, datetime.now(UTC).date())
 
     return await _on_person(uow, cmd.person_id, decide)

@@ -27,8 +27,10 @@ TRANSLATE = contract_translator(
         "ExpertCertified": public.ExpertCertified,
         "CertificationRenewed": public.CertificationRenewed,
         "CertificationRevoked": public.CertificationRevoked,
+        "PersonalDataErased": public.PersonalDataErased,
     },
 )
+"""Published without personal data: ``PersonRegistered`` (v2) carries no name."""
 
 
 class CertificationSettings(BaseSettings):

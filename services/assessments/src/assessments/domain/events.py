@@ -20,6 +20,21 @@ class AssessmentEvent(BaseModel):
     org_id: str
 
 
+class ReliedCertification(BaseModel):
+    """The certification an expert was checked against when an assessment was recorded."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    expert_id: str
+    role: str
+    valid_from: date
+    valid_until: date
+    certification_id: str | None = None
+    """The training_certification event that created the certification (its event id)."""
+    as_of_position: int | None = None
+    """The training_certification position of the last event of it this service knew."""
+
+
 class Conducted(AssessmentEvent):
     """What every recorded assessment says."""
 
@@ -30,6 +45,8 @@ class Conducted(AssessmentEvent):
     expert_ids: tuple[str, ...]
     criteria_version: str
     rules_version: str
+    certifications: tuple[ReliedCertification, ...] | None = None
+    """The certification relied on for each expert (R9); None: recorded before kept."""
 
 
 class IndicatorResult(BaseModel):
@@ -89,6 +106,9 @@ class AssessmentApproved(AssessmentEvent):
     improvement_areas_validated: tuple[bool, ...] | None = None
     baseline_met: bool | None = None
     follows_benchmarking_on: date | None = None
+    approved_by: str | None = None
+    """The person who approved: the subject of the approval command's bearer token."""
+    certifications: tuple[ReliedCertification, ...] | None = None
 
 
 EVENTS: tuple[type[AssessmentEvent], ...] = (

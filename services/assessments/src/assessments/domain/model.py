@@ -17,6 +17,7 @@ from assessments.domain.events import (
     Conducted,
     GoldAssessmentConducted,
     IndicatorResult,
+    ReliedCertification,
     SilverAuditConducted,
 )
 from assessments.domain.policy import AssessmentRules, CriteriaVersion, Kind
@@ -58,6 +59,10 @@ class Certification:
     valid_from: date
     valid_until: date
     revoked_on: date | None = None
+    certification_id: str | None = None
+    """The training_certification event that created it (its event id)."""
+    as_of_position: int | None = None
+    """The training_certification position of the last event of it learned here."""
 
     def valid_on(self, day: date) -> bool:
         """In force on ``day``."""
@@ -138,6 +143,26 @@ def _criteria(
     return in_force
 
 
+def relied_on(subject: Subject, kind: Kind) -> tuple[ReliedCertification, ...]:
+    """The certification each expert was checked against (R9), in the experts' order."""
+    relied = []
+    for expert_id in subject.expert_ids:
+        expert = subject.experts.get(expert_id)
+        cert = expert.certifications.get(kind.expert_role) if expert else None
+        if cert is not None:
+            relied.append(
+                ReliedCertification(
+                    expert_id=expert_id,
+                    role=kind.expert_role,
+                    valid_from=cert.valid_from,
+                    valid_until=cert.valid_until,
+                    certification_id=cert.certification_id,
+                    as_of_position=cert.as_of_position,
+                )
+            )
+    return tuple(relied)
+
+
 def _common(
     kind: Kind,
     assessment_id: str,
@@ -157,6 +182,7 @@ def _common(
         "expert_ids": subject.expert_ids,
         "criteria_version": criteria.name,
         "rules_version": rules.version,
+        "certifications": relied_on(subject, kind),
     }
 
 
@@ -457,8 +483,12 @@ def approve(
     approved_on: date,
     approver: str,
     org: OrgFacts | None,
+    approved_by: str | None = None,
 ) -> list[AssessmentEvent]:
     """The approving body approves a recorded assessment, once.
+
+    ``approver`` is the approving body as the request names it; ``approved_by`` the person
+    who approved (the command's actor).
 
     Raises:
         ConflictError: it is already approved.
@@ -501,6 +531,8 @@ def approve(
                 **conducted.model_dump(include=SHARED_WITH_APPROVAL),
                 "approved_on": approved_on,
                 "approver": approver.strip(),
+                "approved_by": approved_by,
+                "certifications": conducted.certifications,
                 "profile_validated_on": org.validated_on if org else None,
                 **outcome,
             }

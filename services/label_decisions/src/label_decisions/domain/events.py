@@ -17,6 +17,21 @@ class LabelEvent(BaseModel):
     level: str
 
 
+class ReliedCertification(BaseModel):
+    """An expert's certification the assessment relied on (R9), as the assessments
+    service knew it: the training_certification event that created it and the position of
+    the last event of it seen."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    expert_id: str
+    role: str
+    valid_from: date
+    valid_until: date
+    certification_id: str | None = None
+    as_of_position: int | None = None
+
+
 class LabelAwarded(LabelEvent):
     """A first label of a level was awarded on an approved assessment."""
 
@@ -37,6 +52,10 @@ class LabelAwarded(LabelEvent):
     """The inputs decided on: the approved assessment as the decision received it
     (``assessments.ApprovedForDecision``; restricted, never published), so the decision
     can be re-decided (None: decided before decisions recorded them)."""
+    approved_by: str | None = None
+    """The person who approved the assessment (the approval command's token subject)."""
+    certifications: tuple[ReliedCertification, ...] | None = None
+    """The certification relied on for each expert (None: not carried by the approval)."""
 
 
 class LabelRenewed(LabelEvent):
@@ -60,6 +79,10 @@ class LabelRenewed(LabelEvent):
     """The inputs decided on: the approved assessment as the decision received it
     (``assessments.ApprovedForDecision``; restricted, never published), so the decision
     can be re-decided (None: decided before decisions recorded them)."""
+    approved_by: str | None = None
+    """The person who approved the assessment (the approval command's token subject)."""
+    certifications: tuple[ReliedCertification, ...] | None = None
+    """The certification relied on for each expert (None: not carried by the approval)."""
 
 
 class LabelExpired(LabelEvent):
@@ -67,6 +90,8 @@ class LabelExpired(LabelEvent):
 
     valid_until: date
     expired_on: date
+    policy_version: str | None = None
+    """The decision policy in force when recorded (None: recorded before it was kept)."""
 
 
 class LabelWithdrawn(LabelEvent):
@@ -75,6 +100,8 @@ class LabelWithdrawn(LabelEvent):
     reason: str
     withdrawn_on: date
     withdrawn_by: str
+    policy_version: str | None = None
+    """The decision policy in force when recorded (None: recorded before it was kept)."""
 
 
 class LabelRecordCorrected(LabelEvent):
@@ -87,6 +114,8 @@ class LabelRecordCorrected(LabelEvent):
     recorded before decisions carried it)."""
     reason: str
     corrected_by: str
+    policy_version: str | None = None
+    """The decision policy in force when recorded (None: recorded before it was kept)."""
 
 
 class Refusal(BaseModel):
@@ -115,6 +144,10 @@ class LabelRefused(LabelEvent):
     """The inputs decided on: the approved assessment as the decision received it
     (``assessments.ApprovedForDecision``; restricted, never published), so the decision
     can be re-decided (None: decided before decisions recorded them)."""
+    approved_by: str | None = None
+    """The person who approved the assessment (the approval command's token subject)."""
+    certifications: tuple[ReliedCertification, ...] | None = None
+    """The certification relied on for each expert (None: not carried by the approval)."""
 
 
 EVENTS: tuple[type[LabelEvent], ...] = (

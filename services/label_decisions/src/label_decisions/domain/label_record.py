@@ -23,6 +23,7 @@ from label_decisions.domain.events import (
     LabelRenewed,
     LabelWithdrawn,
     Refusal,
+    ReliedCertification,
 )
 from label_decisions.domain.policy import (
     DecisionPolicy,
@@ -61,6 +62,10 @@ class ApprovedAssessment:
     approved_on: date
     expert_ids: tuple[str, ...]
     outcome: Outcome = field(default_factory=Outcome)
+    approved_by: str | None = None
+    """The person who approved (None: an approval recorded before it was carried)."""
+    certifications: tuple[ReliedCertification, ...] | None = None
+    """The certification relied on for each expert (None: not carried)."""
 
 
 def check_outcome(
@@ -207,10 +212,12 @@ class LabelRecord:
                 policy_version=policy.version,
                 policy_fingerprint=policy.fingerprint,
                 decided_by=decided_by,
+                approved_by=assessment.approved_by,
+                certifications=assessment.certifications,
             )
         ]
 
-    def expire(self, today: date) -> list[LabelEvent]:
+    def expire(self, today: date, policy: DecisionPolicy | None = None) -> list[LabelEvent]:
         """Record the expiry once ``valid_until`` has passed; [] otherwise (idempotent)."""
         if (
             self.valid_until is None
@@ -225,10 +232,13 @@ class LabelRecord:
                 level=self.level.value,
                 valid_until=self.valid_until,
                 expired_on=self.valid_until + timedelta(days=1),
+                policy_version=policy.version if policy else None,
             )
         ]
 
-    def withdraw(self, *, reason: str, by: str, on: date) -> list[LabelEvent]:
+    def withdraw(
+        self, *, reason: str, by: str, on: date, policy: DecisionPolicy | None = None
+    ) -> list[LabelEvent]:
         """The board withdraws a current label, with a reason.
 
         Raises:
@@ -247,6 +257,7 @@ class LabelRecord:
                 reason=reason.strip(),
                 withdrawn_on=on,
                 withdrawn_by=by,
+                policy_version=policy.version if policy else None,
             )
         ]
 
@@ -276,6 +287,7 @@ class LabelRecord:
                 renewal_deadline=renewal_deadline(policy, self.level, valid_until),
                 reason=reason.strip(),
                 corrected_by=by,
+                policy_version=policy.version,
             )
         ]
 
@@ -360,6 +372,8 @@ class LabelRecord:
             "policy_version": policy.version,
             "policy_fingerprint": policy.fingerprint,
             "decided_by": decided_by,
+            "approved_by": assessment.approved_by,
+            "certifications": assessment.certifications,
         }
 
     def _renewed(

@@ -1,6 +1,8 @@
 """The expert register: certified experts by role and country, with their validity.
 
-Fed by ``training_certification.events``. A certification is shown while it is valid
+Fed by ``training_certification.events``. No names: personal data is not published, and
+the expert list asks for names per response (``projections.names``); an erasure is kept
+(``erased_on``) so the list can say so. A certification is shown while it is valid
 (``valid_from`` to ``valid_until``) and not revoked; the register holds the dates, so
 "certified on a day" is a query, not a stored status. ``certifications`` holds each role's
 current certification (today's answer); ``certification_versions`` is append-only: every
@@ -46,20 +48,23 @@ class ExpertRegister:
     and the service rebuilds the read model before writing to it (``projections.layouts``)."""
     topics: tuple[str, ...] = ("training_certification.events",)
     tables: dict[str, str] = {
-        "people": "person_id text PRIMARY KEY, name text NOT NULL, country text NOT NULL",
+        "people": "person_id text PRIMARY KEY, country text NOT NULL, erased_on date",
         "certifications": "person_id text NOT NULL, role text NOT NULL,"
         " valid_from date NOT NULL, valid_until date NOT NULL, revoked_on date,"
         " certified_by text, PRIMARY KEY (person_id, role)",
         "certification_versions": VERSIONS,
     }
     upgrades: tuple[str, ...] = (
+        "ALTER TABLE {schema}.people DROP COLUMN IF EXISTS name CASCADE",
+        "ALTER TABLE {schema}.people ADD COLUMN IF NOT EXISTS erased_on date",
         "CREATE TABLE IF NOT EXISTS {schema}.certification_versions (" + VERSIONS + ")",
         "INSERT INTO {schema}.certification_versions SELECT person_id, role, 1, 0, '-infinity',"
         " valid_from, valid_until, revoked_on FROM {schema}.certifications"
         " WHERE NOT EXISTS (SELECT FROM {schema}.certification_versions)",
     )
-    """A generation made before the versions were kept gets the table, with one version of
-    each certification as it stands (position 0, recorded at ``-infinity``): a past day
+    """A generation made when names were published in plain text loses them (and gets
+    ``erased_on``). One made before the versions were kept gets the table, with one version
+    of each certification as it stands (position 0, recorded at ``-infinity``): a past day
     reads as before until the generation is rebuilt, which records every period."""
     partitioned: bool = True  # people and certifications by person: the key of every event
     indexes: tuple[str, ...] = ("CREATE INDEX ON {schema}.certifications (role, valid_until)",)
@@ -73,11 +78,16 @@ class ExpertRegister:
             c = event.contract
             if isinstance(c, tc.PersonRegistered):
                 await conn.execute(
-                    "INSERT INTO people VALUES ($1, $2, $3) ON CONFLICT (person_id)"
-                    " DO UPDATE SET name = excluded.name, country = excluded.country",
+                    "INSERT INTO people (person_id, country) VALUES ($1, $2)"
+                    " ON CONFLICT (person_id) DO UPDATE SET country = excluded.country",
                     c.person_id,
-                    c.name,
                     c.country,
+                )
+            elif isinstance(c, tc.PersonalDataErased):
+                await conn.execute(
+                    "UPDATE people SET erased_on = $2 WHERE person_id = $1",
+                    c.person_id,
+                    c.erased_on,
                 )
             if type(c) in _PERIODS:
                 await _version(conn, event)

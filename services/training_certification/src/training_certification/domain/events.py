@@ -24,7 +24,11 @@ class CourseRegistered(TrainingEvent):
 
 
 class PersonRegistered(TrainingEvent):
-    """A person (expert, trainer) with the organisations they work for."""
+    """A person (expert, trainer) with the organisations they work for.
+
+    ``name`` is stored sealed under the person's key (``clr_events.personal``): erasing
+    the key leaves it unreadable. Events recorded before names were sealed hold it plain.
+    """
 
     person_id: str
     name: str
@@ -85,6 +89,15 @@ class CertificationRevoked(TrainingEvent):
     reason: str
 
 
+class PersonalDataErased(TrainingEvent):
+    """The person's key was erased: their sealed personal data can no longer be read."""
+
+    person_id: str
+    erased_on: date
+    fields: tuple[str, ...]
+    """What became unreadable (``name``)."""
+
+
 EVENTS: tuple[type[TrainingEvent], ...] = (
     CourseRegistered,
     PersonRegistered,
@@ -94,4 +107,5 @@ EVENTS: tuple[type[TrainingEvent], ...] = (
     ExpertCertified,
     CertificationRenewed,
     CertificationRevoked,
+    PersonalDataErased,
 )

@@ -22,6 +22,7 @@ from training_certification.domain.events import (
     CourseRegistered,
     Enrolled,
     ExpertCertified,
+    PersonalDataErased,
     PersonRegistered,
     TrainingEvent,
 )
@@ -113,6 +114,7 @@ class Person:
     certificates: dict[str, date] = field(default_factory=dict)
     completed_courses: set[str] = field(default_factory=set)
     certifications: dict[str, Certification] = field(default_factory=dict)
+    erased_on: date | None = None
     version: int = 1
 
     @classmethod
@@ -146,6 +148,8 @@ class Person:
                 self.certifications[event.role].valid_until = event.valid_until
             case CertificationRevoked():
                 self.certifications[event.role].revoked_on = event.revoked_on
+            case PersonalDataErased():
+                self.erased_on = event.erased_on
         self.version += 1
 
     @property
@@ -172,6 +176,17 @@ def register_person(
             affiliation_org_ids=tuple(dict.fromkeys(affiliation_org_ids)),
         )
     ]
+
+
+PERSONAL_FIELDS = ("name",)
+"""What of a person is personal data, sealed under their key."""
+
+
+def erase(person: Person, on: date) -> list[TrainingEvent]:
+    """Record the erasure of a person's personal data ([] if it was erased before)."""
+    if person.erased_on is not None:
+        return []
+    return [PersonalDataErased(person_id=person.person_id, erased_on=on, fields=PERSONAL_FIELDS)]
 
 
 def change_affiliations(person: Person, org_ids: list[str], on: date) -> list[TrainingEvent]:
