@@ -20,9 +20,8 @@ from clr_events.rules import NotFoundError
 from clr_events.service.auth import Actor, Role, require
 from clr_events.service.commands import CommandContext, command
 from clr_events.service.inputs import Code, Day, Happened, Id, Position, RecordedAt
-from clr_events.service.problems import INVALID_REQUEST, ProblemError
 from clr_events.service.runtime import Runtime
-from clr_events.store import VerificationRangeError
+from clr_events.service.verification import verification
 from label_decisions import application as app
 from label_decisions import decisions
 from label_decisions.application import Correction, CorrectLabel, Withdrawal, WithdrawLabel
@@ -205,20 +204,4 @@ async def verify(
     """Re-hash the decision history over a range of positions (by default every stored
     row, the head or not): every alteration is named. A range past the end, or with
     ``first`` after ``last``, is a 422 problem."""
-    try:
-        report = await runtime_of(request).store.verify(first, last)
-    except VerificationRangeError as error:
-        raise ProblemError(
-            422,
-            "Range out of bounds",
-            str(error),
-            type_=INVALID_REQUEST,
-            errors=[{"pointer": "/query/last" if last else "/query/first", "message": str(error)}],
-        ) from error
-    return {
-        "ok": report.ok,
-        "first_position": report.first_position,
-        "last_position": report.last_position,
-        "checked": report.checked,
-        "problems": list(report.problems),
-    }
+    return await verification(runtime_of(request).store, first, last)

@@ -16,6 +16,7 @@ from clr_events.application.uow import read_existing
 from clr_events.service.auth import Actor, Role, require
 from clr_events.service.commands import CommandContext, command
 from clr_events.service.inputs import Day, Id, Offset, Position, RecordedAt
+from clr_events.service.verification import verification
 from training_certification import application as app
 from training_certification.application import (
     EVENT_TYPES,
@@ -231,16 +232,10 @@ async def list_names(
 async def verify(
     request: Request, _actor: Auditor, first: Position = 1, last: Position | None = None
 ) -> dict[str, Any]:
-    """Re-hash the store over a range of positions: every alteration is named (an erasure
-    leaves the chain whole: it hashed the sealed text)."""
-    report = await request.app.state.runtime.store.verify(first, last)
-    return {
-        "ok": report.ok,
-        "first_position": report.first_position,
-        "last_position": report.last_position,
-        "checked": report.checked,
-        "problems": list(report.problems),
-    }
+    """Re-hash the store over a range of positions (by default every stored row): every
+    alteration is named (an erasure leaves the chain whole: it hashed the sealed text). A
+    range past the end, or with ``first`` after ``last``, is a 422 problem."""
+    return await verification(request.app.state.runtime.store, first, last)
 
 
 CERTIFICATION_EVENTS = {
