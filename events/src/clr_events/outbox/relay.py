@@ -9,9 +9,11 @@ subscribers can check the chain is whole, and its number among the events publis
 its subject (``publicversion``: 1, 2, 3, ... without gaps, where the store's stream version
 also counts private events). The count per subject is recorded with the checkpoint, in one
 transaction, so it is a function of the store alone: after a crash the relay resumes from
-the recorded position, and events published but not yet recorded go out again with the
-same event id, ``prevposition`` and ``publicversion``, which makes the repeat harmless. It
-wakes on new commits (LISTEN/NOTIFY); the store decides.
+the recorded position, and before its first send reads the last record of each partition
+of its topic (``kafka.tail``), leaving out the events a relay killed between the broker's
+acknowledgement and the checkpoint already sent there; the others go out with the same
+event id, ``prevposition`` and ``publicversion``. It wakes on new commits (LISTEN/NOTIFY;
+the store decides) and lingers a moment, so a steady stream goes a few events at a time.
 
     python -m clr_events.outbox.relay --schema assessments --topic assessments.events \\
         --translator assessments.adapters.translation:to_public

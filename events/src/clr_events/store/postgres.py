@@ -195,14 +195,7 @@ class PostgresEventStore:
                 the caller's transaction, roll it back).
             ValueError: no appends, or a stream named twice.
         """
-        check_append_all(appends)
-        now = datetime.now(UTC)
-        batch = [
-            _Append(
-                a.stream_id, a.expected_version, [encode(a.stream_id, e, now) for e in a.events]
-            )
-            for a in appends
-        ]
+        batch = _batch(appends)
         if conn is None:
             async with self._pool.acquire() as own, own.transaction():
                 outcomes = await self._write(own, batch)
@@ -224,14 +217,7 @@ class PostgresEventStore:
         Raises:
             ValueError: no appends, or a stream named twice.
         """
-        check_append_all(appends)
-        now = datetime.now(UTC)
-        batch = [
-            _Append(
-                a.stream_id, a.expected_version, [encode(a.stream_id, e, now) for e in a.events]
-            )
-            for a in appends
-        ]
+        batch = _batch(appends)
         outcomes: list[AppendResult | ConcurrencyError] = []
         for request, outcome in zip(batch, await self._write(conn, batch), strict=True):
             try:
@@ -379,14 +365,7 @@ class PostgresEventStore:
         Raises:
             ValueError: no appends, or a stream named twice.
         """
-        check_append_all(appends)
-        now = datetime.now(UTC)
-        batch = [
-            _Append(
-                a.stream_id, a.expected_version, [encode(a.stream_id, e, now) for e in a.events]
-            )
-            for a in appends
-        ]
+        batch = _batch(appends)
         params = ", ".join(f"${first + i}" for i in range(_APPEND_PARAMETERS))
         return AppendStatement(
             f"SELECT positions, versions FROM {self._schema}.event_store_append_or_fail({params})",
@@ -577,6 +556,20 @@ def _lost(conn: PoolConnectionProxy[asyncpg.Record]) -> bool:
 
 _APPEND_PARAMETERS = 10
 """The append function's parameters (``_arguments``)."""
+
+
+def _batch(appends: Sequence[StreamAppend]) -> list[_Append]:
+    """Several streams' appends, checked and encoded with one recording time.
+
+    Raises:
+        ValueError: no appends, or a stream named twice.
+    """
+    check_append_all(appends)
+    now = datetime.now(UTC)
+    return [
+        _Append(a.stream_id, a.expected_version, [encode(a.stream_id, e, now) for e in a.events])
+        for a in appends
+    ]
 
 
 def _arguments(batch: list[_Append]) -> list[list[Any]]:
