@@ -69,7 +69,15 @@ async def _history(system: System) -> list[str]:
         BOARD,
     )
     assert withdrawn.status_code == 201, withdrawn.text
+    # the last event on Kafka: the relay publishes in store order, so all before it are too
+    key = f"{orgs[1]}:bronze".encode()
+    await system.records(
+        LABELS, lambda r: r.key == key and dict(r.headers).get("ce_type") == WITHDRAWN
+    )
     return orgs
+
+
+WITHDRAWN = b"label_decisions.LabelWithdrawn.v1"
 
 
 async def labelled(system: System, orgs: list[str]) -> bool:
