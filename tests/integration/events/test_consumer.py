@@ -163,6 +163,47 @@ async def test_poison_messages_go_to_the_dead_letter_topic_and_the_next_one_is_p
     assert b"domain rule" in headers[1]["dlq_error"]
 
 
+async def test_messages_fetched_together_commit_together_and_a_bad_one_costs_a_second_pass(
+    pool: Pool, schema: str, kafka_bootstrap: str, new_topic: TopicFactory
+) -> None:
+    topic = await new_topic("consumer")
+    group = f"g{uuid.uuid4().hex[:8]}"
+    await ensure_topics(
+        ConnectionSettings(kafka_bootstrap_servers=kafka_bootstrap), [TopicSpec(f"{group}.dlq")]
+    )
+    table = f"{schema}.transactions"
+    await pool.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+    await pool.execute(f"CREATE TABLE {table} (n integer, xid bigint)")
+
+    async def handle(conn: Connection, envelope: Envelope) -> None:
+        if envelope.data.get("refuse"):
+            raise ValueError("a domain rule refuses this event")
+        await conn.execute(
+            f"INSERT INTO {table} VALUES ($1, txid_current())", envelope.data.get("n")
+        )
+
+    good = [make_envelope(n=n) for n in range(20)]
+    await produce(kafka_bootstrap, topic, [*good[:10], make_envelope(refuse=True), *good[10:]])
+    runner = ConsumerRunner(
+        pool,
+        group=group,
+        topics=[topic],
+        handler=handle,
+        kafka=ConnectionSettings(kafka_bootstrap_servers=kafka_bootstrap),
+        schema=schema,
+        max_batch=8,
+    )
+    await run_until(runner, counter(pool, table, 20))
+    await asyncio.sleep(0.5)
+    rows = await pool.fetch(f"SELECT n, xid FROM {table} ORDER BY n")
+    assert [r["n"] for r in rows] == list(range(20))  # each once: a failed batch left nothing
+    assert runner.dead_lettered == 1
+    transactions = {r["xid"] for r in rows}
+    # at most 8 to a transaction; the batch with the refusal in it went one by one
+    assert len(transactions) < 20
+    assert max(sum(r["xid"] == x for r in rows) for x in transactions) <= 8
+
+
 async def test_a_transient_failure_is_retried_and_takes_effect_once(
     pool: Pool,
     schema: str,

@@ -68,10 +68,12 @@ class Checkpoints:
         if versions:
             self.subjects = {**(self.subjects or {}), **versions}
 
-    async def versions(self, subjects: Iterable[str]) -> dict[str, int] | None:
-        if self.subjects is None:
-            return None
-        return {s: self.subjects[s] for s in subjects if s in self.subjects}
+    async def versions(self, subjects: Iterable[str]) -> dict[str, int]:
+        known = self.subjects or {}
+        return {s: known[s] for s in subjects if s in known}
+
+    async def counted(self) -> bool:
+        return self.subjects is not None
 
 
 async def settle() -> None:

@@ -1,6 +1,9 @@
-"""How a service is served: uvloop and httptools unless a setting falls back."""
+"""How a service is served: uvloop and httptools unless a setting falls back; the collector
+tuned for a server."""
 
 from __future__ import annotations
+
+import gc
 
 import pytest
 import uvicorn
@@ -9,7 +12,7 @@ from fastapi import FastAPI
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from clr_events.service.serve import server_options
+from clr_events.service.serve import collect_less, server_options
 
 
 def loaded(options: dict[str, object]) -> uvicorn.Config:
@@ -49,3 +52,16 @@ def test_host_logging_and_access_log_come_from_the_environment() -> None:
 def test_an_unknown_choice_is_refused_at_start(name: str, value: str) -> None:
     with pytest.raises(ValueError, match=name):
         server_options({name: value})
+
+
+def test_a_server_collects_young_objects_less_often_and_never_what_it_started_with() -> None:
+    before = gc.get_threshold()
+    try:
+        collect_less({})
+        assert gc.get_threshold() == (20000, *before[1:])
+        assert gc.get_freeze_count() > 0  # the modules and the app: out of every collection
+        collect_less({"CLR_GC_YOUNG": "700"})
+        assert gc.get_threshold()[0] == 700
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)

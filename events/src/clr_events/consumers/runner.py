@@ -6,6 +6,14 @@ group's checkpoint for that partition. Only after that commit is the Kafka offse
 committed, and only as a hint: on assignment the runner seeks to its own checkpoint, so a
 crash between the two commits repeats nothing.
 
+What one fetch brought from a partition goes through in transactions of up to
+``max_batch`` messages (the checkpoint once, at the last offset; one commit instead of one
+per message). A batch that fails in any way is rolled back whole and its messages go
+through again one by one, each in its own transaction, where the retries and the dead
+letters below apply: a bad message costs its batch a second pass, never a good message.
+A handler that appends to an event store runs with ``max_batch=1``, so the store's head
+lock is held for one round trip, not across a batch.
+
 Errors are classified once, by ``errors.is_transient`` (shared with the projections):
 
 - transient (connection lost, deadlock, serialization failure, timeouts, or a
@@ -25,6 +33,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
@@ -130,6 +140,7 @@ class ConsumerRunner:
         max_retries: int = 5,
         backoff_initial: float = 0.1,
         backoff_max: float = 5.0,
+        max_batch: int = 100,
     ) -> None:
         self.group = group
         self.dlq_topic = f"{group}.dlq"
@@ -141,6 +152,7 @@ class ConsumerRunner:
         self._max_retries = max_retries
         self._backoff_initial = backoff_initial
         self._backoff_max = backoff_max
+        self._max_batch = max(1, max_batch)
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
         self.processed = 0
@@ -169,8 +181,7 @@ class ConsumerRunner:
             while not stop.is_set():
                 batches = await self._consumer.getmany(timeout_ms=200, max_records=500)
                 for tp, messages in batches.items():
-                    for message in messages:
-                        await self.process(message)
+                    await self.process_all(messages)
                     self.positions[tp] = messages[-1].offset + 1
                     await self._commit_offsets({tp: messages[-1].offset + 1})
         finally:
@@ -206,6 +217,53 @@ class ConsumerRunner:
             lags[(tp.topic, tp.partition)] = max(end - self.positions.get(tp, end), 0)
         return lags
 
+    async def process_all(self, messages: list[ConsumerRecord[bytes, bytes]]) -> None:
+        """Apply one partition's messages in order, ``max_batch`` to a transaction; a batch
+        that fails goes through again one message at a time.
+
+        Raises:
+            Exception: a transient failure that outlasted the retries.
+        """
+        for start in range(0, len(messages), self._max_batch):
+            batch = messages[start : start + self._max_batch]
+            if len(batch) == 1 or not await self._apply_together(batch):
+                for message in batch:
+                    await self.process(message)
+
+    async def _apply_together(self, batch: list[ConsumerRecord[bytes, bytes]]) -> bool:
+        """The batch in one transaction; False (and nothing written) when any of it failed."""
+        try:
+            envelopes = [from_kafka(m.key, m.value, m.headers) for m in batch]
+        except Exception:  # the one-by-one pass dead-letters the message at fault
+            return False
+        last = batch[-1]
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                await self._checkpoints.save(
+                    conn, self.group, last.topic, last.partition, last.offset
+                )
+                for message, envelope in zip(batch, envelopes, strict=True):
+                    bind_correlation(envelope.correlationid or envelope.id)
+                    with self._span(message, envelope):
+                        if await self._checkpoints.first_delivery(conn, self.group, envelope):
+                            await self._handler(conn, envelope)
+        except Exception as error:
+            log.debug("a batch of %d failed (%r); one by one", len(batch), error)
+            return False
+        self.processed += len(batch)
+        self.outage.ended()
+        return True
+
+    def _span(
+        self, message: ConsumerRecord[bytes, bytes], envelope: Envelope
+    ) -> AbstractContextManager[Any]:
+        return tracing.span(
+            f"process {message.topic}",
+            parent=tracing.context_of(envelope.traceparent, envelope.tracestate),
+            kind=tracing.SpanKind.CONSUMER,
+            attributes=self._attributes(message, envelope) if tracing.enabled() else None,
+        )
+
     async def process(self, message: ConsumerRecord[bytes, bytes]) -> None:
         """Apply one message effectively once, or dead-letter it.
 
@@ -218,12 +276,7 @@ class ConsumerRunner:
             await self._dead_letter(message, error)
             return
         bind_correlation(envelope.correlationid or envelope.id)
-        with tracing.span(
-            f"process {message.topic}",
-            parent=tracing.context_of(envelope.traceparent, envelope.tracestate),
-            kind=tracing.SpanKind.CONSUMER,
-            attributes=self._attributes(message, envelope) if tracing.enabled() else None,
-        ):
+        with self._span(message, envelope):
             await self._process(message, envelope)
 
     def _attributes(

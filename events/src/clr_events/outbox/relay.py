@@ -122,10 +122,13 @@ class RelayCheckpoint(Protocol):
         transaction, the public version each subject in ``versions`` has reached."""
         ...
 
-    async def versions(self, subjects: Iterable[str]) -> dict[str, int] | None:
-        """The recorded public version of each of ``subjects`` (absent: none published);
-        None when this relay has never recorded any (a checkpoint from before they were
-        recorded, counted again from the store once)."""
+    async def versions(self, subjects: Iterable[str]) -> dict[str, int]:
+        """The recorded public version of each of ``subjects`` (absent: none published)."""
+        ...
+
+    async def counted(self) -> bool:
+        """Whether this relay has recorded any public version (not: a checkpoint from
+        before they were recorded, counted again from the store once)."""
         ...
 
 
@@ -157,39 +160,38 @@ class PostgresRelayCheckpoint:
         self, position: int, published: int, versions: Mapping[str, int] | None = None
     ) -> None:
         """Record the last position read, the last published and the subjects' public
-        versions, in one transaction."""
-        async with self._pool.acquire() as conn, conn.transaction():
-            if versions:
-                await conn.execute(
-                    f"INSERT INTO {self._subjects} SELECT $1, * FROM unnest($2::text[],"
-                    " $3::bigint[]) ON CONFLICT (relay, subject)"
-                    " DO UPDATE SET version = excluded.version",
-                    self._name,
-                    list(versions),
-                    list(versions.values()),
-                )
-            await conn.execute(
-                f"INSERT INTO {self._table} VALUES ($1, $2, now(), $3)"
-                " ON CONFLICT (relay) DO UPDATE SET position = excluded.position,"
-                " updated_at = excluded.updated_at, published = excluded.published",
-                self._name,
-                position,
-                published,
-            )
+        versions, in one statement (one round trip, one transaction)."""
+        versions = versions or {}
+        await self._pool.execute(
+            f"WITH subjects AS (INSERT INTO {self._subjects} SELECT $1, * FROM"
+            " unnest($4::text[], $5::bigint[]) ON CONFLICT (relay, subject)"
+            " DO UPDATE SET version = excluded.version)"
+            f" INSERT INTO {self._table} VALUES ($1, $2, now(), $3)"
+            " ON CONFLICT (relay) DO UPDATE SET position = excluded.position,"
+            " updated_at = excluded.updated_at, published = excluded.published",
+            self._name,
+            position,
+            published,
+            list(versions),
+            list(versions.values()),
+        )
 
-    async def versions(self, subjects: Iterable[str]) -> dict[str, int] | None:
-        """The recorded public versions of ``subjects``; None if none was ever recorded."""
+    async def versions(self, subjects: Iterable[str]) -> dict[str, int]:
+        """The recorded public versions of ``subjects`` (absent: none published)."""
         rows = await self._pool.fetch(
             f"SELECT subject, version FROM {self._subjects}"
             " WHERE relay = $1 AND subject = ANY($2::text[])",
             self._name,
             list(subjects),
         )
-        if not rows and not await self._pool.fetchval(
-            f"SELECT EXISTS (SELECT FROM {self._subjects} WHERE relay = $1)", self._name
-        ):
-            return None
         return {r["subject"]: int(r["version"]) for r in rows}
+
+    async def counted(self) -> bool:
+        """Whether this relay has recorded any public version."""
+        found: bool = await self._pool.fetchval(
+            f"SELECT EXISTS (SELECT FROM {self._subjects} WHERE relay = $1)", self._name
+        )
+        return found
 
 
 class Relay:
@@ -279,7 +281,7 @@ class Relay:
         before the first send."""
         self.position, published = await self._checkpoint.load()
         self._versions = {}
-        if published is None or (published > 0 and await self._checkpoint.versions(()) is None):
+        if published is None or (published > 0 and not await self._checkpoint.counted()):
             # a checkpoint from before these were recorded: count them in the store once
             published, versions = await self._recount(self.position)
             await self._checkpoint.save(self.position, published, versions)
@@ -413,7 +415,7 @@ class Relay:
         if len(self._versions) + len(missing) > VERSIONS_CACHED:
             self._versions.clear()
             missing = [s for s in subjects if s not in pending]
-        recorded = await self._checkpoint.versions(missing) or {}
+        recorded = await self._checkpoint.versions(missing)
         for subject in missing:
             self._versions[subject] = recorded.get(subject, 0)
 

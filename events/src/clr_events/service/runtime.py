@@ -75,11 +75,14 @@ class RelaySpec:
 
 @dataclass(frozen=True)
 class ConsumerSpec:
-    """Consume ``topics`` as ``group`` into ``handler`` (effectively once)."""
+    """Consume ``topics`` as ``group`` into ``handler`` (effectively once), up to
+    ``max_batch`` messages to a transaction (1 for a handler that appends to an event store:
+    the head lock is then held one round trip)."""
 
     group: str
     topics: list[str]
     handler: Handler
+    max_batch: int = 100
 
 
 @dataclass(frozen=True)
@@ -357,6 +360,7 @@ class Runtime:
             handler=spec.handler,
             kafka=self.settings,
             schema=self.name,
+            max_batch=spec.max_batch,
         )
         self.live_consumers[runner.group] = runner
         await runner.run(self._stop)

@@ -35,6 +35,7 @@ def build() -> FastAPI:
             f"{NAME}.decisions",
             ["assessments.decisions"],
             decisions.subscriptions(runtime, settings),
+            max_batch=1,  # a decision appends to the store: one per transaction
         )
     )
     policy = settings.policy()
