@@ -129,13 +129,15 @@ async def test_prometheus_scrapes_every_service_and_answers_the_dashboard(
             return "assessments.reference" in {r["metric"]["group"].split(".", 1)[-1] for r in lags}
 
         await eventually(consumer_lag_reported, "the consumer lag per partition")
+        progress = await query(client, prometheus, "clr_consumer_progress_age_seconds")
+        assert {r["metric"]["service"] for r in progress} >= {"assessments", "collaboration"}
         projection_lag = await query(client, prometheus, "clr_projection_lag_messages")
         assert {r["metric"]["read_model"] for r in projection_lag} >= {"labels", "organisations"}
 
         # and the alert rules are loaded and evaluated, none of them firing
         groups = (await client.get(f"{prometheus}/api/v1/rules")).json()["data"]["groups"]
         rules = [rule for group in groups for rule in group["rules"]]
-        assert len(rules) == 7
+        assert len(rules) == 8
         assert all(rule["health"] == "ok" for rule in rules), rules
         assert all(rule["state"] == "inactive" for rule in rules), rules
 

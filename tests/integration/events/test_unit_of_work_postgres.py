@@ -22,6 +22,7 @@ from clr_events.application.uow import (
     execute,
 )
 from clr_events.errors import ConcurrencyError
+from clr_events.observability.metrics import APPEND_SECONDS
 from clr_events.pg import Pool
 from clr_events.store.postgres import PostgresEventStore
 
@@ -297,6 +298,30 @@ async def test_a_lone_command_writes_its_rows_and_events_in_one_statement(
     assert row is not None and row["name"] == "1"
     assert [e["tx"] for e in events] == [row["tx"]]  # one transaction: the statement's own
     assert (await store.verify()).ok
+
+
+async def test_every_committed_command_counts_once_in_the_append_histogram(
+    pool: Pool, schema: str, units: PostgresUnitsOfWork
+) -> None:
+    def appends() -> float:
+        for metric in APPEND_SECONDS.collect():
+            for sample in metric.samples:
+                if sample.name.endswith("_count") and sample.labels == {"store": schema}:
+                    return sample.value
+        return 0.0
+
+    before = appends()
+    await execute(units, CAUSE, thing("a"))  # alone: one statement
+    await asyncio.gather(*(execute(units, CAUSE, thing(t)) for t in "bcd"))  # together
+
+    async def twice(uow: UnitOfWork) -> Result:  # not one statement: a transaction
+        await uow.rows.insert("things", {"thing_id": "e"}, {"name": "inserted"})
+        await uow.rows.update("things", {"thing_id": "e"}, {"name": "updated"})
+        Streams(uow, CODEC).append("thing:e", 0, [Happened(thing_id="e")])
+        return Result(201)
+
+    await execute(units, CAUSE, twice)
+    assert appends() - before == 5
 
 
 async def test_a_lone_stale_command_in_one_statement_stores_neither_rows_nor_events(

@@ -8,14 +8,19 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
+
+from tests.unit.deploy.test_manifests import kubernetes_objects
 
 ROOT = Path(__file__).resolve().parents[3]
 DEPLOY = ROOT / "deploy" / "observability"
 PROCESS_METRICS = {"up", "process_cpu_seconds_total", "process_resident_memory_bytes"}
 PROCESS_METRICS |= {"process_open_fds"}
 """Prometheus' own ``up`` and the process collector's (prometheus-client)."""
+NAMESPACE = "cluster-label-registry"
 
 
 @pytest.fixture(scope="module")
@@ -84,3 +89,53 @@ def test_the_dashboard_is_grafana_json_with_a_prometheus_datasource() -> None:
     panels = [p for p in dashboard["panels"] if p["type"] != "row"]
     assert len({p["id"] for p in dashboard["panels"]}) == len(dashboard["panels"])
     assert all(p["targets"] and p["datasource"]["type"] == "prometheus" for p in panels)
+
+
+def relabel(rules: list[dict[str, Any]], labels: dict[str, str]) -> dict[str, str] | None:
+    """Prometheus' ``keep`` and ``replace`` relabelling (the only actions the file uses):
+    the target's labels, or None when it is dropped."""
+    labels = dict(labels)
+    for rule in rules:
+        value = rule.get("separator", ";").join(labels.get(s, "") for s in rule["source_labels"])
+        match = re.fullmatch(rule.get("regex", "(.*)"), value)
+        action = rule.get("action", "replace")
+        if action == "keep":
+            if match is None:
+                return None
+        elif action == "replace":
+            if match is not None:
+                replacement = re.sub(r"\$\{(\d+)\}", r"\\\1", rule.get("replacement", "${1}"))
+                labels[rule["target_label"]] = match.expand(replacement)
+        else:
+            raise AssertionError(f"an action the test does not apply: {action}")
+    return labels
+
+
+def test_kubernetes_pods_are_scraped_on_their_port_with_the_service_label_of_the_alerts() -> None:
+    config = yaml.safe_load((DEPLOY / "prometheus-k8s.yml").read_text())
+    (job,) = config["scrape_configs"]
+    assert job["kubernetes_sd_configs"] == [{"role": "pod", "namespaces": {"names": [NAMESPACE]}}]
+    services = {d["metadata"]["name"]: d for d in kubernetes_objects() if d["kind"] == "Deployment"}
+    assert len(services) == 5
+    for name, deployment in services.items():
+        template = deployment["spec"]["template"]
+        (container,) = template["spec"]["containers"]
+        port = container["ports"][0]["containerPort"]
+        annotations = template["metadata"]["annotations"]
+        pod = {  # what the pod role discovers: the pod's IP with its first declared port
+            "__address__": f"10.1.2.3:{port}",
+            "__metrics_path__": "/metrics",
+            "__meta_kubernetes_pod_name": f"{name}-7d9f-abcde",
+            "__meta_kubernetes_pod_label_app_kubernetes_io_name": name,
+        } | {
+            "__meta_kubernetes_pod_annotation_" + re.sub(r"[^a-z0-9]", "_", k): v
+            for k, v in annotations.items()
+        }
+        target = relabel(job["relabel_configs"], pod)
+        assert target is not None, name
+        assert target["__address__"] == f"10.1.2.3:{port}"
+        assert target["__metrics_path__"] == "/metrics"
+        assert target["service"] == name.replace("-", "_")  # as the alerts name them
+        assert target["pod"] == f"{name}-7d9f-abcde"
+    # a pod without the annotations (Kafka, a job) is not scraped
+    assert relabel(job["relabel_configs"], {"__address__": "10.1.2.4:9092"}) is None

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -268,11 +269,16 @@ class UnitCommitter:
         Raises:
             ConcurrencyError: a stream moved since it was loaded; nothing was stored.
         """
+        started = time.perf_counter()
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.append(_Unit(writes, appends, future))
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._drain())
-        await future
+        try:
+            await future
+        finally:
+            if appends:  # each command's own wait, batch and commit included
+                self._store.observe_append(time.perf_counter() - started)
 
     async def _drain(self) -> None:
         # the outer loop: a unit queued while the connection went back to the pool

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager
 from typing import Any
@@ -159,6 +160,9 @@ class ConsumerRunner:
         self.dead_lettered = 0
         self.positions: dict[TopicPartition, int] = {}
         """The next offset to process per partition assigned here (for the lag)."""
+        self.progressed_at = time.monotonic()
+        """When this runner last applied or dead-lettered a message (or started): with lag,
+        a growing age is a stalled consumer."""
         self.outage = Outage(f"consumer {group}", log)
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
@@ -251,6 +255,7 @@ class ConsumerRunner:
             log.debug("a batch of %d failed (%r); one by one", len(batch), error)
             return False
         self.processed += len(batch)
+        self.progressed_at = time.monotonic()
         self.outage.ended()
         return True
 
@@ -299,6 +304,7 @@ class ConsumerRunner:
             try:
                 await self._apply(message, envelope)
                 self.processed += 1
+                self.progressed_at = time.monotonic()
                 self.outage.ended()
                 return
             except Exception as error:
@@ -331,6 +337,7 @@ class ConsumerRunner:
                 conn, self.group, message.topic, message.partition, message.offset
             )
         self.dead_lettered += 1
+        self.progressed_at = time.monotonic()
 
     async def _commit_offsets(self, offsets: dict[TopicPartition, int]) -> None:
         """Commit Kafka offsets: a hint for tools and lag metrics, not the source of truth."""

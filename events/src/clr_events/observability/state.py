@@ -1,6 +1,7 @@
 """What a service's runtime reports at scrape time: readiness, store head, relay lag (in
-positions and in seconds), relay checkpoint age, consumer lag per partition, processed
-and dead-lettered counts (``GET /metrics``, beside the process's own metrics)."""
+positions and in seconds), relay checkpoint age, consumer lag per partition, the age of a
+consumer's last progress, processed and dead-lettered counts (``GET /metrics``, beside the
+process's own metrics)."""
 
 from __future__ import annotations
 
@@ -31,6 +32,13 @@ async def runtime_families(runtime: Runtime, *, kafka: bool) -> Families:
             "clr_consumer_dead_letters",
             "Messages a consumer group sent to its dead-letter topic in this process.",
             runner.dead_lettered,
+            group=group,
+        )
+        families.gauge(
+            "clr_consumer_progress_age_seconds",
+            "Seconds since a consumer group last applied or dead-lettered a message in this"
+            " process (it grows at rest; with lag, the consumer is stalled).",
+            time.monotonic() - runner.progressed_at,
             group=group,
         )
         for (topic, partition), lag in runner.lag().items():

@@ -204,7 +204,6 @@ class PostgresEventStore:
         outcomes = await self._write(conn, batch)
         return [_unwrap(r, o) for r, o in zip(batch, outcomes, strict=True)]
 
-    @_timed
     async def append_each(
         self, appends: Sequence[StreamAppend], *, conn: Connection
     ) -> list[AppendResult | ConcurrencyError]:
@@ -212,7 +211,9 @@ class PostgresEventStore:
 
         Unlike ``append_all`` a refused append does not stop the others: each append's
         outcome is its result, or the ``ConcurrencyError`` it met (nothing of it written).
-        The head lock is held until the caller commits or rolls back.
+        The head lock is held until the caller commits or rolls back. Not timed here: the
+        caller, a group committer, observes each of its units' own wait
+        (``observe_append``), as it does for ``append_statement``.
 
         Raises:
             ValueError: no appends, or a stream named twice.
@@ -356,6 +357,12 @@ class PostgresEventStore:
         row = await conn.fetchrow(self._append_sql, *_arguments(batch))
         assert row is not None
         return list(zip(row[0], row[1], strict=True))
+
+    def observe_append(self, seconds: float) -> None:
+        """Count an append made through ``append_each`` or ``append_statement`` in
+        ``clr_event_store_append_duration_seconds``: from its command's commit call to
+        the commit."""
+        self._append_seconds.observe(seconds)
 
     def append_statement(self, appends: Sequence[StreamAppend], first: int) -> AppendStatement:
         """The all-or-nothing append of ``appends`` as a query whose parameters are numbered
