@@ -3,7 +3,8 @@
 The event loop is uvloop and the HTTP parser httptools (``uvicorn[standard]``), named
 explicitly so a missing package fails at start instead of quietly falling back to the
 slower pure-Python ones. ``CLR_UVICORN_LOOP=asyncio`` and ``CLR_UVICORN_HTTP=h11`` fall
-back on purpose (for comparison, or a platform without the compiled packages). Logs are
+back on purpose (for comparison, or a platform without the compiled packages). The
+garbage collector is tuned for a server (``collect_less``, ``CLR_GC_YOUNG``). Logs are
 JSON lines (``CLR_LOG_FORMAT=console`` for a terminal); tracing follows the ``OTEL_*``
 variables (``clr_events.observability``).
 """
