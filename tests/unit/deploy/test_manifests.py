@@ -9,6 +9,7 @@ objects pass the API's own schemas (strict: an unknown field fails).
 from __future__ import annotations
 
 import functools
+import ipaddress
 import re
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from clr_dev.supervisor import SERVICES
 from clr_events.service.auth import AuthSettings
 from label_decisions.decisions import DecisionSettings
 from projections.settings import ProjectionSettings
+from projections.webhooks.policy import address_allowed
 
 ROOT = Path(__file__).resolve().parents[3]
 K8S = ROOT / "deploy" / "k8s"
@@ -167,6 +169,33 @@ def test_projections_may_reach_training_certification_for_names() -> None:
     (rule,) = policy["egress"]
     assert [peer["podSelector"]["matchLabels"] for peer in rule["to"]] == [target["selector"]]
     assert rule["ports"] == [{"protocol": "TCP", "port": int(port)}]
+
+
+def test_projections_may_deliver_webhooks_to_public_addresses_only() -> None:
+    policy = named("NetworkPolicy", "projections-webhooks")["spec"]
+    assert policy["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "projections"}
+    (rule,) = policy["egress"]
+    assert rule["ports"] == [{"protocol": "TCP", "port": 443}]
+    blocks = [peer["ipBlock"] for peer in rule["to"]]
+    assert {b["cidr"] for b in blocks} == {"0.0.0.0/0", "::/0"}
+    excepted = [ipaddress.ip_network(n) for b in blocks for n in b["except"]]
+    # every address the dispatcher refuses as private is outside the rule too
+    for address in (
+        "10.1.2.3",
+        "172.20.0.1",
+        "192.168.1.1",
+        "127.0.0.1",
+        "169.254.169.254",
+        "100.64.0.1",
+        "fd00::1",
+        "fe80::1",
+        "::1",
+    ):
+        ip = ipaddress.ip_address(address)
+        assert not address_allowed(address, allow_private=False)
+        assert any(ip in n for n in excepted if n.version == ip.version), address
+    assert address_allowed("93.184.216.34", allow_private=False)
+    assert not any(ipaddress.ip_address("93.184.216.34") in n for n in excepted if n.version == 4)
 
 
 def test_every_setting_the_deployments_give_is_read_by_the_code() -> None:
