@@ -1,8 +1,10 @@
 """Observability overhead (``make bench``): service throughput with tracing and metrics on
 against the same system with them off.
 
-Three installations of the whole system run side by side (every service, relays and
-consumers included, as ``make run`` starts them), each on its own database and topics:
+Three installations of the whole system (every service, relays and consumers included,
+as ``make run`` starts them), each on its own database and topics, one running at a time:
+in each repeat every mode in turn is started, warmed up, measured at every concurrency and
+stopped (the order rotates), so no mode shares the machine with another's idle processes:
 
 - ``on``: per-request Prometheus metrics, and OpenTelemetry tracing of every request,
   relay send, consumer and projection (every trace sampled), exported over OTLP/HTTP
@@ -16,8 +18,8 @@ consumers included, as ``make run`` starts them), each on its own database and t
 
 The load is ``POST /organisations`` on collaboration (a new organisation per request),
 from oha (``service_bench``'s load generator), closed loop at each ``--clients`` for
-``--seconds``, the three in turn (each going first once in three repeats),
-``--repeats`` times; medians, and the CPU the processes used per completed command.
+``--seconds``, ``--repeats`` times per mode; medians, and the CPU the processes used per
+completed command.
 Target (issue 16): on >= 0.9x off at every concurrency. Results go to
 bench/results/observability_bench.json.
 """
@@ -199,72 +201,73 @@ async def main() -> None:
         },
     }
     installations = {mode: await install(base, f"clr_obench_{mode}") for mode in MODES}
-    systems: dict[str, supervisor.Running] = {}
     results: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}, "settings": vars(args)}
+    trials: dict[int, dict[str, list[dict[str, Any]]]] = {
+        c: {m: [] for m in MODES} for c in args.clients
+    }
+    runs = []
     try:
         with span_sink(sink_port) as sink:
-            for i, mode in enumerate(MODES):
-                ports = {
-                    name: args.port_base + 10 * i + port - 8100
-                    for name, port in supervisor.SERVICES.items()
-                }
-                env = service_env(installations[mode], secret) | extra[mode]
-                (folder / mode).mkdir()
-                systems[mode] = supervisor.start(folder / mode, ports=ports, env=env)
-            loads = {
-                mode: Load(
-                    f"{systems[mode].urls['collaboration']}/organisations", ["-D", str(body)]
-                )
-                for mode in MODES
-            }
-            urls = {mode: list(systems[mode].urls.values()) for mode in MODES}
-            pids = {
-                mode: {name: p.pid for name, p in systems[mode].processes.items()} for mode in MODES
-            }
-            for mode in MODES:  # warm both up
-                oha(loads[mode], 4, 2.0, token)
-            summary: dict[int, dict[str, dict[str, Any]]] = {}
-            runs = []
-            for clients in args.clients:
-                trials: dict[str, list[dict[str, Any]]] = {m: [] for m in MODES}
-                for repeat in range(args.repeats):
-                    for mode in MODES[repeat % 3 :] + MODES[: repeat % 3]:  # each first once
-                        spans_before = sink.spans
-                        figures = await run_trial(
-                            mode, loads[mode], clients, token, args, urls[mode], pids[mode]
-                        )
-                        figures["spans_exported"] = sink.spans - spans_before
-                        trials[mode].append(figures)
-                        runs.append({"clients": clients, "mode": mode, **figures})
-                        print(
-                            f"  {clients:>2} clients {mode:<3} {figures['ok_per_s']:7.0f} 2xx/s"
-                            f"  p50 {figures['p50_ms']:6.1f}  p99 {figures['p99_ms']:7.1f} ms"
-                            f"  cpu ms/cmd {figures['cpu_ms_per_ok']:.2f} here,"
-                            f" {figures['system_cpu_ms_per_ok']:.2f} system"
-                            f"  {figures['statuses']}  spans {figures['spans_exported']}"
-                            f"  scrapes {figures['scrapes']}",
-                            flush=True,
-                        )
-                summary[clients] = {
-                    m: {
-                        "ok_per_s": statistics.median(t["ok_per_s"] for t in trials[m]),
-                        "p50_ms": statistics.median(t["p50_ms"] for t in trials[m]),
-                        "p99_ms": statistics.median(t["p99_ms"] for t in trials[m]),
-                        "runs_ok_per_s": [round(t["ok_per_s"]) for t in trials[m]],
-                        "cpu_ms_per_ok": statistics.median(t["cpu_ms_per_ok"] for t in trials[m]),
-                        "system_cpu_ms_per_ok": statistics.median(
-                            t["system_cpu_ms_per_ok"] for t in trials[m]
-                        ),
+            for repeat in range(args.repeats):
+                for mode in MODES[repeat % 3 :] + MODES[: repeat % 3]:  # each first once
+                    # one system on the machine at a time: started, warmed up, measured at
+                    # every concurrency, stopped
+                    i = MODES.index(mode)
+                    ports = {
+                        name: args.port_base + 10 * i + port - 8100
+                        for name, port in supervisor.SERVICES.items()
                     }
-                    for m in MODES
-                }
-            await asyncio.sleep(6)  # the batch span processors' last exports
+                    env = service_env(installations[mode], secret) | extra[mode]
+                    logs = folder / f"{mode}-{repeat}"
+                    logs.mkdir()
+                    running = supervisor.start(logs, ports=ports, env=env)
+                    try:
+                        load = Load(
+                            f"{running.urls['collaboration']}/organisations", ["-D", str(body)]
+                        )
+                        pids = {name: p.pid for name, p in running.processes.items()}
+                        oha(load, 4, 2.0, token)  # warm up
+                        for clients in args.clients:
+                            spans_before = sink.spans
+                            figures = await run_trial(
+                                mode, load, clients, token, args, list(running.urls.values()), pids
+                            )
+                            figures["spans_exported"] = sink.spans - spans_before
+                            trials[clients][mode].append(figures)
+                            runs.append({"clients": clients, "mode": mode, **figures})
+                            print(
+                                f"  {clients:>2} clients {mode:<7} {figures['ok_per_s']:7.0f}"
+                                f" 2xx/s  p50 {figures['p50_ms']:6.1f}"
+                                f"  p99 {figures['p99_ms']:7.1f} ms"
+                                f"  cpu ms/cmd {figures['cpu_ms_per_ok']:.2f} here,"
+                                f" {figures['system_cpu_ms_per_ok']:.2f} system"
+                                f"  {figures['statuses']}  spans {figures['spans_exported']}"
+                                f"  scrapes {figures['scrapes']}",
+                                flush=True,
+                            )
+                        await asyncio.sleep(6)  # the batch span processors' last exports
+                    finally:
+                        running.stop()
             results["spans_exported"] = sink.spans
     finally:
-        for running in systems.values():
-            running.stop()
         for settings in installations.values():
             await uninstall(base, settings)
+    summary = {
+        clients: {
+            m: {
+                "ok_per_s": statistics.median(t["ok_per_s"] for t in by_mode[m]),
+                "p50_ms": statistics.median(t["p50_ms"] for t in by_mode[m]),
+                "p99_ms": statistics.median(t["p99_ms"] for t in by_mode[m]),
+                "runs_ok_per_s": [round(t["ok_per_s"]) for t in by_mode[m]],
+                "cpu_ms_per_ok": statistics.median(t["cpu_ms_per_ok"] for t in by_mode[m]),
+                "system_cpu_ms_per_ok": statistics.median(
+                    t["system_cpu_ms_per_ok"] for t in by_mode[m]
+                ),
+            }
+            for m in MODES
+        }
+        for clients, by_mode in trials.items()
+    }
     lines = [
         "observability on vs off: POST /organisations (collaboration), completed/s, medians;"
         " cpu ms: collaboration's CPU per completed command, system: all five services'",
