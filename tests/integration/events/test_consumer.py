@@ -74,27 +74,48 @@ def counter(pool: Pool, table: str, at_least: int) -> Callable[[], Awaitable[boo
     return check
 
 
+def runner_of(
+    pool: Pool,
+    schema: str,
+    kafka_bootstrap: str,
+    topic: str,
+    handler: Handler,
+    group: str | None = None,
+    runner: type[ConsumerRunner] = ConsumerRunner,
+    *,
+    max_batch: int = 100,
+    backoff_initial: float = 0.1,
+) -> ConsumerRunner:
+    """A runner of ``group`` (a new one if None) on ``topic`` into ``handler``."""
+    return runner(
+        pool,
+        group=group or f"g{uuid.uuid4().hex[:8]}",
+        topics=[topic],
+        handler=handler,
+        kafka=ConnectionSettings(kafka_bootstrap_servers=kafka_bootstrap),
+        schema=schema,
+        max_batch=max_batch,
+        backoff_initial=backoff_initial,
+    )
+
+
 async def test_a_crash_between_database_commit_and_offset_commit_repeats_no_effect(
     pool: Pool, schema: str, effects: str, kafka_bootstrap: str, new_topic: TopicFactory
 ) -> None:
     topic = await new_topic("consumer")
     group = f"g{uuid.uuid4().hex[:8]}"
     await produce(kafka_bootstrap, topic, [make_envelope(n=n) for n in range(10)])
-    options = dict(
-        group=group,
-        topics=[topic],
-        handler=recording_handler(effects),
-        kafka=ConnectionSettings(kafka_bootstrap_servers=kafka_bootstrap),
-        schema=schema,
+    handler = recording_handler(effects)
+    crashing = runner_of(
+        pool, schema, kafka_bootstrap, topic, handler, group, runner=CrashBeforeOffsetCommit
     )
-
-    crashing = CrashBeforeOffsetCommit(pool, **options)  # type: ignore[arg-type]
     with pytest.raises(CrashError):
         await crashing.run()
     assert crashing.processed >= 1  # its effects are committed, Kafka's offset is not
 
     await produce(kafka_bootstrap, topic, [make_envelope(n=10)])
-    await run_until(ConsumerRunner(pool, **options), counter(pool, effects, 11))  # type: ignore[arg-type]
+    again = runner_of(pool, schema, kafka_bootstrap, topic, handler, group)
+    await run_until(again, counter(pool, effects, 11))
     await asyncio.sleep(0.5)  # room for a wrong second delivery to show up
     rows = await pool.fetch(f"SELECT n, count(*) AS c FROM {effects} GROUP BY n ORDER BY n")
     assert [(r["n"], r["c"]) for r in rows] == [(n, 1) for n in range(11)]
@@ -108,14 +129,7 @@ async def test_a_republished_event_takes_effect_once(
     await produce(
         kafka_bootstrap, topic, [repeated, make_envelope(n=2), repeated, make_envelope(n=3)]
     )
-    runner = ConsumerRunner(
-        pool,
-        group=f"g{uuid.uuid4().hex[:8]}",
-        topics=[topic],
-        handler=recording_handler(effects),
-        kafka=ConnectionSettings(kafka_bootstrap_servers=kafka_bootstrap),
-        schema=schema,
-    )
+    runner = runner_of(pool, schema, kafka_bootstrap, topic, recording_handler(effects))
     await run_until(runner, counter(pool, effects, 3))
     await asyncio.sleep(0.5)
     assert sorted(r["n"] for r in await pool.fetch(f"SELECT n FROM {effects}")) == [1, 2, 3]
@@ -142,13 +156,8 @@ async def test_poison_messages_go_to_the_dead_letter_topic_and_the_next_one_is_p
             make_envelope(n=3),
         ],
     )
-    runner = ConsumerRunner(
-        pool,
-        group=group,
-        topics=[topic],
-        handler=recording_handler(effects),
-        kafka=ConnectionSettings(kafka_bootstrap_servers=kafka_bootstrap),
-        schema=schema,
+    runner = runner_of(
+        pool, schema, kafka_bootstrap, topic, recording_handler(effects), group=group
     )
     await run_until(runner, counter(pool, effects, 3))
     assert sorted(r["n"] for r in await pool.fetch(f"SELECT n FROM {effects}")) == [1, 2, 3]
@@ -184,15 +193,7 @@ async def test_messages_fetched_together_commit_together_and_a_bad_one_costs_a_s
 
     good = [make_envelope(n=n) for n in range(20)]
     await produce(kafka_bootstrap, topic, [*good[:10], make_envelope(refuse=True), *good[10:]])
-    runner = ConsumerRunner(
-        pool,
-        group=group,
-        topics=[topic],
-        handler=handle,
-        kafka=ConnectionSettings(kafka_bootstrap_servers=kafka_bootstrap),
-        schema=schema,
-        max_batch=8,
-    )
+    runner = runner_of(pool, schema, kafka_bootstrap, topic, handle, group=group, max_batch=8)
     await run_until(runner, counter(pool, table, 20))
     await asyncio.sleep(0.5)
     rows = await pool.fetch(f"SELECT n, xid FROM {table} ORDER BY n")
@@ -224,15 +225,7 @@ async def test_a_transient_failure_is_retried_and_takes_effect_once(
             raise TransientError("the database is briefly away")
 
     await produce(kafka_bootstrap, topic, [make_envelope(n=1)])
-    runner = ConsumerRunner(
-        pool,
-        group=f"g{uuid.uuid4().hex[:8]}",
-        topics=[topic],
-        handler=flaky,
-        kafka=ConnectionSettings(kafka_bootstrap_servers=kafka_bootstrap),
-        schema=schema,
-        backoff_initial=0.01,
-    )
+    runner = runner_of(pool, schema, kafka_bootstrap, topic, flaky, backoff_initial=0.01)
     await run_until(runner, counter(pool, effects, 1))
     assert failures["left"] == 0 and runner.dead_lettered == 0
     assert [r["n"] for r in await pool.fetch(f"SELECT n FROM {effects}")] == [1]
@@ -258,13 +251,8 @@ async def test_values_postgresql_refuses_are_dead_lettered_and_the_next_one_appl
     await produce(
         kafka_bootstrap, topic, [poison[0], make_envelope(n=1), poison[1], make_envelope(n=2)]
     )
-    runner = ConsumerRunner(
-        pool,
-        group=group,
-        topics=[topic],
-        handler=recording_handler(effects),
-        kafka=ConnectionSettings(kafka_bootstrap_servers=kafka_bootstrap),
-        schema=schema,
+    runner = runner_of(
+        pool, schema, kafka_bootstrap, topic, recording_handler(effects), group=group
     )
     await run_until(runner, counter(pool, effects, 2))
     assert sorted(r["n"] for r in await pool.fetch(f"SELECT n FROM {effects}")) == [1, 2]
@@ -289,13 +277,7 @@ async def test_a_dead_letter_replayed_after_the_fix_takes_effect_once(
     )
     refused = make_envelope(n=7, refuse=True)
     await produce(kafka_bootstrap, topic, [refused, make_envelope(n=1)])
-    options = dict(
-        group=group,
-        topics=[topic],
-        kafka=ConnectionSettings(kafka_bootstrap_servers=kafka_bootstrap),
-        schema=schema,
-    )
-    runner = ConsumerRunner(pool, handler=recording_handler(effects), **options)  # type: ignore[arg-type]
+    runner = runner_of(pool, schema, kafka_bootstrap, topic, recording_handler(effects), group)
     await run_until(runner, counter(pool, effects, 1))
     assert runner.dead_lettered == 1
 
@@ -332,7 +314,7 @@ async def test_a_dead_letter_replayed_after_the_fix_takes_effect_once(
 
     # and a runner of the group started again (its checkpoint past the record) repeats nothing
     await produce(kafka_bootstrap, topic, [make_envelope(n=8)])
-    again = ConsumerRunner(pool, handler=fixed, **options)  # type: ignore[arg-type]
+    again = runner_of(pool, schema, kafka_bootstrap, topic, fixed, group)
     await run_until(again, counter(pool, effects, 3))
     assert sorted(r["n"] for r in await pool.fetch(f"SELECT n FROM {effects}")) == [1, 7, 8]
 
@@ -347,14 +329,7 @@ async def test_a_dead_letter_still_refused_on_replay_is_left_for_a_later_run(
     )
     await produce(kafka_bootstrap, topic, [make_envelope(n=7, refuse=True), b"not an event"])
     handler = recording_handler(effects)
-    runner = ConsumerRunner(
-        pool,
-        group=group,
-        topics=[topic],
-        handler=handler,
-        kafka=ConnectionSettings(kafka_bootstrap_servers=kafka_bootstrap),
-        schema=schema,
-    )
+    runner = runner_of(pool, schema, kafka_bootstrap, topic, handler, group=group)
 
     async def both_dead() -> bool:
         return runner.dead_lettered == 2
@@ -403,13 +378,7 @@ async def test_a_dead_letter_too_large_for_the_dlq_goes_without_its_value_and_re
     # the dlq_* headers (some 150 bytes)
     large = make_envelope(n=9, refuse=True, pad="x" * 1_048_150)
     await produce(kafka_bootstrap, topic, [large, make_envelope(n=1)])
-    options = dict(
-        group=group,
-        topics=[topic],
-        kafka=ConnectionSettings(kafka_bootstrap_servers=kafka_bootstrap),
-        schema=schema,
-    )
-    runner = ConsumerRunner(pool, handler=recording_handler(effects), **options)  # type: ignore[arg-type]
+    runner = runner_of(pool, schema, kafka_bootstrap, topic, recording_handler(effects), group)
     await run_until(runner, counter(pool, effects, 1))
 
     # then its dead letter says where it was, without the value
