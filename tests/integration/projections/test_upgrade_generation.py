@@ -5,9 +5,11 @@ the expert register's loses the names it once kept."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from clr_events.pg import Pool
-from projections.core import CONTROL, ensure_generation, generation_schema
+from projections.core import CONTROL, ReadModel, ensure_generation, generation_schema
 from projections.read_models.experts import ExpertRegister
 from projections.read_models.labels import LabelRegister
 
@@ -18,36 +20,45 @@ class Before(LabelRegister):
     upgrades: tuple[str, ...] = ()
 
 
-async def test_an_older_generation_gets_the_renewal_deadline_column_and_views(
-    pool: Pool,
-) -> None:
-    name = f"labels{uuid.uuid4().hex[:10]}"
-    before = Before()
-    before.name = name
-    before.tables = {
-        **LabelRegister.tables,
-        "labels": LabelRegister.tables["labels"].replace(" renewal_deadline date,", ""),
-    }
-    now = LabelRegister()
-    now.name = name
+@asynccontextmanager
+async def generations(
+    pool: Pool, before: ReadModel, now: ReadModel, prefix: str
+) -> AsyncIterator[tuple[str, str]]:
+    """``before`` and ``now`` as one read model under a fresh name, and the schema of its
+    first generation; its views, schema and registration dropped afterwards."""
+    name = f"{prefix}{uuid.uuid4().hex[:10]}"
+    before.name = now.name = name
     schema = generation_schema(now, 1)
-    view = f"{CONTROL}.{name}_labels"
-    columns = (
-        "SELECT column_name FROM information_schema.columns"
-        " WHERE table_schema || '.' || table_name = $1"
-    )
     try:
-        assert await ensure_generation(pool, before) == 1
-        assert "renewal_deadline" not in {r[0] for r in await pool.fetch(columns, view)}
-        assert await ensure_generation(pool, now) == 1
-        assert "renewal_deadline" in {r[0] for r in await pool.fetch(columns, view)}
-        assert await ensure_generation(pool, now) == 1  # again: nothing to do
+        yield name, schema
     finally:
         async with pool.acquire() as conn:
             for table in (*now.tables, "checkpoint"):
                 await conn.execute(f"DROP VIEW IF EXISTS {CONTROL}.{name}_{table}")
             await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
             await conn.execute(f"DELETE FROM {CONTROL}.read_models WHERE name = $1", name)
+
+
+async def test_an_older_generation_gets_the_renewal_deadline_column_and_views(
+    pool: Pool,
+) -> None:
+    before = Before()
+    before.tables = {
+        **LabelRegister.tables,
+        "labels": LabelRegister.tables["labels"].replace(" renewal_deadline date,", ""),
+    }
+    now = LabelRegister()
+    columns = (
+        "SELECT column_name FROM information_schema.columns"
+        " WHERE table_schema || '.' || table_name = $1"
+    )
+    async with generations(pool, before, now, "labels") as (name, _):
+        view = f"{CONTROL}.{name}_labels"
+        assert await ensure_generation(pool, before) == 1
+        assert "renewal_deadline" not in {r[0] for r in await pool.fetch(columns, view)}
+        assert await ensure_generation(pool, now) == 1
+        assert "renewal_deadline" in {r[0] for r in await pool.fetch(columns, view)}
+        assert await ensure_generation(pool, now) == 1  # again: nothing to do
 
 
 class Unversioned(LabelRegister):
@@ -65,13 +76,9 @@ class Unversioned(LabelRegister):
 
 
 async def test_an_older_generation_gets_its_segments_as_versions_once(pool: Pool) -> None:
-    name = f"labels{uuid.uuid4().hex[:10]}"
     before = Unversioned()
-    before.name = name
     now = LabelRegister()
-    now.name = name
-    schema = generation_schema(now, 1)
-    try:
+    async with generations(pool, before, now, "labels") as (name, schema):
         assert await ensure_generation(pool, before) == 1
         await pool.execute(
             f"INSERT INTO {schema}.segments VALUES ('o-1', 'bronze', 1, '2020-04-01',"
@@ -93,12 +100,6 @@ async def test_an_older_generation_gets_its_segments_as_versions_once(pool: Pool
             )
         }
         assert "recorded_at" in history
-    finally:
-        async with pool.acquire() as conn:
-            for table in (*now.tables, "checkpoint"):
-                await conn.execute(f"DROP VIEW IF EXISTS {CONTROL}.{name}_{table}")
-            await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-            await conn.execute(f"DELETE FROM {CONTROL}.read_models WHERE name = $1", name)
 
 
 class NamedExperts(ExpertRegister):
@@ -114,13 +115,9 @@ class NamedExperts(ExpertRegister):
 async def test_an_older_expert_generation_loses_its_names_and_gets_its_versions(
     pool: Pool,
 ) -> None:
-    name = f"experts{uuid.uuid4().hex[:10]}"
     before = NamedExperts()
-    before.name = name
     now = ExpertRegister()
-    now.name = name
-    schema = generation_schema(now, 1)
-    try:
+    async with generations(pool, before, now, "experts") as (name, schema):
         assert await ensure_generation(pool, before) == 1
         await pool.execute(f"INSERT INTO {schema}.people VALUES ('p-1', 'Ann Example', 'MT')")
         await pool.execute(
@@ -138,9 +135,3 @@ async def test_an_older_expert_generation_loses_its_names_and_gets_its_versions(
             f" FROM {CONTROL}.{name}_certification_versions"
         )
         assert [tuple(r.values()) for r in versions] == [("p-1", "trainer", 1, 0, "2022-12-31")]
-    finally:
-        async with pool.acquire() as conn:
-            for table in (*now.tables, "checkpoint"):
-                await conn.execute(f"DROP VIEW IF EXISTS {CONTROL}.{name}_{table}")
-            await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-            await conn.execute(f"DELETE FROM {CONTROL}.read_models WHERE name = $1", name)

@@ -1,6 +1,6 @@
 """The consumer runner: effectively-once processing of Kafka messages into PostgreSQL.
 
-Per message, in one PostgreSQL transaction: the handler's effects, the event id in the
+In one PostgreSQL transaction, never apart: a message's effects, its event id in the
 group's inbox (so a republished duplicate is recognised by ``(source, id)``), and the
 group's checkpoint for that partition. Only after that commit is the Kafka offset
 committed, and only as a hint: on assignment the runner seeks to its own checkpoint, so a

@@ -15,6 +15,8 @@ from typing import Any
 
 import httpx
 
+from clr_events.outage import Outage
+
 log = logging.getLogger(__name__)
 
 CHUNK = 500
@@ -26,7 +28,7 @@ class Names:
 
     def __init__(self, base_url: str, *, timeout: float = 2.0) -> None:
         self._client = httpx.AsyncClient(base_url=base_url, timeout=timeout) if base_url else None
-        self._failing = False
+        self._outage = Outage("names from training_certification", log)
 
     async def of(self, person_ids: Iterable[str]) -> dict[str, str | None]:
         """The names of ``person_ids`` (None: erased, unknown, or not available now)."""
@@ -42,13 +44,9 @@ class Names:
                 response.raise_for_status()
                 found.update({item["person_id"]: item["name"] for item in response.json()["items"]})
         except (httpx.HTTPError, ValueError, KeyError) as error:
-            if not self._failing:
-                log.warning("names are not available from training_certification: %s", error)
-            self._failing = True
+            self._outage.failed(error)  # logged once per outage; the names are null
             return {}
-        if self._failing:
-            log.info("names are available again")
-        self._failing = False
+        self._outage.ended()
         return found
 
     async def fill(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -130,15 +130,15 @@ async def names_of(request: Request, stored: dict[str, str | None]) -> dict[str,
         request.app.state.runtime.pool, SCHEMA, [app.data_subject(p) for p in stored]
     )
     return {
-        person_id: _opened(keys.get(app.data_subject(person_id)), person_id, name)
+        person_id: _opened(keys, app.data_subject(person_id), name)
         for person_id, name in stored.items()
     }
 
 
-def _opened(key: bytes | None, person_id: str, name: str | None) -> str | None:
+def _opened(keys: dict[str, bytes], subject: str, name: str | None) -> str | None:
     if name is None or not personal.is_sealed(name):
         return name  # recorded before names were sealed
-    return personal.open_or_none(key, app.data_subject(person_id), name)
+    return personal.open_or_none(keys.get(subject), subject, name)
 
 
 @router.get("/people/{person_id}", tags=["people"])
@@ -191,8 +191,7 @@ async def list_experts(
     else:
         found = await request.app.state.runtime.pool.fetch(
             "SELECT p.person_id, p.name, p.country, c.role, c.valid_from, c.valid_until"
-            " FROM training_certification.certifications c"
-            " JOIN training_certification.people p USING (person_id)"
+            f" FROM {SCHEMA}.certifications c JOIN {SCHEMA}.people p USING (person_id)"
             " WHERE ($1::text IS NULL OR c.role = $1)"
             " AND ($2::text IS NULL OR p.country = $2) AND c.valid_from <= $3"
             " AND c.valid_until >= $3 AND (c.revoked_on IS NULL OR c.revoked_on > $3)"
@@ -255,7 +254,7 @@ async def _experts_from_history(
     as stored: sealed, opened by the caller)."""
     pool = request.app.state.runtime.pool
     rows = await pool.fetch(
-        "SELECT type, data::text AS data FROM training_certification.event_store"
+        f"SELECT type, data::text AS data FROM {SCHEMA}.event_store"
         " WHERE type = ANY($1::text[]) AND ($2::timestamptz IS NULL OR recorded_at <= $2)"
         " ORDER BY position",
         list(CERTIFICATION_EVENTS),

@@ -252,7 +252,8 @@ async def erase_person(cmd: ErasePerson, uow: UnitOfWork) -> Result:
     sealed under it; the erasure itself is an event (once: a repeat records nothing)."""
 
     async def decide(person: model.Person, _s: Streams[TrainingEvent]) -> list[TrainingEvent]:
-        await personal.erase(uow.rows, data_subject(person.person_id), datetime.now(UTC))
-        return model.erase(person, datetime.now(UTC).date())
+        now = datetime.now(UTC)  # one reading: the key's erasure and the event's day agree
+        await personal.erase(uow.rows, data_subject(person.person_id), now)
+        return model.erase(person, now.date())
 
     return await _on_person(uow, cmd.person_id, decide)
