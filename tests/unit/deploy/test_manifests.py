@@ -21,6 +21,7 @@ from pydantic_settings import BaseSettings
 
 from clr_dev.supervisor import SERVICES
 from clr_events.service.auth import AuthSettings
+from clr_events.transparency.log import TransparencySettings
 from label_decisions.decisions import DecisionSettings
 from projections.settings import ProjectionSettings
 from projections.webhooks.policy import address_allowed
@@ -57,7 +58,12 @@ def named(kind: str, name: str) -> dict[str, Any]:
 def read_settings() -> set[str]:
     """Every CLR_ variable the code reads: settings classes and direct environment reads."""
     names: set[str] = set()
-    classes: list[type[BaseSettings]] = [ProjectionSettings, AuthSettings, DecisionSettings]
+    classes: list[type[BaseSettings]] = [
+        ProjectionSettings,
+        AuthSettings,
+        DecisionSettings,
+        TransparencySettings,
+    ]
     for settings in classes:
         prefix = settings.model_config.get("env_prefix", "")
         names |= {f"{prefix}{field}".upper() for field in settings.model_fields}
@@ -209,6 +215,31 @@ def test_every_setting_the_deployments_give_is_read_by_the_code() -> None:
             given |= {variable["name"] for variable in container.get("env", [])}
     given |= {"CLR_DATABASE_URL", "CLR_JWT_SECRET"}  # the Secret deploy/k8s/README.md asks for
     assert given - read_settings() == set()
+
+
+SIGNING = [name for name in SERVICES if name != "projections"]
+"""The services with a transparency log (``Runtime(..., transparency=True)``)."""
+
+
+@pytest.mark.parametrize("name", SIGNING)
+def test_every_instance_of_a_service_signs_with_the_one_key_it_is_given(name: str) -> None:
+    dockerfile = (ROOT / "deploy" / "docker" / "Dockerfile").read_text()
+    (key_dir,) = re.findall(r"ENV CLR_TLOG_KEY_DIR=(\S+)", dockerfile)
+    path = TransparencySettings(key_dir=key_dir).key_path(name)
+    # Kubernetes: from one secret, read-only, in every pod (a key per pod would change
+    # with every restart and differ between instances)
+    spec = named("Deployment", name.replace("_", "-"))["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    (mount,) = container["volumeMounts"]
+    (volume,) = spec["volumes"]
+    assert mount["name"] == volume["name"] and mount["readOnly"]
+    assert volume["secret"]["secretName"] == "clr-tlog-keys"
+    (item,) = volume["secret"]["items"]
+    assert (Path(mount["mountPath"]) / item["path"], item["key"]) == (path, path.name)
+    assert spec["securityContext"]["fsGroup"] == spec["securityContext"]["runAsUser"]
+    # compose: made on first start into a volume that outlives the container
+    assert compose()["services"][name]["volumes"] == [f"tlogkeys:{key_dir}"]
+    assert "tlogkeys" in compose()["volumes"]
 
 
 def test_the_image_installs_from_the_lock_with_the_makefiles_uv() -> None:

@@ -15,6 +15,7 @@ from clr_events.store.memory import InMemoryEventStore
 from clr_events.transparency import audit
 from clr_events.transparency.bundle import verify_bundle
 from clr_events.transparency.client import CheckpointMonitor, InconsistentCheckpointError
+from clr_events.transparency.log import TransparencySettings, signer_for
 from clr_events.transparency.merkle import (
     EMPTY_ROOT,
     MerkleTree,
@@ -119,6 +120,26 @@ def test_keys_round_trip_through_their_text_and_are_kept_private(tmp_path: Path)
         load_or_create_key(path, "another.example")
     with pytest.raises(NoteError):
         VerifierKey.parse("log.example+00000000+" + first.verifier.text().split("+", 2)[2])
+
+
+def test_clr_audit_keygen_makes_the_key_each_service_signs_with_and_keeps_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["keygen", "collaboration", "label_decisions", "--instance", "eu", "--key-dir"]
+    assert audit.main([*argv, str(tmp_path)]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    settings = TransparencySettings(key_dir=str(tmp_path))
+    for service, line in zip(["collaboration", "label_decisions"], printed, strict=True):
+        path, vkey = line.split(": ")
+        assert Path(path) == tmp_path / "eu" / f"{service}.key"
+        # the service, started on this directory, signs with the key made
+        signer = signer_for(settings, service, "eu")
+        assert signer.verifier.text() == vkey
+        assert (
+            signer.name == settings.origin(service, "eu") == f"cluster-label-registry/eu/{service}"
+        )
+    assert audit.main([*argv, str(tmp_path)]) == 0  # a second run keeps the keys
+    assert capsys.readouterr().out.splitlines() == printed
 
 
 def test_a_witness_cosignature_covers_its_time() -> None:

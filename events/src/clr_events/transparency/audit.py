@@ -1,19 +1,22 @@
 """``clr-audit``: take a store's history away and prove it complete, offline.
 
     clr-audit export --out DIR [--store NAME ...]     every transparent store by default
+    clr-audit keygen SERVICE ... [--instance NAME] [--key-dir DIR]
     clr-audit verify BUNDLE [--trusted-checkpoints PATH ...] [--trusted-key VKEY ...]
                             [--witness-key VKEY ...] [--json]
 
 ``export`` reads PostgreSQL (``CLR_DATABASE_URL``); ``verify`` reads nothing but its
-arguments. More subcommands come from other packages through the entry-point group
-``clr_audit.commands``: each entry point's name is the subcommand, its value a callable
-``main(argv: list[str]) -> int``.
+arguments; ``keygen`` makes the services' signing keys ahead of their first start (to
+hand them to every instance of a service, e.g. as a Kubernetes secret). More subcommands
+come from other packages through the entry-point group ``clr_audit.commands``: each entry
+point's name is the subcommand, its value a callable ``main(argv: list[str]) -> int``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import time
 import zipfile
@@ -167,7 +170,32 @@ async def _export(out: Path, stores: list[str], database_url: str | None) -> dic
         await pool.close()
 
 
-BUILT_IN: dict[str, Command] = {"verify": verify, "export": export}
+def keygen(argv: list[str]) -> int:
+    """``clr-audit keygen``: each service's signing key where it will look for it (kept if
+    there already); prints the verifier keys to publish."""
+    from clr_events.transparency.log import TransparencySettings, signer_for
+
+    parser = argparse.ArgumentParser(
+        prog="clr-audit keygen",
+        description="Make the transparency logs' signing keys (one per service, kept if made).",
+    )
+    parser.add_argument("services", nargs="+", help="e.g. collaboration label_decisions")
+    parser.add_argument(
+        "--instance", default=os.environ.get("CLR_INSTANCE", ""), help="default: CLR_INSTANCE"
+    )
+    parser.add_argument("--key-dir", help="default: CLR_TLOG_KEY_DIR")
+    args = parser.parse_args(argv)
+    settings = TransparencySettings()
+    if args.key_dir:
+        settings = settings.model_copy(update={"key_dir": args.key_dir})
+    for service in args.services:
+        key = signer_for(settings, service, args.instance)
+        path = settings.key_path(service, args.instance)
+        sys.stdout.write(f"{path}: {key.verifier.text()}\n")
+    return 0
+
+
+BUILT_IN: dict[str, Command] = {"verify": verify, "export": export, "keygen": keygen}
 
 
 def main(argv: list[str] | None = None) -> int:
