@@ -8,7 +8,7 @@ import os
 import signal
 import sys
 
-from clr_events.codec import from_kafka
+from clr_events.codec import KafkaRecord, from_kafka
 from clr_events.kafka.tail import last_positions
 from clr_events.outbox.relay import PostgresRelayCheckpoint, Relay, publish_as_stored
 from clr_events.pg import Pool
@@ -16,7 +16,7 @@ from clr_events.settings import ConnectionSettings
 from clr_events.store.base import ANY, NewEvent
 from clr_events.store.postgres import PostgresEventStore
 from tests.conftest import TopicFactory
-from tests.integration.events.kafka_helpers import new_producer, read_topic
+from tests.integration.events.kafka_helpers import new_producer, produce, read_topic
 
 STREAMS = 25
 
@@ -198,3 +198,72 @@ async def test_a_relay_that_resumes_below_what_is_on_the_topic_sends_nothing_twi
     assert sorted(e.globalposition for e in envelopes) == list(range(1, 41))
     chain = {e.globalposition: e.prevposition for e in envelopes}
     assert chain == {position: position - 1 for position in range(1, 41)}
+
+
+async def test_records_of_another_source_on_the_topic_neither_stop_nor_shorten_a_relay(
+    kafka_bootstrap: str, pool: Pool, schema: str, new_topic: TopicFactory
+) -> None:
+    # given records the relay never sent on every partition, before and after its own: one
+    # from elsewhere with a position far ahead, one that is no CloudEvent at all
+    topic = await new_topic("foreign", partitions=3)
+    keys = [f"org-{n}".encode() for n in range(7)]
+
+    async def foreign() -> None:
+        await produce(
+            kafka_bootstrap,
+            topic,
+            [
+                record
+                for key in keys
+                for record in (
+                    KafkaRecord(
+                        key, b"{}", [("ce_source", b"/elsewhere"), ("ce_globalposition", b"999")]
+                    ),
+                    KafkaRecord(key, b"not a cloud event", []),
+                )
+            ],
+        )
+
+    store = PostgresEventStore(pool, schema=schema)
+    await store.migrate()
+    for n in range(30):
+        await store.append(f"org-{n % 7}", ANY, [NewEvent("tests.Happened.v1", {"n": n})])
+    checkpoint = PostgresRelayCheckpoint(pool, schema, "foreign")
+    await checkpoint.migrate()
+    settings = ConnectionSettings(kafka_bootstrap_servers=kafka_bootstrap)
+    producer = new_producer(kafka_bootstrap)
+    await producer.start()
+    try:
+
+        def relay() -> Relay:
+            return Relay(
+                store,
+                checkpoint,
+                producer,
+                topic,
+                publish_as_stored("/tests"),
+                batch_size=4,
+                tail=functools.partial(last_positions, settings, topic),
+            )
+
+        # when a relay starts on them (it takes none of them for its own)
+        await foreign()
+        first = relay()
+        await first.resume()
+        assert await first.publish_available() == 30
+        # and another resumes below what the first sent, with more of them on top
+        await checkpoint.save(11, 11)
+        await foreign()
+        for n in range(30, 40):
+            await store.append(f"org-{n % 7}", ANY, [NewEvent("tests.Happened.v1", {"n": n})])
+        second = relay()
+        await second.resume()
+        assert await second.publish_available() == 29
+    finally:
+        await producer.stop()
+        await store.close()
+    # then every event is on the topic once, nothing left out, nothing sent twice
+    records = await read_topic(kafka_bootstrap, topic, expected=40 + 4 * len(keys), timeout=5.0)
+    ours = [r for r in records if dict(r.headers).get("ce_source") == b"/tests"]
+    positions = sorted(from_kafka(r.key, r.value, r.headers).globalposition for r in ours)
+    assert positions == list(range(1, 41))

@@ -1,12 +1,20 @@
-"""What is already on a topic: the global position of the last record on each partition.
+"""What a relay already sent to a topic: the global position of its last record on each
+partition.
 
 A relay killed after the broker acknowledged a batch but before the checkpoint recorded it
 would send that batch again on restart; the event id makes the repeat harmless to a
 consumer that dedupes, but a subscriber counting records per event id sees it twice. So a
-relay, before it resumes, reads the last record of each partition of its topic: the relay
-alone writes the topic, sends in position order, and the idempotent producer keeps that
-order per partition, so every event at or below a partition's last position was sent to
-that partition, and everything above it was not.
+relay, before it resumes, reads the last record *of its source* (``ce_source``) on each
+partition of its topic: it sends in position order, and the idempotent producer keeps that
+order per partition, so every event at or below that position was sent to that partition,
+and everything above it was not.
+
+Records of another source (the ACLs let only the service write its topic, but an operator
+or a test may put a record there) are passed over, however many: were they taken for the
+relay's own, one with a high ``ce_globalposition`` would make the relay leave out events
+it never sent, and one without a position would stop it resuming at all. The search reads
+back from the end in widening windows, so the usual case (the last record is the relay's)
+reads one record per partition.
 """
 
 from __future__ import annotations
@@ -18,51 +26,70 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from clr_events.settings import ConnectionSettings
 
 POSITION_HEADER = "ce_globalposition"
+SOURCE_HEADER = "ce_source"
 READ_TIMEOUT = 30.0
-"""Seconds to wait for the last records (a broker that does not answer fails the resume)."""
+"""Seconds to find the last records (a broker that does not answer fails the resume)."""
+FIRST_WINDOW = 1
+"""Records read back from a partition's end at first; each further window is 16 times
+as long."""
 
 
 async def last_positions(
-    settings: ConnectionSettings, topic: str, partitions: list[int]
+    settings: ConnectionSettings, topic: str, partitions: list[int], source: bytes
 ) -> dict[int, int]:
-    """The ``ce_globalposition`` of the last record on each of ``topic``'s ``partitions``
-    (partitions without records left out).
+    """The ``ce_globalposition`` of the last record from ``source`` on each of ``topic``'s
+    ``partitions`` (partitions without one left out).
 
     Raises:
-        TimeoutError: the last records did not arrive in ``READ_TIMEOUT`` seconds.
+        TimeoutError: the records did not arrive in ``READ_TIMEOUT`` seconds.
     """
     consumer = AIOKafkaConsumer(
-        **settings.kafka_options(), enable_auto_commit=False, auto_offset_reset="latest"
+        **settings.kafka_options(), enable_auto_commit=False, auto_offset_reset="earliest"
     )
     await consumer.start()
     try:
-        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
-        wanted = {tp: end - 1 for tp, end in ends.items() if end > 0}
-        if not wanted:
-            return {}
-        consumer.assign(list(wanted))
-        for tp, offset in wanted.items():
-            consumer.seek(tp, offset)
-        return await asyncio.wait_for(_read_last(consumer, wanted), READ_TIMEOUT)
+        tps = [TopicPartition(topic, p) for p in partitions]
+        ends = await consumer.end_offsets(tps)
+        begins = await consumer.beginning_offsets(tps)
+        found: dict[int, int] = {}
+        async with asyncio.timeout(READ_TIMEOUT):
+            for tp in tps:
+                position = await _last_of(consumer, tp, begins[tp], ends[tp], source)
+                if position is not None:
+                    found[tp.partition] = position
+        return found
     finally:
         await consumer.stop()
 
 
-async def _read_last(
-    consumer: AIOKafkaConsumer, wanted: dict[TopicPartition, int]
-) -> dict[int, int]:
-    found: dict[int, int] = {}
-    while len(found) < len(wanted):
-        batches = await consumer.getmany(timeout_ms=1000)
-        for tp, records in batches.items():
-            for record in records:
-                if record.offset >= wanted[tp]:
-                    found[tp.partition] = _position(record.headers)
-    return found
+async def _last_of(
+    consumer: AIOKafkaConsumer, tp: TopicPartition, begin: int, end: int, source: bytes
+) -> int | None:
+    """The position of the last record from ``source`` in ``tp`` below ``end``."""
+    window = FIRST_WINDOW
+    consumer.assign([tp])
+    while end > begin:
+        start = max(begin, end - window)
+        consumer.seek(tp, start)
+        last: int | None = None
+        while await consumer.position(tp) < end:
+            for record in (await consumer.getmany(tp, timeout_ms=1000)).get(tp, []):
+                position = _position(record.headers, source)
+                if position is not None and record.offset < end:
+                    last = position
+        if last is not None:
+            return last
+        end, window = start, window * 16
+    return None
 
 
-def _position(headers: object) -> int:
-    for name, value in headers or ():  # type: ignore[attr-defined]
-        if name == POSITION_HEADER:
-            return int(value)
-    raise ValueError(f"a record without {POSITION_HEADER}")
+def _position(headers: object, source: bytes) -> int | None:
+    """The record's position if ``source`` sent it, else None."""
+    found = dict(headers or ())  # type: ignore[call-overload]
+    position = found.get(POSITION_HEADER)
+    if found.get(SOURCE_HEADER) != source or position is None:
+        return None
+    try:
+        return int(position)
+    except ValueError:
+        return None

@@ -9,8 +9,8 @@ subscribers can check the chain is whole, and its number among the events publis
 its subject (``publicversion``: 1, 2, 3, ... without gaps, where the store's stream version
 also counts private events). The count per subject is recorded with the checkpoint, in one
 transaction, so it is a function of the store alone: after a crash the relay resumes from
-the recorded position, and before its first send reads the last record of each partition
-of its topic (``kafka.tail``), leaving out the events a relay killed between the broker's
+the recorded position, and before its first send reads its own last record on each
+partition of its topic (``kafka.tail``), leaving out the events a relay killed between the broker's
 acknowledgement and the checkpoint already sent there; the others go out with the same
 event id, ``prevposition`` and ``publicversion``. It wakes on new commits (LISTEN/NOTIFY;
 the store decides) and lingers a moment, so a steady stream goes a few events at a time.
@@ -64,8 +64,9 @@ _PARTITIONER = DefaultPartitioner()
 """The producer's own partitioner (``new_producer`` keeps aiokafka's default)."""
 
 Translator = Callable[[StoredEvent], Envelope | None]
-Tail = Callable[[list[int]], Awaitable[dict[int, int]]]
-"""The position of the last record on each of the topic's partitions (``kafka.tail``)."""
+Tail = Callable[[list[int], bytes], Awaitable[dict[int, int]]]
+"""The position of the last record of a source (``ce_source``) on each of the topic's
+partitions (``kafka.tail``)."""
 
 
 _VALIDATE_ENVELOPE = Envelope.__pydantic_validator__.validate_python
@@ -433,8 +434,8 @@ class Relay:
         """
         producer, topic = self._producer, self._topic
         partitions = list(await producer.partitions_for(topic))
-        if self._tail is not None and self._tail_pending:
-            last = await self._tail(sorted(partitions))
+        if self._tail is not None and self._tail_pending and records:
+            last = await self._tail(sorted(partitions), _source(records[0][1]))
             self._on_topic = {p: at for p, at in last.items() if at > self.position}
             self._tail_pending = False
         partition_of: dict[bytes, int] = {}
@@ -481,6 +482,11 @@ class Relay:
         await self._checkpoint.save(position, published, versions)
         self.position, self.published = position, published
         self._versions.update(versions)
+
+
+def _source(record: KafkaRecord) -> bytes:
+    """The ``ce_source`` of a record this relay sends (every one has the same)."""
+    return next(value for name, value in record.headers if name == "ce_source")
 
 
 async def _end_when_sent(spans: list[Span], acks: list[asyncio.Future[Any]]) -> None:
