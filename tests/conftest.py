@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
+import threading
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,68 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         tier = Path(str(item.fspath)).relative_to(root).parts[0]
         if tier in ("unit", "integration", "contracts", "e2e", "chaos"):
             item.add_marker(getattr(pytest.mark, tier))
+
+
+TASKS_BEFORE_TIMEOUT = 30.0
+"""Seconds before pytest-timeout fails a test at which its asyncio tasks are printed: a
+test stuck awaiting something shows only an idle event loop in the thread stacks that
+pytest-timeout prints, the tasks' stacks say what it awaits."""
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    """Print the asyncio tasks of a test that runs into its timeout (to the real standard
+    error, so a CI log has them even if the run is killed next)."""
+    timeout = float(item.config.getini("timeout") or 0)
+    timer = None
+    if timeout > TASKS_BEFORE_TIMEOUT:
+        timer = threading.Timer(timeout - TASKS_BEFORE_TIMEOUT, _print_tasks, (item.nodeid,))
+        timer.daemon = True
+        timer.start()
+    try:
+        yield
+    finally:
+        if timer is not None:
+            timer.cancel()
+
+
+def _print_tasks(nodeid: str) -> None:
+    out = sys.__stderr__
+    print(f"\n--- {nodeid} is about to time out; its asyncio tasks:", file=out)
+    for _ in range(10):  # the set may change while it is copied (another thread's loop)
+        try:
+            tasks = list(getattr(asyncio.tasks, "_all_tasks", ()))
+            break
+        except RuntimeError:
+            continue
+    else:
+        return
+    for task in tasks:
+        if not task.done():
+            print(f"{task.get_name()}:", file=out)
+            for place in _awaiting(task.get_coro()):
+                print(f"  {place}", file=out)
+
+
+def _awaiting(coroutine: Any) -> Iterator[str]:
+    """Where a suspended coroutine waits, outermost first, down its ``await`` chain (a
+    task's own stack has only the outermost frame)."""
+    while coroutine is not None:
+        frame = next(
+            (f for n in ("cr_frame", "gi_frame", "ag_frame") if (f := getattr(coroutine, n, None))),
+            None,
+        )
+        if frame is None:
+            return
+        yield f"{frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}"
+        coroutine = next(
+            (
+                c
+                for n in ("cr_await", "gi_yieldfrom", "ag_await")
+                if (c := getattr(coroutine, n, None))
+            ),
+            None,
+        )
 
 
 def _docker_answers() -> bool:
