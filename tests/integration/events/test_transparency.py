@@ -10,6 +10,7 @@ import socket
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -82,6 +83,15 @@ async def until_signed(runtime: Runtime, size: int, timeout: float = 20.0) -> No
         if asyncio.get_running_loop().time() > deadline:
             for task in asyncio.all_tasks():
                 task.print_stack()
+        assert asyncio.get_running_loop().time() < deadline, runtime.failing
+        await asyncio.sleep(0.1)
+
+
+async def until_published(runtime: Runtime, size: int, timeout: float = 20.0) -> None:
+    tlog = runtime.tlog
+    query = f"SELECT max(tree_size) FROM {tlog.schema}.tlog_checkpoints WHERE published"
+    deadline = asyncio.get_running_loop().time() + timeout
+    while (await tlog.pool.fetchval(query) or 0) < size:
         assert asyncio.get_running_loop().time() < deadline, runtime.failing
         await asyncio.sleep(0.1)
 
@@ -199,6 +209,52 @@ async def test_the_loop_survives_losing_its_postgresql_sessions(
         await until_signed(runtime, 11)
     finally:
         await writer.close()
+        await asyncio.wait_for(runtime.stop(), 30)
+
+
+async def test_a_store_at_rest_is_read_every_poll_not_at_once_again(
+    schema: str, database_url: str, kafka_bootstrap: str, topic: str, tlog_env: Path
+) -> None:
+    # given a signed and published store, well past the time a signature is due (0.3 s)
+    runtime = runtime_for(schema, database_url, kafka_bootstrap)
+    await runtime.start()
+    try:
+        await append(runtime, 7)
+        await until_signed(runtime, 7)
+        checkpointer = runtime.checkpointer
+        assert checkpointer is not None
+        reads: list[str] = []
+
+        class Counting:
+            """The log's pool, counting the checkpointer's reads."""
+
+            def __init__(self, pool: Pool) -> None:
+                self.pool = pool
+
+            def __getattr__(self, name: str) -> Any:
+                return getattr(self.pool, name)
+
+            async def fetchrow(self, query: str, *args: Any) -> Any:
+                reads.append("head" if "event_store_head" in query else query)
+                return await self.pool.fetchrow(query, *args)
+
+            async def fetch(self, query: str, *args: Any) -> Any:
+                reads.append("unpublished" if "tlog_checkpoints" in query else query)
+                return await self.pool.fetch(query, *args)
+
+        checkpointer.log.pool = Counting(checkpointer.log.pool)  # type: ignore[assignment]
+        # when nothing is appended for two seconds
+        await asyncio.sleep(2.0)
+        # then the head is read once a poll (0.2 s), the checkpoints not at all (before: the
+        # head and the checkpoints a hundred times a second each, a few % of a core a
+        # service and hundreds of queries a second at rest)
+        assert 5 <= reads.count("head") <= 12, reads.count("head")
+        assert reads.count("unpublished") <= 1
+        # and what is appended next is still signed and published
+        await append(runtime, 1)
+        await until_signed(runtime, 8)
+        await until_published(runtime, 8)
+    finally:
         await asyncio.wait_for(runtime.stop(), 30)
 
 

@@ -255,6 +255,9 @@ class Checkpointer:
         self._publish_outage = Outage(f"checkpoints of {log_.schema}: publishing", log)
         self._publish_delay = PUBLISH_RETRY_FIRST
         self._publish_not_before = 0.0
+        self._maybe_unpublished = True
+        """False once the table was seen without an unpublished checkpoint, until this
+        signs another (or a publish fails): a store at rest is not asked every poll."""
         self.verified = 0  # positions 1..verified in the tree, contiguous
         self.signed = 0  # the largest tree size signed
         self._signed_at = 0.0
@@ -267,9 +270,13 @@ class Checkpointer:
         while not stop.is_set():
             await self.step()
             await self.publish_pending()
+            # a signature due by time is signed by the step above unless nothing is new:
+            # then the next is due no sooner than the next poll (a store at rest is read
+            # every poll_seconds, not at once again)
             remaining = self.every_seconds - (time.monotonic() - self._signed_at)
+            wait = min(self.poll_seconds, remaining) if remaining > 0 else self.poll_seconds
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), max(0.01, min(self.poll_seconds, remaining)))
+                await asyncio.wait_for(stop.wait(), max(0.01, wait))
 
     async def resume(self) -> None:
         """Re-hash the store up to the last checkpoint and check the tree still matches it.
@@ -322,6 +329,7 @@ class Checkpointer:
             signed_at,
         )
         self.signed, self._signed_at = size, time.monotonic()
+        self._maybe_unpublished = True
         return StoredCheckpoint(size, root, note, signed_at)
 
     async def _verify_to(self, size: int, head_hash: bytes | None) -> None:
@@ -357,13 +365,18 @@ class Checkpointer:
         A failure (Kafka away) is logged once per outage and reported, never raised:
         signing goes on, and the next round publishes what is left.
         """
-        if self._publish is None or time.monotonic() < self._publish_not_before:
+        if (
+            self._publish is None
+            or not self._maybe_unpublished
+            or time.monotonic() < self._publish_not_before
+        ):
             return 0
         rows = await self.log.pool.fetch(
             f"SELECT tree_size, root_hash, note, signed_at FROM {self.log.schema}.tlog_checkpoints"
             " WHERE NOT published ORDER BY tree_size LIMIT 100"
         )
         if not rows:
+            self._maybe_unpublished = False
             return 0
         pending = [StoredCheckpoint(*row) for row in rows]
         try:
