@@ -10,10 +10,11 @@ its subject (``publicversion``: 1, 2, 3, ... without gaps, where the store's str
 also counts private events). The count per subject is recorded with the checkpoint, in one
 transaction, so it is a function of the store alone: after a crash the relay resumes from
 the recorded position, and before its first send reads its own last record on each
-partition of its topic (``kafka.tail``), leaving out the events a relay killed between the broker's
-acknowledgement and the checkpoint already sent there; the others go out with the same
-event id, ``prevposition`` and ``publicversion``. It wakes on new commits (LISTEN/NOTIFY;
-the store decides) and lingers a moment, so a steady stream goes a few events at a time.
+partition of its topic (``kafka.tail``), leaving out the events a relay killed between the
+broker's acknowledgement and the checkpoint already sent there; the others go out with the
+same event id, ``prevposition`` and ``publicversion``. It wakes on new commits
+(LISTEN/NOTIFY; the store decides) and lingers a moment, so a steady stream goes a few
+events at a time.
 
     python -m clr_events.outbox.relay --schema assessments --topic assessments.events \\
         --translator assessments.adapters.translation:to_public
@@ -486,7 +487,7 @@ class Relay:
 
 def _source(record: KafkaRecord) -> bytes:
     """The ``ce_source`` of a record this relay sends (every one has the same)."""
-    return next(value for name, value in record.headers if name == "ce_source")
+    return dict(record.headers).get("ce_source", b"")
 
 
 async def _end_when_sent(spans: list[Span], acks: list[asyncio.Future[Any]]) -> None:
