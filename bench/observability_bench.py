@@ -19,7 +19,12 @@ stopped (the order rotates), so no mode shares the machine with another's idle p
 The load is ``POST /organisations`` on collaboration (a new organisation per request),
 from oha (``service_bench``'s load generator), closed loop at each ``--clients`` for
 ``--seconds``, ``--repeats`` times per mode; medians, and the CPU the processes used per
-completed command.
+completed command. Then, in the same system, a fixed ``--rate`` of commands a second for
+``--rate-seconds``: the five services' CPU per command there does not swing with the
+closed loop's batch sizes and queueing (two repeats of one closed-loop point differ by up
+to a quarter on this machine), and on a machine whose cores the system saturates, off's
+CPU per command over a mode's is the capacity that mode keeps: the same ratio, estimated
+steadily.
 Target (issue 16): on >= 0.9x off at every concurrency. Results go to
 bench/results/observability_bench.json.
 """
@@ -162,12 +167,29 @@ async def run_trial(
     return figures
 
 
+async def fixed_rate(
+    load: Load, token: str, args: argparse.Namespace, pids: dict[str, int]
+) -> dict[str, Any]:
+    """``--rate`` commands a second for ``--rate-seconds`` (16 connections); the five
+    services' CPU per completed command (``system_cpu_ms_per_ok``)."""
+    before = cpu_seconds(pids)
+    report = await asyncio.to_thread(oha, load, 16, args.rate_seconds, token, rate=args.rate)
+    figures = trial(report, args.rate_seconds)
+    await asyncio.sleep(1.0)  # what the commands set off downstream, mostly
+    after = cpu_seconds(pids)
+    done = max(figures["ok_per_s"] * args.rate_seconds, 1.0)
+    figures["system_cpu_ms_per_ok"] = 1000 * sum(after[n] - before[n] for n in pids) / done
+    return figures
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--clients", type=int, nargs="+", default=list(CLIENTS))
     parser.add_argument("--scrape-seconds", type=float, default=5.0)
+    parser.add_argument("--rate", type=float, default=600.0, help="commands/s, fixed phase")
+    parser.add_argument("--rate-seconds", type=float, default=10.0)
     parser.add_argument(
         "--port-base",
         type=int,
@@ -206,6 +228,7 @@ async def main() -> None:
         c: {m: [] for m in MODES} for c in args.clients
     }
     runs = []
+    at_rate: dict[str, list[dict[str, Any]]] = {m: [] for m in MODES}
     try:
         with span_sink(sink_port) as sink:
             for repeat in range(args.repeats):
@@ -245,6 +268,14 @@ async def main() -> None:
                                 f"  scrapes {figures['scrapes']}",
                                 flush=True,
                             )
+                        figures = await fixed_rate(load, token, args, pids)
+                        at_rate[mode].append(figures)
+                        runs.append({"rate": args.rate, "mode": mode, **figures})
+                        print(
+                            f"  {args.rate:.0f}/s fixed {mode:<7} {figures['ok_per_s']:7.0f} 2xx/s"
+                            f"  cpu ms/cmd {figures['system_cpu_ms_per_ok']:.2f} system",
+                            flush=True,
+                        )
                         await asyncio.sleep(6)  # the batch span processors' last exports
                     finally:
                         running.stop()
@@ -294,7 +325,19 @@ async def main() -> None:
             f"  target {mode} >= {TARGET}x off at every concurrency:"
             f" {'met' if met[mode] else 'NOT MET'}",
         ]
+    cpu_at_rate = {
+        m: statistics.median(t["system_cpu_ms_per_ok"] for t in at_rate[m]) for m in MODES
+    }
+    capacity = {m: cpu_at_rate["off"] / cpu_at_rate[m] for m in MODES[:2]}
+
+    def repeats(mode: str) -> str:
+        return ", ".join(f"{t['system_cpu_ms_per_ok']:.3f}" for t in at_rate[mode])
+
     lines += [
+        f"  at a fixed {args.rate:.0f} commands/s, the five services' CPU ms per command: "
+        + ", ".join(f"{m} {cpu_at_rate[m]:.3f} ({repeats(m)})" for m in MODES),
+        "  capacity kept at the CPU (off's CPU per command / the mode's): "
+        + ", ".join(f"{m} {capacity[m]:.2f}" for m in MODES[:2]),
         f"  spans exported by the traced system: {results['spans_exported']}",
     ]
     print("\n".join(lines))
@@ -302,6 +345,7 @@ async def main() -> None:
         "summary": {str(c): s for c, s in summary.items()},
         "ratios": {str(c): r for c, r in ratios.items()},
         "targets_met": met,
+        "fixed_rate": {"rate": args.rate, "cpu_ms_per_ok": cpu_at_rate, "capacity": capacity},
         "runs": runs,
     }
     RESULTS.parent.mkdir(exist_ok=True)

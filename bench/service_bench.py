@@ -117,8 +117,11 @@ class Load:
     regex: bool = False
 
 
-def oha(load: Load, clients: int, seconds: float, token: str) -> dict[str, Any]:
-    """One closed-loop trial; oha's JSON report plus the CPU seconds oha used."""
+def oha(
+    load: Load, clients: int, seconds: float, token: str, *, rate: float | None = None
+) -> dict[str, Any]:
+    """One closed-loop trial (or, with ``rate``, one at that many requests a second in
+    all); oha's JSON report plus the CPU seconds oha used."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     command = [
         str(OHA),
@@ -129,6 +132,7 @@ def oha(load: Load, clients: int, seconds: float, token: str) -> dict[str, Any]:
         f"{seconds}s",
         "-c",
         str(clients),
+        *(["-q", str(rate)] if rate is not None else []),
         "-m",
         "POST",
         "-T",
