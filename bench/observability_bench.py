@@ -145,9 +145,8 @@ async def run_trial(
     urls: list[str],
     pids: dict[str, int],
 ) -> dict[str, Any]:
-    """One closed-loop trial; with the CPU each of the system's processes used per
-    completed command (``cpu_ms_per_ok``: collaboration's; ``system_cpu_ms_per_ok``: all
-    five, relays, consumers and read models included)."""
+    """One closed-loop trial, with the CPU the system used per completed command
+    (``with_cpu``: relays, consumers and read models included)."""
     before = cpu_seconds(pids)
     stop = asyncio.Event()
     scraper = (
@@ -159,25 +158,29 @@ async def run_trial(
         stop.set()
     figures = trial(report, args.seconds)
     figures["scrapes"] = await scraper if scraper is not None else 0
-    await asyncio.sleep(1.0)  # what the commands set off downstream, mostly
-    after = cpu_seconds(pids)
-    done = max(figures["ok_per_s"] * args.seconds, 1.0)
-    figures["cpu_ms_per_ok"] = 1000 * (after["collaboration"] - before["collaboration"]) / done
-    figures["system_cpu_ms_per_ok"] = 1000 * sum(after[n] - before[n] for n in pids) / done
-    return figures
+    return await with_cpu(figures, before, pids, args.seconds)
 
 
 async def fixed_rate(
     load: Load, token: str, args: argparse.Namespace, pids: dict[str, int]
 ) -> dict[str, Any]:
-    """``--rate`` commands a second for ``--rate-seconds`` (16 connections); the five
-    services' CPU per completed command (``system_cpu_ms_per_ok``)."""
+    """``--rate`` commands a second for ``--rate-seconds`` (16 connections), with the CPU
+    the system used per completed command (``with_cpu``)."""
     before = cpu_seconds(pids)
     report = await asyncio.to_thread(oha, load, 16, args.rate_seconds, token, rate=args.rate)
-    figures = trial(report, args.rate_seconds)
-    await asyncio.sleep(1.0)  # what the commands set off downstream, mostly
+    return await with_cpu(trial(report, args.rate_seconds), before, pids, args.rate_seconds)
+
+
+async def with_cpu(
+    figures: dict[str, Any], before: dict[str, float], pids: dict[str, int], seconds: float
+) -> dict[str, Any]:
+    """A trial's figures with the CPU used per completed command since ``before``, a second
+    after the load (what the commands set off downstream, mostly): ``cpu_ms_per_ok``
+    collaboration's, ``system_cpu_ms_per_ok`` all five services'."""
+    await asyncio.sleep(1.0)
     after = cpu_seconds(pids)
-    done = max(figures["ok_per_s"] * args.rate_seconds, 1.0)
+    done = max(figures["ok_per_s"] * seconds, 1.0)
+    figures["cpu_ms_per_ok"] = 1000 * (after["collaboration"] - before["collaboration"]) / done
     figures["system_cpu_ms_per_ok"] = 1000 * sum(after[n] - before[n] for n in pids) / done
     return figures
 

@@ -84,22 +84,15 @@ def _print_tasks(nodeid: str) -> None:
 def _awaiting(coroutine: Any) -> Iterator[str]:
     """Where a suspended coroutine waits, outermost first, down its ``await`` chain (a
     task's own stack has only the outermost frame)."""
-    while coroutine is not None:
-        frame = next(
-            (f for n in ("cr_frame", "gi_frame", "ag_frame") if (f := getattr(coroutine, n, None))),
-            None,
-        )
-        if frame is None:
-            return
+    while (frame := _first(coroutine, "cr_frame", "gi_frame", "ag_frame")) is not None:
         yield f"{frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}"
-        coroutine = next(
-            (
-                c
-                for n in ("cr_await", "gi_yieldfrom", "ag_await")
-                if (c := getattr(coroutine, n, None))
-            ),
-            None,
-        )
+        coroutine = _first(coroutine, "cr_await", "gi_yieldfrom", "ag_await")
+
+
+def _first(thing: Any, *names: str) -> Any:
+    """The first of ``thing``'s attributes ``names`` that is set (coroutines, generators
+    and async generators name the same things differently)."""
+    return next((v for n in names if (v := getattr(thing, n, None)) is not None), None)
 
 
 def _docker_answers() -> bool:

@@ -7,6 +7,7 @@ import functools
 import os
 import signal
 import sys
+from collections.abc import Awaitable, Callable
 
 from clr_events.codec import KafkaRecord, from_kafka
 from clr_events.kafka.tail import last_positions
@@ -152,15 +153,26 @@ async def test_the_relay_puts_each_key_on_the_partition_a_plain_send_would(
     assert len(set(by_send.values())) > 1
 
 
-async def test_a_relay_that_resumes_below_what_is_on_the_topic_sends_nothing_twice(
-    kafka_bootstrap: str, pool: Pool, schema: str, new_topic: TopicFactory
+async def happened(store: PostgresEventStore, numbers: range) -> None:
+    """An event per number, over seven streams (so over several partitions)."""
+    for n in numbers:
+        await store.append(f"org-{n % 7}", ANY, [NewEvent("tests.Happened.v1", {"n": n})])
+
+
+async def relay_resumed_below_the_topic(
+    kafka_bootstrap: str,
+    pool: Pool,
+    schema: str,
+    topic: str,
+    before_each: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
-    # killed after the broker acknowledged, before the checkpoint: the checkpoint lags
-    topic = await new_topic("resumed", partitions=3)
+    """A relay publishes 30 events; its checkpoint is set back to 11 (as a relay killed
+    after the broker acknowledged, before the checkpoint, left it), 10 more are stored, and
+    another relay resumes: it sends only those 10. ``before_each`` runs before each relay
+    starts."""
     store = PostgresEventStore(pool, schema=schema)
     await store.migrate()
-    for n in range(30):
-        await store.append(f"org-{n % 7}", ANY, [NewEvent("tests.Happened.v1", {"n": n})])
+    await happened(store, range(30))
     checkpoint = PostgresRelayCheckpoint(pool, schema, "resumed")
     await checkpoint.migrate()
     settings = ConnectionSettings(kafka_bootstrap_servers=kafka_bootstrap)
@@ -168,8 +180,10 @@ async def test_a_relay_that_resumes_below_what_is_on_the_topic_sends_nothing_twi
     await producer.start()
     try:
 
-        def relay() -> Relay:
-            return Relay(
+        async def relay() -> Relay:
+            if before_each is not None:
+                await before_each()
+            started = Relay(
                 store,
                 checkpoint,
                 producer,
@@ -178,19 +192,24 @@ async def test_a_relay_that_resumes_below_what_is_on_the_topic_sends_nothing_twi
                 batch_size=4,
                 tail=functools.partial(last_positions, settings, topic),
             )
+            await started.resume()
+            return started
 
-        first = relay()
-        await first.resume()
-        assert await first.publish_available() == 30
+        assert await (await relay()).publish_available() == 30
         await checkpoint.save(11, 11)  # the last checkpoint the killed relay recorded
-        for n in range(30, 40):
-            await store.append(f"org-{n % 7}", ANY, [NewEvent("tests.Happened.v1", {"n": n})])
-        second = relay()
-        await second.resume()
-        assert await second.publish_available() == 29
+        await happened(store, range(30, 40))
+        assert await (await relay()).publish_available() == 29
     finally:
         await producer.stop()
         await store.close()
+
+
+async def test_a_relay_that_resumes_below_what_is_on_the_topic_sends_nothing_twice(
+    kafka_bootstrap: str, pool: Pool, schema: str, new_topic: TopicFactory
+) -> None:
+    # killed after the broker acknowledged, before the checkpoint: the checkpoint lags
+    topic = await new_topic("resumed", partitions=3)
+    await relay_resumed_below_the_topic(kafka_bootstrap, pool, schema, topic)
     envelopes = [
         from_kafka(r.key, r.value, r.headers)
         for r in await read_topic(kafka_bootstrap, topic, expected=41, timeout=5.0)
@@ -207,61 +226,22 @@ async def test_records_of_another_source_on_the_topic_neither_stop_nor_shorten_a
     # from elsewhere with a position far ahead, one that is no CloudEvent at all
     topic = await new_topic("foreign", partitions=3)
     keys = [f"org-{n}".encode() for n in range(7)]
+    elsewhere = [("ce_source", b"/elsewhere"), ("ce_globalposition", b"999")]
 
     async def foreign() -> None:
-        await produce(
-            kafka_bootstrap,
-            topic,
-            [
-                record
-                for key in keys
-                for record in (
-                    KafkaRecord(
-                        key, b"{}", [("ce_source", b"/elsewhere"), ("ce_globalposition", b"999")]
-                    ),
-                    KafkaRecord(key, b"not a cloud event", []),
-                )
-            ],
-        )
-
-    store = PostgresEventStore(pool, schema=schema)
-    await store.migrate()
-    for n in range(30):
-        await store.append(f"org-{n % 7}", ANY, [NewEvent("tests.Happened.v1", {"n": n})])
-    checkpoint = PostgresRelayCheckpoint(pool, schema, "foreign")
-    await checkpoint.migrate()
-    settings = ConnectionSettings(kafka_bootstrap_servers=kafka_bootstrap)
-    producer = new_producer(kafka_bootstrap)
-    await producer.start()
-    try:
-
-        def relay() -> Relay:
-            return Relay(
-                store,
-                checkpoint,
-                producer,
-                topic,
-                publish_as_stored("/tests"),
-                batch_size=4,
-                tail=functools.partial(last_positions, settings, topic),
+        records = [
+            record
+            for key in keys
+            for record in (
+                KafkaRecord(key, b"{}", elsewhere),
+                KafkaRecord(key, b"not a cloud event", []),
             )
+        ]
+        await produce(kafka_bootstrap, topic, records)
 
-        # when a relay starts on them (it takes none of them for its own)
-        await foreign()
-        first = relay()
-        await first.resume()
-        assert await first.publish_available() == 30
-        # and another resumes below what the first sent, with more of them on top
-        await checkpoint.save(11, 11)
-        await foreign()
-        for n in range(30, 40):
-            await store.append(f"org-{n % 7}", ANY, [NewEvent("tests.Happened.v1", {"n": n})])
-        second = relay()
-        await second.resume()
-        assert await second.publish_available() == 29
-    finally:
-        await producer.stop()
-        await store.close()
+    # when a relay starts on them (it takes none of them for its own), and another resumes
+    # below what the first sent, with more of them on top
+    await relay_resumed_below_the_topic(kafka_bootstrap, pool, schema, topic, foreign)
     # then every event is on the topic once, nothing left out, nothing sent twice
     records = await read_topic(kafka_bootstrap, topic, expected=40 + 4 * len(keys), timeout=5.0)
     ours = [r for r in records if dict(r.headers).get("ce_source") == b"/tests"]

@@ -73,27 +73,25 @@ async def append_to(store: PostgresEventStore, count: int) -> None:
         await store.append(f"s-{uuid.uuid4().hex[:6]}", 0, [NewEvent("T", {"i": i})])
 
 
-async def until_signed(runtime: Runtime, size: int, timeout: float = 20.0) -> None:
-    async def signed() -> bool:
-        latest = await runtime.tlog.latest()
-        return latest is not None and latest.tree_size >= size
-
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await signed():
-        if asyncio.get_running_loop().time() > deadline:
-            for task in asyncio.all_tasks():
-                task.print_stack()
-        assert asyncio.get_running_loop().time() < deadline, runtime.failing
-        await asyncio.sleep(0.1)
-
-
-async def until_published(runtime: Runtime, size: int, timeout: float = 20.0) -> None:
+async def until_size(runtime: Runtime, size: int, *, published: bool, timeout: float) -> None:
+    """Until a checkpoint of at least ``size`` is stored (and, if ``published``, sent);
+    failing with what the runtime reports failing."""
     tlog = runtime.tlog
-    query = f"SELECT max(tree_size) FROM {tlog.schema}.tlog_checkpoints WHERE published"
+    query = f"SELECT max(tree_size) FROM {tlog.schema}.tlog_checkpoints" + (
+        " WHERE published" if published else ""
+    )
     deadline = asyncio.get_running_loop().time() + timeout
     while (await tlog.pool.fetchval(query) or 0) < size:
         assert asyncio.get_running_loop().time() < deadline, runtime.failing
         await asyncio.sleep(0.1)
+
+
+async def until_signed(runtime: Runtime, size: int, timeout: float = 20.0) -> None:
+    await until_size(runtime, size, published=False, timeout=timeout)
+
+
+async def until_published(runtime: Runtime, size: int, timeout: float = 20.0) -> None:
+    await until_size(runtime, size, published=True, timeout=timeout)
 
 
 async def test_checkpoints_are_signed_stored_published_and_proved(
