@@ -1,9 +1,15 @@
-"""Several projections instances under a steady load of commands: one joins, one is
-killed with -9, one leaves cleanly; the read model the survivors built has every
-organisation the store has, once, and the same rows as a rebuild from the topic.
+"""Two instances of every service under a steady load of commands (new organisations, and
+Bronze labels going from assessments through label_decisions to the public register),
+sent as an operator's clients send them (an Idempotency-Key each, retried on the other
+instance when one is gone): the instance of each domain service that publishes (holds
+its relay's lock) is killed with -9, so the other takes its relay over and its consumers'
+partitions; a third projections instance joins, one is killed with -9 and one leaves
+cleanly. Afterwards every organisation and every
+label is in the stores once and in the read models once, and the read models have the
+same rows as a rebuild from the topics.
 
-Its own installation, started as ``make run SCALE=projections=2,label_decisions=2`` starts
-the system (``clr_dev.supervisor``).
+Its own installation, started as ``make run SCALE=projections=2,collaboration=2,...``
+starts the system (``clr_dev.supervisor``).
 """
 
 from __future__ import annotations
@@ -13,6 +19,8 @@ import contextlib
 import os
 import secrets
 import signal
+import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +30,7 @@ import httpx
 from clr_dev import supervisor
 from clr_dev.installation import install, service_env, uninstall
 from clr_events.kafka.producer import new_producer
+from clr_events.pg import Pool
 from clr_events.settings import ConnectionSettings
 from projections.core import CONTROL
 from projections.read_models.all import READ_MODELS
@@ -31,6 +40,55 @@ from tests.e2e.conftest import PORT_BASE, System
 
 PORTS = {name: PORT_BASE + 40 + n for n, name in enumerate(supervisor.SERVICES)}
 JOINING = PORT_BASE + 60  # beside the second instances (+ 50 ...)
+SCALE = dict.fromkeys(supervisor.SERVICES, 2)
+DOMAIN = [name for name in supervisor.SERVICES if name != "projections"]
+PUBLISHER = (
+    "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+    " WHERE l.locktype = 'advisory' AND l.granted"
+    " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    " AND l.objid::bigint = (hashtext($1)::bigint & 4294967295)"
+)
+"""Who holds a lock: connections are named ``service/host/pid`` (``clr_events.pg``)."""
+
+
+@dataclass
+class FailingOver(System):
+    """Commands with an Idempotency-Key, sent to a service's first instance and, while it
+    cannot answer (gone, or a 5xx), to its other, with the same key, until answered; reads
+    the same way."""
+
+    instances: dict[str, list[str]] | None = None
+
+    async def _send(self, service: str, method: str, path: str, **kw: Any) -> httpx.Response:
+        assert self.instances is not None
+        for _ in range(300):
+            for url in self.instances[service]:
+                try:
+                    answer = await self.client.request(method, url + path, **kw)
+                except httpx.TransportError:
+                    continue
+                if answer.status_code < 500:
+                    return answer
+            await asyncio.sleep(0.2)
+        raise AssertionError(f"{method} {service}{path}: no instance answered")
+
+    async def post(self, service: str, path: str, body: Any, *roles: str) -> httpx.Response:
+        headers = {**self.auth(*roles), "Idempotency-Key": uuid.uuid4().hex}
+        return await self._send(service, "POST", path, json=body, headers=headers)
+
+    async def get(self, service: str, path: str, *roles: str) -> httpx.Response:
+        return await self._send(service, "GET", path, headers=self.auth(*roles) if roles else {})
+
+
+async def publisher(pool: Pool, running: supervisor.Running, service: str) -> str:
+    """The instance of ``service`` whose relay of its events publishes."""
+    pids = {str(process.pid): name for name, process in running.processes.items()}
+    for _ in range(100):
+        holder = await pool.fetchval(PUBLISHER, f"relay:{service}:{service}.events")
+        if holder is not None:
+            return pids[holder.rsplit("/", 1)[-1]]
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no instance of {service} publishes")
 
 
 async def test_the_read_side_stays_right_while_instances_join_leave_and_die_under_load(
@@ -47,9 +105,9 @@ async def test_the_read_side_stays_right_while_instances_join_leave_and_die_unde
         tmp_path / "system",
         ports=PORTS,
         env=env,
-        scale={"projections": 2, "label_decisions": 2},
+        scale=SCALE,
     )
-    assert {"projections-2", "label_decisions-2"} <= set(running.urls)
+    assert {f"{name}-2" for name in SCALE} <= set(running.urls)
     joined: supervisor.Running | None = None
     try:
         async with httpx.AsyncClient(timeout=30.0) as client:
@@ -57,32 +115,58 @@ async def test_the_read_side_stays_right_while_instances_join_leave_and_die_unde
             def system(urls: dict[str, str] = running.urls) -> System:
                 return System(urls, client, kafka_bootstrap, secret, settings.instance, "")
 
+            clients = FailingOver(
+                running.urls, client, kafka_bootstrap, secret, settings.instance, ""
+            )
+            clients.instances = {
+                name: [running.urls[name], running.urls[f"{name}-2"]] for name in DOMAIN
+            }
+
             written: list[str] = []
+            labelled: list[str] = []
             stop = asyncio.Event()
+            person = await scenario.expert(clients, "AT", ["benchmarking_expert"], "2023-04-01")
 
             async def writer(n: int) -> None:
                 while not stop.is_set():
                     day = f"2024-{1 + len(written) % 12:02d}-{1 + n:02d}"
-                    written.append(await scenario.organisation(system(), validated_on=day))
+                    written.append(await scenario.organisation(clients, validated_on=day))
 
-            async def until_written(count: int) -> None:
-                await system().until(lambda: asyncio.sleep(0, len(written) >= count), "load")
+            async def labeller() -> None:
+                while not stop.is_set():
+                    org = await scenario.organisation(clients, validated_on="2024-01-10")
+                    written.append(org)
+                    await scenario.known_to_assessments(clients, [org], [person])
+                    await scenario.bronze(clients, org, person, "2024-03-05", "2024-04-02")
+                    labelled.append(org)
+
+            async def until_written(count: int, labels: int) -> None:
+                def enough() -> bool:
+                    return len(written) >= count and len(labelled) >= labels
+
+                await system().until(lambda: asyncio.sleep(0, enough()), "load", timeout=120)
 
             writers = [asyncio.create_task(writer(n)) for n in range(2)]
+            writers.append(asyncio.create_task(labeller()))
             try:
-                # given two projections instances under a steady load
-                await until_written(10)
-                # when a third joins, the second is killed with -9, the first leaves
+                # given two instances of every service under a steady load
+                await until_written(10, 1)
+                # when the publishing instance of each domain service is killed with -9
+                for name in DOMAIN:
+                    victim = await publisher(pool, running, name)
+                    os.kill(running.processes[victim].pid, signal.SIGKILL)
+                # and a third projections instance joins, the second is killed with -9,
+                # the first leaves
                 joined = await asyncio.to_thread(
                     supervisor.start, tmp_path / "joined", ports={"projections": JOINING}, env=env
                 )
-                await until_written(25)
+                await until_written(25, 3)
                 os.kill(running.processes["projections-2"].pid, signal.SIGKILL)
-                await until_written(40)
+                await until_written(40, 4)
                 first = running.processes["projections"]
                 first.send_signal(signal.SIGTERM)
                 await asyncio.to_thread(first.wait, 30)
-                await until_written(55)
+                await until_written(55, 5)
             finally:
                 stop.set()
                 await asyncio.gather(*writers)
@@ -109,21 +193,42 @@ async def test_the_read_side_stays_right_while_instances_join_leave_and_die_unde
         assert len(store) == len(written) >= 55
         assert [tuple(r) for r in directory] == [tuple(r) for r in store]
 
+        # every label was decided once, and is in the public register once, as decided
+        awarded = await pool.fetch(
+            "SELECT data->>'org_id' AS org_id, count(*) AS n FROM label_decisions.event_store"
+            " WHERE type = 'LabelAwarded' AND data->>'org_id' = ANY($1)"
+            " GROUP BY 1 ORDER BY 1",
+            labelled,
+        )
+        assert [(r["org_id"], r["n"]) for r in awarded] == [(o, 1) for o in sorted(labelled)]
+        decided = await pool.fetch(
+            "SELECT org_id, level, valid_until FROM label_decisions.records"
+            " WHERE org_id = ANY($1) ORDER BY org_id",
+            labelled,
+        )
+        register = await pool.fetch(
+            f"SELECT org_id, level, valid_until FROM {CONTROL}.labels_labels"
+            " WHERE org_id = ANY($1) ORDER BY org_id",
+            labelled,
+        )
+        assert len(decided) == len(labelled) >= 5
+        assert [tuple(r) for r in register] == [tuple(r) for r in decided]
+
         # and what the instances built is what a rebuild from the topics builds
-        async def rows() -> list[tuple[Any, ...]]:
-            found = await pool.fetch(f"SELECT * FROM {CONTROL}.organisations_orgs")
+        async def rows(table: str) -> list[tuple[Any, ...]]:
+            found = await pool.fetch(f"SELECT * FROM {CONTROL}.{table}")
             return sorted((tuple(r) for r in found), key=repr)
 
-        live = await rows()
+        tables = ["organisations_orgs", "labels_orgs", "labels_labels", "labels_history"]
+        live = {table: await rows(table) for table in tables}
         producer = new_producer(settings)
         await producer.start()
         try:
-            await rebuild(
-                pool, producer, settings, READ_MODELS["organisations"], progress=lambda _: None
-            )
+            for name in ("organisations", "labels"):
+                await rebuild(pool, producer, settings, READ_MODELS[name], progress=lambda _: None)
         finally:
             await producer.stop()
-        assert await rows() == live
+        assert {table: await rows(table) for table in tables} == live
     finally:
         if joined is not None:
             await asyncio.to_thread(joined.stop)

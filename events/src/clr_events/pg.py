@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import asyncpg
@@ -20,8 +22,16 @@ async def _keep_session(_conn: object) -> None:
     """A released connection's session needs nothing undone (see ``create_pool``)."""
 
 
-async def create_pool(dsn: str, **options: Any) -> Pool:
-    """A pool whose connections go back without a reset round trip.
+def application_name(service: str) -> str:
+    """What a service's connections call themselves (``application_name``, shown in
+    ``pg_stat_activity`` and the server's log): ``service/host/pid``, so an operator sees
+    which instance holds a lock or runs a query (PostgreSQL keeps 63 bytes)."""
+    return f"{service}/{socket.gethostname()}/{os.getpid()}"[:63]
+
+
+async def create_pool(dsn: str, *, name: str | None = None, **options: Any) -> Pool:
+    """A pool whose connections go back without a reset round trip; with ``name``, its
+    connections carry the service's ``application_name``.
 
     asyncpg's default reset sends ``pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *;
     RESET ALL`` on every release: a second round trip for every ``pool.fetch``, awaited by
@@ -30,5 +40,10 @@ async def create_pool(dsn: str, **options: Any) -> Pool:
     holder, the LISTEN connections are held apart and UNLISTEN when closed, and an open
     transaction is still rolled back by asyncpg before the (empty) reset runs.
     """
+    if name is not None:
+        options["server_settings"] = {
+            "application_name": application_name(name),
+            **options.get("server_settings", {}),
+        }
     pool: Pool = await asyncpg.create_pool(dsn, reset=_keep_session, **options)
     return pool

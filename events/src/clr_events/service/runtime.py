@@ -158,7 +158,10 @@ class Runtime:
     async def start(self) -> None:
         """Connect, migrate, and start the background work if enabled."""
         self._pool = await create_pool(
-            self.settings.database_url, min_size=2, max_size=self.settings.pool_max_size
+            self.settings.database_url,
+            name=self.name,
+            min_size=2,
+            max_size=self.settings.pool_max_size,
         )
         self._store = PostgresEventStore(self._pool, schema=self.name)
         await self._store.migrate()

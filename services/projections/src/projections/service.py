@@ -98,10 +98,13 @@ class ProjectionsRuntime:
     async def start(self) -> None:
         """Read models ready, then (with ``CLR_BACKGROUND``) the agents and the publisher."""
         s = self.settings
-        self._pool = await create_pool(s.database_url, min_size=2, max_size=s.pool_max_size)
+        self._pool = await create_pool(
+            s.database_url, name=self.name, min_size=2, max_size=s.pool_max_size
+        )
         self._stack.push_async_callback(self._pool.close)
         self._reads = await create_pool(
             s.database_url,
+            name=self.name,
             min_size=1,
             max_size=s.query_pool_max_size,
             server_settings={"statement_timeout": str(int(s.query_timeout_seconds * 1000))},
