@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 from typing import TYPE_CHECKING, Any, TypeAlias
+from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
 
@@ -31,7 +32,7 @@ def application_name(service: str) -> str:
 
 async def create_pool(dsn: str, *, name: str | None = None, **options: Any) -> Pool:
     """A pool whose connections go back without a reset round trip; with ``name``, its
-    connections carry the service's ``application_name``.
+    connections carry the service's ``application_name`` (unless ``dsn`` names one).
 
     asyncpg's default reset sends ``pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *;
     RESET ALL`` on every release: a second round trip for every ``pool.fetch``, awaited by
@@ -40,7 +41,7 @@ async def create_pool(dsn: str, *, name: str | None = None, **options: Any) -> P
     holder, the LISTEN connections are held apart and UNLISTEN when closed, and an open
     transaction is still rolled back by asyncpg before the (empty) reset runs.
     """
-    if name is not None:
+    if name is not None and "application_name" not in parse_qs(urlsplit(dsn).query):
         options["server_settings"] = {
             "application_name": application_name(name),
             **options.get("server_settings", {}),

@@ -25,3 +25,12 @@ async def test_a_named_pool_shows_who_holds_each_connection_and_keeps_its_settin
         assert seen["work_mem"] == "8MB"
     finally:
         await pool.close()
+
+
+async def test_an_application_name_in_the_url_wins(database_url: str) -> None:
+    url = f"{database_url}{'&' if '?' in database_url else '?'}application_name=chosen"
+    pool = await create_pool(url, name="svc", min_size=1, max_size=1)
+    try:
+        assert await pool.fetchval("SELECT current_setting('application_name')") == "chosen"
+    finally:
+        await pool.close()

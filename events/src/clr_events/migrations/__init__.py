@@ -216,5 +216,5 @@ async def history(pool: Pool | Connection, schema: str) -> list[dict[str, object
 
 def events_migrations(component: str) -> list[Migration]:
     """The migrations of one of the shared library's components (``event_store``,
-    ``idempotency``, ``relay``, ``consumer``, ``dlq``)."""
+    ``idempotency``, ``relay``, ``consumer``, ``dlq``, ``transparency``)."""
     return load("clr_events.migrations", component)

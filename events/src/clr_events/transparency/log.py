@@ -28,6 +28,7 @@ from aiokafka import AIOKafkaProducer
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from clr_events.kafka.producer import new_producer
+from clr_events.migrations import events_migrations, migrate
 from clr_events.outage import Outage, backoff
 from clr_events.pg import Pool
 from clr_events.settings import ConnectionSettings
@@ -48,22 +49,6 @@ _PAGE = 10_000
 PUBLISH_RETRY_FIRST = 0.5
 """Seconds before publishing is tried again after a failure (doubling, with jitter)."""
 PUBLISH_RETRY_MAX = 30.0
-
-MIGRATION = """
-CREATE TABLE IF NOT EXISTS {schema}.tlog_checkpoints (
-    tree_size  bigint      PRIMARY KEY,
-    root_hash  bytea       NOT NULL,
-    note       text        NOT NULL,
-    signed_at  timestamptz NOT NULL,
-    published  boolean     NOT NULL DEFAULT false
-);
-CREATE INDEX IF NOT EXISTS tlog_checkpoints_unpublished
-    ON {schema}.tlog_checkpoints (tree_size) WHERE NOT published;
-CREATE TABLE IF NOT EXISTS {schema}.tlog_keys (
-    vkey       text        PRIMARY KEY,
-    first_used timestamptz NOT NULL
-);
-"""
 
 
 class TransparencySettings(BaseSettings):
@@ -156,12 +141,8 @@ class TransparencyLog:
         self.cache = TreeCache(pool, schema)
 
     async def migrate(self) -> None:
-        """Create the tables (idempotent)."""
-        async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(
-                "SELECT pg_advisory_xact_lock(hashtext($1))", f"tlog-migrate:{self.schema}"
-            )
-            await conn.execute(MIGRATION.format(schema=self.schema))
+        """Apply the log's pending migrations (``clr_events/migrations/transparency``)."""
+        await migrate(self.pool, self.schema, "transparency", events_migrations("transparency"))
 
     async def register_key(self, vkey: str) -> None:
         """Record a verifier key the log signs with (kept for ever: old checkpoints)."""

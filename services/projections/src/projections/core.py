@@ -113,7 +113,7 @@ class StaleLayoutError(TransientError):
     """The active generation has another layout than the code: wait for the rebuild."""
 
 
-async def migrate_control(conn: Connection) -> None:
+async def migrate_control(conn: Connection | Pool) -> None:
     """Apply the control schema's pending migrations."""
     await migrate(conn, CONTROL, "control", MIGRATIONS)
 

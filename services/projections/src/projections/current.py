@@ -39,7 +39,7 @@ from clr_events.outage import Outage, backoff
 from clr_events.pg import Pool
 from clr_events.registry import registry
 from projections import queries
-from projections.core import CONTROL
+from projections.core import CONTROL, migrate_control
 from projections.settings import ProjectionSettings
 
 log = logging.getLogger(__name__)
@@ -142,10 +142,7 @@ class CurrentPublisher:
         """Mark every organisation with a label record due once, if the topic may hold
         snapshots of an older form (``FORMAT``)."""
         async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute(
-                f"CREATE TABLE IF NOT EXISTS {CONTROL}.current_format"
-                " (one boolean PRIMARY KEY DEFAULT true CHECK (one), format integer NOT NULL)"
-            )
+            await migrate_control(conn)
             await conn.execute(f"LOCK TABLE {CONTROL}.current_format")
             published = await conn.fetchval(f"SELECT format FROM {CONTROL}.current_format")
             if published is None or published < FORMAT:

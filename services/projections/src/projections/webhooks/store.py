@@ -16,38 +16,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from clr_events.pg import Connection, Pool
+from projections.core import CONTROL, migrate_control
 
-TABLE = "projections.webhook_subscriptions"
+TABLE = f"{CONTROL}.webhook_subscriptions"
 CHANNEL = "webhooks"
 STATES = ("active", "paused", "dead")
-
-DDL = f"""
-CREATE SCHEMA IF NOT EXISTS projections;
-CREATE TABLE IF NOT EXISTS {TABLE} (
-    id text PRIMARY KEY,
-    url text NOT NULL,
-    description text NOT NULL DEFAULT '',
-    types text[],
-    secret text NOT NULL,
-    previous_secret text,
-    previous_secret_expires_at timestamptz,
-    state text NOT NULL CHECK (state IN ('active', 'paused', 'dead')),
-    position bigint NOT NULL CHECK (position >= 0),
-    revision bigint NOT NULL DEFAULT 1,
-    delivered bigint NOT NULL DEFAULT 0,
-    failures integer NOT NULL DEFAULT 0,
-    failing_since timestamptz,
-    last_status integer,
-    last_error text,
-    last_attempt_at timestamptz,
-    next_attempt_at timestamptz,
-    last_delivered_at timestamptz,
-    dead_reason text,
-    created_by text NOT NULL,
-    created_at timestamptz NOT NULL DEFAULT now(),
-    updated_at timestamptz NOT NULL DEFAULT now()
-)
-"""
 
 PUBLIC_COLUMNS = (
     "id, url, description, types, state, position, revision, delivered, failures,"
@@ -59,10 +32,8 @@ PUBLIC_COLUMNS = (
 
 
 async def migrate(pool: Pool) -> None:
-    """Create the table (safe to run again, and from several instances at once)."""
-    async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtext('webhooks:migrate'))")
-        await conn.execute(DDL)
+    """Apply the control schema's pending migrations, the table's among them."""
+    await migrate_control(pool)
 
 
 def new_id() -> str:
