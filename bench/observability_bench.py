@@ -136,6 +136,29 @@ async def scrape(urls: list[str], every: float, stop: asyncio.Event) -> int:
     return done
 
 
+async def at_rest(
+    pids: dict[str, int], *, cores: float = 0.25, window: float = 0.5, timeout: float = 60.0
+) -> float:
+    """Wait until the system's processes use less than ``cores`` over ``window`` seconds
+    (the relays and consumers have caught up with the last trial's commands); the seconds
+    waited. Every trial starts from rest: a closed loop at saturation leaves a backlog
+    downstream, and the next trial would share the cores with its catching up (one system's
+    successive trials fell from 1,800 to 1,050 commands/s without it)."""
+    started = loop_time()
+    while loop_time() - started < timeout:
+        before = cpu_seconds(pids)
+        await asyncio.sleep(window)
+        after = cpu_seconds(pids)
+        if sum(after[n] - before[n] for n in pids) < cores * window:
+            break
+    return loop_time() - started
+
+
+def loop_time() -> float:
+    """The running loop's clock."""
+    return asyncio.get_running_loop().time()
+
+
 async def run_trial(
     mode: str,
     load: Load,
@@ -145,8 +168,9 @@ async def run_trial(
     urls: list[str],
     pids: dict[str, int],
 ) -> dict[str, Any]:
-    """One closed-loop trial, with the CPU the system used per completed command
+    """One closed-loop trial from rest, with the CPU the system used per completed command
     (``with_cpu``: relays, consumers and read models included)."""
+    settled = await at_rest(pids)
     before = cpu_seconds(pids)
     stop = asyncio.Event()
     scraper = (
@@ -158,6 +182,7 @@ async def run_trial(
         stop.set()
     figures = trial(report, args.seconds)
     figures["scrapes"] = await scraper if scraper is not None else 0
+    figures["settled_s"] = settled
     return await with_cpu(figures, before, pids, args.seconds)
 
 
@@ -165,7 +190,8 @@ async def fixed_rate(
     load: Load, token: str, args: argparse.Namespace, pids: dict[str, int]
 ) -> dict[str, Any]:
     """``--rate`` commands a second for ``--rate-seconds`` (16 connections), with the CPU
-    the system used per completed command (``with_cpu``)."""
+    the system used per completed command (``with_cpu``), from rest."""
+    await at_rest(pids)
     before = cpu_seconds(pids)
     report = await asyncio.to_thread(oha, load, 16, args.rate_seconds, token, rate=args.rate)
     return await with_cpu(trial(report, args.rate_seconds), before, pids, args.rate_seconds)
@@ -268,7 +294,8 @@ async def main() -> None:
                                 f"  cpu ms/cmd {figures['cpu_ms_per_ok']:.2f} here,"
                                 f" {figures['system_cpu_ms_per_ok']:.2f} system"
                                 f"  {figures['statuses']}  spans {figures['spans_exported']}"
-                                f"  scrapes {figures['scrapes']}",
+                                f"  scrapes {figures['scrapes']}"
+                                f"  rest after {figures['settled_s']:.1f} s",
                                 flush=True,
                             )
                         figures = await fixed_rate(load, token, args, pids)
