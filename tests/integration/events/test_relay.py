@@ -9,9 +9,16 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 
+import pytest
+
 from clr_events.codec import KafkaRecord, from_kafka
 from clr_events.kafka.tail import last_positions
-from clr_events.outbox.relay import PostgresRelayCheckpoint, Relay, publish_as_stored
+from clr_events.outbox.relay import (
+    PostgresRelayCheckpoint,
+    Relay,
+    TopicAheadError,
+    publish_as_stored,
+)
 from clr_events.pg import Pool
 from clr_events.settings import ConnectionSettings
 from clr_events.store.base import ANY, NewEvent
@@ -247,3 +254,56 @@ async def test_records_of_another_source_on_the_topic_neither_stop_nor_shorten_a
     ours = [r for r in records if dict(r.headers).get("ce_source") == b"/tests"]
     positions = sorted(from_kafka(r.key, r.value, r.headers).globalposition for r in ours)
     assert positions == list(range(1, 41))
+
+
+async def test_a_relay_whose_store_is_behind_its_topic_publishes_nothing_and_says_why(
+    kafka_bootstrap: str, pool: Pool, schema: str, new_topic: TopicFactory
+) -> None:
+    # given 10 events published, then the store restored from a backup taken at position 5
+    # (its relay's checkpoint with it), and 3 new events stored at positions 6 to 8
+    topic = await new_topic("behind", partitions=3)
+    settings = ConnectionSettings(kafka_bootstrap_servers=kafka_bootstrap)
+    checkpoint = PostgresRelayCheckpoint(pool, schema, "behind")
+    producer = new_producer(kafka_bootstrap)
+    await producer.start()
+
+    def relay(store: PostgresEventStore) -> Relay:
+        tail = functools.partial(last_positions, settings, topic)
+        return Relay(store, checkpoint, producer, topic, publish_as_stored("/tests"), tail=tail)
+
+    try:
+        store = PostgresEventStore(pool, schema=schema)
+        await store.migrate()
+        await checkpoint.migrate()
+        await happened(store, range(10))
+        first = relay(store)
+        await first.resume()
+        assert await first.publish_available() == 10
+        await store.close()
+        async with pool.acquire() as conn, conn.transaction():
+            table = f"{schema}.event_store"
+            await conn.execute(f"ALTER TABLE {table} DISABLE TRIGGER event_store_append_only")
+            await conn.execute(f"DELETE FROM {table} WHERE position > 5")
+            await conn.execute(f"ALTER TABLE {table} ENABLE TRIGGER event_store_append_only")
+            await conn.execute(
+                f"UPDATE {schema}.event_store_head SET position = 5,"
+                f" hash = (SELECT hash FROM {table} WHERE position = 5)"
+            )
+        await checkpoint.save(5, 5)
+        restored = PostgresEventStore(pool, schema=schema)
+        await happened(restored, range(10, 13))
+        assert await restored.head_position() == 8
+
+        # when its relay resumes, then it refuses, naming the event the store does not have
+        resumed = relay(restored)
+        await resumed.resume()
+        with pytest.raises(TopicAheadError, match="behind its topic"):
+            await resumed.publish_available()
+        await restored.close()
+    finally:
+        await producer.stop()
+    # and the topic has the first 10 events only, each once: none of the new ones under a
+    # position subscribers saw with another event, none skipped as if sent
+    records = await read_topic(kafka_bootstrap, topic, expected=11, timeout=3.0)
+    positions = sorted(from_kafka(r.key, r.value, r.headers).globalposition for r in records)
+    assert positions == list(range(1, 11))

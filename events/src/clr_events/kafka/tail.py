@@ -1,5 +1,5 @@
-"""What a relay already sent to a topic: the global position of its last record on each
-partition.
+"""What a relay already sent to a topic: the global position and event id of its last
+record on each partition.
 
 A relay killed after the broker acknowledged a batch but before the checkpoint recorded it
 would send that batch again on restart; the event id makes the repeat harmless to a
@@ -15,6 +15,10 @@ relay's own, one with a high ``ce_globalposition`` would make the relay leave ou
 it never sent, and one without a position would stop it resuming at all. The search reads
 back from the end in widening windows, so the usual case (the last record is the relay's)
 reads one record per partition.
+
+The event id lets the relay check that the record is the store's event at that position
+(``outbox.relay``): a store restored from an older backup is behind its topic, and its new
+events take positions the topic already has with other events.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from clr_events.settings import ConnectionSettings
 
 POSITION_HEADER = "ce_globalposition"
 SOURCE_HEADER = "ce_source"
+ID_HEADER = "ce_id"
 READ_TIMEOUT = 30.0
 """Seconds to find the last records (a broker that does not answer fails the resume)."""
 FIRST_WINDOW = 1
@@ -36,9 +41,9 @@ as long."""
 
 async def last_positions(
     settings: ConnectionSettings, topic: str, partitions: list[int], source: bytes
-) -> dict[int, int]:
-    """The ``ce_globalposition`` of the last record from ``source`` on each of ``topic``'s
-    ``partitions`` (partitions without one left out).
+) -> dict[int, tuple[int, str]]:
+    """The ``ce_globalposition`` and ``ce_id`` of the last record from ``source`` on each of
+    ``topic``'s ``partitions`` (partitions without one left out).
 
     Raises:
         TimeoutError: the records did not arrive in ``READ_TIMEOUT`` seconds.
@@ -51,12 +56,12 @@ async def last_positions(
         tps = [TopicPartition(topic, p) for p in partitions]
         ends = await consumer.end_offsets(tps)
         begins = await consumer.beginning_offsets(tps)
-        found: dict[int, int] = {}
+        found: dict[int, tuple[int, str]] = {}
         async with asyncio.timeout(READ_TIMEOUT):
             for tp in tps:
-                position = await _last_of(consumer, tp, begins[tp], ends[tp], source)
-                if position is not None:
-                    found[tp.partition] = position
+                sent = await _last_of(consumer, tp, begins[tp], ends[tp], source)
+                if sent is not None:
+                    found[tp.partition] = sent
         return found
     finally:
         await consumer.stop()
@@ -64,32 +69,33 @@ async def last_positions(
 
 async def _last_of(
     consumer: AIOKafkaConsumer, tp: TopicPartition, begin: int, end: int, source: bytes
-) -> int | None:
-    """The position of the last record from ``source`` in ``tp`` below ``end``."""
+) -> tuple[int, str] | None:
+    """The position and event id of the last record from ``source`` in ``tp`` below
+    ``end``."""
     window = FIRST_WINDOW
     consumer.assign([tp])
     while end > begin:
         start = max(begin, end - window)
         consumer.seek(tp, start)
-        last: int | None = None
+        last: tuple[int, str] | None = None
         while await consumer.position(tp) < end:
             for record in (await consumer.getmany(tp, timeout_ms=1000)).get(tp, []):
-                position = _position(record.headers, source)
-                if position is not None and record.offset < end:
-                    last = position
+                sent = _sent(record.headers, source)
+                if sent is not None and record.offset < end:
+                    last = sent
         if last is not None:
             return last
         end, window = start, window * 16
     return None
 
 
-def _position(headers: object, source: bytes) -> int | None:
-    """The record's position if ``source`` sent it, else None."""
+def _sent(headers: object, source: bytes) -> tuple[int, str] | None:
+    """The record's position and event id if ``source`` sent it, else None."""
     found = dict(headers or ())  # type: ignore[call-overload]
     position = found.get(POSITION_HEADER)
     if found.get(SOURCE_HEADER) != source or position is None:
         return None
     try:
-        return int(position)
+        return int(position), bytes(found.get(ID_HEADER, b"")).decode(errors="replace")
     except ValueError:
         return None

@@ -65,9 +65,18 @@ _PARTITIONER = DefaultPartitioner()
 """The producer's own partitioner (``new_producer`` keeps aiokafka's default)."""
 
 Translator = Callable[[StoredEvent], Envelope | None]
-Tail = Callable[[list[int], bytes], Awaitable[dict[int, int]]]
-"""The position of the last record of a source (``ce_source``) on each of the topic's
-partitions (``kafka.tail``)."""
+Tail = Callable[[list[int], bytes], Awaitable[dict[int, tuple[int, str]]]]
+"""The position and event id of the last record of a source (``ce_source``) on each of the
+topic's partitions (``kafka.tail``)."""
+
+
+class TopicAheadError(RuntimeError):
+    """The topic holds an event of this relay's source at a position where the store has
+    another event, or none: the store was restored from an older backup (or the topic
+    belongs to another store). Publishing would give the store's new events positions
+    subscribers have seen with other events, and leaving them out would lose them; the
+    relay stops until the topics agree with the store again (``deploy/runbooks``:
+    restore, kafka-lost)."""
 
 
 _VALIDATE_ENVELOPE = Envelope.__pydantic_validator__.validate_python
@@ -421,6 +430,26 @@ class Relay:
         for subject in missing:
             self._versions[subject] = recorded.get(subject, 0)
 
+    async def _check_store_has(self, last: dict[int, tuple[int, str]]) -> None:
+        """Every partition's last record of this relay's source is the store's event at
+        its position (same event id).
+
+        Raises:
+            TopicAheadError: it is not.
+        """
+        for partition, (position, event_id) in sorted(last.items()):
+            found = await self._store.read_all(position - 1, 1)
+            stored = found[0] if found and found[0].position == position else None
+            if stored is None or str(stored.event_id) != event_id:
+                raise TopicAheadError(
+                    f"{self._topic} partition {partition} has event {event_id} at position"
+                    f" {position}, where the store has "
+                    + ("none" if stored is None else f"event {stored.event_id}")
+                    + ": the store is behind its topic (restored from an older backup?);"
+                    " nothing is published until the topics agree with the store again"
+                    " (deploy/runbooks/restore.md)"
+                )
+
     async def _send_batches(
         self, records: list[tuple[int, KafkaRecord]]
     ) -> list[asyncio.Future[Any]]:
@@ -437,7 +466,8 @@ class Relay:
         partitions = list(await producer.partitions_for(topic))
         if self._tail is not None and self._tail_pending and records:
             last = await self._tail(sorted(partitions), _source(records[0][1]))
-            self._on_topic = {p: at for p, at in last.items() if at > self.position}
+            await self._check_store_has(last)
+            self._on_topic = {p: at for p, (at, _) in last.items() if at > self.position}
             self._tail_pending = False
         partition_of: dict[bytes, int] = {}
         open_batches: dict[int, BatchBuilder] = {}
