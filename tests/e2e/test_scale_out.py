@@ -44,7 +44,7 @@ SCALE = dict.fromkeys(supervisor.SERVICES, 2)
 DOMAIN = [name for name in supervisor.SERVICES if name != "projections"]
 PUBLISHER = (
     "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
-    " WHERE l.locktype = 'advisory' AND l.granted"
+    " WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1"
     " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
     " AND l.objid::bigint = (hashtext($1)::bigint & 4294967295)"
 )
@@ -179,6 +179,21 @@ async def test_the_read_side_stays_right_while_instances_join_leave_and_die_unde
 
             await system(urls).until(caught_up, "the read side to catch up", timeout=120)
 
+            # and every organisation and every label decided has reached it (a label is
+            # decided after its approval was answered, through Kafka)
+            async def everything_arrived() -> bool:
+                listed = await pool.fetchval(
+                    f"SELECT count(*) FROM {CONTROL}.organisations_orgs WHERE org_id = ANY($1)",
+                    written,
+                )
+                registered = await pool.fetchval(
+                    f"SELECT count(*) FROM {CONTROL}.labels_labels WHERE org_id = ANY($1)",
+                    labelled,
+                )
+                return bool(listed == len(written) and registered == len(labelled))
+
+            await system(urls).until(everything_arrived, "every command's effect", timeout=120)
+
         # every organisation of the store is in the directory once, as validated
         store = await pool.fetch(
             "SELECT org_id, validated_on FROM collaboration.organisations"
@@ -213,6 +228,12 @@ async def test_the_read_side_stays_right_while_instances_join_leave_and_die_unde
         )
         assert len(decided) == len(labelled) >= 5
         assert [tuple(r) for r in register] == [tuple(r) for r in decided]
+        history = await pool.fetch(
+            f"SELECT org_id, count(*) AS n FROM {CONTROL}.labels_history"
+            " WHERE org_id = ANY($1) AND kind = 'awarded' GROUP BY 1 ORDER BY 1",
+            labelled,
+        )
+        assert [(r["org_id"], r["n"]) for r in history] == [(o, 1) for o in sorted(labelled)]
 
         # and what the instances built is what a rebuild from the topics builds
         async def rows(table: str) -> list[tuple[Any, ...]]:

@@ -26,8 +26,23 @@ async def _keep_session(_conn: object) -> None:
 def application_name(service: str) -> str:
     """What a service's connections call themselves (``application_name``, shown in
     ``pg_stat_activity`` and the server's log): ``service/host/pid``, so an operator sees
-    which instance holds a lock or runs a query (PostgreSQL keeps 63 bytes)."""
-    return f"{service}/{socket.gethostname()}/{os.getpid()}"[:63]
+    which instance holds a lock or runs a query (PostgreSQL keeps 63 bytes: a long host
+    name is cut, never the pid)."""
+    pid = str(os.getpid())
+    host = socket.gethostname()[: max(63 - len(service) - len(pid) - 2, 0)]
+    return f"{service}/{host}/{pid}"[-63:]
+
+
+def named(dsn: str, name: str | None, **options: Any) -> dict[str, Any]:
+    """asyncpg connection ``options`` with ``application_name`` (``application_name(name)``)
+    among the server settings, unless ``name`` is None or ``dsn`` names one."""
+    if name is None or "application_name" in parse_qs(urlsplit(dsn).query):
+        return options
+    settings = {
+        "application_name": application_name(name),
+        **(options.get("server_settings") or {}),
+    }
+    return {**options, "server_settings": settings}
 
 
 async def create_pool(dsn: str, *, name: str | None = None, **options: Any) -> Pool:
@@ -41,10 +56,6 @@ async def create_pool(dsn: str, *, name: str | None = None, **options: Any) -> P
     holder, the LISTEN connections are held apart and UNLISTEN when closed, and an open
     transaction is still rolled back by asyncpg before the (empty) reset runs.
     """
-    if name is not None and "application_name" not in parse_qs(urlsplit(dsn).query):
-        options["server_settings"] = {
-            "application_name": application_name(name),
-            **options.get("server_settings", {}),
-        }
+    options = named(dsn, name, **options)
     pool: Pool = await asyncpg.create_pool(dsn, reset=_keep_session, **options)
     return pool

@@ -50,7 +50,7 @@ def test_the_sql_is_for_the_schema_without_documentation_lines() -> None:
 
 
 def test_every_component_and_service_has_migration_0001() -> None:
-    for component in ("event_store", "idempotency", "relay", "consumer", "dlq"):
+    for component in ("event_store", "idempotency", "relay", "consumer", "dlq", "transparency"):
         assert events_migrations(component)[0].version == 1
     for package in (
         "collaboration",

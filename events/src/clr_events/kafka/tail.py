@@ -92,10 +92,10 @@ async def _last_of(
 def _sent(headers: object, source: bytes) -> tuple[int, str] | None:
     """The record's position and event id if ``source`` sent it, else None."""
     found = dict(headers or ())  # type: ignore[call-overload]
-    position = found.get(POSITION_HEADER)
-    if found.get(SOURCE_HEADER) != source or position is None:
-        return None
+    position, event_id = found.get(POSITION_HEADER), found.get(ID_HEADER)
+    if found.get(SOURCE_HEADER) != source or not position or not event_id:
+        return None  # the relay sends every record with all three
     try:
-        return int(position), bytes(found.get(ID_HEADER, b"")).decode(errors="replace")
-    except ValueError:
+        return int(position), bytes(event_id).decode()
+    except ValueError:  # UnicodeDecodeError included
         return None

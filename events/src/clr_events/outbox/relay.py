@@ -75,8 +75,9 @@ class TopicAheadError(RuntimeError):
     another event, or none: the store was restored from an older backup (or the topic
     belongs to another store). Publishing would give the store's new events positions
     subscribers have seen with other events, and leaving them out would lose them; the
-    relay stops until the topics agree with the store again (``deploy/runbooks``:
-    restore, kafka-lost)."""
+    relay publishes nothing (the runtime retries it with backoff, and it fails the same
+    way) until the topics agree with the store again (``deploy/runbooks``: restore,
+    kafka-lost)."""
 
 
 _VALIDATE_ENVELOPE = Envelope.__pydantic_validator__.validate_python

@@ -141,8 +141,8 @@ class CurrentPublisher:
     async def _republish_older_forms(self) -> None:
         """Mark every organisation with a label record due once, if the topic may hold
         snapshots of an older form (``FORMAT``)."""
+        await migrate_control(self._pool)
         async with self._pool.acquire() as conn, conn.transaction():
-            await migrate_control(conn)
             await conn.execute(f"LOCK TABLE {CONTROL}.current_format")
             published = await conn.fetchval(f"SELECT format FROM {CONTROL}.current_format")
             if published is None or published < FORMAT:

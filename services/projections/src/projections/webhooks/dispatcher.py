@@ -22,7 +22,7 @@ import aiohttp
 import asyncpg
 
 from clr_events.outage import Outage, backoff
-from clr_events.pg import Pool
+from clr_events.pg import Pool, named
 from projections.webhooks import store
 from projections.webhooks.delivery import (
     Counters,
@@ -79,7 +79,9 @@ class Dispatcher:
             delay = RETRY_FIRST
 
     async def _lead(self, stop: asyncio.Event) -> None:
-        conn: asyncpg.Connection = await asyncpg.connect(self._database_url)
+        conn: asyncpg.Connection = await asyncpg.connect(
+            self._database_url, **named(self._database_url, "projections")
+        )
         session = new_session(self._settings)
         try:
             while not await conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", LOCK):
