@@ -11,6 +11,7 @@ from clr_events.migrations import Migration, MigrationError, events_migrations, 
 from clr_events.pg import Pool
 from clr_events.store.base import NewEvent
 from clr_events.store.postgres import PostgresEventStore
+from clr_events.transparency.log import TransparencyLog
 
 FIRST = Migration(1, "first", "CREATE TABLE IF NOT EXISTS {schema}.t (x int);")
 SECOND = Migration(2, "second", "ALTER TABLE {schema}.t ADD COLUMN y int;")
@@ -119,3 +120,24 @@ async def test_an_installation_made_before_the_history_is_baselined(
         assert not any(r["baseline"] for r in await history(pool, fresh))
     finally:
         await pool.execute(f"DROP SCHEMA IF EXISTS {fresh} CASCADE")
+
+
+async def test_a_transparency_log_made_before_its_migrations_is_baselined(
+    pool: Pool, schema: str
+) -> None:
+    # given the log's tables as the DDL at start of earlier versions left them, with a row
+    store = PostgresEventStore(pool, schema=schema)
+    await store.migrate()
+    await pool.execute(events_migrations("transparency")[0].sql(schema))
+    await pool.execute(f"INSERT INTO {schema}.tlog_keys VALUES ('key', now())")
+    log = TransparencyLog(pool, store, schema, "test/origin")
+
+    # when the service starts with the migrations, twice
+    await log.migrate()
+    await log.migrate()
+
+    # then the log's 0001 is recorded as a baseline, once, and the row is kept
+    rows = [r for r in await history(pool, schema) if r["component"] == "transparency"]
+    assert [(r["version"], r["baseline"]) for r in rows] == [(1, True)]
+    assert await log.keys() == ["key"]
+    await store.close()
