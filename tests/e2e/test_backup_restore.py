@@ -1,7 +1,9 @@
 """PostgreSQL lost: ``make backup`` taken while the services ran, ``make restore`` after
-they were stopped (every chain verified), then the topics brought back in line with the
-restored stores (deploy/runbooks/restore.md): the registry is as it was at the backup, and
-takes commands again.
+they were stopped (every chain verified); a service started before the topics are brought
+back in line takes commands but publishes nothing (its topic is ahead of its store); then
+the topics brought back in line with the restored stores (deploy/runbooks/restore.md):
+the registry is as it was at the backup, with what was accepted meanwhile, and takes
+commands again.
 
 Its own installation: its database is replaced and its topics deleted.
 """
@@ -29,6 +31,7 @@ from projections.rebuild import rebuild
 from tests.e2e import scenario
 from tests.e2e.conftest import PORT_BASE, System
 from tests.e2e.test_disaster import lost_and_created_again, read_model_rows
+from tests.integration.events.kafka_helpers import read_topic
 
 ROOT = Path(__file__).resolve().parents[2]
 PORTS = {
@@ -106,8 +109,35 @@ async def test_a_restored_backup_verifies_every_chain_and_the_registry_goes_on_f
                 == 0
             )
 
+            # and a service started on its restored store before the topics are brought in
+            # line takes a command, but its relay publishes nothing: the topic holds other
+            # events at the positions the store's new ones take
+            alone = await asyncio.to_thread(
+                supervisor.start,
+                tmp_path / "behind",
+                ports={"collaboration": PORTS["collaboration"]},
+                env=env,
+            )
+            try:
+                behind = System(alone.urls, client, kafka_bootstrap, secret, "", "")
+                waiting = await scenario.organisation(behind, validated_on=None)
+
+                async def refused() -> bool:
+                    answer = await client.get(alone.urls["collaboration"] + "/readyz")
+                    return answer.status_code == 503 and "TopicAheadError" in answer.text
+
+                await behind.until(refused, "the relay to refuse its topic")
+            finally:
+                await asyncio.to_thread(alone.stop)
+            topic = settings.topic("collaboration.events")
+            ours = await read_topic(
+                kafka_bootstrap, topic, 1, 3.0, lambda r: r.key == waiting.encode()
+            )
+            assert ours == []
+
             # and with the topics brought in line with the stores (the runbook), the read
-            # side is as it was at the backup, and the registry takes commands again
+            # side is as it was at the backup, with the command accepted meanwhile, and the
+            # registry takes commands again
             await lost_and_created_again(base, settings)
             await republish(url)
             await forget_offsets(pool, READ_MODELS.values())
@@ -121,11 +151,16 @@ async def test_a_restored_backup_verifies_every_chain_and_the_registry_goes_on_f
                     await rebuild(pool, producer, settings, model, progress=lambda _: None)
             finally:
                 await producer.stop()
-            assert await read_model_rows(pool) == rows
+            found = await read_model_rows(pool)
+            assert {t: [r for r in v if waiting not in r] for t, v in found.items()} == rows
+            directory = await pool.fetchval(
+                f"SELECT count(*) FROM {CONTROL}.organisations_orgs WHERE org_id = $1", waiting
+            )
+            assert directory == 1  # accepted while its relay refused: published since
             later = await scenario.organisation(system())
             await system().until(lambda: in_directory([later]), "a new organisation listed")
             head = await pool.fetchval("SELECT position FROM collaboration.event_store_head")
-            assert head == heads["collaboration"] + 2  # registered, validated
+            assert head == heads["collaboration"] + 3  # waiting; later registered, validated
     finally:
         await asyncio.to_thread(running.stop)
         await pool.close()
