@@ -37,6 +37,7 @@ from projections.read_models.all import READ_MODELS
 from projections.rebuild import rebuild
 from tests.e2e import scenario
 from tests.e2e.conftest import PORT_BASE, System
+from tests.e2e.test_disaster import read_model_rows
 
 PORTS = {name: PORT_BASE + 40 + n for n, name in enumerate(supervisor.SERVICES)}
 JOINING = PORT_BASE + 60  # beside the second instances (+ 50 ...)
@@ -194,62 +195,47 @@ async def test_the_read_side_stays_right_while_instances_join_leave_and_die_unde
 
             await system(urls).until(everything_arrived, "every command's effect", timeout=120)
 
+        async def by_org(query: str, orgs: list[str]) -> list[tuple[Any, ...]]:
+            """The rows of ``query`` (its ``$1``: ``orgs``) as tuples."""
+            return [tuple(r) for r in await pool.fetch(query, orgs)]
+
         # every organisation of the store is in the directory once, as validated
-        store = await pool.fetch(
-            "SELECT org_id, validated_on FROM collaboration.organisations"
-            " WHERE org_id = ANY($1) ORDER BY org_id",
-            written,
-        )
-        directory = await pool.fetch(
-            f"SELECT org_id, validated_on FROM {CONTROL}.organisations_orgs"
-            " WHERE org_id = ANY($1) ORDER BY org_id",
-            written,
-        )
+        validated = "SELECT org_id, validated_on FROM {} WHERE org_id = ANY($1) ORDER BY 1"
+        store = await by_org(validated.format("collaboration.organisations"), written)
+        directory = await by_org(validated.format(f"{CONTROL}.organisations_orgs"), written)
         assert len(store) == len(written) >= 55
-        assert [tuple(r) for r in directory] == [tuple(r) for r in store]
+        assert directory == store
 
         # every label was decided once, and is in the public register once, as decided
-        awarded = await pool.fetch(
-            "SELECT data->>'org_id' AS org_id, count(*) AS n FROM label_decisions.event_store"
-            " WHERE type = 'LabelAwarded' AND data->>'org_id' = ANY($1)"
-            " GROUP BY 1 ORDER BY 1",
+        once = [(org, 1) for org in sorted(labelled)]
+        awarded = await by_org(
+            "SELECT data->>'org_id', count(*) FROM label_decisions.event_store"
+            " WHERE type = 'LabelAwarded' AND data->>'org_id' = ANY($1) GROUP BY 1 ORDER BY 1",
             labelled,
         )
-        assert [(r["org_id"], r["n"]) for r in awarded] == [(o, 1) for o in sorted(labelled)]
-        decided = await pool.fetch(
-            "SELECT org_id, level, valid_until FROM label_decisions.records"
-            " WHERE org_id = ANY($1) ORDER BY org_id",
-            labelled,
-        )
-        register = await pool.fetch(
-            f"SELECT org_id, level, valid_until FROM {CONTROL}.labels_labels"
-            " WHERE org_id = ANY($1) ORDER BY org_id",
-            labelled,
-        )
+        assert awarded == once
+        labels = "SELECT org_id, level, valid_until FROM {} WHERE org_id = ANY($1) ORDER BY 1"
+        decided = await by_org(labels.format("label_decisions.records"), labelled)
+        register = await by_org(labels.format(f"{CONTROL}.labels_labels"), labelled)
         assert len(decided) == len(labelled) >= 5
-        assert [tuple(r) for r in register] == [tuple(r) for r in decided]
-        history = await pool.fetch(
-            f"SELECT org_id, count(*) AS n FROM {CONTROL}.labels_history"
+        assert register == decided
+        history = await by_org(
+            f"SELECT org_id, count(*) FROM {CONTROL}.labels_history"
             " WHERE org_id = ANY($1) AND kind = 'awarded' GROUP BY 1 ORDER BY 1",
             labelled,
         )
-        assert [(r["org_id"], r["n"]) for r in history] == [(o, 1) for o in sorted(labelled)]
+        assert history == once
 
         # and what the instances built is what a rebuild from the topics builds
-        async def rows(table: str) -> list[tuple[Any, ...]]:
-            found = await pool.fetch(f"SELECT * FROM {CONTROL}.{table}")
-            return sorted((tuple(r) for r in found), key=repr)
-
-        tables = ["organisations_orgs", "labels_orgs", "labels_labels", "labels_history"]
-        live = {table: await rows(table) for table in tables}
+        live = await read_model_rows(pool)
         producer = new_producer(settings)
         await producer.start()
         try:
-            for name in ("organisations", "labels"):
-                await rebuild(pool, producer, settings, READ_MODELS[name], progress=lambda _: None)
+            for model in READ_MODELS.values():
+                await rebuild(pool, producer, settings, model, progress=lambda _: None)
         finally:
             await producer.stop()
-        assert {table: await rows(table) for table in tables} == live
+        assert await read_model_rows(pool) == live
     finally:
         if joined is not None:
             await asyncio.to_thread(joined.stop)

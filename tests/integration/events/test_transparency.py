@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import socket
 import uuid
 from collections.abc import AsyncIterator
@@ -17,7 +18,7 @@ import orjson
 import pytest
 
 from clr_events.kafka.topics import TopicSpec, ensure_topics
-from clr_events.pg import Pool
+from clr_events.pg import Pool, application_name
 from clr_events.service.runtime import Runtime, ServiceSettings, create_app
 from clr_events.store.base import NewEvent
 from clr_events.store.hashing import chain, content_digest
@@ -43,16 +44,20 @@ def tlog_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     return tmp_path
 
 
-def runtime_for(schema: str, database_url: str, kafka: str, *, app_name: str = "") -> Runtime:
-    url = f"{database_url}{'&' if '?' in database_url else '?'}application_name={app_name}"
+@contextlib.asynccontextmanager
+async def running(schema: str, database_url: str, kafka: str) -> AsyncIterator[Runtime]:
+    """A service runtime of ``schema`` with its transparency log, started, and stopped after
+    (within 30 s)."""
     settings = ServiceSettings(
-        database_url=url if app_name else database_url,
-        kafka_bootstrap_servers=kafka,
-        pool_max_size=6,
+        database_url=database_url, kafka_bootstrap_servers=kafka, pool_max_size=6
     )
     runtime = Runtime(schema, settings=settings, transparency=True, restart_first=0.2)
     runtime.healthy_after = 1.0
-    return runtime
+    await runtime.start()
+    try:
+        yield runtime
+    finally:
+        await asyncio.wait_for(runtime.stop(), 30)
 
 
 @pytest.fixture
@@ -97,9 +102,7 @@ async def until_published(runtime: Runtime, size: int, timeout: float = 20.0) ->
 async def test_checkpoints_are_signed_stored_published_and_proved(
     schema: str, database_url: str, kafka_bootstrap: str, topic: str, tlog_env: Path
 ) -> None:
-    runtime = runtime_for(schema, database_url, kafka_bootstrap)
-    await runtime.start()
-    try:
+    async with running(schema, database_url, kafka_bootstrap) as runtime:
         await append(runtime, 12)
         await until_signed(runtime, 12)
         (vkey_text,) = await runtime.tlog.keys()
@@ -159,64 +162,49 @@ async def test_checkpoints_are_signed_stored_published_and_proved(
                 "/transparency/proofs/consistency", params={"first": 12, "second": 5}
             )
             assert order.status_code == 422
-    finally:
-        await runtime.stop()
 
 
 async def test_signing_goes_on_while_kafka_is_away_and_publishing_catches_up(
     schema: str, database_url: str, kafka_bootstrap: str, topic: str, tlog_env: Path
 ) -> None:
-    away = runtime_for(schema, database_url, f"127.0.0.1:{closed_port()}")
-    await away.start()
-    try:
+    async with running(schema, database_url, f"127.0.0.1:{closed_port()}") as away:
         await append(away, 7)
         await until_signed(away, 7)
         await asyncio.sleep(0.5)
         assert "checkpoints:publish" in away.failing
         unready = await away.unready()
         assert "checkpoints:publish" in unready and "kafka" in unready
-    finally:
-        await away.stop()
-    back = runtime_for(schema, database_url, kafka_bootstrap)
-    await back.start()
-    try:
+    async with running(schema, database_url, kafka_bootstrap) as back:
         records = await read_topic(kafka_bootstrap, topic, 1, 20.0, lambda r: True)
         assert orjson.loads(records[-1].value)["tree_size"] == 7
         assert "checkpoints:publish" not in back.failing
-    finally:
-        await back.stop()
 
 
 async def test_the_loop_survives_losing_its_postgresql_sessions(
     schema: str, database_url: str, kafka_bootstrap: str, topic: str, tlog_env: Path, pool: Pool
 ) -> None:
-    name = f"tlog{uuid.uuid4().hex[:8]}"
-    runtime = runtime_for(schema, database_url, kafka_bootstrap, app_name=name)
-    await runtime.start()
     writer = PostgresEventStore(pool, schema=schema)  # another process's appends
     try:
-        await append_to(writer, 5)
-        await until_signed(runtime, 5)
-        killed = await pool.fetchval(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-            " WHERE application_name = $1",
-            name,
-        )
-        assert killed > 0
-        await append_to(writer, 6)
-        await until_signed(runtime, 11)
+        async with running(schema, database_url, kafka_bootstrap) as runtime:
+            await append_to(writer, 5)
+            await until_signed(runtime, 5)
+            killed = await pool.fetchval(  # the runtime's sessions (named by its pool)
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE application_name = $1",
+                application_name(schema),
+            )
+            assert killed > 0
+            await append_to(writer, 6)
+            await until_signed(runtime, 11)
     finally:
         await writer.close()
-        await asyncio.wait_for(runtime.stop(), 30)
 
 
 async def test_a_store_at_rest_is_read_every_poll_not_at_once_again(
     schema: str, database_url: str, kafka_bootstrap: str, topic: str, tlog_env: Path
 ) -> None:
     # given a signed and published store, well past the time a signature is due (0.3 s)
-    runtime = runtime_for(schema, database_url, kafka_bootstrap)
-    await runtime.start()
-    try:
+    async with running(schema, database_url, kafka_bootstrap) as runtime:
         await append(runtime, 7)
         await until_signed(runtime, 7)
         checkpointer = runtime.checkpointer
@@ -252,25 +240,17 @@ async def test_a_store_at_rest_is_read_every_poll_not_at_once_again(
         await append(runtime, 1)
         await until_signed(runtime, 8)
         await until_published(runtime, 8)
-    finally:
-        await asyncio.wait_for(runtime.stop(), 30)
 
 
 async def test_a_store_rewritten_under_a_checkpoint_is_refused(
     schema: str, database_url: str, kafka_bootstrap: str, topic: str, tlog_env: Path, pool: Pool
 ) -> None:
-    runtime = runtime_for(schema, database_url, kafka_bootstrap)
-    await runtime.start()
-    try:
+    async with running(schema, database_url, kafka_bootstrap) as runtime:
         await append(runtime, 6)
         await until_signed(runtime, 6)
-    finally:
-        await runtime.stop()
     await rewrite_consistently(pool, schema, position=3, data='{"i":99}')
     assert (await pool.fetchval(f"SELECT count(*) FROM {schema}.tlog_checkpoints")) > 0
-    again = runtime_for(schema, database_url, kafka_bootstrap)
-    await again.start()
-    try:
+    async with running(schema, database_url, kafka_bootstrap) as again:
         for _ in range(100):
             if "checkpoints" in again.failing:
                 break
@@ -279,8 +259,6 @@ async def test_a_store_rewritten_under_a_checkpoint_is_refused(
         assert again.checkpointer is not None
         with pytest.raises(LogTamperedError):
             await again.checkpointer.resume()
-    finally:
-        await again.stop()
 
 
 async def rewrite_consistently(pool: Pool, schema: str, *, position: int, data: str) -> None:

@@ -39,7 +39,7 @@ from clr_events.outage import Outage, backoff
 from clr_events.pg import Pool
 from clr_events.registry import registry
 from projections import queries
-from projections.core import CONTROL, migrate_control
+from projections.core import CONTROL
 from projections.settings import ProjectionSettings
 
 log = logging.getLogger(__name__)
@@ -140,8 +140,8 @@ class CurrentPublisher:
 
     async def _republish_older_forms(self) -> None:
         """Mark every organisation with a label record due once, if the topic may hold
-        snapshots of an older form (``FORMAT``)."""
-        await migrate_control(self._pool)
+        snapshots of an older form (``FORMAT``; ``current_format`` is the control schema's
+        migration 0004, applied when the service starts)."""
         async with self._pool.acquire() as conn, conn.transaction():
             await conn.execute(f"LOCK TABLE {CONTROL}.current_format")
             published = await conn.fetchval(f"SELECT format FROM {CONTROL}.current_format")

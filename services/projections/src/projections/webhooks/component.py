@@ -23,8 +23,8 @@ class Webhooks:
         self._stop = asyncio.Event()
 
     async def start(self, pool: Pool, database_url: str, *, deliver: bool) -> None:
-        """Create the table; with ``deliver``, run the dispatcher."""
-        await store.migrate(pool)
+        """With ``deliver``, run the dispatcher (its table is made by the control schema's
+        migrations, applied before)."""
         if not deliver:
             return
         self.dispatcher = Dispatcher(pool, database_url, self.settings.delivery())

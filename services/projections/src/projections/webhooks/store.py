@@ -1,12 +1,13 @@
 """Subscriptions in PostgreSQL: the endpoint, its secrets, its state and its cursor.
 
-One row per subscription in ``projections.webhook_subscriptions``. ``position`` is the
-cursor: every event of the feed up to it has been delivered (or skipped by the type
-filter). ``revision`` grows with every change an operator makes (edit, pause, resume,
-replay, rotation); the delivery loop writes its progress only under the revision it
-started with, so a replay or a pause is never overwritten by a loop that has not yet
-noticed it. Each change is announced on the ``webhooks`` channel (NOTIFY: a wake-up,
-never the truth; the dispatcher also reads the table every few seconds).
+One row per subscription in ``projections.webhook_subscriptions`` (the control schema's
+migration 0003, applied when the service starts). ``position`` is the cursor: every
+event of the feed up to it has been delivered (or skipped by the type filter).
+``revision`` grows with every change an operator makes (edit, pause, resume, replay,
+rotation); the delivery loop writes its progress only under the revision it started
+with, so a replay or a pause is never overwritten by a loop that has not yet noticed it.
+Each change is announced on the ``webhooks`` channel (NOTIFY: a wake-up, never the
+truth; the dispatcher also reads the table every few seconds).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from clr_events.pg import Connection, Pool
-from projections.core import CONTROL, migrate_control
+from projections.core import CONTROL
 
 TABLE = f"{CONTROL}.webhook_subscriptions"
 CHANNEL = "webhooks"
@@ -29,11 +30,6 @@ PUBLIC_COLUMNS = (
     " updated_at"
 )
 """Everything but the secrets (shown once: at creation and at rotation)."""
-
-
-async def migrate(pool: Pool) -> None:
-    """Apply the control schema's pending migrations, the table's among them."""
-    await migrate_control(pool)
 
 
 def new_id() -> str:
