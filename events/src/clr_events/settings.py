@@ -5,7 +5,7 @@ from __future__ import annotations
 import ssl
 from typing import Any, Literal
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -34,6 +34,15 @@ class ConnectionSettings(BaseSettings):
     kafka_password: SecretStr = SecretStr("")
     kafka_ssl_cafile: str = ""
     instance: str = ""
+    consumer_fetch_max_wait_ms: int = Field(default=50, ge=10, le=5000)
+    """``CLR_CONSUMER_FETCH_MAX_WAIT_MS``: how long the broker may hold a consumer group's
+    fetch to gather ``consumer_fetch_min_bytes``. A steady stream then comes a few dozen
+    events per fetch, not one: each event costs the consumer, PostgreSQL and the broker a
+    fraction of a fetch and a transaction (measured in bench/README.md), for at most this
+    much more latency on the read side when traffic is light (``CLR_CONSUMER_FETCH_MIN_BYTES``
+    1: each event at once)."""
+    consumer_fetch_min_bytes: int = Field(default=65536, ge=1)
+    """``CLR_CONSUMER_FETCH_MIN_BYTES``: the data a fetch waits for (up to the wait above)."""
     schema_base_url: str = "http://127.0.0.1:8100/schemas"
     """``CLR_SCHEMA_BASE_URL``: where the projections service serves the JSON Schemas, the
     base of every event's ``dataschema`` (``<base>/<context>/<Name>.v<N>.json``)."""
@@ -58,6 +67,16 @@ class ConnectionSettings(BaseSettings):
             options["sasl_plain_username"] = self.kafka_username
             options["sasl_plain_password"] = self.kafka_password.get_secret_value()
         return options
+
+    def consumer_fetch_options(self) -> dict[str, Any]:
+        """The fetch options of a consumer in a group (not of readers of history or of a
+        topic's tail, which want what is there at once)."""
+        return {
+            "fetch_max_wait_ms": self.consumer_fetch_max_wait_ms,
+            "fetch_min_bytes": self.consumer_fetch_min_bytes
+            if self.consumer_fetch_max_wait_ms
+            else 1,
+        }
 
     def as_principal(self, username: str, password: str) -> ConnectionSettings:
         """The same connection as another Kafka principal."""

@@ -141,3 +141,25 @@ async def test_a_transparency_log_made_before_its_migrations_is_baselined(
     assert [(r["version"], r["baseline"]) for r in rows] == [(1, True)]
     assert await log.keys() == ["key"]
     await store.close()
+
+
+async def test_the_relay_subjects_are_keyed_by_subject_first_their_versions_kept(
+    pool: Pool, schema: str
+) -> None:
+    # given the relay's tables as the first two migrations made them, with versions
+    first, second, third = events_migrations("relay")
+    await migrate(pool, schema, "relay", [first, second])
+    await pool.execute(
+        f"INSERT INTO {schema}.relay_subjects VALUES ('r', 'org-1', 3), ('r', 'org-2', 1)"
+    )
+    # when the third runs, then the key starts with the subject (a list of subjects is the
+    # index condition of every plan) and nothing recorded is lost
+    await migrate(pool, schema, "relay", [first, second, third])
+    key = await pool.fetchval(
+        "SELECT pg_get_constraintdef(oid) FROM pg_constraint"
+        " WHERE conrelid = $1::regclass AND contype = 'p'",
+        f"{schema}.relay_subjects",
+    )
+    assert key == "PRIMARY KEY (subject, relay)"
+    rows = await pool.fetch(f"SELECT relay, subject, version FROM {schema}.relay_subjects")
+    assert sorted(tuple(r) for r in rows) == [("r", "org-1", 3), ("r", "org-2", 1)]

@@ -21,7 +21,7 @@ from clr_events.outbox.relay import (
 )
 from clr_events.pg import Pool
 from clr_events.settings import ConnectionSettings
-from clr_events.store.base import ANY, NewEvent
+from clr_events.store.base import ANY, NewEvent, StoredEvent
 from clr_events.store.postgres import PostgresEventStore
 from tests.conftest import TopicFactory
 from tests.integration.events.kafka_helpers import new_producer, produce, read_topic
@@ -307,3 +307,46 @@ async def test_a_relay_whose_store_is_behind_its_topic_publishes_nothing_and_say
     records = await read_topic(kafka_bootstrap, topic, expected=11, timeout=3.0)
     positions = sorted(from_kafka(r.key, r.value, r.headers).globalposition for r in records)
     assert positions == list(range(1, 11))
+
+
+async def test_a_steady_stream_goes_out_several_events_per_read_and_each_once(
+    kafka_bootstrap: str, pool: Pool, schema: str, new_topic: TopicFactory
+) -> None:
+    # given a relay that lingers 50 ms, and a steady stream of 100 events, a few ms apart
+    topic = await new_topic("steady", partitions=3)
+    store = PostgresEventStore(pool, schema=schema)
+    await store.migrate()
+    checkpoint = PostgresRelayCheckpoint(pool, schema, "steady")
+    await checkpoint.migrate()
+    producer = new_producer(kafka_bootstrap)
+    await producer.start()
+    relay = Relay(store, checkpoint, producer, topic, publish_as_stored("/tests"), linger=0.05)
+    reads: list[int] = []
+    read_all = store.read_all
+
+    async def counted(after_position: int = 0, limit: int = 1000) -> list[StoredEvent]:
+        events = await read_all(after_position, limit)
+        reads.append(len(events))
+        return events
+
+    store.read_all = counted  # type: ignore[method-assign]
+    stop = asyncio.Event()
+    running = asyncio.create_task(relay.run(stop))
+    try:
+        for n in range(100):
+            await happened(store, range(n, n + 1))
+            await asyncio.sleep(0.001)
+        await wait_until(lambda: _at_least(pool, schema, 100), timeout=30)
+    finally:
+        stop.set()
+        await running
+        await producer.stop()
+        await store.close()
+    # then the reads that found events found several each (without the linger inside a
+    # stream, the next read followed each send at once and found one or two: 20 to 40
+    # reads), and every event is on the topic once
+    found = [n for n in reads if n]
+    assert sum(found) == 100 and len(found) <= 15, found
+    records = await read_topic(kafka_bootstrap, topic, expected=101, timeout=3.0)
+    envelopes = [from_kafka(r.key, r.value, r.headers) for r in records]
+    assert sorted(e.globalposition for e in envelopes) == list(range(1, 101))

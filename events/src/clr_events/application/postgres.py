@@ -308,13 +308,18 @@ class UnitCommitter:
         return batch
 
     async def _write(self, conn: Connection, batch: list[_Unit]) -> None:
-        if len(batch) > 1:  # a stale unit refused now costs the others no rollback
+        statement = _with_clauses(batch)
+        if statement is None and len(batch) > 1:
+            # in a transaction a stale unit's refusal would roll the others back: refuse
+            # it first (in one statement, the refusals come back with the statement's
+            # error, all at once, and the others go again: no read ahead of every batch)
             batch = await self._refuse_stale(conn, batch)
-        while batch and (statement := _with_clauses(batch)) is not None:
+        while batch and statement is not None:
             left = await self._write_in_one_statement(conn, batch, *statement)
             if left is None:
                 break  # whose error? the transaction below says, unit by unit
             batch = left
+            statement = _with_clauses(batch) if batch else None
         while batch:
             refused: dict[int, ConcurrencyError] = {}
             try:

@@ -172,6 +172,7 @@ class ConsumerRunner:
             await self._checkpoints.migrate(conn)
         self._consumer = AIOKafkaConsumer(
             **self._kafka.kafka_options(),
+            **self._kafka.consumer_fetch_options(),
             group_id=self.group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",

@@ -176,7 +176,7 @@ class PostgresRelayCheckpoint:
         versions = versions or {}
         await self._pool.execute(
             f"WITH subjects AS (INSERT INTO {self._subjects} SELECT $1, * FROM"
-            " unnest($4::text[], $5::bigint[]) ON CONFLICT (relay, subject)"
+            " unnest($4::text[], $5::bigint[]) ON CONFLICT (subject, relay)"
             " DO UPDATE SET version = excluded.version)"
             f" INSERT INTO {self._table} VALUES ($1, $2, now(), $3)"
             " ON CONFLICT (relay) DO UPDATE SET position = excluded.position,"
@@ -348,6 +348,10 @@ class Relay:
                 if confirming is not None:
                     await confirming  # checkpoints in order; at most two batches in flight
                 confirming = asyncio.ensure_future(self._confirm(acks, after, published, versions))
+                if self._linger and len(events) < self._batch_size:
+                    # a steady stream: let the commits behind this batch in, so the next
+                    # read, checkpoint and Kafka request carry several events, not one
+                    await asyncio.sleep(self._linger)
             if confirming is not None:
                 await confirming
         finally:

@@ -59,9 +59,10 @@ class ServiceSettings(ConnectionSettings):
     background: bool = True
     pool_max_size: int = 20
     relay_linger_seconds: float = Field(default=0.01, ge=0.0, le=1.0)
-    """After a commit wakes a relay, how long it waits for more before reading: a few
-    events per read, checkpoint and Kafka request under a steady stream of commands,
-    instead of one each (``CLR_RELAY_LINGER_SECONDS``)."""
+    """After a commit wakes a relay, and after each batch smaller than a full one, how
+    long it waits for more before reading: several events per read, checkpoint and Kafka
+    request under a steady stream of commands, instead of one each
+    (``CLR_RELAY_LINGER_SECONDS``)."""
 
 
 @dataclass(frozen=True)

@@ -18,10 +18,12 @@ import time
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import faust
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TransportT
 
 from clr_events.consumers.errors import is_transient
 from clr_events.observability import tracing
@@ -62,7 +64,7 @@ class LiveProjections:
         # faust makes a data folder even for in-memory tables: not in the working directory
         datadir = Path(tempfile.gettempdir()) / "clr-faust"
         datadir.mkdir(exist_ok=True)
-        self.app = faust.App(
+        self.app = _App(
             settings.topic(settings.consumer_group),
             broker=f"kafka://{settings.kafka_bootstrap_servers}",
             broker_credentials=settings.faust_credentials(),
@@ -84,6 +86,7 @@ class LiveProjections:
             # partitions back at once, without a rebalance
             consumer_group_instance_id=settings.group_instance_id or None,
         )
+        self.app.fetch_options = settings.consumer_fetch_options()
         for model in models:
             self._add_agent(model)
 
@@ -140,6 +143,38 @@ class LiveProjections:
                     log.error("%s: batch failed (not transient): %r", model.name, error)
                 outage.failed(error, retry_in=pause)
                 await asyncio.sleep(pause)
+
+
+class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """faust's consumer thread, its consumer given the group consumers' fetch options
+    (faust fixes ``fetch_max_wait_ms`` at 1,500 ms and leaves ``fetch_min_bytes`` at 1:
+    every new event was a fetch, a batch and a transaction of its own)."""
+
+    def _create_worker_consumer(self, transport: faust_aiokafka.Transport) -> AIOKafkaConsumer:
+        consumer = super()._create_worker_consumer(transport)
+        options = cast(_App, self.app).fetch_options
+        # read by the consumer's start(), which builds its fetcher from them
+        consumer._fetch_min_bytes = options["fetch_min_bytes"]
+        consumer._fetch_max_wait_ms = options["fetch_max_wait_ms"]
+        return consumer
+
+
+class _Consumer(faust_aiokafka.Consumer):
+    def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
+        return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+
+class _Transport(faust_aiokafka.Transport):
+    Consumer = _Consumer
+
+
+class _App(faust.App):
+    """A faust app whose Kafka consumer fetches with ``fetch_options``."""
+
+    fetch_options: dict[str, Any]
+
+    def _new_transport(self) -> TransportT:
+        return _Transport(self.conf.broker_consumer, self)
 
 
 def _trace(read_model: str, batch: list[Decoded], started: int) -> None:
