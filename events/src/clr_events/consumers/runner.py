@@ -104,14 +104,28 @@ class CheckpointStore:
 
     async def first_delivery(self, conn: Connection, group: str, envelope: Envelope) -> bool:
         """Enter the event in the inbox; False when it was processed before."""
-        inserted = await conn.fetchval(
+        return (await self.first_deliveries(conn, group, [envelope]))[0]
+
+    async def first_deliveries(
+        self, conn: Connection, group: str, envelopes: list[Envelope]
+    ) -> list[bool]:
+        """Enter the events in the inbox in one statement; per event, False when it was
+        processed before (or comes again within ``envelopes``)."""
+        entered = await conn.fetch(
             f"INSERT INTO {self._schema}.consumer_inbox (consumer_group, source, event_id)"
-            " VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING true",
+            " SELECT $1, * FROM unnest($2::text[], $3::text[])"
+            " ON CONFLICT DO NOTHING RETURNING source, event_id",
             group,
-            envelope.source,
-            envelope.id,
+            [e.source for e in envelopes],
+            [e.id for e in envelopes],
         )
-        return bool(inserted)
+        new = {(r["source"], r["event_id"]) for r in entered}
+        firsts = []
+        for envelope in envelopes:
+            key = (envelope.source, envelope.id)
+            firsts.append(key in new)
+            new.discard(key)  # the same event again in this batch is a repeat
+        return firsts
 
 
 class _SeekToCheckpoint(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -247,10 +261,11 @@ class ConsumerRunner:
                 await self._checkpoints.save(
                     conn, self.group, last.topic, last.partition, last.offset
                 )
-                for message, envelope in zip(batch, envelopes, strict=True):
+                firsts = await self._checkpoints.first_deliveries(conn, self.group, envelopes)
+                for message, envelope, first in zip(batch, envelopes, firsts, strict=True):
                     bind_correlation(envelope.correlationid or envelope.id)
                     with self._span(message, envelope):
-                        if await self._checkpoints.first_delivery(conn, self.group, envelope):
+                        if first:
                             await self._handler(conn, envelope)
         except Exception as error:
             log.debug("a batch of %d failed (%r); one by one", len(batch), error)
