@@ -272,3 +272,51 @@ async def test_a_record_postgresql_refuses_is_dead_lettered_and_the_next_one_app
     assert await pool.fetchval(f"SELECT count(*) FROM {schema}.partnerships") == 0
     async with pool.acquire() as conn:
         assert await checkpoints(conn, schema) == {("test.events", 0): 14}
+
+
+async def test_runs_of_one_statement_go_together_and_leave_what_one_by_one_would(
+    pool: Pool, directory: Directory
+) -> None:
+    # given registrations in runs (one organisation twice in a run, renamed), a
+    # validation between them and a partnership whose members are two of them
+    schema = generation_schema(directory, 1)
+    records = [
+        org(0, "o-1", "First"),
+        org(1, "o-2"),
+        org(2, "o-1", "First, renamed"),
+        event(
+            3,
+            collaboration.ProfileValidated,
+            org_id="o-1",
+            validated_on="2026-01-05",
+            criteria_version="1",
+        ),
+        org(4, "o-1", "First, renamed again"),
+        org(5, "o-3"),
+        event(
+            6,
+            collaboration.PartnershipFormed,
+            partnership_id="p-1",
+            name="P",
+            strand="ESCP-4i",
+            call_id="c",
+            member_org_ids=["o-1", "o-3"],
+            start_on="2025-01-01",
+            duration_months=24,
+        ),
+    ]
+
+    async def dead_letter(message: Message, error: BaseException) -> None:
+        raise AssertionError(f"{message.offset}: {error!r}")
+
+    # when they are applied in one batch
+    await apply_batch(pool, directory, decode_batch(records), dead_letter, schema=schema)
+    # then each row is as the events in order leave it
+    rows = await pool.fetch(f"SELECT org_id, name, validated_on FROM {schema}.orgs ORDER BY 1")
+    assert [(r["org_id"], r["name"], str(r["validated_on"])) for r in rows] == [
+        ("o-1", "First, renamed again", "2026-01-05"),
+        ("o-2", "A cluster", "None"),
+        ("o-3", "A cluster", "None"),
+    ]
+    members = await pool.fetch(f"SELECT org_id FROM {schema}.members ORDER BY 1")
+    assert [r["org_id"] for r in members] == ["o-1", "o-3"]

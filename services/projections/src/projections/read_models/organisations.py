@@ -6,6 +6,8 @@ register; indicator scores are never here (R11).
 
 from __future__ import annotations
 
+from typing import Any
+
 from clr_events.contracts import collaboration as co
 from clr_events.pg import Connection
 from projections.core import Event
@@ -48,69 +50,61 @@ class OrganisationDirectory:
         """Nothing is derived from the whole."""
 
     async def apply(self, conn: Connection, events: list[Event]) -> None:
-        """One statement or two per event, all idempotent upserts."""
+        """Idempotent upserts, in the events' order; a run of the same statement (say, a
+        stream of new organisations) goes as one pipelined ``executemany``, one round
+        trip, instead of one each."""
+        sql: str | None = None
+        rows: list[tuple[Any, ...]] = []
         for event in events:
-            await self._apply(conn, event.contract)
+            for statement, args in _statements(event.contract):
+                if statement != sql:
+                    if sql is not None:
+                        await conn.executemany(sql, rows)
+                    sql, rows = statement, []
+                rows.append(args)
+        if sql is not None:
+            await conn.executemany(sql, rows)
 
-    async def _apply(self, conn: Connection, c: object) -> None:
-        if isinstance(c, co.OrganisationRegistered):
-            await conn.execute(
+
+def _statements(c: object) -> list[tuple[str, tuple[Any, ...]]]:
+    """What an event writes: statements with their arguments, in order."""
+    if isinstance(c, co.OrganisationRegistered):
+        return [
+            (
                 "INSERT INTO orgs VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, NULL)"
                 " ON CONFLICT (org_id) DO UPDATE SET name = excluded.name,"
                 " country = excluded.country, sector = excluded.sector,"
                 " region = excluded.region, website = excluded.website,"
                 " eccp_profile_id = excluded.eccp_profile_id",
-                c.org_id,
-                c.name,
-                c.country,
-                c.sector,
-                c.region,
-                c.website,
-                c.eccp_profile_id,
+                (c.org_id, c.name, c.country, c.sector, c.region, c.website, c.eccp_profile_id),
             )
-        elif isinstance(c, co.ProfileValidated):
-            await conn.execute(
+        ]
+    if isinstance(c, co.ProfileValidated):
+        return [
+            (
                 "UPDATE orgs SET validated_on = $2, waived_by_programme = $3 WHERE org_id = $1",
-                c.org_id,
-                c.validated_on,
-                c.waived_by_programme,
+                (c.org_id, c.validated_on, c.waived_by_programme),
             )
-        elif isinstance(c, co.PartnershipFormed):
-            await conn.execute(
-                "INSERT INTO partnerships VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-                c.partnership_id,
-                c.name,
-                c.strand,
-                c.call_id,
-                c.start_on,
-                c.duration_months,
-            )
-            await conn.executemany(
-                "INSERT INTO members VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-                [(c.partnership_id, org, c.start_on) for org in c.member_org_ids],
-            )
-        elif isinstance(c, co.PartnerJoined):
-            await conn.execute(
-                "INSERT INTO members VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-                c.partnership_id,
-                c.org_id,
-                c.joined_on,
-            )
-        elif isinstance(c, co.CooperationAgreementSigned):
-            await conn.execute(
-                "INSERT INTO agreements VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-                c.agreement_id,
-                c.third_country,
-                c.signed_on,
-                c.place,
-                c.extends,
-            )
-            await conn.executemany(
-                "INSERT INTO parties VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                [(c.agreement_id, org) for org in c.parties],
-            )
-        elif isinstance(c, co.MatchmakingEventHeld):
-            await conn.executemany(
-                "INSERT INTO missions VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-                [(c.event_id, org, c.theme, c.held_on) for org in c.participant_org_ids],
-            )
+        ]
+    if isinstance(c, co.PartnershipFormed):
+        formed = (
+            "INSERT INTO partnerships VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+            (c.partnership_id, c.name, c.strand, c.call_id, c.start_on, c.duration_months),
+        )
+        return [formed, *((_MEMBER, (c.partnership_id, o, c.start_on)) for o in c.member_org_ids)]
+    if isinstance(c, co.PartnerJoined):
+        return [(_MEMBER, (c.partnership_id, c.org_id, c.joined_on))]
+    if isinstance(c, co.CooperationAgreementSigned):
+        signed = (
+            "INSERT INTO agreements VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            (c.agreement_id, c.third_country, c.signed_on, c.place, c.extends),
+        )
+        party = "INSERT INTO parties VALUES ($1, $2) ON CONFLICT DO NOTHING"
+        return [signed, *((party, (c.agreement_id, org)) for org in c.parties)]
+    if isinstance(c, co.MatchmakingEventHeld):
+        mission = "INSERT INTO missions VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING"
+        return [(mission, (c.event_id, o, c.theme, c.held_on)) for o in c.participant_org_ids]
+    return []
+
+
+_MEMBER = "INSERT INTO members VALUES ($1, $2, $3) ON CONFLICT DO NOTHING"
