@@ -5,7 +5,7 @@ One suite, two adapters: a fake that drifts from the real unit of work fails her
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +28,7 @@ from clr_events.application.uow import (
 )
 from clr_events.errors import ConcurrencyError
 from clr_events.pg import Pool
-from clr_events.store.base import EventStore
+from clr_events.store.base import EventStore, StoredEvent
 from clr_events.store.postgres import PostgresEventStore
 
 CAUSE = Cause("tester", "corr-1")
@@ -47,6 +47,8 @@ CODEC: DomainEvents[Happened] = DomainEvents(Happened)
 class Subject:
     units: UnitsOfWork
     store: EventStore
+    another: Callable[[], UnitsOfWork]
+    """Units of work of another process on the same store (a cache of their own)."""
 
 
 @pytest.fixture(params=["memory", "postgres"])
@@ -55,7 +57,7 @@ async def subject(
 ) -> AsyncIterator[Subject]:
     if request.param == "memory":
         memory = InMemoryUnitsOfWork(max_event_bytes=1000)
-        yield Subject(memory, memory.store)
+        yield Subject(memory, memory.store, lambda: InMemoryUnitsOfWork(memory.store))
         return
     store = PostgresEventStore(pool, schema=schema)
     await store.migrate()
@@ -64,10 +66,18 @@ async def subject(
     await pool.execute(
         f"CREATE TABLE {schema}.things (thing_id text PRIMARY KEY, name text, n int)"
     )
-    yield Subject(
-        PostgresUnitsOfWork(pool, store, schema, max_event_bytes=1000, idempotency=idempotency),
-        store,
-    )
+
+    def units() -> PostgresUnitsOfWork:
+        return PostgresUnitsOfWork(
+            pool,
+            store,
+            schema,
+            max_event_bytes=1000,
+            idempotency=idempotency,
+            stream_cache_events=1000,
+        )
+
+    yield Subject(units(), store, units)
     await store.close()
 
 
@@ -262,3 +272,39 @@ async def test_insert_keeps_an_existing_row_and_newer_guards_a_late_change(
         {"thing_id": "a", "name": "later", "n": 3},
         {"thing_id": "b", "name": "next", "n": 2},
     ]
+
+
+class CountingCodec(DomainEvents[Happened]):
+    """Counts the events it decodes."""
+
+    decoded = 0
+
+    def decode(self, stored: StoredEvent) -> Happened:
+        self.decoded += 1
+        return super().decode(stored)
+
+
+async def test_a_stream_loaded_again_decodes_only_its_new_events_even_from_elsewhere(
+    subject: Subject,
+) -> None:
+    # given a stream of 3 events loaded once, and 2 more appended by another process
+    codec = CountingCodec(Happened)
+
+    async def load(units: UnitsOfWork) -> tuple[int, list[Happened]]:
+        async with units.begin(CAUSE) as uow:
+            return await Streams(uow, codec).load("thing:long")
+
+    for _ in range(3):
+        await execute(subject.units, CAUSE, add("long"))
+    assert (await load(subject.units))[0] == 3
+    elsewhere = subject.another()
+    for _ in range(2):
+        await execute(elsewhere, CAUSE, add("long"))
+    # when it is loaded again, then it has all 5, and only the 2 new ones were decoded
+    codec.decoded = 0
+    version, events = await load(subject.units)
+    assert version == 5 and [e.n for e in events] == [0, 1, 2, 3, 4]
+    assert codec.decoded == 2
+    # and a command on it appends at the right version
+    await execute(subject.units, CAUSE, add("long"))
+    assert [e.version for e in await subject.store.read_stream("thing:long")] == [1, 2, 3, 4, 5, 6]

@@ -17,6 +17,7 @@ from clr_events.application.uow import (
     IdempotencyKey,
     IdempotencyKeyReusedError,
     Result,
+    StreamCache,
 )
 from clr_events.store.base import StoredEvent, StreamAppend
 from clr_events.store.memory import InMemoryEventStore
@@ -133,9 +134,14 @@ class InMemoryUnitOfWork:
             raise IdempotencyKeyReusedError
         self._earlier = Result(result.status, copy.deepcopy(result.body), replayed=True)
 
-    async def read(self, stream_id: str) -> list[StoredEvent]:
-        """A stream's stored events."""
-        return await self._units.store.read_stream(stream_id)
+    async def read(self, stream_id: str, from_version: int = 1) -> list[StoredEvent]:
+        """A stream's stored events from ``from_version`` on."""
+        return await self._units.store.read_stream(stream_id, from_version)
+
+    @property
+    def stream_cache(self) -> StreamCache:
+        """The decoded streams of these units of work."""
+        return self._units.stream_cache
 
     def stage(self, append: StreamAppend) -> None:
         """Append these events at commit.
@@ -167,9 +173,14 @@ class InMemoryUnitsOfWork:
     """An in-memory store and service tables; ``tables`` can be seeded and inspected."""
 
     def __init__(
-        self, store: InMemoryEventStore | None = None, *, max_event_bytes: int = 256 * 1024
+        self,
+        store: InMemoryEventStore | None = None,
+        *,
+        max_event_bytes: int = 256 * 1024,
+        stream_cache_events: int = 10_000,
     ) -> None:
         self.store = store or InMemoryEventStore()
+        self.stream_cache = StreamCache(stream_cache_events)
         self.tables: Tables = {}
         self.results: dict[tuple[str, str], tuple[str, Result]] = {}
         self.max_event_bytes = max_event_bytes

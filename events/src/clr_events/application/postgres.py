@@ -36,6 +36,7 @@ from clr_events.application.uow import (
     IdempotencyKey,
     IdempotencyKeyReusedError,
     Result,
+    StreamCache,
 )
 from clr_events.errors import ConcurrencyError
 from clr_events.migrations import events_migrations, migrate
@@ -502,9 +503,11 @@ class PostgresUnitOfWork:
         max_event_bytes: int,
         *,
         committer: UnitCommitter | None = None,
+        stream_cache: StreamCache | None = None,
     ) -> None:
         self._pool = pool
         self._conn = conn
+        self.stream_cache = stream_cache or StreamCache(0)
         self._acquired: PoolConnectionProxy[asyncpg.Record] | None = None
         self.cause = cause
         self.rows = PostgresRows(conn, schema, self._write, reader=self._reader)
@@ -569,9 +572,10 @@ class PostgresUnitOfWork:
         self._key = key
         self._earlier = await self._idempotency.claim(await self.writing(), key)
 
-    async def read(self, stream_id: str) -> list[StoredEvent]:
-        """A stream's stored events."""
-        return await self._store.read_stream(stream_id, conn=await self.connection())
+    async def read(self, stream_id: str, from_version: int = 1) -> list[StoredEvent]:
+        """A stream's stored events from ``from_version`` on."""
+        conn = await self.connection()
+        return await self._store.read_stream(stream_id, from_version, conn=conn)
 
     def stage(self, append: StreamAppend) -> None:
         """Append these events at commit, last.
@@ -660,6 +664,7 @@ class PostgresUnitsOfWork:
         *,
         max_event_bytes: int,
         idempotency: IdempotencyStore | None = None,
+        stream_cache_events: int = 0,
     ) -> None:
         self._pool = pool
         self._store = store
@@ -667,6 +672,7 @@ class PostgresUnitsOfWork:
         self._idempotency = idempotency or IdempotencyStore(schema)
         self._max_event_bytes = max_event_bytes
         self.committer = UnitCommitter(pool, store)
+        self.stream_cache = StreamCache(stream_cache_events)
 
     @asynccontextmanager
     async def begin(
@@ -682,6 +688,7 @@ class PostgresUnitsOfWork:
             cause,
             self._max_event_bytes,
             committer=None if key is not None else self.committer,
+            stream_cache=self.stream_cache,
         )
         try:
             if key is not None:
@@ -706,4 +713,5 @@ class PostgresUnitsOfWork:
             self._schema,
             cause,
             self._max_event_bytes,
+            stream_cache=self.stream_cache,
         )

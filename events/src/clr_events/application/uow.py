@@ -16,6 +16,7 @@ Two adapters keep these promises and pass one behaviour suite
 from __future__ import annotations
 
 import uuid
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
@@ -171,6 +172,46 @@ class Rows(Protocol):
         ...
 
 
+class StreamCache:
+    """The decoded events of the streams a process loaded last, at most ``max_events`` in
+    all (0: none kept), least recently loaded first out.
+
+    A stream is only ever appended to, so what was read of it stays true: a load reads
+    only from the last event it knows on (that one to check the store still has it, say
+    after a restore from a backup: if not, it reads the whole stream again), and decodes
+    only what is new. A long-lived aggregate (a label record with years of renewals and
+    corrections) then costs a command what its new events cost, not its whole history.
+    """
+
+    def __init__(self, max_events: int) -> None:
+        self.max_events = max_events
+        self._entries: OrderedDict[tuple[object, str], tuple[uuid.UUID, tuple[Any, ...]]] = (
+            OrderedDict()
+        )
+        self._held = 0
+
+    def get(self, codec: object, stream_id: str) -> tuple[uuid.UUID, tuple[Any, ...]] | None:
+        """The id of the last event known of the stream (as decoded by ``codec``) and the
+        decoded events, or None."""
+        entry = self._entries.get((codec, stream_id))
+        if entry is not None:
+            self._entries.move_to_end((codec, stream_id))
+        return entry
+
+    def put(
+        self, codec: object, stream_id: str, last_id: uuid.UUID, events: tuple[Any, ...]
+    ) -> None:
+        """Remember a stream's decoded events up to the one with ``last_id``."""
+        if len(events) > self.max_events:
+            return
+        earlier = self._entries.pop((codec, stream_id), None)
+        self._held += len(events) - (len(earlier[1]) if earlier else 0)
+        self._entries[(codec, stream_id)] = (last_id, events)
+        while self._held > self.max_events:
+            _, (_, dropped) = self._entries.popitem(last=False)
+            self._held -= len(dropped)
+
+
 class UnitOfWork(Protocol):
     """One command's transaction: streams to load and append, rows, one commit."""
 
@@ -184,8 +225,14 @@ class UnitOfWork(Protocol):
         """The service's own tables."""
         ...
 
-    async def read(self, stream_id: str) -> list[StoredEvent]:
-        """A stream's stored events (with the appends staged here not yet among them)."""
+    async def read(self, stream_id: str, from_version: int = 1) -> list[StoredEvent]:
+        """A stream's stored events from ``from_version`` on (with the appends staged here
+        not yet among them)."""
+        ...
+
+    @property
+    def stream_cache(self) -> StreamCache:
+        """The process's decoded streams (``Streams.load`` reads only what is new)."""
         ...
 
     def stage(self, append: StreamAppend) -> None:
@@ -254,9 +301,25 @@ class Streams(Generic[E]):
         self.codec = codec
 
     async def load(self, stream_id: str) -> tuple[int, list[E]]:
-        """The stream's version and its events (0 and [] for a new stream)."""
-        stored = await self.uow.read(stream_id)
-        return len(stored), [self.codec.decode(row) for row in stored]
+        """The stream's version and its events (0 and [] for a new stream); what the
+        process's ``StreamCache`` holds of it is not read or decoded again."""
+        cache = self.uow.stream_cache
+        known = cache.get(self.codec, stream_id)
+        events: tuple[E, ...] = ()
+        stored: list[StoredEvent] = []
+        if known is not None:
+            last_id, events = known
+            stored = await self.uow.read(stream_id, len(events))
+            if stored and stored[0].event_id == last_id:
+                stored = stored[1:]
+            else:  # the store no longer has what was cached (restored, say): all of it
+                events = ()
+        if not events:
+            stored = await self.uow.read(stream_id)
+        if stored:
+            events = (*events, *(self.codec.decode(row) for row in stored))
+            cache.put(self.codec, stream_id, stored[-1].event_id, events)
+        return len(events), list(events)
 
     async def load_existing(self, stream_id: str, what: str) -> list[E]:
         """The events of a stream that must exist.
