@@ -8,7 +8,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
-from aiokafka import TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from clr_events.consumers.dlq import ReplayTarget, replay
 from clr_events.consumers.runner import ConsumerRunner, Handler, TransientError, redeliverer
@@ -398,3 +398,52 @@ async def test_a_dead_letter_too_large_for_the_dlq_goes_without_its_value_and_re
     )
     assert result.replayed == [0]
     assert sorted(r["n"] for r in await pool.fetch(f"SELECT n FROM {effects}")) == [1, 9]
+
+
+class CountingCommits(ConsumerRunner):
+    """Records each Kafka offset commit."""
+
+    commits: list[dict[TopicPartition, int]]
+
+    async def _commit_offsets(self, offsets: dict[TopicPartition, int]) -> None:
+        self.commits.append(dict(offsets))
+        await super()._commit_offsets(offsets)
+
+
+async def test_kafka_offsets_go_at_most_once_a_second_for_every_partition_and_at_the_end(
+    pool: Pool, schema: str, effects: str, kafka_bootstrap: str, new_topic: TopicFactory
+) -> None:
+    # given 120 events over 3 partitions, arriving in 6 bursts over about a second
+    topic = await new_topic("consumer", partitions=3)
+    group = f"g{uuid.uuid4().hex[:8]}"
+    runner = runner_of(
+        pool, schema, kafka_bootstrap, topic, recording_handler(effects), group, CountingCommits
+    )
+    runner.commits = []
+
+    async def bursts() -> None:
+        for burst in range(6):
+            await produce(
+                kafka_bootstrap,
+                topic,
+                [make_envelope(subject=f"org-{n}", n=burst * 20 + n) for n in range(20)],
+            )
+            await asyncio.sleep(0.2)
+
+    started = asyncio.get_running_loop().time()
+    sending = asyncio.create_task(bursts())
+    await run_until(runner, counter(pool, effects, 120))
+    await sending
+    elapsed = asyncio.get_running_loop().time() - started
+    # then the runner committed Kafka offsets about once a second, not once per fetch and
+    # partition, each commit naming every partition it had moved on, and once at the end
+    assert len(runner.commits) <= elapsed + 2, runner.commits
+    kafka = ConnectionSettings(kafka_bootstrap_servers=kafka_bootstrap)
+    consumer = AIOKafkaConsumer(**kafka.kafka_options(), group_id=group)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in range(3)]
+        ends = await consumer.end_offsets(partitions)
+        assert {tp: await consumer.committed(tp) for tp in partitions} == ends
+    finally:
+        await consumer.stop()

@@ -2,9 +2,10 @@
 
 In one PostgreSQL transaction, never apart: a message's effects, its event id in the
 group's inbox (so a republished duplicate is recognised by ``(source, id)``), and the
-group's checkpoint for that partition. Only after that commit is the Kafka offset
-committed, and only as a hint: on assignment the runner seeks to its own checkpoint, so a
-crash between the two commits repeats nothing.
+group's checkpoint for that partition. Only after that commit are the Kafka offsets
+committed (every partition's in one request, at most once a second), and only as a hint:
+on assignment the runner seeks to its own checkpoint, so a crash between the two commits
+repeats nothing.
 
 What one fetch brought from a partition goes through in transactions of up to
 ``max_batch`` messages (the checkpoint once, at the last offset; one commit instead of one
@@ -56,6 +57,9 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[Connection, Envelope], Awaitable[None]]
 
+
+OFFSET_COMMIT_SECONDS = 1.0
+"""How often a runner commits its Kafka offsets (a hint for tools and lag metrics)."""
 
 __all__ = [
     "CheckpointStore",
@@ -196,13 +200,21 @@ class ConsumerRunner:
         await self._producer.start()
         await self._consumer.start()
         self._consumer.subscribe(self._topics, listener=_SeekToCheckpoint(self))
+        uncommitted: dict[TopicPartition, int] = {}
+        committed_at = 0.0
         try:
             while not stop.is_set():
                 batches = await self._consumer.getmany(timeout_ms=200, max_records=500)
                 for tp, messages in batches.items():
                     await self.process_all(messages)
-                    self.positions[tp] = messages[-1].offset + 1
-                    await self._commit_offsets({tp: messages[-1].offset + 1})
+                    self.positions[tp] = uncommitted[tp] = messages[-1].offset + 1
+                # the Kafka offsets are a hint (the checkpoints say where to go on): every
+                # partition's in one request, at most once a second
+                if uncommitted and time.monotonic() - committed_at >= OFFSET_COMMIT_SECONDS:
+                    await self._commit_offsets(uncommitted)
+                    uncommitted, committed_at = {}, time.monotonic()
+            if uncommitted:
+                await self._commit_offsets(uncommitted)
         finally:
             await self._consumer.stop()
             await self._producer.stop()
