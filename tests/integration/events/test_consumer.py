@@ -419,6 +419,7 @@ async def test_kafka_offsets_go_at_most_once_a_second_for_every_partition_and_at
     runner = runner_of(
         pool, schema, kafka_bootstrap, topic, recording_handler(effects), group, CountingCommits
     )
+    assert isinstance(runner, CountingCommits)
     runner.commits = []
 
     async def bursts() -> None:
