@@ -73,9 +73,7 @@ class ConnectionSettings(BaseSettings):
         topic's tail, which want what is there at once)."""
         return {
             "fetch_max_wait_ms": self.consumer_fetch_max_wait_ms,
-            "fetch_min_bytes": self.consumer_fetch_min_bytes
-            if self.consumer_fetch_max_wait_ms
-            else 1,
+            "fetch_min_bytes": self.consumer_fetch_min_bytes,
         }
 
     def as_principal(self, username: str, password: str) -> ConnectionSettings:

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from clr_events.consumers import runner as runner_module
 from clr_events.consumers.dlq import ReplayTarget, replay
 from clr_events.consumers.runner import ConsumerRunner, Handler, TransientError, redeliverer
 from clr_events.envelope import Envelope
@@ -448,3 +449,64 @@ async def test_kafka_offsets_go_at_most_once_a_second_for_every_partition_and_at
         assert {tp: await consumer.committed(tp) for tp in partitions} == ends
     finally:
         await consumer.stop()
+
+
+async def test_a_member_that_gives_partitions_up_with_offsets_pending_runs_on(
+    pool: Pool,
+    schema: str,
+    effects: str,
+    kafka_bootstrap: str,
+    new_topic: TopicFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # given a member that has processed events on every partition of a 3-partition topic,
+    # their Kafka offsets still pending (here until it stops)
+    monkeypatch.setattr(runner_module, "OFFSET_COMMIT_SECONDS", 3600.0)
+    topic = await new_topic("consumer", partitions=3)
+    group = f"g{uuid.uuid4().hex[:8]}"
+    handler = recording_handler(effects)
+    first = runner_of(pool, schema, kafka_bootstrap, topic, handler, group)
+    stop = asyncio.Event()
+    running = [asyncio.create_task(first.run(stop))]
+
+    async def events(start: int, count: int) -> None:
+        await produce(
+            kafka_bootstrap,
+            topic,
+            [make_envelope(subject=f"org-{n}", n=n) for n in range(start, start + count)],
+        )
+
+    async def seen(at_least: int, timeout: float = 30.0) -> None:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not await counter(pool, effects, at_least)():
+            for task in running:
+                if task.done():
+                    task.result()  # a member's error fails the test here
+            assert asyncio.get_running_loop().time() < deadline, "timed out"
+            await asyncio.sleep(0.05)
+
+    try:
+        await events(0, 30)
+        await seen(30)
+        await events(30, 30)
+        await seen(60)
+        # when a second member joins and takes some of its partitions over
+        second = runner_of(pool, schema, kafka_bootstrap, topic, handler, group)
+        running.append(asyncio.create_task(second.run(stop)))
+        deadline = asyncio.get_running_loop().time() + 30
+        while not (second._consumer and second._consumer.assignment()):
+            assert asyncio.get_running_loop().time() < deadline, "no rebalance"
+            await asyncio.sleep(0.05)
+        for burst in range(6):
+            await events(60 + burst * 10, 10)
+            await asyncio.sleep(0.3)
+        # then both run on, every event takes effect once, and both stop cleanly (the
+        # first commits its pending offsets without those of partitions it gave up)
+        await seen(120)
+        assert not any(task.done() for task in running)
+        assert first._consumer is not None and len(first._consumer.assignment()) < 3
+    finally:
+        stop.set()
+        await asyncio.gather(*running)
+    rows = await pool.fetch(f"SELECT n, count(*) AS c FROM {effects} GROUP BY n ORDER BY n")
+    assert [(r["n"], r["c"]) for r in rows] == [(n, 1) for n in range(120)]

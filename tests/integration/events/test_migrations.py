@@ -147,14 +147,14 @@ async def test_the_relay_subjects_are_keyed_by_subject_first_their_versions_kept
     pool: Pool, schema: str
 ) -> None:
     # given the relay's tables as the first two migrations made them, with versions
-    first, second, third = events_migrations("relay")
-    await migrate(pool, schema, "relay", [first, second])
+    relay = events_migrations("relay")
+    await migrate(pool, schema, "relay", relay[:2])
     await pool.execute(
         f"INSERT INTO {schema}.relay_subjects VALUES ('r', 'org-1', 3), ('r', 'org-2', 1)"
     )
     # when the third runs, then the key starts with the subject (a list of subjects is the
     # index condition of every plan) and nothing recorded is lost
-    await migrate(pool, schema, "relay", [first, second, third])
+    await migrate(pool, schema, "relay", relay[:3])
     key = await pool.fetchval(
         "SELECT pg_get_constraintdef(oid) FROM pg_constraint"
         " WHERE conrelid = $1::regclass AND contype = 'p'",

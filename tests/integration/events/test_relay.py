@@ -344,9 +344,9 @@ async def test_a_steady_stream_goes_out_several_events_per_read_and_each_once(
         await store.close()
     # then the reads that found events found several each (without the linger inside a
     # stream, the next read followed each send at once and found one or two: 20 to 40
-    # reads), and every event is on the topic once
+    # reads of 3 events on average), and every event is on the topic once
     found = [n for n in reads if n]
-    assert sum(found) == 100 and len(found) <= 15, found
+    assert sum(found) == 100 and sum(found) / len(found) >= 5, found
     records = await read_topic(kafka_bootstrap, topic, expected=101, timeout=3.0)
     envelopes = [from_kafka(r.key, r.value, r.headers) for r in records]
     assert sorted(e.globalposition for e in envelopes) == list(range(1, 101))

@@ -74,7 +74,7 @@ async def subject(
             schema,
             max_event_bytes=1000,
             idempotency=idempotency,
-            stream_cache_events=1000,
+            stream_cache_bytes=1 << 20,
         )
 
     yield Subject(units(), store, units)

@@ -183,6 +183,16 @@ async def test_commands_committing_together_share_one_transaction_a_refused_one_
     # the batch's statement was refused (the stale append named in its error) and the
     # five written again without it: no read of the versions ahead of every batch
     assert calls == 2
+    # while refusals are recent, a batch reads its streams' versions first: the next
+    # stale command is refused before its batch is written, once
+    calls = 0
+    again = await asyncio.gather(
+        *(execute(units, CAUSE, thing(f"u{i}")) for i in range(5)),
+        execute(units, CAUSE, thing("stale", expected=0, n="once more")),
+        return_exceptions=True,
+    )
+    assert [type(o).__name__ for o in again] == [*["Result"] * 5, "ConcurrencyError"]
+    assert calls == 1
     assert (await store.verify()).ok
 
 
@@ -403,7 +413,9 @@ async def test_a_cached_stream_the_store_no_longer_has_is_read_again_whole(
     pool: Pool, schema: str, store: PostgresEventStore
 ) -> None:
     # given a stream of 3 events loaded (and cached) by a service
-    units = PostgresUnitsOfWork(pool, store, schema, max_event_bytes=10_000, stream_cache_events=9)
+    units = PostgresUnitsOfWork(
+        pool, store, schema, max_event_bytes=10_000, stream_cache_bytes=1 << 20
+    )
     await store.append("thing:r", 0, [CODEC.encode(Happened(thing_id=t), {}) for t in "abc"])
 
     async def load() -> list[str]:

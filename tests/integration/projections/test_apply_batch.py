@@ -278,23 +278,29 @@ async def test_runs_of_one_statement_go_together_and_leave_what_one_by_one_would
     pool: Pool, directory: Directory
 ) -> None:
     # given registrations in runs (one organisation twice in a run, renamed), a
-    # validation between them and a partnership whose members are two of them
+    # validation between them, one of an organisation before its registration (it
+    # changes nothing: there is no row yet) and a partnership whose members are two
     schema = generation_schema(directory, 1)
-    records = [
-        org(0, "o-1", "First"),
-        org(1, "o-2"),
-        org(2, "o-1", "First, renamed"),
-        event(
-            3,
+
+    def validated(offset: int, org_id: str, on: str) -> Record:
+        return event(
+            offset,
             collaboration.ProfileValidated,
-            org_id="o-1",
-            validated_on="2026-01-05",
+            org_id=org_id,
+            validated_on=on,
             criteria_version="1",
-        ),
-        org(4, "o-1", "First, renamed again"),
-        org(5, "o-3"),
+        )
+
+    records = [
+        validated(0, "o-3", "2026-01-01"),
+        org(1, "o-1", "First"),
+        org(2, "o-2"),
+        org(3, "o-1", "First, renamed"),
+        validated(4, "o-1", "2026-01-05"),
+        org(5, "o-1", "First, renamed again"),
+        org(6, "o-3"),
         event(
-            6,
+            7,
             collaboration.PartnershipFormed,
             partnership_id="p-1",
             name="P",

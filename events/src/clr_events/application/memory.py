@@ -177,10 +177,10 @@ class InMemoryUnitsOfWork:
         store: InMemoryEventStore | None = None,
         *,
         max_event_bytes: int = 256 * 1024,
-        stream_cache_events: int = 10_000,
+        stream_cache_bytes: int = 16 << 20,
     ) -> None:
         self.store = store or InMemoryEventStore()
-        self.stream_cache = StreamCache(stream_cache_events)
+        self.stream_cache = StreamCache(stream_cache_bytes)
         self.tables: Tables = {}
         self.results: dict[tuple[str, str], tuple[str, Result]] = {}
         self.max_event_bytes = max_event_bytes

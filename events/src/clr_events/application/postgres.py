@@ -252,6 +252,7 @@ class UnitCommitter:
         self._queue: list[_Unit] = []
         self._task: asyncio.Task[None] | None = None  # held: the loop keeps tasks weakly
         self._releasing: set[asyncio.Task[None]] = set()
+        self._refused_at = -1.0  # when a unit was last refused as stale
 
     def release_later(self, conn: PoolConnectionProxy[asyncpg.Record]) -> None:
         """Give a unit's read connection back to the pool without waiting for its reset."""
@@ -310,10 +311,10 @@ class UnitCommitter:
 
     async def _write(self, conn: Connection, batch: list[_Unit]) -> None:
         statement = _with_clauses(batch)
-        if statement is None and len(batch) > 1:
-            # in a transaction a stale unit's refusal would roll the others back: refuse
-            # it first (in one statement, the refusals come back with the statement's
-            # error, all at once, and the others go again: no read ahead of every batch)
+        if len(batch) > 1 and (statement is None or self._conflicting()):
+            # a stale unit's refusal would cost the others a rollback: refuse it first. In
+            # one statement the refusals come back with its error, all at once, and the
+            # others go again, so batches read ahead only while refusals are recent
             batch = await self._refuse_stale(conn, batch)
         while batch and statement is not None:
             left = await self._write_in_one_statement(conn, batch, *statement)
@@ -335,6 +336,7 @@ class UnitCommitter:
                     if refused:
                         raise _RefusedError
             except _RefusedError:
+                self._refused_at = time.monotonic()
                 for i, conflict in refused.items():
                     _settle(batch[i], conflict)
                 batch = [unit for i, unit in enumerate(batch) if i not in refused]
@@ -376,6 +378,7 @@ class UnitCommitter:
             refusals = call.refusals(error)
             if refusals is None:
                 return None
+            self._refused_at = time.monotonic()
             refused: set[int] = set()
             owners = [unit for unit in batch for _ in unit.appends]
             for unit, refusal in zip(owners, refusals, strict=True):
@@ -386,6 +389,10 @@ class UnitCommitter:
         for unit in batch:
             _settle(unit, None)
         return []
+
+    def _conflicting(self) -> bool:
+        """Whether a command was refused as stale in the last second."""
+        return time.monotonic() - self._refused_at < 1.0
 
     async def _refuse_stale(self, conn: Connection, batch: list[_Unit]) -> list[_Unit]:
         """The batch without its units whose streams have moved on (each refused)."""
@@ -398,6 +405,8 @@ class UnitCommitter:
             if conflict is not None and id(unit) not in refused:
                 refused.add(id(unit))
                 _settle(unit, conflict)
+        if refused:
+            self._refused_at = time.monotonic()
         return [unit for unit in batch if id(unit) not in refused]
 
 
@@ -507,7 +516,7 @@ class PostgresUnitOfWork:
     ) -> None:
         self._pool = pool
         self._conn = conn
-        self.stream_cache = stream_cache or StreamCache(0)
+        self.stream_cache = StreamCache(0) if stream_cache is None else stream_cache
         self._acquired: PoolConnectionProxy[asyncpg.Record] | None = None
         self.cause = cause
         self.rows = PostgresRows(conn, schema, self._write, reader=self._reader)
@@ -664,7 +673,7 @@ class PostgresUnitsOfWork:
         *,
         max_event_bytes: int,
         idempotency: IdempotencyStore | None = None,
-        stream_cache_events: int = 0,
+        stream_cache_bytes: int = 0,
     ) -> None:
         self._pool = pool
         self._store = store
@@ -672,7 +681,7 @@ class PostgresUnitsOfWork:
         self._idempotency = idempotency or IdempotencyStore(schema)
         self._max_event_bytes = max_event_bytes
         self.committer = UnitCommitter(pool, store)
-        self.stream_cache = StreamCache(stream_cache_events)
+        self.stream_cache = StreamCache(stream_cache_bytes)
 
     @asynccontextmanager
     async def begin(

@@ -173,43 +173,54 @@ class Rows(Protocol):
 
 
 class StreamCache:
-    """The decoded events of the streams a process loaded last, at most ``max_events`` in
-    all (0: none kept), least recently loaded first out.
+    """The decoded events of the streams a process loaded last, at most ``max_bytes`` of
+    their stored JSON in all (0: none kept), least recently loaded first out.
 
     A stream is only ever appended to, so what was read of it stays true: a load reads
     only from the last event it knows on (that one to check the store still has it, say
     after a restore from a backup: if not, it reads the whole stream again), and decodes
     only what is new. A long-lived aggregate (a label record with years of renewals and
     corrections) then costs a command what its new events cost, not its whole history.
+    The events are shared by every load: nothing may change them.
     """
 
-    def __init__(self, max_events: int) -> None:
-        self.max_events = max_events
-        self._entries: OrderedDict[tuple[object, str], tuple[uuid.UUID, tuple[Any, ...]]] = (
-            OrderedDict()
-        )
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[tuple[object, str], CachedStream] = OrderedDict()
         self._held = 0
 
-    def get(self, codec: object, stream_id: str) -> tuple[uuid.UUID, tuple[Any, ...]] | None:
-        """The id of the last event known of the stream (as decoded by ``codec``) and the
-        decoded events, or None."""
+    def get(self, codec: object, stream_id: str) -> CachedStream | None:
+        """What is known of the stream as decoded by ``codec``, or None."""
         entry = self._entries.get((codec, stream_id))
         if entry is not None:
             self._entries.move_to_end((codec, stream_id))
         return entry
 
-    def put(
-        self, codec: object, stream_id: str, last_id: uuid.UUID, events: tuple[Any, ...]
-    ) -> None:
-        """Remember a stream's decoded events up to the one with ``last_id``."""
-        if len(events) > self.max_events:
+    def put(self, codec: object, stream_id: str, entry: CachedStream) -> None:
+        """Remember a stream's decoded events (a stream larger than the cache: forget it)."""
+        self.drop(codec, stream_id)
+        if entry.size > self.max_bytes:
             return
-        earlier = self._entries.pop((codec, stream_id), None)
-        self._held += len(events) - (len(earlier[1]) if earlier else 0)
-        self._entries[(codec, stream_id)] = (last_id, events)
-        while self._held > self.max_events:
-            _, (_, dropped) = self._entries.popitem(last=False)
-            self._held -= len(dropped)
+        self._entries[(codec, stream_id)] = entry
+        self._held += entry.size
+        while self._held > self.max_bytes:
+            _, dropped = self._entries.popitem(last=False)
+            self._held -= dropped.size
+
+    def drop(self, codec: object, stream_id: str) -> None:
+        """Forget a stream."""
+        entry = self._entries.pop((codec, stream_id), None)
+        if entry is not None:
+            self._held -= entry.size
+
+
+@dataclass(frozen=True)
+class CachedStream:
+    """A cached stream: its decoded events, the last one's id, their stored JSON's size."""
+
+    events: tuple[Any, ...]
+    last_id: uuid.UUID
+    size: int
 
 
 class UnitOfWork(Protocol):
@@ -302,23 +313,24 @@ class Streams(Generic[E]):
 
     async def load(self, stream_id: str) -> tuple[int, list[E]]:
         """The stream's version and its events (0 and [] for a new stream); what the
-        process's ``StreamCache`` holds of it is not read or decoded again."""
+        process's ``StreamCache`` holds of it is not read or decoded again. The events may
+        be shared with other loads: never change them."""
         cache = self.uow.stream_cache
         known = cache.get(self.codec, stream_id)
         events: tuple[E, ...] = ()
-        stored: list[StoredEvent] = []
+        size = 0
         if known is not None:
-            last_id, events = known
-            stored = await self.uow.read(stream_id, len(events))
-            if stored and stored[0].event_id == last_id:
-                stored = stored[1:]
+            stored = await self.uow.read(stream_id, len(known.events))
+            if stored and stored[0].event_id == known.last_id:
+                events, size, stored = known.events, known.size, stored[1:]
             else:  # the store no longer has what was cached (restored, say): all of it
-                events = ()
+                cache.drop(self.codec, stream_id)
         if not events:
             stored = await self.uow.read(stream_id)
         if stored:
             events = (*events, *(self.codec.decode(row) for row in stored))
-            cache.put(self.codec, stream_id, stored[-1].event_id, events)
+            size += sum(len(row.data_json) for row in stored)
+            cache.put(self.codec, stream_id, CachedStream(events, stored[-1].event_id, size))
         return len(events), list(events)
 
     async def load_existing(self, stream_id: str, what: str) -> list[E]:

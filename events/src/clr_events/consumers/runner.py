@@ -40,6 +40,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import KafkaError
 
 from clr_events.codec import from_kafka
 from clr_events.consumers.dlq import DeadLetter, Redeliver, dead_letter_headers, send_dead_letter
@@ -137,7 +138,8 @@ class _SeekToCheckpoint(ConsumerRebalanceListener):  # type: ignore[misc]
         self._runner = runner
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        """Nothing to do: every processed offset is already checkpointed."""
+        """Nothing to do: every processed offset is already checkpointed (offsets of these
+        partitions not yet committed to Kafka are left out of the next commit)."""
         del revoked
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
@@ -368,9 +370,19 @@ class ConsumerRunner:
         self.progressed_at = time.monotonic()
 
     async def _commit_offsets(self, offsets: dict[TopicPartition, int]) -> None:
-        """Commit Kafka offsets: a hint for tools and lag metrics, not the source of truth."""
+        """Commit Kafka offsets: a hint for tools and lag metrics, not the source of truth.
+        A partition no longer assigned here (given up in a rebalance since) is left out, and
+        a commit that fails (a rebalance under way, say) is only logged: the next one, or
+        the checkpoints on assignment, make up for it."""
         assert self._consumer is not None
-        await self._consumer.commit(offsets)
+        assigned = self._consumer.assignment()
+        offsets = {tp: offset for tp, offset in offsets.items() if tp in assigned}
+        if not offsets:
+            return
+        try:
+            await self._consumer.commit(offsets)
+        except KafkaError as error:
+            log.debug("%s: offsets not committed (a hint only): %r", self.group, error)
 
 
 def redeliverer(handler: Handler, group: str, schema: str = "public") -> Redeliver:

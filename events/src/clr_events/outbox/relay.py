@@ -348,7 +348,7 @@ class Relay:
                 if confirming is not None:
                     await confirming  # checkpoints in order; at most two batches in flight
                 confirming = asyncio.ensure_future(self._confirm(acks, after, published, versions))
-                if self._linger and len(events) < self._batch_size:
+                if self._linger and len(events) < self._batch_size and not _set(stop):
                     # a steady stream: let the commits behind this batch in, so the next
                     # read, checkpoint and Kafka request carry several events, not one
                     await asyncio.sleep(self._linger)
@@ -596,6 +596,10 @@ def main() -> None:
             args.source or f"/{args.schema}",
         )
     )
+
+
+def _set(event: asyncio.Event | None) -> bool:
+    return event is not None and event.is_set()
 
 
 if __name__ == "__main__":

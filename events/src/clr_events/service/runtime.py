@@ -58,10 +58,10 @@ class ServiceSettings(ConnectionSettings):
 
     background: bool = True
     pool_max_size: int = 20
-    stream_cache_events: int = Field(default=50_000, ge=0)
-    """How many decoded events of recently loaded streams a process keeps, so a command
-    on a long stream reads and decodes only its new events (``CLR_STREAM_CACHE_EVENTS``;
-    0: none)."""
+    stream_cache_bytes: int = Field(default=32 << 20, ge=0)
+    """How much of recently loaded streams a process keeps decoded, counted in their
+    stored JSON (the decoded objects take a few times that), so a command on a long
+    stream reads and decodes only its new events (``CLR_STREAM_CACHE_BYTES``; 0: none)."""
     relay_linger_seconds: float = Field(default=0.01, ge=0.0, le=1.0)
     """After a commit wakes a relay, and after each batch smaller than a full one, how
     long it waits for more before reading: several events per read, checkpoint and Kafka
@@ -176,7 +176,7 @@ class Runtime:
             self.name,
             max_event_bytes=limits.settings().max_event_bytes,
             idempotency=self.idempotency,
-            stream_cache_events=self.settings.stream_cache_events,
+            stream_cache_bytes=self.settings.stream_cache_bytes,
         )
         await self.idempotency.migrate(self._pool)
         await migrate(self._pool, self.name, "service", self.migrations)

@@ -85,8 +85,8 @@ class LiveProjections:
             # static membership: an instance restarted under the same id takes its
             # partitions back at once, without a rebalance
             consumer_group_instance_id=settings.group_instance_id or None,
+            fetch_options=settings.consumer_fetch_options(),
         )
-        self.app.fetch_options = settings.consumer_fetch_options()
         for model in models:
             self._add_agent(model)
 
@@ -153,9 +153,12 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     def _create_worker_consumer(self, transport: faust_aiokafka.Transport) -> AIOKafkaConsumer:
         consumer = super()._create_worker_consumer(transport)
         options = cast(_App, self.app).fetch_options
-        # read by the consumer's start(), which builds its fetcher from them
-        consumer._fetch_min_bytes = options["fetch_min_bytes"]
-        consumer._fetch_max_wait_ms = options["fetch_max_wait_ms"]
+        # read by the consumer's start(), which builds its fetcher from them (an aiokafka
+        # without them fails here, rather than fetching one event at a time unnoticed)
+        for name, value in options.items():
+            if not hasattr(consumer, f"_{name}"):
+                raise RuntimeError(f"aiokafka's consumer has no _{name} to set")
+            setattr(consumer, f"_{name}", value)
         return consumer
 
 
@@ -171,7 +174,9 @@ class _Transport(faust_aiokafka.Transport):
 class _App(faust.App):
     """A faust app whose Kafka consumer fetches with ``fetch_options``."""
 
-    fetch_options: dict[str, Any]
+    def __init__(self, *args: Any, fetch_options: dict[str, Any], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fetch_options = fetch_options
 
     def _new_transport(self) -> TransportT:
         return _Transport(self.conf.broker_consumer, self)
