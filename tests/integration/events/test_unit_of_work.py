@@ -308,3 +308,43 @@ async def test_a_stream_loaded_again_decodes_only_its_new_events_even_from_elsew
     # and a command on it appends at the right version
     await execute(subject.units, CAUSE, add("long"))
     assert [e.version for e in await subject.store.read_stream("thing:long")] == [1, 2, 3, 4, 5, 6]
+
+
+@dataclass
+class Tally:
+    """A foldable aggregate: the numbers of its events, and how many this very object (not
+    the one it was copied from) applied."""
+
+    ns: list[int]
+    applied: int = 0
+
+    def apply(self, event: Happened) -> None:
+        self.ns.append(event.n)
+        self.applied += 1
+
+    def copy(self) -> Tally:
+        return Tally(list(self.ns))
+
+
+async def test_a_fold_made_before_is_brought_up_to_date_and_never_changed_by_its_user(
+    subject: Subject,
+) -> None:
+    # given a stream of 3 events folded once, 2 more appended by another process
+    async def fold(units: UnitsOfWork) -> Tally:
+        async with units.begin(CAUSE) as uow:
+            return await streams(uow).fold("thing:f", Tally([]))
+
+    for _ in range(3):
+        await execute(subject.units, CAUSE, add("f"))
+    first = await fold(subject.units)
+    assert first.ns == [0, 1, 2]
+    first.ns.append(99)  # its user changes what it was given
+    for _ in range(2):
+        await execute(subject.another(), CAUSE, add("f"))
+    # when it is folded again, then it holds all 5 events, and only the 2 new ones were
+    # applied to a copy of the earlier fold (which the change above did not reach)
+    again = await fold(subject.units)
+    assert again.ns == [0, 1, 2, 3, 4]
+    assert (first.applied, again.applied) == (3, 2)
+    # and a process without that fold applies all 5
+    assert (await fold(subject.another())).applied == 5

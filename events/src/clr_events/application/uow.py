@@ -20,7 +20,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, Self, TypeVar
 
 import orjson
 from pydantic import BaseModel
@@ -216,11 +216,28 @@ class StreamCache:
 
 @dataclass(frozen=True)
 class CachedStream:
-    """A cached stream: its decoded events, the last one's id, their stored JSON's size."""
+    """A cached stream: its decoded events, the last one's id, their stored JSON's size,
+    and the aggregates folded from all of them, by kind (``Streams.fold``)."""
 
     events: tuple[Any, ...]
     last_id: uuid.UUID
     size: int
+    folds: dict[type, Any] = field(default_factory=dict)
+
+
+class Foldable(Protocol):
+    """An aggregate ``Streams.fold`` can keep: it applies events and copies itself."""
+
+    def apply(self, event: Any) -> None:
+        """Fold one event into the state."""
+        ...
+
+    def copy(self) -> Self:
+        """A copy whose later changes leave this one as it is."""
+        ...
+
+
+F = TypeVar("F", bound=Foldable)
 
 
 class UnitOfWork(Protocol):
@@ -332,6 +349,27 @@ class Streams(Generic[E]):
             size += sum(len(row.data_json) for row in stored)
             cache.put(self.codec, stream_id, CachedStream(events, stored[-1].event_id, size))
         return len(events), list(events)
+
+    async def fold(self, stream_id: str, empty: F) -> F:
+        """``empty`` (a new aggregate) with the stream's events applied. The process keeps
+        a copy with the stream's cached events: the next fold of the stream into an
+        aggregate of that kind copies it and applies only the events since, so a
+        long-lived aggregate costs a command its new events, not its history."""
+        cache = self.uow.stream_cache
+        before = cache.get(self.codec, stream_id)
+        _, events = await self.load(stream_id)
+        after = cache.get(self.codec, stream_id)
+        kind, folded, start = type(empty), empty, 0
+        if before is not None and after is not None and kind in before.folds:
+            known = len(before.events)
+            # the load extended what was cached (the same objects), not read it afresh
+            if len(after.events) >= known and after.events[known - 1] is before.events[-1]:
+                folded, start = before.folds[kind].copy(), known
+        for event in events[start:]:
+            folded.apply(event)
+        if after is not None:
+            after.folds[kind] = folded.copy()
+        return folded
 
     async def load_existing(self, stream_id: str, what: str) -> list[E]:
         """The events of a stream that must exist.

@@ -71,10 +71,9 @@ async def load(
     ``recorded_at``: as its events recorded by then made it (transaction time: the
     registry as it stood before any later decision or correction; a read, never a write)."""
     if recorded_at is None:
-        _, events = await streams(uow).load(record_stream(org_id, level))
-    else:
-        stored = await uow.read(record_stream(org_id, level))
-        events = [EVENT_TYPES.decode(row) for row in stored if row.recorded_at <= recorded_at]
+        return await streams(uow).fold(record_stream(org_id, level), LabelRecord(org_id, level))
+    stored = await uow.read(record_stream(org_id, level))
+    events = [EVENT_TYPES.decode(row) for row in stored if row.recorded_at <= recorded_at]
     return LabelRecord.replay(org_id, level, events)
 
 

@@ -440,6 +440,10 @@ class LabelRecord:
                 self.renewal_deadline = event.renewal_deadline
         self.version += 1
 
+    def copy(self) -> LabelRecord:
+        """A copy whose later changes leave this record as it is."""
+        return replace(self, decided_assessments=set(self.decided_assessments))
+
     @classmethod
     def replay(cls, org_id: str, level: Level, events: list[LabelEvent]) -> LabelRecord:
         """Rebuild a record from its stored events."""
