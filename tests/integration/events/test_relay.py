@@ -25,6 +25,7 @@ from clr_events.store.base import ANY, NewEvent, StoredEvent
 from clr_events.store.postgres import PostgresEventStore
 from tests.conftest import TopicFactory
 from tests.integration.events.kafka_helpers import new_producer, produce, read_topic
+from tests.integration.events.stores import cut_back
 
 STREAMS = 25
 
@@ -280,15 +281,7 @@ async def test_a_relay_whose_store_is_behind_its_topic_publishes_nothing_and_say
         await first.resume()
         assert await first.publish_available() == 10
         await store.close()
-        async with pool.acquire() as conn, conn.transaction():
-            table = f"{schema}.event_store"
-            await conn.execute(f"ALTER TABLE {table} DISABLE TRIGGER event_store_append_only")
-            await conn.execute(f"DELETE FROM {table} WHERE position > 5")
-            await conn.execute(f"ALTER TABLE {table} ENABLE TRIGGER event_store_append_only")
-            await conn.execute(
-                f"UPDATE {schema}.event_store_head SET position = 5,"
-                f" hash = (SELECT hash FROM {table} WHERE position = 5)"
-            )
+        await cut_back(pool, schema, 5)
         await checkpoint.save(5, 5)
         restored = PostgresEventStore(pool, schema=schema)
         await happened(restored, range(10, 13))

@@ -25,6 +25,7 @@ from clr_events.errors import ConcurrencyError
 from clr_events.observability.metrics import APPEND_SECONDS
 from clr_events.pg import Pool
 from clr_events.store.postgres import PostgresEventStore
+from tests.integration.events.stores import cut_back
 
 CAUSE = Cause("tester", "corr-1")
 
@@ -427,15 +428,7 @@ async def test_a_cached_stream_the_store_no_longer_has_is_read_again_whole(
     # when the store is restored from a backup taken at its first event, and two other
     # events are appended there (at versions 2 and 3, where the cache knows others)
     await store.close()
-    async with pool.acquire() as conn, conn.transaction():
-        table = f"{schema}.event_store"
-        await conn.execute(f"ALTER TABLE {table} DISABLE TRIGGER event_store_append_only")
-        await conn.execute(f"DELETE FROM {table} WHERE position > 1")
-        await conn.execute(f"ALTER TABLE {table} ENABLE TRIGGER event_store_append_only")
-        await conn.execute(
-            f"UPDATE {schema}.event_store_head SET position = 1,"
-            f" hash = (SELECT hash FROM {table} WHERE position = 1)"
-        )
+    await cut_back(pool, schema, 1)
     restored = PostgresEventStore(pool, schema=schema)
     await restored.append("thing:r", 1, [CODEC.encode(Happened(thing_id=t), {}) for t in "yz"])
     # then a load returns what the store has, not what was cached
