@@ -1,12 +1,15 @@
 """Every aggregate has the one shape (stream, version, apply, replay), every stream id comes
-from its aggregate's function, and every service chooses its rules by version the same way."""
+from its aggregate's function, every service chooses its rules by version the same way,
+and every stored event is immutable (the stream cache shares them between loads)."""
 
 from __future__ import annotations
 
 from datetime import date
-from typing import Never
+from types import UnionType
+from typing import Any, Never, Union, get_args, get_origin
 
 import pytest
+from pydantic import BaseModel
 
 from assessments.domain import model as assessments
 from assessments.domain.events import AssessmentEvent, BenchmarkingInterviewConducted
@@ -93,3 +96,53 @@ def test_every_service_chooses_its_rules_by_version(
     assert policies.choose() is policies.choose(version) is policies[version]
     with pytest.raises(ValueError, match=f"unknown .*'nope'; known: .*{version}"):
         policies.choose("nope")
+
+
+MUTABLE = (list, dict, set)
+SHARED_AS_READ_ONLY = {("label_decisions", "approval")}
+"""Fields left mutable on purpose, each with its reason: ``approval`` is the decision's
+input as received (a JSON object, only ever validated into the contract to re-decide)."""
+
+
+def _mutable(annotation: Any, seen: set[type]) -> list[str]:
+    """Where a field's type holds a list, dict or set (nested models included)."""
+    origin = get_origin(annotation)
+    if origin in MUTABLE or annotation in MUTABLE:
+        return [str(annotation)]
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        if annotation in seen:
+            return []
+        seen.add(annotation)
+        return [
+            f"{annotation.__name__}.{name}: {found}"
+            for name, info in annotation.model_fields.items()
+            for found in _mutable(info.annotation, seen)
+        ]
+    if origin in (Union, UnionType, tuple) or origin is not None:
+        return [found for arg in get_args(annotation) for found in _mutable(arg, seen)]
+    return []
+
+
+def _stored_events(base: type[BaseModel]) -> list[type[BaseModel]]:
+    found, todo = [], [base]
+    while todo:
+        cls = todo.pop()
+        found.append(cls)
+        todo += cls.__subclasses__()
+    return found
+
+
+@pytest.mark.parametrize(
+    "base",
+    [CollaborationEvent, TrainingEvent, AssessmentEvent, LabelEvent],
+    ids=lambda b: b.__name__,
+)
+def test_every_stored_event_is_immutable(base: type[BaseModel]) -> None:
+    service = base.__module__.partition(".")[0]
+    mutable = []
+    for cls in _stored_events(base):
+        assert cls.model_config.get("frozen"), f"{cls.__name__} is not frozen"
+        for name, info in cls.model_fields.items():
+            if (service, name) not in SHARED_AS_READ_ONLY:
+                mutable += [f"{cls.__name__}.{name}: {m}" for m in _mutable(info.annotation, set())]
+    assert not mutable

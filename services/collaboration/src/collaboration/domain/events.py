@@ -8,7 +8,9 @@ from pydantic import BaseModel, ConfigDict
 
 
 class CollaborationEvent(BaseModel):
-    """Base of every stored event here."""
+    """Base of every stored event here: frozen, its sequences tuples (stored as JSON
+    arrays), because a decoded event is shared by every load of its stream (the stream
+    cache) and nothing may change it."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -20,7 +22,7 @@ class ProfileFigures(BaseModel):
 
     management_fte: float
     committed_members: int
-    member_types: list[str]
+    member_types: tuple[str, ...]
     english_website: bool
     cluster_programme: str | None = None
     """A recognised regional or national cluster programme the organisation belongs to."""
@@ -54,7 +56,7 @@ class PartnershipFormed(CollaborationEvent):
     name: str
     strand: str
     call_id: str
-    member_org_ids: list[str]
+    member_org_ids: tuple[str, ...]
     start_on: date
     duration_months: int
     rules_version: str
@@ -68,7 +70,7 @@ class PartnerJoined(CollaborationEvent):
 
 class CooperationAgreementSigned(CollaborationEvent):
     agreement_id: str
-    parties: list[str]
+    parties: tuple[str, ...]
     third_country: str
     signed_on: date
     place: str | None
@@ -79,8 +81,8 @@ class MatchmakingEventHeld(CollaborationEvent):
     event_id: str
     theme: str
     held_on: date
-    countries: list[str]
-    participant_org_ids: list[str]
+    countries: tuple[str, ...]
+    participant_org_ids: tuple[str, ...]
     meetings_c2c: int
     meetings_b2b: int
     cooperation_cases: int
