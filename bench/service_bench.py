@@ -179,6 +179,9 @@ def summarise(trials: list[dict[str, Any]]) -> dict[str, Any]:
         "p50_ms": statistics.median(t["p50_ms"] for t in trials),
         "p99_ms": statistics.median(t["p99_ms"] for t in trials),
         "cpu_ms_per_ok": statistics.median(t.get("cpu_ms_per_ok", 0.0) for t in trials),
+        "machine_cpu_ms_per_ok": statistics.median(
+            t.get("machine_cpu_ms_per_ok", 0.0) for t in trials
+        ),
         "statuses": dict(sorted(statuses.items())),
         "errors": dict(errors),
     }
@@ -213,9 +216,11 @@ def table(name: str, summary: dict[int, dict[str, dict[str, Any]]]) -> list[str]
     """The printed table of one command, its ratios and targets."""
     lines = [
         f"{name}: completed commands per second (2xx), medians; cpu ms: the CPU the"
-        " service's (or the bare endpoint's) process used per completed command",
+        " service's (or the bare endpoint's) process used per completed command; all ms:"
+        " the whole machine's (PostgreSQL, Kafka, every service, relays, consumers;"
+        " not oha)",
         f"{'clients':>7}  {'system':<8}{'2xx/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'cpu ms':>8}"
-        f"  statuses (all repeats)   runs",
+        f"{'all ms':>8}  statuses (all repeats)   runs",
     ]
     for clients in sorted(summary):
         for system in SYSTEMS:
@@ -224,14 +229,20 @@ def table(name: str, summary: dict[int, dict[str, dict[str, Any]]]) -> list[str]
             errors = sum(s["errors"].values())
             lines.append(
                 f"{clients:>7}  {system:<8}{s['ok_per_s']:9.0f}{s['p50_ms']:9.1f}{s['p99_ms']:9.1f}"
-                f"{s['cpu_ms_per_ok']:8.2f}"
+                f"{s['cpu_ms_per_ok']:8.2f}{s['machine_cpu_ms_per_ok']:8.2f}"
                 f"  {statuses}{f' (+{errors} cut at the deadline or failed)' if errors else ''}"
                 f"   {', '.join(f'{r:.0f}' for r in s['runs_ok_per_s'])}"
             )
     v = verdicts(summary)
     ratios = ", ".join(f"{c}: {r:.2f}" for c, r in v["ratios"].items())
+    machine = ", ".join(
+        f"{c}: {summary[c]['service']['machine_cpu_ms_per_ok'] / bare:.1f}x"
+        for c in sorted(summary)
+        if (bare := summary[c]["bare"]["machine_cpu_ms_per_ok"]) > 0
+    )
     lines += [
         f"  service / bare by clients: {ratios}",
+        f"  the whole machine's CPU per completed command, service / bare: {machine or '-'}",
         f"  target service >= {RATIO_TARGET}x bare at every concurrency: {met(v['ratio_met'])}",
         f"  target throughput not falling as clients grow (within {FALL_TOLERANCE:.0%}):"
         f" {met(v['not_falling_met'])}"
@@ -244,6 +255,14 @@ def table(name: str, summary: dict[int, dict[str, dict[str, Any]]]) -> list[str]
         ),
     ]
     return lines
+
+
+def machine_cpu_seconds() -> float:
+    """CPU seconds the machine's processors have been busy (``/proc/stat``: user, nice,
+    system, irq and softirq; not idle, I/O wait or time stolen by the hypervisor)."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq = (int(f) for f in fields[:7])
+    return (user + nice + system + irq + softirq) / TICKS
 
 
 def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
@@ -386,18 +405,22 @@ def measure(
         for repeat in range(args.repeats):
             order = SYSTEMS if repeat % 2 == 0 else SYSTEMS[::-1]
             for system in order:
-                before = cpu_seconds(pids)
+                before, machine_before = cpu_seconds(pids), machine_cpu_seconds()
                 report = oha(loads[system], clients, args.seconds, token)
-                after = cpu_seconds(pids)
+                after, machine_after = cpu_seconds(pids), machine_cpu_seconds()
                 figures = trial(report, args.seconds)
                 used = {n: (after[n] - before[n]) / args.seconds for n in pids}
                 figures["cpu_cores"] = {
                     "target": used[target] if system == "service" else used["bare"],
                     "other_services": sum(v for n, v in used.items() if n not in (target, "bare")),
                     "load_generator": report["load_generator_cpu_s"] / args.seconds,
+                    # everything but oha: PostgreSQL, Kafka, every service, relays, consumers
+                    "machine": (machine_after - machine_before - report["load_generator_cpu_s"])
+                    / args.seconds,
                 }
-                cores = figures["cpu_cores"]["target"]
-                figures["cpu_ms_per_ok"] = 1000 * cores / max(figures["ok_per_s"], 1e-9)
+                ok_per_s = max(figures["ok_per_s"], 1e-9)
+                figures["cpu_ms_per_ok"] = 1000 * figures["cpu_cores"]["target"] / ok_per_s
+                figures["machine_cpu_ms_per_ok"] = 1000 * figures["cpu_cores"]["machine"] / ok_per_s
                 by_system[system].append(figures)
                 runs.append({"clients": clients, "system": system, "repeat": repeat, **figures})
                 print(
@@ -405,7 +428,8 @@ def measure(
                     f"  p50 {figures['p50_ms']:6.1f}  p99 {figures['p99_ms']:7.1f} ms"
                     f"  {figures['statuses']}  cores: {figures['cpu_cores']['target']:.2f}"
                     f" here, {figures['cpu_cores']['other_services']:.2f} other services,"
-                    f" {figures['cpu_cores']['load_generator']:.2f} oha",
+                    f" {figures['cpu_cores']['load_generator']:.2f} oha,"
+                    f" {figures['cpu_cores']['machine']:.2f} the whole machine but oha",
                     flush=True,
                 )
         summary[clients] = {s: summarise(by_system[s]) for s in SYSTEMS}

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 from typing import Any
 
-from bench.service_bench import correction_bodies, summarise, table, trial, verdicts
+from bench.service_bench import (
+    correction_bodies,
+    machine_cpu_seconds,
+    summarise,
+    table,
+    trial,
+    verdicts,
+)
 
 
 def figures(ok_per_s: float, p99_ms: float = 10.0) -> dict[str, Any]:
@@ -33,8 +41,11 @@ def test_repeats_give_medians_and_statuses_add_up() -> None:
         {**figures(300.0, 10.0), "statuses": {201: 1500, 409: 2}, "cpu_ms_per_ok": 1.0},
         {**figures(200.0, 20.0), "statuses": {201: 1000}, "cpu_ms_per_ok": 3.0},
     ]
+    for t, machine in zip(trials, (9.0, 5.0, 7.0), strict=True):
+        t["machine_cpu_ms_per_ok"] = machine
     s = summarise(trials)
     assert (s["ok_per_s"], s["p99_ms"], s["cpu_ms_per_ok"]) == (200.0, 20.0, 2.0)
+    assert s["machine_cpu_ms_per_ok"] == 7.0
     assert s["statuses"] == {201: 3000, 409: 2}
     assert s["runs_ok_per_s"] == [100.0, 300.0, 200.0]
 
@@ -64,8 +75,22 @@ def test_a_run_without_16_clients_says_the_p99_target_was_not_measured() -> None
     del runs[16]
     for c in runs:
         for system in ("service", "bare"):
-            runs[c][system] |= {"cpu_ms_per_ok": 1.0, "runs_ok_per_s": [1.0]}
-    assert table("organisation", runs)[-1].endswith("not measured (no run at 16 clients)")
+            runs[c][system] |= {
+                "cpu_ms_per_ok": 1.0,
+                "machine_cpu_ms_per_ok": 4.0 if system == "service" else 1.6,
+                "runs_ok_per_s": [1.0],
+            }
+    lines = table("organisation", runs)
+    assert lines[-1].endswith("not measured (no run at 16 clients)")
+    assert "service / bare: 1: 2.5x, 4: 2.5x, 64: 2.5x" in "\n".join(lines)
+
+
+def test_the_machine_is_busy_as_proc_stat_says() -> None:
+    before = machine_cpu_seconds()
+    deadline = time.process_time() + 0.2
+    while time.process_time() < deadline:  # 0.2 s of this process's CPU
+        pass
+    assert machine_cpu_seconds() - before >= 0.15
 
 
 def test_correction_bodies_are_one_json_document_a_line_each_with_another_day(
