@@ -254,3 +254,52 @@ async def test_the_label_handlers_keep_each_labels_latest_state(
             "stream_version": 3,
         }
     ]
+
+
+async def test_a_correction_moves_the_validity_and_an_expiry_marks_it_late_ones_change_nothing(
+    units: InMemoryUnitsOfWork,
+) -> None:
+    rows = InMemoryRows(units.tables)
+    await app.label_awarded(
+        labels.LabelAwarded(
+            org_id="org-1",
+            level="silver",
+            expert_ids=[],
+            decided_by="b",
+            assessment_id="a-1",
+            assessed_on=date(2024, 3, 5),
+            awarded_on=date(2024, 4, 2),
+            valid_until=date(2026, 3, 31),
+            renewal_deadline=date(2027, 3, 31),
+            policy_version="2026.2",
+        ),
+        1,
+        rows,
+    )
+    correction = labels.LabelRecordCorrected(
+        org_id="org-1",
+        level="silver",
+        previous_valid_until=date(2026, 3, 31),
+        valid_until=date(2026, 1, 31),
+        renewal_deadline=date(2027, 1, 31),
+        reason="typo in the decision",
+        corrected_by="board",
+    )
+    await app.label_corrected(correction, 2, rows)
+    expiry = labels.LabelExpired(
+        org_id="org-1", level="silver", valid_until=date(2026, 1, 31), expired_on=date(2026, 2, 1)
+    )
+    await app.label_expired(expiry, 3, rows)
+    late = correction.model_copy(update={"valid_until": date(2030, 1, 1)})
+    await app.label_corrected(late, 2, rows)  # redelivered after the expiry: nothing
+    assert units.tables["organisation_labels"] == [
+        {
+            "org_id": "org-1",
+            "level": "silver",
+            "valid_until": date(2026, 1, 31),
+            "renewal_deadline": date(2027, 1, 31),
+            "withdrawn_on": None,
+            "expired": True,
+            "stream_version": 3,
+        }
+    ]
