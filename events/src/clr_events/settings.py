@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import ssl
+from datetime import date
 from typing import Any, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from clr_events.months import add_months
 
 
 class ConnectionSettings(BaseSettings):
@@ -81,3 +84,29 @@ class ConnectionSettings(BaseSettings):
         return self.model_copy(
             update={"kafka_username": username, "kafka_password": SecretStr(password)}
         )
+
+
+class RenewalWindows(BaseSettings):
+    """R10 for a label decision recorded before decisions carried their renewal deadline:
+    the renewal window of each level, in months after ``valid_until``
+    (``CLR_RENEWAL_WINDOW_MONTHS_BRONZE|SILVER|GOLD``; 12 by default, the decision
+    policy's: R4, R5; Gold's is unconfirmed, R8). One home for every service that shows
+    a label's status (collaboration's profiles, the projections), so they agree on such a
+    label: in its renewal window, not expired. A decision that carries its deadline is
+    read as it is; every decision is label_decisions' alone.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="CLR_RENEWAL_WINDOW_MONTHS_")
+
+    bronze: int = Field(default=12, ge=0)
+    silver: int = Field(default=12, ge=0)
+    gold: int = Field(default=12, ge=0)
+
+    def months(self, level: str) -> int:
+        """The renewal window of a level (an unknown level: 12 months)."""
+        window: int = getattr(self, level.lower(), 12)
+        return window
+
+    def deadline(self, level: str, valid_until: date, recorded: date | None) -> date:
+        """The renewal deadline the decision recorded, or else the level's window's."""
+        return recorded if recorded is not None else add_months(valid_until, self.months(level))

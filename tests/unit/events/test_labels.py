@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import date
 
+import pytest
+
 from clr_events.labels import (
     LabelStatus,
     Period,
@@ -16,6 +18,7 @@ from clr_events.labels import (
     status_on,
     withdrawn,
 )
+from clr_events.settings import RenewalWindows
 
 UNTIL = date(2025, 3, 31)
 DEADLINE = date(2026, 3, 31)
@@ -80,3 +83,15 @@ def test_a_correction_moves_the_latest_period_only() -> None:
     assert status_on(moved, date(2022, 1, 15)) is LabelStatus.IN_RENEWAL_WINDOW
     assert status_on(moved, date(2017, 1, 1)) is LabelStatus.VALID
     assert period_on(moved, date(2016, 3, 31)) is None
+
+
+def test_a_decision_recorded_without_its_deadline_gets_its_levels_window_in_one_place(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CLR_RENEWAL_WINDOW_MONTHS_GOLD", "6")
+    windows = RenewalWindows()
+    assert windows.deadline("bronze", UNTIL, None) == date(2026, 3, 31)
+    assert windows.deadline("gold", UNTIL, None) == date(2025, 9, 30)
+    assert windows.deadline("gold", UNTIL, DEADLINE) == DEADLINE  # as the decision recorded
+    legacy = windows.deadline("bronze", UNTIL, None)
+    assert label_status(date(2025, 6, 1), UNTIL, legacy, None) is LabelStatus.IN_RENEWAL_WINDOW

@@ -1,7 +1,9 @@
 """The one shape of an aggregate, its stream id, and a service's versioned policies.
 
 An aggregate is the state one stream's events fold into: it knows its stream, the version
-it was loaded at, applies an event, replays a stream; its decisions (methods or pure
+it was loaded at, and applies an event (``Aggregate``); each also has a ``replay`` class
+method from its stored events (a label record takes its key too: its stream is known
+before its first event, and it starts at version 0), and its decisions (methods or pure
 functions of the domain) return new events or raise ``RuleViolationError`` built with
 ``clr_events.rules.Violations``. Pure: standard library only.
 """
@@ -19,7 +21,8 @@ P = TypeVar("P")
 
 
 def stream_id(kind: str, *parts: str) -> StreamId:
-    """The id of an aggregate's stream: its kind and its id parts, colon-separated."""
+    """The id of an aggregate's stream: its kind and its id parts, colon-separated (no
+    kind: the parts alone, as label records' streams ``org:level`` were stored first)."""
     return StreamId(":".join((kind, *parts)) if kind else ":".join(parts))
 
 

@@ -316,16 +316,6 @@ class Relay:
             after = events[-1].position
         return last, versions
 
-    async def publish_batch(self) -> int:
-        """Publish the next batch of committed events and checkpoint it; returns how many
-        were read (0: nothing new)."""
-        events = await self._store.read_all(self.position, self._batch_size)
-        if not events:
-            return 0
-        acks, published, versions = await self._send(events, self.published, {})
-        await self._confirm(acks, events[-1].position, published, versions)
-        return len(events)
-
     async def publish_available(self, stop: asyncio.Event | None = None) -> int:
         """Publish every committed event, batch after batch, the next batch read and sent
         while the previous one's acknowledgements are awaited; returns how many were read.

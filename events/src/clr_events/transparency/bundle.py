@@ -35,19 +35,6 @@ from clr_events.transparency.note import Checkpoint, Note, NoteError, VerifierKe
 
 FORMAT = "clr-audit-bundle/1"
 MANIFEST = "manifest.json"
-EVENT_FIELDS = (
-    "position",
-    "stream_id",
-    "version",
-    "event_id",
-    "type",
-    "schema_version",
-    "data",
-    "metadata",
-    "recorded_at",
-    "hash",
-)
-"""The keys of an event line; ``data`` and ``metadata`` are the stored JSON *text*."""
 
 
 def store_files(store: str) -> dict[str, str]:
@@ -119,7 +106,8 @@ def event_line(
     recorded_at: str,
     hash_: bytes,
 ) -> bytes:
-    """One event in canonical form, a line of ``events.jsonl``."""
+    """One event in canonical form, a line of ``events.jsonl`` (``data`` and ``metadata``
+    are the stored JSON *text*, as hashed)."""
     return (
         orjson.dumps(
             {

@@ -147,13 +147,6 @@ class MerkleTree:
         return proof
 
 
-def root_of(leaf_inputs: Sequence[bytes]) -> bytes:
-    """MTH over leaf inputs (a convenience for small trees and tests)."""
-    tree = MerkleTree()
-    tree.extend(leaf_inputs)
-    return tree.root()
-
-
 def verify_inclusion(
     index: int, size: int, leaf: bytes, path: Sequence[bytes], root: bytes
 ) -> bool:

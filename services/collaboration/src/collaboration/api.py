@@ -16,6 +16,7 @@ from clr_events.labels import label_status
 from clr_events.service.auth import Role
 from clr_events.service.commands import CommandContext, command
 from clr_events.service.inputs import Id, Offset
+from clr_events.settings import RenewalWindows
 from collaboration import application as app
 from collaboration.application import (
     EVENT_TYPES,
@@ -88,6 +89,7 @@ async def get_organisation(org_id: Id, request: Request) -> dict[str, Any]:
         org_id,
     )
     today = date.today()
+    windows: RenewalWindows = request.app.state.renewal_windows
     registered = org.registered
     return {
         "org_id": org_id,
@@ -104,7 +106,10 @@ async def get_organisation(org_id: Id, request: Request) -> dict[str, Any]:
                 "level": row["level"],
                 "valid_until": row["valid_until"],
                 "status": label_status(
-                    today, row["valid_until"], row["renewal_deadline"], row["withdrawn_on"]
+                    today,
+                    row["valid_until"],
+                    windows.deadline(row["level"], row["valid_until"], row["renewal_deadline"]),
+                    row["withdrawn_on"],
                 ).value,
             }
             for row in labels

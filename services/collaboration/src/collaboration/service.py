@@ -15,6 +15,7 @@ from clr_events.migrations import load
 from clr_events.outbox.translation import contract_translator
 from clr_events.pg import Connection
 from clr_events.service.runtime import ConsumerSpec, RelaySpec, Runtime, create_app
+from clr_events.settings import RenewalWindows
 from clr_events.transparency import http as transparency
 from collaboration import api, application
 from collaboration.application import LabelHandler
@@ -86,4 +87,5 @@ def build() -> FastAPI:
     )
     app.state.listing_criteria = LISTING_CRITERIA.choose(settings.listing_criteria_version)
     app.state.partnership_rules = PARTNERSHIP_RULES.choose(settings.partnership_rules_version)
+    app.state.renewal_windows = RenewalWindows()
     return app

@@ -31,7 +31,7 @@ V = "projections"
 def _status_sql(on: str, settings: ProjectionSettings) -> str:
     """R10 (``clr_events.labels``) on the label row ``l``, on the day ``on``."""
     windows = " ".join(
-        f"WHEN '{level}' THEN {int(settings.renewal_window_months(level))}" for level in LEVELS
+        f"WHEN '{level}' THEN {int(settings.renewal_windows.months(level))}" for level in LEVELS
     )
     # a decision recorded before decisions carried their deadline: the configured window
     deadline = (

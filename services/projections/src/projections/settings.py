@@ -4,26 +4,21 @@ from __future__ import annotations
 
 import faust
 from faust.types.auth import CredentialsT
+from pydantic import Field
 
 from clr_events.service.runtime import ServiceSettings
+from clr_events.settings import RenewalWindows
 
 
 class ProjectionSettings(ServiceSettings):
-    """The service settings (``CLR_BACKGROUND``: run the agents here) plus the read side's.
-
-    The renewal windows are the decision policy's (R4, R5: 12 months for Bronze and
-    Silver; Gold's is unconfirmed, R8), and only a fallback: a label decision carries its
-    renewal deadline, and the status reads it; only decisions recorded before decisions
-    carried it are coloured "in renewal window" by these months. Every decision is
-    label_decisions' alone.
-    """
+    """The service settings (``CLR_BACKGROUND``: run the agents here) plus the read side's."""
 
     consumer_group: str = "projections"
     batch_max: int = 500
     batch_within_seconds: float = 0.02
-    renewal_window_months_bronze: int = 12
-    renewal_window_months_silver: int = 12
-    renewal_window_months_gold: int = 12
+    renewal_windows: RenewalWindows = Field(default_factory=RenewalWindows)
+    """R10's fallback for decisions recorded before they carried their renewal deadline
+    (``CLR_RENEWAL_WINDOW_MONTHS_BRONZE|SILVER|GOLD``: ``clr_events.settings``)."""
     expiring_soon_months: int = 6
     current_publish_interval_seconds: float = 0.5
     lag_cache_seconds: float = 1.0  # lag is read from the broker at most this often
@@ -54,7 +49,3 @@ class ProjectionSettings(ServiceSettings):
         if "ssl_context" in options:
             return faust.SSLCredentials(options["ssl_context"])
         return None
-
-    def renewal_window_months(self, level: str) -> int:
-        """The renewal window of a level, in months after ``valid_until``."""
-        return int(getattr(self, f"renewal_window_months_{level.lower()}", 12))
