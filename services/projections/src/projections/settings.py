@@ -15,7 +15,8 @@ class ProjectionSettings(ServiceSettings):
 
     consumer_group: str = "projections"
     batch_max: int = 500
-    batch_within_seconds: float = 0.02
+    batch_within_seconds: float = Field(default=0.02, gt=0)
+    """How long an agent gathers a batch after its first event (``live.batches``)."""
     renewal_windows: RenewalWindows = Field(default_factory=RenewalWindows)
     """R10's fallback for decisions recorded before they carried their renewal deadline
     (``CLR_RENEWAL_WINDOW_MONTHS_BRONZE|SILVER|GOLD``: ``clr_events.settings``)."""
