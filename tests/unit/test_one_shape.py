@@ -5,8 +5,7 @@ and every stored event is immutable (the stream cache shares them between loads)
 from __future__ import annotations
 
 from datetime import date
-from types import UnionType
-from typing import Any, Never, Union, get_args, get_origin
+from typing import Any, Never, get_args, get_origin
 
 import pytest
 from pydantic import BaseModel
@@ -118,7 +117,7 @@ def _mutable(annotation: Any, seen: set[type]) -> list[str]:
             for name, info in annotation.model_fields.items()
             for found in _mutable(info.annotation, seen)
         ]
-    if origin in (Union, UnionType, tuple) or origin is not None:
+    if origin is not None:  # a union, a tuple, an optional: each of its arguments
         return [found for arg in get_args(annotation) for found in _mutable(arg, seen)]
     return []
 

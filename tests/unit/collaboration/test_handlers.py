@@ -211,13 +211,13 @@ async def test_record_matchmaking_names_unknown_participants(units: InMemoryUnit
     assert types(units, "matchmaking:m-2") == []
 
 
-async def test_the_label_handlers_keep_each_labels_latest_state(
-    units: InMemoryUnitsOfWork,
-) -> None:
-    rows = InMemoryRows(units.tables)
-    common = {"org_id": "org-1", "level": "bronze", "expert_ids": [], "decided_by": "b"}
-    award = labels.LabelAwarded(
-        **common,
+def awarded(level: str) -> labels.LabelAwarded:
+    """Organisation org-1's award at ``level``, valid to 2026-03-31, renewable to 2027-03-31."""
+    return labels.LabelAwarded(
+        org_id="org-1",
+        level=level,
+        expert_ids=[],
+        decided_by="b",
         assessment_id="a-1",
         assessed_on=date(2024, 3, 5),
         awarded_on=date(2024, 4, 2),
@@ -225,6 +225,14 @@ async def test_the_label_handlers_keep_each_labels_latest_state(
         renewal_deadline=date(2027, 3, 31),
         policy_version="2026.2",
     )
+
+
+async def test_the_label_handlers_keep_each_labels_latest_state(
+    units: InMemoryUnitsOfWork,
+) -> None:
+    rows = InMemoryRows(units.tables)
+    common = {"org_id": "org-1", "level": "bronze", "expert_ids": [], "decided_by": "b"}
+    award = awarded("bronze")
     renewal = labels.LabelRenewed(
         **common,
         assessment_id="a-2",
@@ -260,22 +268,7 @@ async def test_a_correction_moves_the_validity_and_an_expiry_marks_it_late_ones_
     units: InMemoryUnitsOfWork,
 ) -> None:
     rows = InMemoryRows(units.tables)
-    await app.label_awarded(
-        labels.LabelAwarded(
-            org_id="org-1",
-            level="silver",
-            expert_ids=[],
-            decided_by="b",
-            assessment_id="a-1",
-            assessed_on=date(2024, 3, 5),
-            awarded_on=date(2024, 4, 2),
-            valid_until=date(2026, 3, 31),
-            renewal_deadline=date(2027, 3, 31),
-            policy_version="2026.2",
-        ),
-        1,
-        rows,
-    )
+    await app.label_awarded(awarded("silver"), 1, rows)
     correction = labels.LabelRecordCorrected(
         org_id="org-1",
         level="silver",
