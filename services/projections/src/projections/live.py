@@ -215,7 +215,11 @@ _STREAM_API = ("add_processor", "_enable_passive", "_processors", "_active_agens
 
 def batches(stream: Any, max_: int, within: float) -> AsyncIterator[list[Any]]:
     """The stream's events in batches: up to ``max_``, taken ``within`` seconds of the
-    first, acknowledged once the caller asks for the next batch.
+    first, acknowledged once the caller asks for the next batch. A batch the caller
+    abandons (the agent cancelled or closed mid-apply, its transaction rolled back) is not
+    acknowledged, nor is anything the stream reads after the batches closed, so the
+    group's committed offset never passes an event no read model applied: faust's own
+    ``take_events`` acknowledges both.
 
     faust's ``Stream.take_events`` (faust-streaming 0.15.3), but an idle stream costs
     nothing: it waits for a first event with no timeout, where faust's wakes every
@@ -263,7 +267,6 @@ async def _batches(stream: Any, max_: int, within: float) -> AsyncGenerator[list
             await stream.crash(error)
         return value
 
-    acks = stream.enable_acks
     stream.enable_acks = False  # acknowledged here, once the batch is applied
     stream.add_processor(add_to_buffer)
     stream._enable_passive(aiter(stream.channel))
@@ -274,17 +277,22 @@ async def _batches(stream: Any, max_: int, within: float) -> AsyncGenerator[list
             if not events:
                 continue
             consuming = asyncio.get_running_loop().create_future()
+            applied = False
             try:
                 yield list(events)
+                applied = True  # the caller asked for the next batch: this one is applied
             finally:
                 taken = list(events)
                 events.clear()
                 started.clear()
-                for event in taken:
-                    await stream.ack(event)
+                if applied:  # a batch abandoned mid-apply (cancelled, closed) stays unacked
+                    for event in taken:
+                        await stream.ack(event)
                 notify(consuming)
                 full.clear()
                 consumed.set()
     finally:
-        stream.enable_acks = acks
+        # acks stay off: whatever the stream still reads once the batches are closed (its
+        # reader runs until the stream stops) was applied by nobody, and acknowledging it
+        # would let the group's committed offset pass it
         stream._processors.remove(add_to_buffer)
