@@ -1,10 +1,16 @@
 """Every aggregate has the one shape (stream, version, apply, replay), every stream id comes
 from its aggregate's function, every service chooses its rules by version the same way,
-and every stored event is immutable (the stream cache shares them between loads)."""
+every stored event is immutable (the stream cache shares them between loads), every
+service's routes read through its ``queries`` module (no SQL in an ``api``), every consumer
+runs handlers of its service's application module, and the rules both assessments and
+label decisions check (R1, R2, R6, R7) have the same figures in both by default."""
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 from datetime import date
+from pathlib import Path
 from typing import Any, Never, get_args, get_origin
 
 import pytest
@@ -13,6 +19,7 @@ from pydantic import BaseModel
 from assessments.domain import model as assessments
 from assessments.domain.events import AssessmentEvent, BenchmarkingInterviewConducted
 from assessments.domain.policy import POLICIES as ASSESSMENT_RULES
+from assessments.domain.policy import Kind
 from clr_events.application.aggregate import Aggregate, Policies
 from collaboration.domain import model as collaboration
 from collaboration.domain.events import CollaborationEvent, ProfileFigures
@@ -145,3 +152,47 @@ def test_every_stored_event_is_immutable(base: type[BaseModel]) -> None:
             if (service, name) not in SHARED_AS_READ_ONLY:
                 mutable += [f"{cls.__name__}.{name}: {m}" for m in _mutable(info.annotation, set())]
     assert not mutable
+
+
+WRITE_SERVICES = ["assessments", "collaboration", "label_decisions", "training_certification"]
+
+
+@pytest.mark.parametrize("service", WRITE_SERVICES)
+def test_no_route_holds_sql_every_service_reads_through_its_queries_module(service: str) -> None:
+    api = importlib.util.find_spec(f"{service}.api")
+    assert api is not None and api.origin is not None
+    source = Path(api.origin).read_text(encoding="utf-8")
+    held = [word for word in ("SELECT", "INSERT", "UPDATE ", "DELETE", ".pool.") if word in source]
+    assert not held, f"{service}.api holds {held}"
+    assert importlib.util.find_spec(f"{service}.queries") is not None
+
+
+@pytest.mark.parametrize("service", WRITE_SERVICES)
+def test_every_consumer_runs_the_event_handlers_of_its_services_application_module(
+    service: str,
+) -> None:
+    runtime = importlib.import_module(f"{service}.service").build().state.runtime
+    for spec in runtime.consumers:
+        assert spec.handlers, spec.group
+        for contract, handler in spec.handlers.items():
+            assert handler.__module__ == f"{service}.application", (spec.group, contract)
+
+
+def test_the_rules_checked_at_assessment_and_at_decision_agree_by_default() -> None:
+    """R1, R2, R6 and R7 are checked when an assessment is recorded and again when the
+    label is decided (each service by its own versioned, fingerprinted rules: services
+    share no code); the defaults must agree, or an assessment recorded could be refused."""
+    rules = ASSESSMENT_RULES.choose(ASSESSMENT_RULES.default)
+    policy = DECISION_POLICIES.choose(DECISION_POLICIES.default)
+    today = date.today()
+    bronze = rules.criteria_for(Kind.BRONZE, today)
+    gold = rules.criteria_for(Kind.GOLD, today)
+    assert bronze is not None and gold is not None
+    assert rules.eligibility_required_from == policy.eligibility_required_from  # R1
+    assert bronze.indicator_count == policy.bronze_indicator_count  # R2
+    assert rules.improvement_areas == policy.silver_improvement_areas  # R6
+    assert gold.indicator_count == policy.gold_indicator_count  # R7
+    assert (rules.gold_days_first, rules.gold_days_renewal) == (
+        policy.gold_days_first,
+        policy.gold_days_renewal,
+    )  # R7

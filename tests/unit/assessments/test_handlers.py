@@ -4,13 +4,13 @@ in its tables by the reference consumer's own handlers; and those handlers."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 
 import pytest
 
 from assessments import application as app
-from assessments import reference, service
+from assessments import service
 from assessments.domain.policy import RULES_2026_1
 from clr_events.application.memory import InMemoryRows, InMemoryUnitsOfWork
 from clr_events.application.uow import Cause, Result, UnitOfWork, execute
@@ -18,57 +18,45 @@ from clr_events.contracts import collaboration as orgs
 from clr_events.contracts import training_certification as people
 from clr_events.envelope import Envelope
 from clr_events.errors import ConcurrencyError
-from clr_events.registry import Contract, registry
+from clr_events.registry import Contract
 from clr_events.rules import ConflictError, NotFoundError, RuleViolationError
+from tests.unit.consumed import consume
 
 Handler = Callable[[UnitOfWork], Awaitable[Result]]
 RULES = RULES_2026_1
 
 
-_POSITION = iter(range(1, 1_000_000))
-
-
-async def learn(event: Contract, rows: InMemoryRows) -> Envelope:
-    """Hand ``event`` to its reference handler in an envelope (a new id and position)."""
-    position = next(_POSITION)
-    arrived = Envelope(
-        id=f"ev-{position}",
-        source="/test",
-        type=registry.type_of(type(event)),
-        subject="s",
-        time=datetime(2026, 1, 1, tzinfo=UTC),
-        streamversion=1,
-        globalposition=position,
-        data=event.model_dump(mode="json"),
-    )
-    await reference.LEARN[type(event)](event, rows, arrived)
+async def learn(units: InMemoryUnitsOfWork, event: Contract) -> Envelope:
+    """Deliver ``event`` to the reference handlers as the consumer would; its envelope."""
+    arrived, _ = await consume(units, app.CONSUMED, event)
     return arrived
 
 
-async def learned(rows: InMemoryRows) -> None:
+async def learned(units: InMemoryUnitsOfWork) -> None:
     """What the reference consumer learns of organisation org-1 and experts at and de."""
     await learn(
+        units,
         orgs.OrganisationRegistered(org_id="org-1", name="One", country="DE", sector="Energy"),
-        rows,
     )
     await learn(
+        units,
         orgs.ProfileValidated(
             org_id="org-1", validated_on=date(2020, 5, 1), criteria_version="eccp-2019"
         ),
-        rows,
     )
     for person_id, country, roles in (
         ("at", "AT", ["benchmarking_expert", "gold_assessor", "silver_auditor"]),
         ("de", "DE", ["benchmarking_expert", "gold_assessor", "trainer"]),
     ):
         await learn(
+            units,
             people.PersonRegistered(
                 person_id=person_id, name=person_id, country=country, affiliation_org_ids=[]
             ),
-            rows,
         )
         for role in roles:
             await learn(
+                units,
                 people.ExpertCertified(
                     person_id=person_id,
                     role=role,
@@ -76,26 +64,25 @@ async def learned(rows: InMemoryRows) -> None:
                     valid_until=date(2025, 12, 31),
                     certified_by="admin",
                 ),
-                rows,
             )
             await learn(
+                units,
                 people.CertificationRenewed(
                     person_id=person_id, role=role, valid_until=date(2030, 12, 31)
                 ),
-                rows,
             )
     await learn(
+        units,
         people.CertificationRevoked(
             person_id="de", role="trainer", revoked_on=date(2020, 1, 1), reason="left"
         ),
-        rows,
     )
 
 
 @pytest.fixture
 async def units() -> InMemoryUnitsOfWork:
     created = InMemoryUnitsOfWork()
-    await learned(InMemoryRows(created.tables))
+    await learned(created)
     return created
 
 
@@ -231,20 +218,21 @@ async def test_the_reference_handlers_keep_what_the_commands_read(
     units: InMemoryUnitsOfWork,
 ) -> None:
     async with units.begin(Cause("t", "t")) as uow:
-        org = await reference.organisation(uow.rows, "org-1")
-        found = await reference.experts(uow.rows, ["at", "de", "nobody"])
+        org = await app.organisation(uow.rows, "org-1")
+        found = await app.experts(uow.rows, ["at", "de", "nobody"])
     assert org is not None and (org.country, org.validated_on) == ("DE", date(2020, 5, 1))
     assert set(found) == {"at", "de"}
     assert found["de"].certifications["gold_assessor"].valid_until == date(2030, 12, 31)
     assert found["de"].certifications["trainer"].revoked_on == date(2020, 1, 1)
-    rows = InMemoryRows(units.tables)
     again = people.PersonRegistered(person_id="at", name="x", country="FR", affiliation_org_ids=[])
-    await learn(again, rows)  # a repeat changes nothing
+    await learn(units, again)  # a repeat changes nothing
     changed = people.AffiliationsChanged(
         person_id="at", affiliation_org_ids=["org-1"], changed_on=date(2024, 1, 1)
     )
-    await learn(changed, rows)
-    (at,) = await rows.find("known_experts", ("country", "affiliations"), person_id="at")
+    await learn(units, changed)
+    (at,) = await InMemoryRows(units.tables).find(
+        "known_experts", ("country", "affiliations"), person_id="at"
+    )
     assert at == {"country": "AT", "affiliations": ["org-1"]}
 
 
@@ -255,7 +243,7 @@ async def test_an_approval_names_the_person_and_the_certifications_relied_on(
     (conducted,) = await units.store.read_stream("assessment:b-1")
     (relied,) = conducted.data["certifications"]
     async with units.begin(Cause("t", "t")) as uow:
-        known = (await reference.experts(uow.rows, ["at"]))["at"]
+        known = (await app.experts(uow.rows, ["at"]))["at"]
     cert = known.certifications["benchmarking_expert"]
     assert cert.certification_id is not None and cert.certification_id.startswith("ev-")
     assert relied == {

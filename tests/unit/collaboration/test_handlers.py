@@ -8,13 +8,14 @@ from typing import Any
 
 import pytest
 
-from clr_events.application.memory import InMemoryRows, InMemoryUnitsOfWork
+from clr_events.application.memory import InMemoryUnitsOfWork
 from clr_events.application.uow import Cause, Result, UnitOfWork, execute
 from clr_events.contracts import label_decisions as labels
 from clr_events.errors import ConcurrencyError
 from clr_events.rules import NotFoundError, RuleViolationError
 from collaboration import application as app
 from collaboration.domain.policy import ECCP_2019, PARTNERSHIPS_2020
+from tests.unit.consumed import consume
 
 Handler = Callable[[UnitOfWork], Awaitable[Result]]
 
@@ -230,7 +231,6 @@ def awarded(level: str) -> labels.LabelAwarded:
 async def test_the_label_handlers_keep_each_labels_latest_state(
     units: InMemoryUnitsOfWork,
 ) -> None:
-    rows = InMemoryRows(units.tables)
     common = {"org_id": "org-1", "level": "bronze", "expert_ids": [], "decided_by": "b"}
     award = awarded("bronze")
     renewal = labels.LabelRenewed(
@@ -243,14 +243,14 @@ async def test_the_label_handlers_keep_each_labels_latest_state(
         renewal_deadline=date(2030, 3, 31),
         policy_version="2026.2",
     )
-    await app.label_awarded(award, 1, rows)
-    await app.label_renewed(renewal, 2, rows)
-    await app.label_awarded(award, 1, rows)  # late: changes nothing
+    await consume(units, app.CONSUMED, award, 1)
+    await consume(units, app.CONSUMED, renewal, 2)
+    await consume(units, app.CONSUMED, award, 1)  # late: changes nothing
     withdrawal = labels.LabelWithdrawn(
         org_id="org-1", level="bronze", reason="r", withdrawn_on=date(2026, 6, 1), withdrawn_by="b"
     )
-    await app.label_withdrawn(withdrawal, 3, rows)
-    await app.label_withdrawn(withdrawal.model_copy(update={"level": "gold"}), 1, rows)
+    await consume(units, app.CONSUMED, withdrawal, 3)
+    await consume(units, app.CONSUMED, withdrawal.model_copy(update={"level": "gold"}), 1)
     assert units.tables["organisation_labels"] == [
         {
             "org_id": "org-1",
@@ -267,8 +267,7 @@ async def test_the_label_handlers_keep_each_labels_latest_state(
 async def test_a_correction_moves_the_validity_and_an_expiry_marks_it_late_ones_change_nothing(
     units: InMemoryUnitsOfWork,
 ) -> None:
-    rows = InMemoryRows(units.tables)
-    await app.label_awarded(awarded("silver"), 1, rows)
+    await consume(units, app.CONSUMED, awarded("silver"), 1)
     correction = labels.LabelRecordCorrected(
         org_id="org-1",
         level="silver",
@@ -278,13 +277,13 @@ async def test_a_correction_moves_the_validity_and_an_expiry_marks_it_late_ones_
         reason="typo in the decision",
         corrected_by="board",
     )
-    await app.label_corrected(correction, 2, rows)
+    await consume(units, app.CONSUMED, correction, 2)
     expiry = labels.LabelExpired(
         org_id="org-1", level="silver", valid_until=date(2026, 1, 31), expired_on=date(2026, 2, 1)
     )
-    await app.label_expired(expiry, 3, rows)
+    await consume(units, app.CONSUMED, expiry, 3)
     late = correction.model_copy(update={"valid_until": date(2030, 1, 1)})
-    await app.label_corrected(late, 2, rows)  # redelivered after the expiry: nothing
+    await consume(units, app.CONSUMED, late, 2)  # redelivered after the expiry: nothing
     assert units.tables["organisation_labels"] == [
         {
             "org_id": "org-1",

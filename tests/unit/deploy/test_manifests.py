@@ -22,7 +22,7 @@ from pydantic_settings import BaseSettings
 from clr_dev.supervisor import SERVICES
 from clr_events.service.auth import AuthSettings
 from clr_events.transparency.log import TransparencySettings
-from label_decisions.decisions import DecisionSettings
+from label_decisions.service import DecisionSettings
 from projections.settings import ProjectionSettings
 from projections.webhooks.policy import address_allowed
 

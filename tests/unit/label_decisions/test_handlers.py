@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from datetime import date
 from typing import Any
 
+import orjson
 import pytest
 
 from clr_events.application.memory import InMemoryUnitsOfWork
@@ -16,6 +17,7 @@ from clr_events.rules import NotFoundError, RuleViolationError
 from label_decisions import application as app
 from label_decisions import service
 from label_decisions.domain.policy import POLICY_2026_2, Level
+from tests.unit.consumed import consume
 
 Handler = Callable[[UnitOfWork], Awaitable[Result]]
 POLICY = POLICY_2026_2
@@ -50,9 +52,15 @@ def approval(aid: str = "a-1", **changes: Any) -> ApprovedForDecision:
 
 
 async def decide(units: InMemoryUnitsOfWork, event: ApprovedForDecision) -> Result:
-    return await run(
-        units, lambda uow: app.decide_on_approval(event, uow, policy=POLICY), "label_decisions"
-    )
+    """Deliver the approval to the service's consumer handlers, as the consumer would; what
+    it records is caused by the approval, in the approval's correlation chain."""
+    before = len(units.store.rows)
+    arrived, result = await consume(units, app.consumed(POLICY), event)
+    for row in units.store.rows[before:]:
+        metadata = orjson.loads(row.metadata_json)
+        assert (metadata["causation_id"], metadata["correlation_id"]) == (arrived.id, arrived.id)
+    assert result is not None
+    return result
 
 
 def record_row(units: InMemoryUnitsOfWork) -> dict[str, Any]:

@@ -8,6 +8,12 @@ job) commits: the idempotency record, then the appends, all in one transaction. 
 moved since it was loaded raises ``ConcurrencyError`` at commit and nothing of the command
 is stored, its rows included.
 
+An event handler (``async def label_awarded(event, uow, envelope) -> None``) is the same
+for an event consumed from Kafka: a public contract in, the unit of work joined to the
+consumer's transaction (with the message's inbox entry and checkpoint), and the envelope
+it came in (its id, position, stream version); the consumer commits
+(``clr_events.consumers.dispatch.Subscriptions``).
+
 Two adapters keep these promises and pass one behaviour suite
 (tests/integration/events/test_unit_of_work.py): ``PostgresUnitsOfWork`` and
 ``InMemoryUnitsOfWork`` (the fake the handler tests run on).
@@ -26,6 +32,7 @@ import orjson
 from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
 
+from clr_events.envelope import Envelope
 from clr_events.observability.tracing import current_trace_metadata
 from clr_events.rules import NotFoundError
 from clr_events.store.base import NewEvent, StoredEvent, StreamAppend
@@ -79,6 +86,12 @@ class Cause:
         data.update(current_trace_metadata())
         data.update(extra)
         return data
+
+    @classmethod
+    def delivered(cls, actor: str, envelope: Envelope) -> Cause:
+        """The cause of what a consumed event sets off: ``actor`` (the consuming service),
+        in the event's correlation chain, caused by the event."""
+        return cls(actor, envelope.correlationid or envelope.id, envelope.id)
 
 
 @dataclass(frozen=True)
@@ -301,6 +314,9 @@ class Transaction(UnitOfWork, Protocol):
 
 
 Handler = Callable[[UnitOfWork], Awaitable[Result]]
+
+EventHandler = Callable[[Any, UnitOfWork, Envelope], Awaitable[Result | None]]
+"""A consumed event's handler: the event (a public contract), the unit of work, the envelope."""
 
 
 async def execute(

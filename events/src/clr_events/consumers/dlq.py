@@ -384,7 +384,9 @@ async def target_of(group: str, settings: ConnectionSettings) -> AsyncIterator[R
     try:
         name = runtime.settings.topic(group)
         yield Replaying(
-            ReplayTarget(name, runtime.name, redeliverer(specs[group].handler, name, runtime.name)),
+            ReplayTarget(
+                name, runtime.name, redeliverer(runtime.consumer(specs[group]), name, runtime.name)
+            ),
             runtime.pool,
         )
     finally:

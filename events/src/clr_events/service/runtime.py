@@ -16,7 +16,7 @@ import contextlib
 import functools
 import logging
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -27,6 +27,8 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import Field
 
 from clr_events.application.postgres import IdempotencyStore, PostgresUnitsOfWork
+from clr_events.application.uow import EventHandler
+from clr_events.consumers.dispatch import Subscriptions
 from clr_events.consumers.runner import ConsumerRunner, Handler
 from clr_events.kafka.probe import KafkaProbe
 from clr_events.kafka.producer import new_producer
@@ -38,6 +40,7 @@ from clr_events.observability.state import runtime_families
 from clr_events.outage import Outage, backoff
 from clr_events.outbox.relay import PostgresRelayCheckpoint, Relay, Translator
 from clr_events.pg import Connection, Pool, create_pool
+from clr_events.registry import Contract
 from clr_events.service import limits, openapi, problems
 from clr_events.service.auth import AuthSettings, TokenVerifier
 from clr_events.settings import ConnectionSettings
@@ -80,13 +83,14 @@ class RelaySpec:
 
 @dataclass(frozen=True)
 class ConsumerSpec:
-    """Consume ``topics`` as ``group`` into ``handler`` (effectively once), up to
+    """Consume ``topics`` as ``group`` into the application's event ``handlers`` (each in
+    a unit of work joined to the consumer's transaction, effectively once), up to
     ``max_batch`` messages to a transaction (1 for a handler that appends to an event store:
     the head lock is then held one round trip)."""
 
     group: str
     topics: list[str]
-    handler: Handler
+    handlers: Mapping[type[Contract], EventHandler]
     max_batch: int = 100
 
 
@@ -360,13 +364,18 @@ class Runtime:
         else:
             self.failing["checkpoints:publish"] = failure
 
+    def consumer(self, spec: ConsumerSpec) -> Handler:
+        """The runner's handler of a consumer: its event handlers on this service's units
+        of work, caused by each event (after ``start``)."""
+        return Subscriptions(spec.handlers, self.units, self.name)
+
     async def _consume(self, spec: ConsumerSpec) -> None:
         # the same runner across restarts: its counters and its outage carry on
         runner = self.live_consumers.get(self.settings.topic(spec.group)) or ConsumerRunner(
             self.pool,
             group=self.settings.topic(spec.group),
             topics=[self.settings.topic(topic) for topic in spec.topics],
-            handler=spec.handler,
+            handler=self.consumer(spec),
             kafka=self.settings,
             schema=self.name,
             max_batch=spec.max_batch,

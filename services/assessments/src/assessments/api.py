@@ -3,7 +3,7 @@
 Assessors record assessments, the labelling board approves them; the public sees what was
 assessed, when and by whom, never a rating or score (R11). Results are for the board
 and the auditor. A write route parses its command and runs its handler
-(``assessments.application``).
+(``assessments.application``); a read route asks its query (``assessments.queries``).
 """
 
 from __future__ import annotations
@@ -14,12 +14,9 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from assessments import application as app
-from assessments import reference
-from assessments.application import EVENT_TYPES, Approval, ApproveAssessment, Bronze, Gold, Silver
-from assessments.domain import model
-from assessments.domain.events import AssessmentEvent
+from assessments import queries
+from assessments.application import Approval, ApproveAssessment, Bronze, Gold, Silver
 from assessments.domain.policy import AssessmentRules
-from clr_events.application.uow import read_existing
 from clr_events.rules import NotFoundError
 from clr_events.service.auth import Actor, Role, require
 from clr_events.service.commands import CommandContext, command
@@ -67,66 +64,31 @@ async def approve(assessment_id: Id, body: Approval, ctx: Board) -> JSONResponse
 
 
 # ---------------------------------------------------------------------- reads
-async def _load(request: Request, assessment_id: str) -> list[AssessmentEvent]:
-    return await read_existing(
-        request.app.state.runtime.store,
-        EVENT_TYPES,
-        model.assessment_stream(assessment_id),
-        "assessment",
-    )
-
-
-def _public(events: list[AssessmentEvent]) -> dict[str, Any]:
-    assessment = model.Assessment.replay(events)
-    recorded, approval = assessment.conducted, assessment.approval
-    return {
-        **recorded.model_dump(
-            include={
-                "assessment_id",
-                "org_id",
-                "kind",
-                "level",
-                "conducted_on",
-                "mode",
-                "expert_ids",
-                "criteria_version",
-            }
-        ),
-        "approved_on": approval.approved_on if approval else None,
-        "approver": approval.approver if approval else None,
-    }
-
-
 @router.get("/assessments/{assessment_id}", tags=["assessments"])
 async def get_assessment(assessment_id: Id, request: Request) -> dict[str, Any]:
     """What was assessed, when, by whom, and its approval: no ratings or scores (R11)."""
-    return _public(await _load(request, assessment_id))
+    return await queries.public_assessment(request.app.state.runtime.store, assessment_id)
 
 
 @router.get("/assessments/{assessment_id}/results", tags=["assessments"])
 async def get_results(assessment_id: Id, request: Request, _reader: Reader) -> dict[str, Any]:
     """The full record with ratings and scores: labelling board and auditor only (R11)."""
-    events = await _load(request, assessment_id)
+    events = await queries.assessment_events(request.app.state.runtime.store, assessment_id)
     return {"events": [{"type": type(e).__name__, **e.model_dump(mode="json")} for e in events]}
 
 
 @router.get("/assessments", tags=["assessments"])
 async def list_assessments(request: Request, org_id: Id) -> dict[str, Any]:
     """An organisation's assessments (public fields only)."""
-    rows = await request.app.state.runtime.pool.fetch(
-        "SELECT assessment_id, org_id, kind, conducted_on, approved_on, expert_ids,"
-        " criteria_version FROM assessments.assessments WHERE org_id = $1"
-        " ORDER BY conducted_on, assessment_id",
-        org_id,
-    )
-    return {"items": [dict(row) for row in rows]}
+    pool = request.app.state.runtime.pool
+    return {"items": await queries.organisation_assessments(pool, org_id)}
 
 
 @router.get("/reference/organisations/{org_id}", tags=["reference"])
 async def known_organisation(org_id: Id, request: Request) -> dict[str, Any]:
     """What this service has learned of an organisation from the collaboration events."""
     async with request.app.state.runtime.units.reading() as uow:
-        org = await reference.organisation(uow.rows, org_id)
+        org = await app.organisation(uow.rows, org_id)
     if org is None:
         raise NotFoundError(f"organisation {org_id!r} is not known here (yet)")
     return {"org_id": org.org_id, "country": org.country, "validated_on": org.validated_on}
@@ -136,7 +98,7 @@ async def known_organisation(org_id: Id, request: Request) -> dict[str, Any]:
 async def known_expert(person_id: Id, request: Request) -> dict[str, Any]:
     """What this service has learned of an expert from the training events."""
     async with request.app.state.runtime.units.reading() as uow:
-        found = await reference.experts(uow.rows, [person_id])
+        found = await app.experts(uow.rows, [person_id])
     if person_id not in found:
         raise NotFoundError(f"expert {person_id!r} is not known here (yet)")
     expert = found[person_id]

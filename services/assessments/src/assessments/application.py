@@ -3,6 +3,10 @@
 Recording gathers the facts (the organisation and experts as the reference consumer keeps
 them, earlier assessments from the ``assessments`` index), lets the domain decide, stages
 the new stream and indexes it; approval appends to the assessment's stream.
+
+The reference facts come from the other services' public events (never their databases):
+the handlers of ``CONSUMED`` keep them in this service's tables, and ``organisation`` and
+``experts`` read them back as the domain's facts.
 """
 
 from __future__ import annotations
@@ -11,11 +15,23 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from assessments import reference
 from assessments.domain import model
 from assessments.domain.events import EVENTS, AssessmentEvent, Conducted, IndicatorResult
+from assessments.domain.model import Certification, ExpertFacts, OrgFacts
 from assessments.domain.policy import AssessmentRules, Kind
-from clr_events.application.uow import DomainEvents, Result, Streams, UnitOfWork, new_id
+from clr_events.application.uow import (
+    DomainEvents,
+    EventHandler,
+    Result,
+    Rows,
+    Streams,
+    UnitOfWork,
+    new_id,
+)
+from clr_events.contracts import collaboration as orgs
+from clr_events.contracts import training_certification as people
+from clr_events.envelope import Envelope
+from clr_events.registry import Contract
 from clr_events.service.inputs import Code, Count, Happened, Id, Many, Measure, Name, Percent
 
 EVENT_TYPES: DomainEvents[AssessmentEvent] = DomainEvents(*EVENTS)
@@ -114,9 +130,9 @@ async def _one_earlier(uow: UnitOfWork, assessment_id: str) -> model.EarlierAsse
 async def _subject(uow: UnitOfWork, org_id: str, expert_ids: list[str]) -> model.Subject:
     return model.Subject(
         org_id,
-        await reference.organisation(uow.rows, org_id),
+        await organisation(uow.rows, org_id),
         tuple(expert_ids),
-        await reference.experts(uow.rows, expert_ids),
+        await experts(uow.rows, expert_ids),
     )
 
 
@@ -197,7 +213,7 @@ async def approve_assessment(cmd: ApproveAssessment, uow: UnitOfWork) -> Result:
     s = streams(uow)
     events = await s.load_existing(model.assessment_stream(cmd.assessment_id), "assessment")
     assessment = model.Assessment.replay(events)
-    org = await reference.organisation(uow.rows, assessment.conducted.org_id)
+    org = await organisation(uow.rows, assessment.conducted.org_id)
     approval = cmd.approval
     new = model.approve(
         assessment,
@@ -214,3 +230,146 @@ async def approve_assessment(cmd: ApproveAssessment, uow: UnitOfWork) -> Result:
         201,
         {"assessment_id": cmd.assessment_id, "approved_on": approval.approved_on.isoformat()},
     )
+
+
+# ------------------------------------------------------ the reference facts
+async def organisation(rows: Rows, org_id: str) -> OrgFacts | None:
+    """The organisation as far as this service knows it."""
+    found = await rows.find(
+        "known_organisations", ("org_id", "country", "validated_on"), org_id=org_id
+    )
+    return None if not found else OrgFacts(org_id, found[0]["country"], found[0]["validated_on"])
+
+
+async def experts(rows: Rows, person_ids: list[str]) -> dict[str, ExpertFacts]:
+    """The experts as far as this service knows them, with their certifications."""
+    known = await rows.find(
+        "known_experts", ("person_id", "country", "affiliations"), person_id=person_ids
+    )
+    certs = await rows.find(
+        "expert_certifications",
+        (
+            "person_id",
+            "role",
+            "valid_from",
+            "valid_until",
+            "revoked_on",
+            "certification_id",
+            "as_of_position",
+        ),
+        person_id=person_ids,
+    )
+    by_person: dict[str, dict[str, Certification]] = {}
+    for c in certs:
+        by_person.setdefault(c["person_id"], {})[c["role"]] = Certification(
+            c["valid_from"],
+            c["valid_until"],
+            c["revoked_on"],
+            c["certification_id"],
+            c["as_of_position"],
+        )
+    return {
+        r["person_id"]: ExpertFacts(
+            r["person_id"],
+            r["country"],
+            frozenset(r["affiliations"]),
+            by_person.get(r["person_id"], {}),
+        )
+        for r in known
+    }
+
+
+# ------------------------------------- events consumed: the reference facts
+async def organisation_registered(
+    event: orgs.OrganisationRegistered, uow: UnitOfWork, _envelope: Envelope
+) -> None:
+    """An organisation and its country (R9 compares experts' countries with it)."""
+    await uow.rows.upsert(
+        "known_organisations", {"org_id": event.org_id}, {"country": event.country}
+    )
+
+
+async def profile_validated(
+    event: orgs.ProfileValidated, uow: UnitOfWork, _envelope: Envelope
+) -> None:
+    """The profile's validation day (R1)."""
+    await uow.rows.update(
+        "known_organisations", {"org_id": event.org_id}, {"validated_on": event.validated_on}
+    )
+
+
+async def person_registered(
+    event: people.PersonRegistered, uow: UnitOfWork, _envelope: Envelope
+) -> None:
+    """A person, their country and affiliations (R9)."""
+    await uow.rows.insert(
+        "known_experts",
+        {"person_id": event.person_id},
+        {"country": event.country, "affiliations": event.affiliation_org_ids},
+    )
+
+
+async def affiliations_changed(
+    event: people.AffiliationsChanged, uow: UnitOfWork, _envelope: Envelope
+) -> None:
+    """The organisations a person now works for (R9)."""
+    await uow.rows.update(
+        "known_experts",
+        {"person_id": event.person_id},
+        {"affiliations": event.affiliation_org_ids},
+    )
+
+
+async def expert_certified(
+    event: people.ExpertCertified, uow: UnitOfWork, envelope: Envelope
+) -> None:
+    """A role certification (a new one replaces a revoked or lapsed one); its id is the
+    event's, so a decision can name the certification it relied on."""
+    await uow.rows.upsert(
+        "expert_certifications",
+        {"person_id": event.person_id, "role": event.role},
+        {
+            "valid_from": event.valid_from,
+            "valid_until": event.valid_until,
+            "revoked_on": None,
+            "certification_id": envelope.id,
+            "as_of_position": envelope.globalposition,
+        },
+    )
+
+
+async def certification_renewed(
+    event: people.CertificationRenewed, uow: UnitOfWork, envelope: Envelope
+) -> None:
+    """A certification extended."""
+    await uow.rows.update(
+        "expert_certifications",
+        {"person_id": event.person_id, "role": event.role},
+        {"valid_until": event.valid_until, "as_of_position": envelope.globalposition},
+    )
+
+
+async def certification_revoked(
+    event: people.CertificationRevoked, uow: UnitOfWork, envelope: Envelope
+) -> None:
+    """A certification revoked from a day on."""
+    await uow.rows.update(
+        "expert_certifications",
+        {"person_id": event.person_id, "role": event.role},
+        {"revoked_on": event.revoked_on, "as_of_position": envelope.globalposition},
+    )
+
+
+CONSUMED: dict[type[Contract], EventHandler] = {
+    orgs.OrganisationRegistered: organisation_registered,
+    orgs.ProfileValidated: profile_validated,
+    people.PersonRegistered: person_registered,
+    people.AffiliationsChanged: affiliations_changed,
+    people.ExpertCertified: expert_certified,
+    people.CertificationRenewed: certification_renewed,
+    people.CertificationRevoked: certification_revoked,
+}
+"""The events this service consumes (``collaboration.events``,
+``training_certification.events``: what it knows of organisations and experts), and their
+handlers. Each is an upsert keyed by the aggregate, so an event arriving twice changes
+nothing; Kafka keys keep one organisation's or person's events in order."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from assessments import api, reference
+from assessments import api, application
 from assessments.domain.policy import POLICIES
 from clr_events.contracts import assessments as public
 from clr_events.migrations import load
@@ -18,7 +18,7 @@ from clr_events.transparency import http as transparency
 NAME = "assessments"
 
 MIGRATIONS = load(NAME)
-"""Its own tables and those of ``reference``: ``migrations/``."""
+"""Its own tables (the reference facts among them): ``migrations/``."""
 
 PUBLIC = contract_translator(
     f"/{NAME}",
@@ -67,7 +67,7 @@ def build() -> FastAPI:
             ConsumerSpec(
                 f"{NAME}.reference",
                 ["collaboration.events", "training_certification.events"],
-                reference.subscriptions,
+                application.CONSUMED,
             )
         ],
         transparency=True,

@@ -1,6 +1,7 @@
 """HTTP API of the collaboration service: commands need a bearer token, reads are public.
 
-A write route parses its command and runs its handler (``collaboration.application``).
+A write route parses its command and runs its handler (``collaboration.application``); a
+read route asks its query (``collaboration.queries``).
 """
 
 from __future__ import annotations
@@ -12,12 +13,12 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from clr_events.application.uow import read_existing
-from clr_events.labels import label_status
 from clr_events.service.auth import Role
 from clr_events.service.commands import CommandContext, command
 from clr_events.service.inputs import Id, Offset
 from clr_events.settings import RenewalWindows
 from collaboration import application as app
+from collaboration import queries
 from collaboration.application import (
     EVENT_TYPES,
     AddPartner,
@@ -79,42 +80,10 @@ async def validate_profile(
 async def get_organisation(org_id: Id, request: Request) -> dict[str, Any]:
     """A profile with its validation and the labels it holds (public)."""
     runtime = request.app.state.runtime
-    events = await read_existing(
-        runtime.store, EVENT_TYPES, model.organisation_stream(org_id), "organisation"
-    )
-    org = model.Organisation.replay(events)
-    labels = await runtime.pool.fetch(
-        "SELECT level, valid_until, renewal_deadline, withdrawn_on"
-        " FROM collaboration.organisation_labels WHERE org_id = $1 ORDER BY level",
-        org_id,
-    )
-    today = date.today()
     windows: RenewalWindows = request.app.state.renewal_windows
-    registered = org.registered
-    return {
-        "org_id": org_id,
-        "name": registered.name,
-        "country": registered.country,
-        "region": registered.region,
-        "website": registered.website,
-        "sector": registered.sector,
-        "eccp_profile_id": registered.eccp_profile_id,
-        "figures": org.figures.model_dump(),
-        "validated_on": org.validated.validated_on if org.validated else None,
-        "labels": [
-            {
-                "level": row["level"],
-                "valid_until": row["valid_until"],
-                "status": label_status(
-                    today,
-                    row["valid_until"],
-                    windows.deadline(row["level"], row["valid_until"], row["renewal_deadline"]),
-                    row["withdrawn_on"],
-                ).value,
-            }
-            for row in labels
-        ],
-    }
+    return await queries.organisation(
+        runtime.store, runtime.pool, org_id, today=date.today(), windows=windows
+    )
 
 
 @router.get("/organisations", tags=["organisations"])
@@ -126,17 +95,9 @@ async def list_organisations(
     offset: Offset = 0,
 ) -> dict[str, Any]:
     """Registered organisations, filtered by country and validation (public)."""
-    rows = await request.app.state.runtime.pool.fetch(
-        "SELECT org_id, name, country, sector, validated_on FROM collaboration.organisations"
-        " WHERE ($1::text IS NULL OR country = $1)"
-        " AND ($2::bool IS NULL OR (validated_on IS NOT NULL) = $2)"
-        " ORDER BY org_id LIMIT $3 OFFSET $4",
-        country,
-        validated,
-        limit,
-        offset,
-    )
-    return {"items": [dict(row) for row in rows], "limit": limit, "offset": offset}
+    pool = request.app.state.runtime.pool
+    items = await queries.organisations(pool, country, validated, limit, offset)
+    return {"items": items, "limit": limit, "offset": offset}
 
 
 # ------------------------------------------------------------------- partnerships
@@ -160,14 +121,7 @@ async def add_partner(
 @router.get("/partnerships/{partnership_id}", tags=["partnerships"])
 async def get_partnership(partnership_id: Id, request: Request) -> dict[str, Any]:
     """A partnership and its partners (public)."""
-    events = await read_existing(
-        request.app.state.runtime.store,
-        EVENT_TYPES,
-        model.partnership_stream(partnership_id),
-        "partnership",
-    )
-    partnership = model.Partnership.replay(events)
-    return {**partnership.formed.model_dump(mode="json"), "member_org_ids": partnership.members}
+    return await queries.partnership(request.app.state.runtime.store, partnership_id)
 
 
 # -------------------------------------------------------------------- agreements

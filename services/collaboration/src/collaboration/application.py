@@ -7,13 +7,20 @@ reads and R14's checks use). The caller commits.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from clr_events.application.uow import DomainEvents, Result, Rows, Streams, UnitOfWork, new_id
+from clr_events.application.uow import (
+    DomainEvents,
+    EventHandler,
+    Result,
+    Streams,
+    UnitOfWork,
+    new_id,
+)
 from clr_events.contracts import label_decisions as labels
+from clr_events.envelope import Envelope
 from clr_events.registry import Contract
 from clr_events.rules import NotFoundError
 from clr_events.service.inputs import (
@@ -280,28 +287,27 @@ async def record_matchmaking(cmd: RecordMatchmaking, uow: UnitOfWork) -> Result:
     return Result(201, {"event_id": event_id, **_position(version)})
 
 
-# ------------------------------------------------ what is learned of labels
-LabelHandler = Callable[[Any, int, Rows], Awaitable[None]]
-"""A label decision, the record's stream version, the service's rows."""
+# ------------------------------------------------ events consumed: label decisions
 _LABELS = "organisation_labels"
 
 
-async def _set_label(rows: Rows, event: Any, stream_version: int, **values: object) -> None:
-    """Keep a label's latest state; an older event arriving late changes nothing."""
-    await rows.upsert(
+async def _set_label(uow: UnitOfWork, event: Any, envelope: Envelope, **values: object) -> None:
+    """Keep a label's latest state, by the record's stream version: an older event
+    arriving late changes nothing."""
+    await uow.rows.upsert(
         _LABELS,
         {"org_id": event.org_id, "level": event.level},
-        {**values, "stream_version": stream_version},
+        {**values, "stream_version": envelope.streamversion},
         newer="stream_version",
     )
 
 
-async def label_awarded(event: labels.LabelAwarded, stream_version: int, rows: Rows) -> None:
+async def label_awarded(event: labels.LabelAwarded, uow: UnitOfWork, envelope: Envelope) -> None:
     """A label on the profile: its validity and renewal deadline (R10)."""
     await _set_label(
-        rows,
+        uow,
         event,
-        stream_version,
+        envelope,
         valid_until=event.valid_until,
         renewal_deadline=event.renewal_deadline,
         withdrawn_on=None,
@@ -309,12 +315,12 @@ async def label_awarded(event: labels.LabelAwarded, stream_version: int, rows: R
     )
 
 
-async def label_renewed(event: labels.LabelRenewed, stream_version: int, rows: Rows) -> None:
+async def label_renewed(event: labels.LabelRenewed, uow: UnitOfWork, envelope: Envelope) -> None:
     """A renewal extends the validity."""
     await _set_label(
-        rows,
+        uow,
         event,
-        stream_version,
+        envelope,
         valid_until=event.valid_until,
         renewal_deadline=event.renewal_deadline,
         expired=False,
@@ -322,38 +328,41 @@ async def label_renewed(event: labels.LabelRenewed, stream_version: int, rows: R
 
 
 async def label_corrected(
-    event: labels.LabelRecordCorrected, stream_version: int, rows: Rows
+    event: labels.LabelRecordCorrected, uow: UnitOfWork, envelope: Envelope
 ) -> None:
     """A correction moves the validity (R15)."""
     await _set_label(
-        rows,
+        uow,
         event,
-        stream_version,
+        envelope,
         valid_until=event.valid_until,
         renewal_deadline=event.renewal_deadline,
     )
 
 
-async def label_expired(event: labels.LabelExpired, stream_version: int, rows: Rows) -> None:
+async def label_expired(event: labels.LabelExpired, uow: UnitOfWork, envelope: Envelope) -> None:
     """The clock recorded the expiry."""
-    await _set_label(rows, event, stream_version, valid_until=event.valid_until, expired=True)
+    await _set_label(uow, event, envelope, valid_until=event.valid_until, expired=True)
 
 
-async def label_withdrawn(event: labels.LabelWithdrawn, stream_version: int, rows: Rows) -> None:
+async def label_withdrawn(
+    event: labels.LabelWithdrawn, uow: UnitOfWork, envelope: Envelope
+) -> None:
     """The board withdrew the label (a withdrawal of a label never seen: nothing)."""
-    await rows.update(
+    await uow.rows.update(
         _LABELS,
         {"org_id": event.org_id, "level": event.level},
-        {"withdrawn_on": event.withdrawn_on, "stream_version": stream_version},
+        {"withdrawn_on": event.withdrawn_on, "stream_version": envelope.streamversion},
         newer="stream_version",
     )
 
 
-LABELS: dict[type[Contract], LabelHandler] = {
+CONSUMED: dict[type[Contract], EventHandler] = {
     labels.LabelAwarded: label_awarded,
     labels.LabelRenewed: label_renewed,
     labels.LabelRecordCorrected: label_corrected,
     labels.LabelExpired: label_expired,
     labels.LabelWithdrawn: label_withdrawn,
 }
-"""Each label decision the profiles show, and its handler."""
+"""The events this service consumes (``label_decisions.events``: the labels the profiles
+show), and their handlers."""

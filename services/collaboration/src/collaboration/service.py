@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import FastAPI
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from clr_events.application.postgres import PostgresRows
-from clr_events.consumers.dispatch import Subscriptions
 from clr_events.contracts import collaboration as public
-from clr_events.envelope import Envelope
 from clr_events.migrations import load
 from clr_events.outbox.translation import contract_translator
-from clr_events.pg import Connection
 from clr_events.service.runtime import ConsumerSpec, RelaySpec, Runtime, create_app
 from clr_events.settings import RenewalWindows
 from clr_events.transparency import http as transparency
 from collaboration import api, application
-from collaboration.application import LabelHandler
 from collaboration.domain.policy import LISTING_CRITERIA, PARTNERSHIP_RULES
 
 NAME = "collaboration"
@@ -49,25 +42,6 @@ class CollaborationSettings(BaseSettings):
     partnership_rules_version: str = PARTNERSHIP_RULES.default
 
 
-def _label_events() -> Subscriptions:
-    """The consumer of ``label_decisions.events``: each handler of ``application.LABELS`` in
-    the consumer's transaction, with the record's stream version (a late event changes
-    nothing)."""
-    handlers = Subscriptions()
-    for contract, learn in application.LABELS.items():
-
-        async def handle(
-            conn: Connection, event: Any, envelope: Envelope, learn: LabelHandler = learn
-        ) -> None:
-            await learn(event, envelope.streamversion or 0, PostgresRows(conn, NAME))
-
-        handlers.on(contract)(handle)
-    return handlers
-
-
-label_events = _label_events()
-
-
 def build() -> FastAPI:
     """The collaboration service."""
     settings = CollaborationSettings()
@@ -75,7 +49,9 @@ def build() -> FastAPI:
         NAME,
         migrations=MIGRATIONS,
         relays=[RelaySpec(f"{NAME}.events", TRANSLATE)],
-        consumers=[ConsumerSpec(f"{NAME}.labels", ["label_decisions.events"], label_events)],
+        consumers=[
+            ConsumerSpec(f"{NAME}.labels", ["label_decisions.events"], application.CONSUMED)
+        ],
         transparency=True,
     )
     app = create_app(

@@ -23,7 +23,7 @@ from clr_events.service.inputs import Code, Day, Happened, Id, Position, Recorde
 from clr_events.service.runtime import Runtime
 from clr_events.service.verification import verification
 from label_decisions import application as app
-from label_decisions import decisions
+from label_decisions import clock, queries
 from label_decisions.application import Correction, CorrectLabel, Withdrawal, WithdrawLabel
 from label_decisions.domain.label_record import record_stream
 from label_decisions.domain.policy import POLICIES, DecisionPolicy, Level
@@ -113,15 +113,7 @@ async def list_records(
 ) -> dict[str, Any]:
     """Every label record, those holding only refusals included (``refused_only``: just
     those), in ``org_id:level`` order; page on with ``after`` = the last ``record``."""
-    rows = await runtime_of(request).pool.fetch(
-        f"SELECT org_id, level, valid_until, withdrawn_on, stream_version FROM {decisions.NAME}"
-        ".records WHERE ($1::text IS NULL OR (org_id || ':' || level) COLLATE \"C\" > $1)"
-        " AND (NOT $2 OR valid_until IS NULL)"
-        " ORDER BY (org_id || ':' || level) COLLATE \"C\" LIMIT $3",
-        after,
-        refused_only,
-        limit,
-    )
+    rows = await queries.records(runtime_of(request).pool, after, refused_only, limit)
     items = [
         {
             "record": f"{r['org_id']}:{r['level']}",
@@ -164,7 +156,7 @@ async def correct(
 async def run_expiry(body: ExpiryRun, request: Request, ctx: Board) -> dict[str, Any]:
     """Run the expiry clock now (it also runs by itself); idempotent. The board's command
     is the cause of the expiries it records (``run_id``)."""
-    expired = await decisions.expire_due(
+    expired = await clock.expire_due(
         runtime_of(request), body.today, policy=policy_of(request), cause=ctx.cause
     )
     return {

@@ -2,8 +2,9 @@
 
 Every handler loads one label record, lets it decide, stages its new events and keeps the
 ``records`` index (what the expiry clock scans) in step. The decision on an approved
-assessment comes from the consumer (``decisions``), withdrawals and corrections from the
-board over HTTP, expiries from the clock: all through these handlers and a unit of work.
+assessment comes from the consumer (``consumed``), withdrawals and corrections from the
+board over HTTP, expiries from the clock (``clock``): all through these handlers and a
+unit of work.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from clr_events.application.uow import DomainEvents, Result, Streams, UnitOfWork
+from clr_events.application.uow import DomainEvents, EventHandler, Result, Streams, UnitOfWork
 from clr_events.contracts.assessments import ApprovedForDecision
+from clr_events.envelope import Envelope
+from clr_events.registry import Contract
 from clr_events.rules import NotFoundError, RuleViolationError
 from clr_events.service.inputs import Day, Happened, Id, Text
 from label_decisions.domain.events import EVENTS, LabelEvent, ReliedCertification
@@ -215,3 +218,16 @@ async def expire_label(cmd: ExpireLabel, uow: UnitOfWork, *, policy: DecisionPol
     new = record.expire(cmd.today, policy)
     await save(uow, record, new)
     return Result(200, {"expired": len(new)})
+
+
+# ------------------------------------------------ events consumed: approvals
+def consumed(policy: DecisionPolicy) -> dict[type[Contract], EventHandler]:
+    """The events this service consumes (``assessments.decisions``), and their handlers,
+    deciding by ``policy``. A concurrent change to the same record (a board withdrawal,
+    another instance's expiry run) makes the consumer retry; an approval decided before is
+    decided again to nothing."""
+
+    async def approved(event: ApprovedForDecision, uow: UnitOfWork, _: Envelope) -> Result:
+        return await decide_on_approval(event, uow, policy=policy)
+
+    return {ApprovedForDecision: approved}

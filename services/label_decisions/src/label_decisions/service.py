@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from clr_events.contracts import label_decisions as public
+from clr_events.migrations import load
 from clr_events.outbox.translation import contract_translator
 from clr_events.service.runtime import ConsumerSpec, JobSpec, RelaySpec, Runtime, create_app
 from clr_events.transparency import http as transparency
-from label_decisions import api, decisions
+from label_decisions import api, application, clock
+from label_decisions.domain.policy import POLICIES, DecisionPolicy
 
-NAME = decisions.NAME
+NAME = "label_decisions"
+
+MIGRATIONS = load(NAME)
+"""Its own tables: ``migrations/``."""
 
 TRANSLATE = contract_translator(
     f"/{NAME}",
@@ -25,25 +31,42 @@ TRANSLATE = contract_translator(
 """``LabelRefused`` stays private: it names the results an assessment fell short on (R11)."""
 
 
+class DecisionSettings(BaseSettings):
+    """``CLR_DECISION_POLICY_VERSION`` and how often the expiry clock runs."""
+
+    model_config = SettingsConfigDict(env_prefix="CLR_DECISION_")
+
+    policy_version: str = POLICIES.default
+    expiry_interval_seconds: float = 60.0
+
+    def policy(self) -> DecisionPolicy:
+        """The chosen policy version."""
+        return POLICIES.choose(self.policy_version)
+
+
 def build() -> FastAPI:
     """The label decisions service."""
-    settings = decisions.DecisionSettings()
-    runtime = Runtime(NAME, migrations=decisions.MIGRATIONS, transparency=True)
-    runtime.relays.append(RelaySpec(f"{NAME}.events", TRANSLATE))
-    runtime.consumers.append(
-        ConsumerSpec(
-            f"{NAME}.decisions",
-            ["assessments.decisions"],
-            decisions.subscriptions(runtime, settings),
-            max_batch=1,  # a decision appends to the store: one per transaction
-        )
-    )
+    settings = DecisionSettings()
     policy = settings.policy()
 
     async def expiry(runtime: Runtime) -> int:
-        return await decisions.expire_due(runtime, policy=policy)
+        return await clock.expire_due(runtime, policy=policy)
 
-    runtime.jobs.append(JobSpec("expiry", settings.expiry_interval_seconds, expiry))
+    runtime = Runtime(
+        NAME,
+        migrations=MIGRATIONS,
+        relays=[RelaySpec(f"{NAME}.events", TRANSLATE)],
+        consumers=[
+            ConsumerSpec(
+                f"{NAME}.decisions",
+                ["assessments.decisions"],
+                application.consumed(policy),
+                max_batch=1,  # a decision appends to the store: one per transaction
+            )
+        ],
+        jobs=[JobSpec("expiry", settings.expiry_interval_seconds, expiry)],
+        transparency=True,
+    )
     app = create_app(
         runtime,
         title="Label decisions",

@@ -1,25 +1,24 @@
 """HTTP API of training and certification: commands need a training admin, reads are public.
 
-A write route parses its command and runs its handler (``training_certification.application``).
+A write route parses its command and runs its handler (``training_certification.application``);
+a read route asks its query (``training_certification.queries``).
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
-from clr_events import personal
-from clr_events.application.uow import read_existing
 from clr_events.service.auth import Actor, Role, require
 from clr_events.service.commands import CommandContext, command
 from clr_events.service.inputs import Day, Id, Offset, Position, RecordedAt
 from clr_events.service.verification import verification
 from training_certification import application as app
+from training_certification import queries
 from training_certification.application import (
-    EVENT_TYPES,
     Affiliations,
     Certify,
     CertifyPerson,
@@ -34,14 +33,11 @@ from training_certification.application import (
     Revoke,
     RevokeCertification,
 )
-from training_certification.domain import events as domain_events
-from training_certification.domain import model
 from training_certification.domain.policy import CertificationPolicy, ExpertRole
 
 Admin = Annotated[CommandContext, Depends(command(Role.TRAINING_ADMIN))]
 RegistryAdmin = Annotated[CommandContext, Depends(command(Role.REGISTRY_ADMIN))]
 Auditor = Annotated[Actor, Depends(require(Role.AUDITOR))]
-SCHEMA = "training_certification"
 
 router = APIRouter()
 
@@ -124,48 +120,12 @@ async def erase(person_id: Id, ctx: RegistryAdmin) -> JSONResponse:
 
 
 # ---------------------------------------------------------------------- reads
-async def names_of(request: Request, stored: dict[str, str | None]) -> dict[str, str | None]:
-    """Sealed names by person id, opened with their keys (None: erased, or none)."""
-    keys = await personal.keys(
-        request.app.state.runtime.pool, SCHEMA, [app.data_subject(p) for p in stored]
-    )
-    return {
-        person_id: _opened(keys, app.data_subject(person_id), name)
-        for person_id, name in stored.items()
-    }
-
-
-def _opened(keys: dict[str, bytes], subject: str, name: str | None) -> str | None:
-    if name is None or not personal.is_sealed(name):
-        return name  # recorded before names were sealed
-    return personal.open_or_none(keys.get(subject), subject, name)
-
-
 @router.get("/people/{person_id}", tags=["people"])
 async def get_person(person_id: Id, request: Request) -> dict[str, Any]:
     """A person's certificates and certifications (public); the name is opened here, and
     is null once the person's data was erased."""
-    events = await read_existing(
-        request.app.state.runtime.store, EVENT_TYPES, model.person_stream(person_id), "person"
-    )
-    person = model.Person.replay(events)
-    names = await names_of(request, {person_id: person.registered.name})
-    return {
-        "person_id": person_id,
-        "name": None if person.erased_on else names[person_id],
-        "erased_on": person.erased_on,
-        "country": person.registered.country,
-        "affiliation_org_ids": list(person.affiliations),
-        "certificates": person.certificates,
-        "certifications": {
-            role: {
-                "valid_from": c.valid_from,
-                "valid_until": c.valid_until,
-                "revoked_on": c.revoked_on,
-            }
-            for role, c in person.certifications.items()
-        },
-    }
+    runtime = request.app.state.runtime
+    return await queries.person_profile(runtime.store, runtime.pool, person_id)
 
 
 @router.get("/experts", tags=["people"])
@@ -183,29 +143,15 @@ async def list_experts(
     day than today, or a moment, is answered from every certification event in the store
     (each period of a role, not only its latest)."""
     day = on or date.today()
-    if recorded_at is not None or day != date.today():
-        history = await _experts_from_history(
-            request, day, recorded_at, role.value if role else None, country
-        )
-        rows = history[offset : offset + limit]
-    else:
-        found = await request.app.state.runtime.pool.fetch(
-            "SELECT p.person_id, p.name, p.country, c.role, c.valid_from, c.valid_until"
-            f" FROM {SCHEMA}.certifications c JOIN {SCHEMA}.people p USING (person_id)"
-            " WHERE ($1::text IS NULL OR c.role = $1)"
-            " AND ($2::text IS NULL OR p.country = $2) AND c.valid_from <= $3"
-            " AND c.valid_until >= $3 AND (c.revoked_on IS NULL OR c.revoked_on > $3)"
-            " ORDER BY p.person_id, c.role LIMIT $4 OFFSET $5",
-            role.value if role else None,
-            country,
-            day,
-            limit,
-            offset,
-        )
-        rows = [dict(row) for row in found]
-    names = await names_of(request, {r["person_id"]: r["name"] for r in rows})
-    for row in rows:
-        row["name"] = names[row["person_id"]]
+    rows = await queries.experts(
+        request.app.state.runtime.pool,
+        day,
+        role=role,
+        country=country,
+        limit=limit,
+        offset=offset,
+        recorded_at=recorded_at,
+    )
     body: dict[str, Any] = {"on": day, "items": rows, "limit": limit, "offset": offset}
     if recorded_at is not None:
         body["recorded_at"] = recorded_at
@@ -219,11 +165,7 @@ async def list_names(
 ) -> dict[str, Any]:
     """People's names, opened here for the readers that show them (the public page): null
     for an erased person. Names are never published on a topic; ask here, do not keep."""
-    rows = await request.app.state.runtime.pool.fetch(
-        f"SELECT person_id, name FROM {SCHEMA}.people WHERE person_id = ANY($1::text[])",
-        person_id,
-    )
-    names = await names_of(request, {r["person_id"]: r["name"] for r in rows})
+    names = await queries.names(request.app.state.runtime.pool, person_id)
     return {"items": [{"person_id": p, "name": n} for p, n in sorted(names.items())]}
 
 
@@ -235,58 +177,6 @@ async def verify(
     alteration is named (an erasure leaves the chain whole: it hashed the sealed text). A
     range past the end, or with ``first`` after ``last``, is a 422 problem."""
     return await verification(request.app.state.runtime.store, first, last)
-
-
-CERTIFICATION_EVENTS = {
-    cls.__name__: cls
-    for cls in (
-        domain_events.ExpertCertified,
-        domain_events.CertificationRenewed,
-        domain_events.CertificationRevoked,
-    )
-}
-
-
-async def _experts_from_history(
-    request: Request, day: date, recorded_at: datetime | None, role: str | None, country: str | None
-) -> list[dict[str, Any]]:
-    """The experts in force on ``day`` by the certification events recorded by then (names
-    as stored: sealed, opened by the caller)."""
-    pool = request.app.state.runtime.pool
-    rows = await pool.fetch(
-        f"SELECT type, data::text AS data FROM {SCHEMA}.event_store"
-        " WHERE type = ANY($1::text[]) AND ($2::timestamptz IS NULL OR recorded_at <= $2)"
-        " ORDER BY position",
-        list(CERTIFICATION_EVENTS),
-        recorded_at,
-    )
-    history = [CERTIFICATION_EVENTS[r["type"]].model_validate_json(r["data"]) for r in rows]
-    in_force = {
-        key: next(c for c in reversed(periods) if c.valid_on(day))
-        for key, periods in model.certification_periods(history).items()
-        if any(c.valid_on(day) for c in periods) and (role is None or key[1] == role)
-    }
-    people = {
-        r["person_id"]: r
-        for r in await pool.fetch(
-            "SELECT person_id, name, country FROM training_certification.people"
-            " WHERE person_id = ANY($1::text[]) AND ($2::text IS NULL OR country = $2)",
-            list({person for person, _ in in_force}),
-            country,
-        )
-    }
-    return [
-        {
-            "person_id": person,
-            "name": people[person]["name"],
-            "country": people[person]["country"],
-            "role": held_role,
-            "valid_from": c.valid_from,
-            "valid_until": c.valid_until,
-        }
-        for (person, held_role), c in sorted(in_force.items())
-        if person in people
-    ]
 
 
 @router.get("/policy", tags=["policy"])
