@@ -17,7 +17,8 @@ _POSITION = count(1)
 
 
 def envelope_of(event: Contract, stream_version: int = 1) -> Envelope:
-    """``event`` in an envelope with a new id and global position."""
+    """``event`` in an envelope with a new id and global position, in a correlation chain
+    of its own (``chain-<id>``)."""
     position = next(_POSITION)
     return Envelope(
         id=f"ev-{position}",
@@ -28,6 +29,7 @@ def envelope_of(event: Contract, stream_version: int = 1) -> Envelope:
         streamversion=stream_version,
         globalposition=position,
         data=event.model_dump(mode="json"),
+        correlationid=f"chain-ev-{position}",
     )
 
 

@@ -218,8 +218,8 @@ async def test_the_reference_handlers_keep_what_the_commands_read(
     units: InMemoryUnitsOfWork,
 ) -> None:
     async with units.begin(Cause("t", "t")) as uow:
-        org = await app.organisation(uow.rows, "org-1")
-        found = await app.experts(uow.rows, ["at", "de", "nobody"])
+        org = await app.known_organisation(uow.rows, "org-1")
+        found = await app.known_experts(uow.rows, ["at", "de", "nobody"])
     assert org is not None and (org.country, org.validated_on) == ("DE", date(2020, 5, 1))
     assert set(found) == {"at", "de"}
     assert found["de"].certifications["gold_assessor"].valid_until == date(2030, 12, 31)
@@ -243,7 +243,7 @@ async def test_an_approval_names_the_person_and_the_certifications_relied_on(
     (conducted,) = await units.store.read_stream("assessment:b-1")
     (relied,) = conducted.data["certifications"]
     async with units.begin(Cause("t", "t")) as uow:
-        known = (await app.experts(uow.rows, ["at"]))["at"]
+        known = (await app.known_experts(uow.rows, ["at"]))["at"]
     cert = known.certifications["benchmarking_expert"]
     assert cert.certification_id is not None and cert.certification_id.startswith("ev-")
     assert relied == {

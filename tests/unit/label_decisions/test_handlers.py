@@ -58,7 +58,10 @@ async def decide(units: InMemoryUnitsOfWork, event: ApprovedForDecision) -> Resu
     arrived, result = await consume(units, app.consumed(POLICY), event)
     for row in units.store.rows[before:]:
         metadata = orjson.loads(row.metadata_json)
-        assert (metadata["causation_id"], metadata["correlation_id"]) == (arrived.id, arrived.id)
+        assert (metadata["causation_id"], metadata["correlation_id"]) == (
+            arrived.id,
+            arrived.correlationid,
+        )
     assert result is not None
     return result
 

@@ -1,7 +1,8 @@
 """Route decoded contracts to a service's event handlers, inside the runner's transaction.
 
 Every service consumes the same way: its application module names the contracts it
-handles and their handlers (``CONSUMED``, each a ``clr_events.application.uow.EventHandler``),
+handles and their handlers (``CONSUMED``, or ``consumed(policy)`` where they decide by
+a policy; each a ``clr_events.application.uow.EventHandler``),
 and ``Subscriptions`` runs each in a unit of work joined to the runner's transaction,
 caused by the event (``Cause.delivered``), and commits it there (``deliver``; the handler
 tests call it on the in-memory unit of work). A stream moved meanwhile (a concurrent
@@ -15,7 +16,7 @@ from typing import Protocol
 
 import clr_events.contracts  # noqa: F401  (registers every public contract)
 from clr_events.application.uow import Cause, EventHandler, Result, Transaction
-from clr_events.consumers.runner import TransientError
+from clr_events.consumers.errors import TransientError
 from clr_events.envelope import Envelope
 from clr_events.errors import ConcurrencyError
 from clr_events.pg import Connection

@@ -17,7 +17,7 @@ from assessments import application as app
 from assessments import queries
 from assessments.application import Approval, ApproveAssessment, Bronze, Gold, Silver
 from assessments.domain.policy import AssessmentRules
-from clr_events.rules import NotFoundError
+from clr_events.service import policies
 from clr_events.service.auth import Actor, Role, require
 from clr_events.service.commands import CommandContext, command
 from clr_events.service.inputs import Id
@@ -87,54 +87,17 @@ async def list_assessments(request: Request, org_id: Id) -> dict[str, Any]:
 @router.get("/reference/organisations/{org_id}", tags=["reference"])
 async def known_organisation(org_id: Id, request: Request) -> dict[str, Any]:
     """What this service has learned of an organisation from the collaboration events."""
-    async with request.app.state.runtime.units.reading() as uow:
-        org = await app.organisation(uow.rows, org_id)
-    if org is None:
-        raise NotFoundError(f"organisation {org_id!r} is not known here (yet)")
-    return {"org_id": org.org_id, "country": org.country, "validated_on": org.validated_on}
+    return await queries.reference_organisation(request.app.state.runtime.units, org_id)
 
 
 @router.get("/reference/experts/{person_id}", tags=["reference"])
 async def known_expert(person_id: Id, request: Request) -> dict[str, Any]:
     """What this service has learned of an expert from the training events."""
-    async with request.app.state.runtime.units.reading() as uow:
-        found = await app.experts(uow.rows, [person_id])
-    if person_id not in found:
-        raise NotFoundError(f"expert {person_id!r} is not known here (yet)")
-    expert = found[person_id]
-    return {
-        "person_id": person_id,
-        "country": expert.country,
-        "affiliations": sorted(expert.affiliations),
-        "certifications": {
-            role: {
-                "valid_from": c.valid_from,
-                "valid_until": c.valid_until,
-                "revoked_on": c.revoked_on,
-            }
-            for role, c in expert.certifications.items()
-        },
-    }
+    return await queries.reference_expert(request.app.state.runtime.units, person_id)
 
 
-@router.get("/criteria", tags=["policy"])
+@router.get("/criteria", tags=["policy"], deprecated=True)
 async def criteria(request: Request) -> dict[str, Any]:
-    """The assessment rules in force: indicator-set versions (R12) and procedure figures."""
-    chosen = rules_of(request)
-    return {
-        "version": chosen.version,
-        "eligibility_required_from": chosen.eligibility_required_from,
-        "criteria": [
-            {
-                "name": c.name,
-                "kind": c.kind.value,
-                "in_force_from": c.in_force_from,
-                "in_force_until": c.in_force_until,
-                "indicator_count": c.indicator_count,
-            }
-            for c in chosen.criteria
-        ],
-        "silver_gap_months": chosen.silver_gap_months,
-        "gold_days_first": chosen.gold_days_first,
-        "gold_days_renewal": chosen.gold_days_renewal,
-    }
+    """The assessment rules in force, as ``GET /policy`` answers them (without
+    ``versions``); kept for the clients that read them here."""
+    return policies.document(rules_of(request))

@@ -130,9 +130,9 @@ async def _one_earlier(uow: UnitOfWork, assessment_id: str) -> model.EarlierAsse
 async def _subject(uow: UnitOfWork, org_id: str, expert_ids: list[str]) -> model.Subject:
     return model.Subject(
         org_id,
-        await organisation(uow.rows, org_id),
+        await known_organisation(uow.rows, org_id),
         tuple(expert_ids),
-        await experts(uow.rows, expert_ids),
+        await known_experts(uow.rows, expert_ids),
     )
 
 
@@ -213,7 +213,7 @@ async def approve_assessment(cmd: ApproveAssessment, uow: UnitOfWork) -> Result:
     s = streams(uow)
     events = await s.load_existing(model.assessment_stream(cmd.assessment_id), "assessment")
     assessment = model.Assessment.replay(events)
-    org = await organisation(uow.rows, assessment.conducted.org_id)
+    org = await known_organisation(uow.rows, assessment.conducted.org_id)
     approval = cmd.approval
     new = model.approve(
         assessment,
@@ -233,7 +233,7 @@ async def approve_assessment(cmd: ApproveAssessment, uow: UnitOfWork) -> Result:
 
 
 # ------------------------------------------------------ the reference facts
-async def organisation(rows: Rows, org_id: str) -> OrgFacts | None:
+async def known_organisation(rows: Rows, org_id: str) -> OrgFacts | None:
     """The organisation as far as this service knows it."""
     found = await rows.find(
         "known_organisations", ("org_id", "country", "validated_on"), org_id=org_id
@@ -241,7 +241,7 @@ async def organisation(rows: Rows, org_id: str) -> OrgFacts | None:
     return None if not found else OrgFacts(org_id, found[0]["country"], found[0]["validated_on"])
 
 
-async def experts(rows: Rows, person_ids: list[str]) -> dict[str, ExpertFacts]:
+async def known_experts(rows: Rows, person_ids: list[str]) -> dict[str, ExpertFacts]:
     """The experts as far as this service knows them, with their certifications."""
     known = await rows.find(
         "known_experts", ("person_id", "country", "affiliations"), person_id=person_ids

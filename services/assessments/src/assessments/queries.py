@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from assessments.application import EVENT_TYPES
+from assessments import NAME
+from assessments.application import EVENT_TYPES, known_experts, known_organisation
 from assessments.domain import model
 from assessments.domain.events import AssessmentEvent
+from clr_events.application.postgres import PostgresUnitsOfWork
 from clr_events.application.uow import StreamReader, read_existing
 from clr_events.pg import Pool
+from clr_events.rules import NotFoundError
 
 
 async def assessment_events(store: StreamReader, assessment_id: str) -> list[AssessmentEvent]:
@@ -48,8 +51,48 @@ async def organisation_assessments(pool: Pool, org_id: str) -> list[dict[str, An
     """An organisation's assessments (public fields only), in the order they were conducted."""
     rows = await pool.fetch(
         "SELECT assessment_id, org_id, kind, conducted_on, approved_on, expert_ids,"
-        " criteria_version FROM assessments.assessments WHERE org_id = $1"
+        f" criteria_version FROM {NAME}.assessments WHERE org_id = $1"
         " ORDER BY conducted_on, assessment_id",
         org_id,
     )
     return [dict(row) for row in rows]
+
+
+async def reference_organisation(units: PostgresUnitsOfWork, org_id: str) -> dict[str, Any]:
+    """An organisation as this service learned it from the collaboration events.
+
+    Raises:
+        NotFoundError: not known here (yet).
+    """
+    async with units.reading() as uow:
+        org = await known_organisation(uow.rows, org_id)
+    if org is None:
+        raise NotFoundError(f"organisation {org_id!r} is not known here (yet)")
+    return {"org_id": org.org_id, "country": org.country, "validated_on": org.validated_on}
+
+
+async def reference_expert(units: PostgresUnitsOfWork, person_id: str) -> dict[str, Any]:
+    """An expert as this service learned them from the training events, with their
+    certifications.
+
+    Raises:
+        NotFoundError: not known here (yet).
+    """
+    async with units.reading() as uow:
+        found = await known_experts(uow.rows, [person_id])
+    if person_id not in found:
+        raise NotFoundError(f"expert {person_id!r} is not known here (yet)")
+    expert = found[person_id]
+    return {
+        "person_id": person_id,
+        "country": expert.country,
+        "affiliations": sorted(expert.affiliations),
+        "certifications": {
+            role: {
+                "valid_from": c.valid_from,
+                "valid_until": c.valid_until,
+                "revoked_on": c.revoked_on,
+            }
+            for role, c in expert.certifications.items()
+        },
+    }

@@ -5,17 +5,17 @@ from __future__ import annotations
 from fastapi import FastAPI
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from assessments import api, application
+from assessments import NAME, api, application
 from assessments.domain.policy import POLICIES
 from clr_events.contracts import assessments as public
 from clr_events.migrations import load
 from clr_events.outbox.translation import contract_translator
 from clr_events.registry import Contract
+from clr_events.service import policies, verification
+from clr_events.service.auth import Role
 from clr_events.service.runtime import ConsumerSpec, RelaySpec, Runtime, create_app
 from clr_events.store.base import StoredEvent
 from clr_events.transparency import http as transparency
-
-NAME = "assessments"
 
 MIGRATIONS = load(NAME)
 """Its own tables (the reference facts among them): ``migrations/``."""
@@ -78,7 +78,12 @@ def build() -> FastAPI:
         title="Assessments",
         description="Bronze benchmarkings, Silver audits and Gold assessments, and their"
         " approval; eligibility (R1) and expert (R9) checks against the other services' events.",
-        routers=[api.router, transparency.router],
+        routers=[
+            api.router,
+            policies.router(POLICIES, rules),
+            verification.router(Role.AUDITOR),
+            transparency.router,
+        ],
     )
     app.state.rules = rules
     return app

@@ -12,7 +12,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
-from clr_events.application.uow import read_existing
 from clr_events.service.auth import Role
 from clr_events.service.commands import CommandContext, command
 from clr_events.service.inputs import Id, Offset
@@ -20,7 +19,6 @@ from clr_events.settings import RenewalWindows
 from collaboration import application as app
 from collaboration import queries
 from collaboration.application import (
-    EVENT_TYPES,
     AddPartner,
     Figures,
     FormPartnership,
@@ -32,7 +30,6 @@ from collaboration.application import (
     Validate,
     ValidateProfile,
 )
-from collaboration.domain import model
 from collaboration.domain.policy import ListingCriteria, PartnershipRules
 
 Admin = Annotated[CommandContext, Depends(command(Role.COLLABORATION_ADMIN))]
@@ -135,13 +132,7 @@ async def sign_agreement(body: SignAgreement, ctx: Admin, request: Request) -> J
 @router.get("/agreements/{agreement_id}", tags=["agreements"])
 async def get_agreement(agreement_id: Id, request: Request) -> dict[str, Any]:
     """One agreement (public)."""
-    events = await read_existing(
-        request.app.state.runtime.store,
-        EVENT_TYPES,
-        model.agreement_stream(agreement_id),
-        "agreement",
-    )
-    return events[0].model_dump(mode="json")
+    return await queries.agreement(request.app.state.runtime.store, agreement_id)
 
 
 # ------------------------------------------------------------------- matchmaking
@@ -154,10 +145,4 @@ async def record_matchmaking(body: RecordMatchmaking, ctx: Admin) -> JSONRespons
 @router.get("/matchmaking-events/{event_id}", tags=["matchmaking"])
 async def get_matchmaking(event_id: Id, request: Request) -> dict[str, Any]:
     """One matchmaking event (public)."""
-    events = await read_existing(
-        request.app.state.runtime.store,
-        EVENT_TYPES,
-        model.matchmaking_stream(event_id),
-        "matchmaking event",
-    )
-    return events[0].model_dump(mode="json")
+    return await queries.matchmaking_event(request.app.state.runtime.store, event_id)

@@ -2,7 +2,8 @@
 
 Each handler loads what it needs through the unit of work, lets the domain decide, stages
 the new events and writes the service's own rows (``organisations``: the profiles index the
-reads and R14's checks use). The caller commits.
+reads and R14's checks use). The caller commits. The label decisions it consumes keep
+``organisation_labels`` (``CONSUMED``: what the profiles show of each label).
 """
 
 from __future__ import annotations

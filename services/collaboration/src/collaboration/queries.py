@@ -9,6 +9,7 @@ from clr_events.application.uow import StreamReader, read_existing
 from clr_events.labels import label_status
 from clr_events.pg import Pool
 from clr_events.settings import RenewalWindows
+from collaboration import NAME
 from collaboration.application import EVENT_TYPES
 from collaboration.domain import model
 
@@ -24,7 +25,7 @@ async def organisation(
     org = model.Organisation.replay(events)
     labels = await pool.fetch(
         "SELECT level, valid_until, renewal_deadline, withdrawn_on"
-        " FROM collaboration.organisation_labels WHERE org_id = $1 ORDER BY level",
+        f" FROM {NAME}.organisation_labels WHERE org_id = $1 ORDER BY level",
         org_id,
     )
     registered = org.registered
@@ -60,7 +61,7 @@ async def organisations(
     """Registered organisations in ``org_id`` order, filtered by country and validation
     (None: either)."""
     rows = await pool.fetch(
-        "SELECT org_id, name, country, sector, validated_on FROM collaboration.organisations"
+        f"SELECT org_id, name, country, sector, validated_on FROM {NAME}.organisations"
         " WHERE ($1::text IS NULL OR country = $1)"
         " AND ($2::bool IS NULL OR (validated_on IS NOT NULL) = $2)"
         " ORDER BY org_id LIMIT $3 OFFSET $4",
@@ -79,3 +80,19 @@ async def partnership(store: StreamReader, partnership_id: str) -> dict[str, Any
     )
     found = model.Partnership.replay(events)
     return {**found.formed.model_dump(mode="json"), "member_org_ids": found.members}
+
+
+async def agreement(store: StreamReader, agreement_id: str) -> dict[str, Any]:
+    """One cooperation agreement as signed."""
+    events = await read_existing(
+        store, EVENT_TYPES, model.agreement_stream(agreement_id), "agreement"
+    )
+    return events[0].model_dump(mode="json")
+
+
+async def matchmaking_event(store: StreamReader, event_id: str) -> dict[str, Any]:
+    """One matchmaking event as recorded."""
+    events = await read_existing(
+        store, EVENT_TYPES, model.matchmaking_stream(event_id), "matchmaking event"
+    )
+    return events[0].model_dump(mode="json")

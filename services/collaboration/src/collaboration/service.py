@@ -8,13 +8,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from clr_events.contracts import collaboration as public
 from clr_events.migrations import load
 from clr_events.outbox.translation import contract_translator
+from clr_events.service import policies, verification
+from clr_events.service.auth import Role
 from clr_events.service.runtime import ConsumerSpec, RelaySpec, Runtime, create_app
 from clr_events.settings import RenewalWindows
 from clr_events.transparency import http as transparency
-from collaboration import api, application
+from collaboration import NAME, api, application
 from collaboration.domain.policy import LISTING_CRITERIA, PARTNERSHIP_RULES
-
-NAME = "collaboration"
 
 MIGRATIONS = load(NAME)
 """Its own tables: ``migrations/``."""
@@ -45,6 +45,8 @@ class CollaborationSettings(BaseSettings):
 def build() -> FastAPI:
     """The collaboration service."""
     settings = CollaborationSettings()
+    criteria = LISTING_CRITERIA.choose(settings.listing_criteria_version)
+    rules = PARTNERSHIP_RULES.choose(settings.partnership_rules_version)
     runtime = Runtime(
         NAME,
         migrations=MIGRATIONS,
@@ -59,9 +61,15 @@ def build() -> FastAPI:
         title="Collaboration",
         description="Cluster organisation profiles (R13), partnerships (R14),"
         " cooperation agreements and matchmaking events.",
-        routers=[api.router, transparency.router],
+        routers=[
+            api.router,
+            policies.router(LISTING_CRITERIA, criteria, "/policy/listing-criteria"),
+            policies.router(PARTNERSHIP_RULES, rules, "/policy/partnership-rules"),
+            verification.router(Role.AUDITOR),
+            transparency.router,
+        ],
     )
-    app.state.listing_criteria = LISTING_CRITERIA.choose(settings.listing_criteria_version)
-    app.state.partnership_rules = PARTNERSHIP_RULES.choose(settings.partnership_rules_version)
+    app.state.listing_criteria = criteria
+    app.state.partnership_rules = rules
     app.state.renewal_windows = RenewalWindows()
     return app

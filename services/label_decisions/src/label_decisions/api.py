@@ -15,18 +15,14 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from clr_events.application.fingerprint import canonical
-from clr_events.rules import NotFoundError
 from clr_events.service.auth import Actor, Role, require
 from clr_events.service.commands import CommandContext, command
-from clr_events.service.inputs import Code, Day, Happened, Id, Position, RecordedAt
+from clr_events.service.inputs import Day, Happened, Id, RecordedAt
 from clr_events.service.runtime import Runtime
-from clr_events.service.verification import verification
 from label_decisions import application as app
 from label_decisions import clock, queries
 from label_decisions.application import Correction, CorrectLabel, Withdrawal, WithdrawLabel
-from label_decisions.domain.label_record import record_stream
-from label_decisions.domain.policy import POLICIES, DecisionPolicy, Level
+from label_decisions.domain.policy import DecisionPolicy, Level
 
 Board = Annotated[CommandContext, Depends(command(Role.LABELLING_BOARD))]
 Auditor = Annotated[Actor, Depends(require(Role.AUDITOR, Role.LABELLING_BOARD))]
@@ -55,14 +51,8 @@ async def get_labels(
     """An organisation's label record per level on a day (``on``, valid time; default
     today), status from the record's history (R10); ``recorded_at`` (transaction time):
     as the records stood then, before any later decision or correction."""
-    runtime, policy = runtime_of(request), policy_of(request)
-    today = on or date.today()
-    records = []
-    async with runtime.units.reading() as uow:
-        for level in Level:
-            record = await app.load(uow, org_id, level, recorded_at)
-            if record.period_on(today, policy) is not None:
-                records.append(app.view(record, policy, today))
+    runtime, day = runtime_of(request), on or date.today()
+    records = await queries.labels(runtime.units, org_id, policy_of(request), day, recorded_at)
     body: dict[str, Any] = {"org_id": org_id, "labels": records}
     if recorded_at is not None:
         body["recorded_at"] = recorded_at
@@ -76,31 +66,7 @@ async def get_history(
     """Every event of a record, refusals included, with its provenance: event id, stream
     version, global position, who or what caused it (actor, causation and correlation
     ids), its stored metadata and its chain hash (hex)."""
-    runtime = runtime_of(request)
-    stored = await runtime.store.read_stream(record_stream(org_id, level))
-    if not stored:
-        raise NotFoundError(f"no {level.value} label record for {org_id!r}")
-    return {
-        "org_id": org_id,
-        "level": level.value,
-        "stream_id": record_stream(org_id, level),
-        "events": [
-            {
-                "event_id": str(e.event_id),
-                "version": e.version,
-                "position": e.position,
-                "type": e.type,
-                "recorded_at": e.recorded_at,
-                "data": e.data,
-                "actor": e.metadata.get("actor"),
-                "correlation_id": e.metadata.get("correlation_id"),
-                "causation_id": e.metadata.get("causation_id"),
-                "metadata": e.metadata,
-                "hash": bytes(e.hash).hex(),
-            }
-            for e in stored
-        ],
-    }
+    return await queries.history(runtime_of(request).store, org_id, level)
 
 
 @router.get("/records", tags=["audit"])
@@ -164,36 +130,3 @@ async def run_expiry(body: ExpiryRun, request: Request, ctx: Board) -> dict[str,
         "today": body.today or date.today(),
         "run_id": ctx.cause.causation_id,
     }
-
-
-def policy_document(policy: DecisionPolicy) -> dict[str, Any]:
-    """A policy version as evidence: every setting, its rules' texts, its fingerprint."""
-    return {**canonical(policy), "fingerprint": policy.fingerprint}
-
-
-@router.get("/policy", tags=["policy"])
-async def get_policy(request: Request) -> dict[str, Any]:
-    """The decision policy in force: its version, every setting and rule, its fingerprint."""
-    return {**policy_document(policy_of(request)), "versions": list(POLICIES)}
-
-
-@router.get("/policy/{version}", tags=["policy"])
-async def get_policy_version(version: Code) -> dict[str, Any]:
-    """Any policy version that ever decided (versions are immutable and never removed), with
-    the fingerprint its decisions record."""
-    if version not in POLICIES:
-        raise NotFoundError(f"no decision policy {version!r}; known: {', '.join(POLICIES)}")
-    return policy_document(POLICIES[version])
-
-
-@router.get("/verification", tags=["audit"])
-async def verify(
-    request: Request,
-    _actor: Auditor,
-    first: Position = 1,
-    last: Position | None = None,
-) -> dict[str, Any]:
-    """Re-hash the decision history over a range of positions (by default every stored
-    row, the head or not): every alteration is named. A range past the end, or with
-    ``first`` after ``last``, is a 422 problem."""
-    return await verification(runtime_of(request).store, first, last)

@@ -40,11 +40,11 @@ from clr_events.registry import registry
 from clr_events.settings import ConnectionSettings
 from clr_events.store.base import StoredEvent
 from clr_events.store.postgres import PostgresEventStore
+from label_decisions import NAME
 from label_decisions.application import EVENT_TYPES, decide
 from label_decisions.domain.events import LabelAwarded, LabelEvent, LabelRefused, LabelRenewed
 from label_decisions.domain.label_record import LabelRecord
 from label_decisions.domain.policy import POLICIES, Level
-from label_decisions.service import NAME
 
 APPROVALS = "assessments.decisions"
 """The restricted topic of the approvals the service decides on."""

@@ -8,12 +8,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from clr_events.contracts import label_decisions as public
 from clr_events.migrations import load
 from clr_events.outbox.translation import contract_translator
+from clr_events.service import policies, verification
+from clr_events.service.auth import Role
 from clr_events.service.runtime import ConsumerSpec, JobSpec, RelaySpec, Runtime, create_app
 from clr_events.transparency import http as transparency
-from label_decisions import api, application, clock
+from label_decisions import NAME, api, application, clock
 from label_decisions.domain.policy import POLICIES, DecisionPolicy
-
-NAME = "label_decisions"
 
 MIGRATIONS = load(NAME)
 """Its own tables: ``migrations/``."""
@@ -72,7 +72,12 @@ def build() -> FastAPI:
         title="Label decisions",
         description="Awards, renewals, refusals, expiries, withdrawals and corrections of"
         " labels by a versioned decision policy (R2 to R8, R10, R15).",
-        routers=[api.router, transparency.router],
+        routers=[
+            api.router,
+            policies.router(POLICIES, policy),
+            verification.router(Role.AUDITOR, Role.LABELLING_BOARD),
+            transparency.router,
+        ],
     )
     app.state.policy = policy
     return app

@@ -12,10 +12,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
-from clr_events.service.auth import Actor, Role, require
+from clr_events.service.auth import Role
 from clr_events.service.commands import CommandContext, command
-from clr_events.service.inputs import Day, Id, Offset, Position, RecordedAt
-from clr_events.service.verification import verification
+from clr_events.service.inputs import Day, Id, Offset, RecordedAt
 from training_certification import application as app
 from training_certification import queries
 from training_certification.application import (
@@ -37,7 +36,6 @@ from training_certification.domain.policy import CertificationPolicy, ExpertRole
 
 Admin = Annotated[CommandContext, Depends(command(Role.TRAINING_ADMIN))]
 RegistryAdmin = Annotated[CommandContext, Depends(command(Role.REGISTRY_ADMIN))]
-Auditor = Annotated[Actor, Depends(require(Role.AUDITOR))]
 
 router = APIRouter()
 
@@ -167,24 +165,3 @@ async def list_names(
     for an erased person. Names are never published on a topic; ask here, do not keep."""
     names = await queries.names(request.app.state.runtime.pool, person_id)
     return {"items": [{"person_id": p, "name": n} for p, n in sorted(names.items())]}
-
-
-@router.get("/verification", tags=["audit"])
-async def verify(
-    request: Request, _actor: Auditor, first: Position = 1, last: Position | None = None
-) -> dict[str, Any]:
-    """Re-hash the store over a range of positions (by default every stored row): every
-    alteration is named (an erasure leaves the chain whole: it hashed the sealed text). A
-    range past the end, or with ``first`` after ``last``, is a 422 problem."""
-    return await verification(request.app.state.runtime.store, first, last)
-
-
-@router.get("/policy", tags=["policy"])
-async def policy(request: Request) -> dict[str, Any]:
-    """The certification policy in force (its values are design assumptions)."""
-    chosen = policy_of(request)
-    return {
-        "version": chosen.version,
-        "validity_months": {r.value: m for r, m in chosen.validity_months.items()},
-        "prerequisites": {r.value: list(p) for r, p in chosen.prerequisites.items()},
-    }

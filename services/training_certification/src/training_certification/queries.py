@@ -12,12 +12,11 @@ from typing import Any
 from clr_events import personal
 from clr_events.application.uow import StreamReader, read_existing
 from clr_events.pg import Pool
+from training_certification import NAME
 from training_certification.application import EVENT_TYPES, data_subject
 from training_certification.domain import events as domain_events
 from training_certification.domain import model
 from training_certification.domain.policy import ExpertRole
-
-SCHEMA = "training_certification"
 
 CERTIFICATION_EVENTS = {
     cls.__name__: cls
@@ -31,7 +30,7 @@ CERTIFICATION_EVENTS = {
 
 async def names_of(pool: Pool, stored: dict[str, str | None]) -> dict[str, str | None]:
     """Sealed names by person id, opened with their keys (None: erased, or none)."""
-    keys = await personal.keys(pool, SCHEMA, [data_subject(p) for p in stored])
+    keys = await personal.keys(pool, NAME, [data_subject(p) for p in stored])
     return {
         person_id: _opened(keys, data_subject(person_id), name)
         for person_id, name in stored.items()
@@ -89,7 +88,7 @@ async def experts(
     else:
         found = await pool.fetch(
             "SELECT p.person_id, p.name, p.country, c.role, c.valid_from, c.valid_until"
-            f" FROM {SCHEMA}.certifications c JOIN {SCHEMA}.people p USING (person_id)"
+            f" FROM {NAME}.certifications c JOIN {NAME}.people p USING (person_id)"
             " WHERE ($1::text IS NULL OR c.role = $1)"
             " AND ($2::text IS NULL OR p.country = $2) AND c.valid_from <= $3"
             " AND c.valid_until >= $3 AND (c.revoked_on IS NULL OR c.revoked_on > $3)"
@@ -113,7 +112,7 @@ async def _experts_from_history(
     """The experts in force on ``day`` by the certification events recorded by then (names
     as stored: sealed, opened by the caller)."""
     rows = await pool.fetch(
-        f"SELECT type, data::text AS data FROM {SCHEMA}.event_store"
+        f"SELECT type, data::text AS data FROM {NAME}.event_store"
         " WHERE type = ANY($1::text[]) AND ($2::timestamptz IS NULL OR recorded_at <= $2)"
         " ORDER BY position",
         list(CERTIFICATION_EVENTS),
@@ -128,7 +127,7 @@ async def _experts_from_history(
     people = {
         r["person_id"]: r
         for r in await pool.fetch(
-            "SELECT person_id, name, country FROM training_certification.people"
+            f"SELECT person_id, name, country FROM {NAME}.people"
             " WHERE person_id = ANY($1::text[]) AND ($2::text IS NULL OR country = $2)",
             list({person for person, _ in in_force}),
             country,
@@ -151,7 +150,7 @@ async def _experts_from_history(
 async def names(pool: Pool, person_ids: list[str]) -> dict[str, str | None]:
     """People's names by person id, opened (None: erased); an unknown id is left out."""
     rows = await pool.fetch(
-        f"SELECT person_id, name FROM {SCHEMA}.people WHERE person_id = ANY($1::text[])",
+        f"SELECT person_id, name FROM {NAME}.people WHERE person_id = ANY($1::text[])",
         person_ids,
     )
     return await names_of(pool, {r["person_id"]: r["name"] for r in rows})

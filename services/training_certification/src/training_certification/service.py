@@ -8,12 +8,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from clr_events.contracts import training_certification as public
 from clr_events.migrations import load
 from clr_events.outbox.translation import contract_translator
+from clr_events.service import policies, verification
+from clr_events.service.auth import Role
 from clr_events.service.runtime import RelaySpec, Runtime, create_app
 from clr_events.transparency import http as transparency
-from training_certification import api
+from training_certification import NAME, api
 from training_certification.domain.policy import POLICIES
-
-NAME = "training_certification"
 
 MIGRATIONS = load(NAME)
 """Its own tables: ``migrations/``."""
@@ -54,7 +54,12 @@ def build() -> FastAPI:
         runtime,
         title="Training and certification",
         description="People, courses, certificates, and expert certifications per role.",
-        routers=[api.router, transparency.router],
+        routers=[
+            api.router,
+            policies.router(POLICIES, policy),
+            verification.router(Role.AUDITOR),
+            transparency.router,
+        ],
     )
     app.state.policy = policy
     return app
