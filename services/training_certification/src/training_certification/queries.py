@@ -28,7 +28,7 @@ CERTIFICATION_EVENTS = {
 }
 
 
-async def names_of(pool: Pool, stored: dict[str, str | None]) -> dict[str, str | None]:
+async def _opened_names(pool: Pool, stored: dict[str, str | None]) -> dict[str, str | None]:
     """Sealed names by person id, opened with their keys (None: erased, or none)."""
     keys = await personal.keys(pool, NAME, [data_subject(p) for p in stored])
     return {
@@ -47,7 +47,7 @@ async def person_profile(store: StreamReader, pool: Pool, person_id: str) -> dic
     """A person's certificates and certifications, the name opened (None once erased)."""
     events = await read_existing(store, EVENT_TYPES, model.person_stream(person_id), "person")
     found = model.Person.replay(events)
-    names = await names_of(pool, {person_id: found.registered.name})
+    names = await _opened_names(pool, {person_id: found.registered.name})
     return {
         "person_id": person_id,
         "name": None if found.erased_on else names[person_id],
@@ -100,7 +100,7 @@ async def experts(
             offset,
         )
         rows = [dict(row) for row in found]
-    names = await names_of(pool, {r["person_id"]: r["name"] for r in rows})
+    names = await _opened_names(pool, {r["person_id"]: r["name"] for r in rows})
     for row in rows:
         row["name"] = names[row["person_id"]]
     return rows
@@ -153,4 +153,4 @@ async def names(pool: Pool, person_ids: list[str]) -> dict[str, str | None]:
         f"SELECT person_id, name FROM {NAME}.people WHERE person_id = ANY($1::text[])",
         person_ids,
     )
-    return await names_of(pool, {r["person_id"]: r["name"] for r in rows})
+    return await _opened_names(pool, {r["person_id"]: r["name"] for r in rows})
