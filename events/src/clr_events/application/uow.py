@@ -34,6 +34,7 @@ from pydantic_core import to_jsonable_python
 
 from clr_events.envelope import Envelope
 from clr_events.observability.tracing import current_trace_metadata
+from clr_events.registry import Contract
 from clr_events.rules import NotFoundError
 from clr_events.store.base import NewEvent, StoredEvent, StreamAppend
 
@@ -317,6 +318,16 @@ Handler = Callable[[UnitOfWork], Awaitable[Result]]
 
 EventHandler = Callable[[Any, UnitOfWork, Envelope], Awaitable[Result | None]]
 """A consumed event's handler: the event (a public contract), the unit of work, the envelope."""
+
+C = TypeVar("C", bound=Contract)
+
+
+def handles(
+    contract: type[C], handler: Callable[[C, UnitOfWork, Envelope], Awaitable[Result | None]]
+) -> tuple[type[Contract], EventHandler]:
+    """One entry of a service's ``CONSUMED``: a contract and its handler, which the type
+    checker holds to that contract (a handler of another event does not pass)."""
+    return contract, handler
 
 
 async def execute(

@@ -2,7 +2,8 @@
 
 Every service consumes the same way: its application module names the contracts it
 handles and their handlers (``CONSUMED``, or ``consumed(policy)`` where they decide by
-a policy; each a ``clr_events.application.uow.EventHandler``),
+a policy; each entry ``handles(contract, handler)``, which the type checker holds to its
+contract),
 and ``Subscriptions`` runs each in a unit of work joined to the runner's transaction,
 caused by the event (``Cause.delivered``), and commits it there (``deliver``; the handler
 tests call it on the in-memory unit of work). A stream moved meanwhile (a concurrent

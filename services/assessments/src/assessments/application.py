@@ -26,6 +26,7 @@ from clr_events.application.uow import (
     Rows,
     Streams,
     UnitOfWork,
+    handles,
     new_id,
 )
 from clr_events.contracts import collaboration as orgs
@@ -360,15 +361,17 @@ async def certification_revoked(
     )
 
 
-CONSUMED: dict[type[Contract], EventHandler] = {
-    orgs.OrganisationRegistered: organisation_registered,
-    orgs.ProfileValidated: profile_validated,
-    people.PersonRegistered: person_registered,
-    people.AffiliationsChanged: affiliations_changed,
-    people.ExpertCertified: expert_certified,
-    people.CertificationRenewed: certification_renewed,
-    people.CertificationRevoked: certification_revoked,
-}
+CONSUMED: dict[type[Contract], EventHandler] = dict(
+    (
+        handles(orgs.OrganisationRegistered, organisation_registered),
+        handles(orgs.ProfileValidated, profile_validated),
+        handles(people.PersonRegistered, person_registered),
+        handles(people.AffiliationsChanged, affiliations_changed),
+        handles(people.ExpertCertified, expert_certified),
+        handles(people.CertificationRenewed, certification_renewed),
+        handles(people.CertificationRevoked, certification_revoked),
+    )
+)
 """The events this service consumes (``collaboration.events``,
 ``training_certification.events``: what it knows of organisations and experts), and their
 handlers. Each is an upsert keyed by the aggregate, so an event arriving twice changes

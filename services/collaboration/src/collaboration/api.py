@@ -37,13 +37,13 @@ Admin = Annotated[CommandContext, Depends(command(Role.COLLABORATION_ADMIN))]
 router = APIRouter()
 
 
-def criteria(request: Request) -> ListingCriteria:
+def criteria_of(request: Request) -> ListingCriteria:
     """The listing criteria in force (R13)."""
     chosen: ListingCriteria = request.app.state.listing_criteria
     return chosen
 
 
-def rules(request: Request) -> PartnershipRules:
+def rules_of(request: Request) -> PartnershipRules:
     """The partnership rules in force (R14)."""
     chosen: PartnershipRules = request.app.state.partnership_rules
     return chosen
@@ -69,7 +69,7 @@ async def validate_profile(
 ) -> JSONResponse:
     """R13: validate the profile; a refusal names every criterion it fails."""
     cmd = ValidateProfile(org_id=org_id, validation=body)
-    chosen = criteria(request)
+    chosen = criteria_of(request)
     return await ctx.run(lambda uow: app.validate_profile(cmd, uow, criteria=chosen))
 
 
@@ -101,7 +101,7 @@ async def list_organisations(
 @router.post("/partnerships", status_code=201, tags=["partnerships"])
 async def form_partnership(body: FormPartnership, ctx: Admin, request: Request) -> JSONResponse:
     """R14: label a strategic cluster partnership with its first partners."""
-    chosen = rules(request)
+    chosen = rules_of(request)
     return await ctx.run(lambda uow: app.form_partnership(body, uow, rules=chosen))
 
 
@@ -111,7 +111,7 @@ async def add_partner(
 ) -> JSONResponse:
     """R14: a new partner joins."""
     cmd = JoinPartnership(partnership_id=partnership_id, partner=body)
-    chosen = rules(request)
+    chosen = rules_of(request)
     return await ctx.run(lambda uow: app.add_partner(cmd, uow, rules=chosen))
 
 
@@ -125,7 +125,7 @@ async def get_partnership(partnership_id: Id, request: Request) -> dict[str, Any
 @router.post("/agreements", status_code=201, tags=["agreements"])
 async def sign_agreement(body: SignAgreement, ctx: Admin, request: Request) -> JSONResponse:
     """A cooperation agreement with a third country (or an extension of one)."""
-    chosen = rules(request)
+    chosen = rules_of(request)
     return await ctx.run(lambda uow: app.sign_agreement(body, uow, rules=chosen))
 
 

@@ -18,6 +18,7 @@ from clr_events.application.uow import (
     Result,
     Streams,
     UnitOfWork,
+    handles,
     new_id,
 )
 from clr_events.contracts import label_decisions as labels
@@ -358,12 +359,14 @@ async def label_withdrawn(
     )
 
 
-CONSUMED: dict[type[Contract], EventHandler] = {
-    labels.LabelAwarded: label_awarded,
-    labels.LabelRenewed: label_renewed,
-    labels.LabelRecordCorrected: label_corrected,
-    labels.LabelExpired: label_expired,
-    labels.LabelWithdrawn: label_withdrawn,
-}
+CONSUMED: dict[type[Contract], EventHandler] = dict(
+    (
+        handles(labels.LabelAwarded, label_awarded),
+        handles(labels.LabelRenewed, label_renewed),
+        handles(labels.LabelRecordCorrected, label_corrected),
+        handles(labels.LabelExpired, label_expired),
+        handles(labels.LabelWithdrawn, label_withdrawn),
+    )
+)
 """The events this service consumes (``label_decisions.events``: the labels the profiles
 show), and their handlers."""

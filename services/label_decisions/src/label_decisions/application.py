@@ -14,7 +14,14 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from clr_events.application.uow import DomainEvents, EventHandler, Result, Streams, UnitOfWork
+from clr_events.application.uow import (
+    DomainEvents,
+    EventHandler,
+    Result,
+    Streams,
+    UnitOfWork,
+    handles,
+)
 from clr_events.contracts.assessments import ApprovedForDecision
 from clr_events.envelope import Envelope
 from clr_events.registry import Contract
@@ -230,4 +237,4 @@ def consumed(policy: DecisionPolicy) -> dict[type[Contract], EventHandler]:
     async def approved(event: ApprovedForDecision, uow: UnitOfWork, _: Envelope) -> Result:
         return await decide_on_approval(event, uow, policy=policy)
 
-    return {ApprovedForDecision: approved}
+    return dict((handles(ApprovedForDecision, approved),))
